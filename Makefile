@@ -1,0 +1,49 @@
+# ditkit — `make help` lists the targets. Everything runs from the repo-local .venv made by `make setup`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := $(PY) -m pytest
+export PYTHONUNBUFFERED := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-slow test-gpu lint format bench bench-core demo train-toy2d sample-toy2d clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+
+setup: ## system packages, .venv, CPU torch, every package editable (idempotent)
+	bash scripts/setup.sh
+
+test: ## the whole fast suite (all packages; slow and gpu tests excluded)
+	$(PYTEST) -q
+
+test-slow: ## the heavier tests (training to quality thresholds)
+	$(PYTEST) -q -m slow
+
+test-gpu: ## CUDA-only tests
+	$(PYTEST) -q -m gpu
+
+lint: ## ruff over the monorepo
+	$(PY) -m ruff check packages apps tests benchmarks
+
+format: ## ruff format + autofix
+	$(PY) -m ruff check --fix packages apps tests benchmarks; $(PY) -m ruff format packages apps tests benchmarks
+
+bench: bench-core ## every benchmark (prints one JSON line per figure)
+
+bench-core: ## DiT vs diffusers, attention backends, solvers
+	$(PY) benchmarks/core_dit.py
+	$(PY) benchmarks/attention.py
+	$(PY) benchmarks/solvers.py
+
+train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to outputs/toy2d
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml
+
+sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
+	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/last.ckpt
+
+demo: train-toy2d ## the main CPU demo: toy2d end to end
+
+clean: ## remove run outputs
+	rm -rf outputs lightning_logs
+
+-include apps/*/app.mk

@@ -1,0 +1,306 @@
+"""The DiT backbone every ditkit domain composes.
+
+One block (``DiTBlock``): adaLN-Zero modulated self-attention (RMSNorm, QK-norm, N-D RoPE, optional local
+window), optional zero-initialised tanh-gated cross-attention to a context, and an MLP or MoE MLP; optional
+sandwich norms. ``DiT`` adds the input projection, time / condition embeddings, register tokens and the
+adaLN-Zero final layer. A freshly initialised ``DiT`` outputs exactly zero.
+
+The model is single-device and eager; compile (``torch.compile``), FSDP or DDP are applied from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from ditkit_core.nn.attention import attention
+from ditkit_core.nn.config import DiTConfig
+from ditkit_core.nn.layers import Mlp, MoEMlp, RMSNorm, TimestepEmbedder, modulate
+from ditkit_core.nn.rope import RotaryEmbedding
+
+
+@dataclass
+class BlockInputs:
+    """Everything a block needs besides the hidden tokens (shared by all blocks of one forward)."""
+
+    c: Tensor  # [b, d] conditioning vector (time + global cond)
+    temb: Tensor  # [b, d] time embedding alone (MoE routing)
+    mask: Tensor | None  # [b, n] bool
+    angles: Tensor | None  # [b, n, head_dim / 2] rotary angles
+    context: Tensor | None  # [b, m, context_dim]
+    context_mask: Tensor | None  # [b, m] bool
+    t: Tensor  # [b]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: DiTConfig, local: bool):
+        super().__init__()
+        self.heads, self.backend = cfg.heads, cfg.attn_backend
+        self.window = cfg.window if local else None
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.q_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None, angles: Tensor | None) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if angles is not None:
+            q, k = RotaryEmbedding.rotate(q, angles), RotaryEmbedding.rotate(k, angles)
+        out = attention(q, k, v, mask=mask, backend=self.backend, window=self.window)  # [b, h, n, d]
+        return self.drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
+
+
+class CrossAttention(nn.Module):
+    """Cross-attention to a context, added through a zero-initialised tanh gate (starts as identity)."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.heads, self.backend = cfg.heads, cfg.attn_backend
+        self.norm = RMSNorm(cfg.dim)
+        self.q = nn.Linear(cfg.dim, cfg.dim)
+        self.kv = nn.Linear(cfg.context_dim, 2 * cfg.dim)
+        self.q_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.gate = nn.Parameter(torch.zeros(cfg.dim))
+
+    def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
+        q = rearrange(self.q(self.norm(x)), "b n (h d) -> b h n d", h=self.heads)
+        k, v = rearrange(self.kv(context), "b m (two h d) -> two b h m d", two=2, h=self.heads)
+        out = attention(self.q_norm(q), self.k_norm(k), v, mask=context_mask, backend=self.backend)
+        return torch.tanh(self.gate) * self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero transformer block: ``x + g1 * attn(mod(norm x)) [+ gated cross-attn] + g2 * mlp(mod(norm x))``."""
+
+    def __init__(self, cfg: DiTConfig, index: int):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.dim, affine=False)
+        self.attn = SelfAttention(cfg, local=cfg.is_local_block(index))
+        self.cross = CrossAttention(cfg) if cfg.context_dim else None
+        self.norm2 = RMSNorm(cfg.dim, affine=False)
+        hidden = int(cfg.dim * cfg.mlp_ratio)
+        if cfg.moe_experts:
+            self.mlp: nn.Module = MoEMlp(cfg.dim, hidden, cfg.moe_experts, cfg.moe_top_k, cfg.moe_shared,
+                                         cfg.moe_router, cfg.dropout)
+        else:
+            self.mlp = Mlp(cfg.dim, hidden, dropout=cfg.dropout)
+        self.post_attn = RMSNorm(cfg.dim) if cfg.sandwich_norm else nn.Identity()
+        self.post_mlp = RMSNorm(cfg.dim) if cfg.sandwich_norm else nn.Identity()
+        self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
+
+    def forward(self, x: Tensor, inp: BlockInputs) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(inp.c).chunk(6, dim=-1)  # 6 x [b, d]
+        h = self.attn(modulate(self.norm1(x), shift1, scale1), inp.mask, inp.angles)
+        x = x + gate1[:, None] * self.post_attn(h)
+        if self.cross is not None and inp.context is not None:
+            x = x + self.cross(x, inp.context, inp.context_mask)
+        h = modulate(self.norm2(x), shift2, scale2)
+        h = self.mlp(h, inp.temb, inp.mask) if isinstance(self.mlp, MoEMlp) else self.mlp(h)
+        return x + gate2[:, None] * self.post_mlp(h)
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = RMSNorm(dim, affine=False)
+        self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.linear = nn.Linear(dim, out_dim)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.adaLN(c).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class DiT(nn.Module):
+    """Flow-matching Diffusion Transformer over token sets / sequences.
+
+    Args:
+        config: a :class:`DiTConfig`.
+
+    Example:
+        >>> model = DiT(DiTConfig.preset("debug", in_dim=3))
+        >>> v = model(torch.randn(2, 10, 3), torch.rand(2))  # [2, 10, 3], zeros at init
+    """
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.x_embed = nn.Linear(cfg.in_dim, cfg.dim)
+        self.t_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale)
+        self.cond_embed = nn.Sequential(nn.Linear(cfg.cond_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim)) \
+            if cfg.cond_dim else None
+        self.null_cond = nn.Parameter(torch.zeros(cfg.dim)) if cfg.cond_dim else None
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, cfg.dim) if cfg.num_classes else None
+        self.pos_table = nn.Embedding(cfg.learned_pos, cfg.dim) if cfg.learned_pos else None
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_axes, cfg.rope_theta, cfg.rope_scaling, cfg.rope_scale) \
+            if cfg.rope_axes else None
+        self.register_tokens = nn.Parameter(torch.zeros(cfg.registers, cfg.dim)) if cfg.registers else None
+        self.blocks = nn.ModuleList(DiTBlock(cfg, i) for i in range(cfg.depth))
+        self.final = FinalLayer(cfg.dim, cfg.output_dim)
+        self.initialize_weights()
+
+    # ------------------------------------------------------------------ init
+    def initialize_weights(self) -> None:
+        """DiT initialisation: Xavier-uniform linears, N(0, 0.02) embeddings, and adaLN-Zero.
+
+        Zeroed: every adaLN modulation (so blocks start as identity), every cross-attention gate and the final
+        projection. Consequence (tested): a fresh model outputs exactly zero.
+        """
+
+        def base(m: nn.Module) -> None:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+        self.apply(base)
+        nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        for emb in (self.label_embed, self.pos_table):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.02)
+        if self.register_tokens is not None:
+            nn.init.normal_(self.register_tokens, std=0.02)
+        for blk in self.blocks:
+            nn.init.zeros_(blk.adaLN[-1].weight)
+            nn.init.zeros_(blk.adaLN[-1].bias)
+            if blk.cross is not None:
+                nn.init.zeros_(blk.cross.gate)
+        nn.init.zeros_(self.final.adaLN[-1].weight)
+        nn.init.zeros_(self.final.adaLN[-1].bias)
+        nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.final.linear.bias)
+
+    # ------------------------------------------------------------------ helpers
+    def _check(self, x: Tensor, t: Tensor, mask: Tensor | None, pos: Tensor | None, context: Tensor | None,
+               context_mask: Tensor | None, cond: Tensor | None) -> Tensor:
+        cfg = self.config
+        if x.dim() != 3 or x.shape[-1] != cfg.in_dim:
+            raise ValueError(f"DiT: x must be [b, n, in_dim={cfg.in_dim}], got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"DiT: x must be floating point, got {x.dtype}")
+        b, n = x.shape[:2]
+        t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
+        t = t.expand(b) if t.dim() == 0 else t.reshape(-1)
+        if t.shape[0] != b:
+            raise ValueError(f"DiT: t must be a scalar or [b={b}], got {tuple(t.shape)}")
+        if mask is not None and (mask.dtype != torch.bool or tuple(mask.shape) != (b, n)):
+            raise ValueError(f"DiT: mask must be bool [b, n]=({b}, {n}), got {mask.dtype} {tuple(mask.shape)}")
+        if cfg.rope_axes and pos is None:
+            raise ValueError(f"DiT: rope_axes={cfg.rope_axes} needs pos [b, n, {cfg.rope_axes}]")
+        if pos is not None and (pos.dim() != 3 or tuple(pos.shape[:2]) != (b, n)):
+            raise ValueError(f"DiT: pos must be [b, n, k]=({b}, {n}, k), got {tuple(pos.shape)}")
+        if context is not None:
+            if not cfg.context_dim:
+                raise ValueError("DiT: context given but DiTConfig.context_dim=0 (no cross-attention)")
+            if context.dim() != 3 or context.shape[0] != b or context.shape[-1] != cfg.context_dim:
+                raise ValueError(f"DiT: context must be [b={b}, m, context_dim={cfg.context_dim}], "
+                                 f"got {tuple(context.shape)}")
+            if context_mask is not None and tuple(context_mask.shape) != tuple(context.shape[:2]):
+                raise ValueError(f"DiT: context_mask must be [b, m]={tuple(context.shape[:2])}, "
+                                 f"got {tuple(context_mask.shape)}")
+        if cond is not None:
+            if cfg.num_classes and cond.dtype in (torch.int32, torch.int64):
+                if cond.shape != (b,):
+                    raise ValueError(f"DiT: class labels must be [b={b}], got {tuple(cond.shape)}")
+            elif cfg.cond_dim:
+                if tuple(cond.shape) != (b, cfg.cond_dim):
+                    raise ValueError(f"DiT: cond must be [b, cond_dim]=({b}, {cfg.cond_dim}), got {tuple(cond.shape)}")
+            else:
+                raise ValueError("DiT: cond given but the config has neither cond_dim nor num_classes")
+        return t
+
+    def embed_condition(self, t: Tensor, cond: Tensor | None, drop_cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Conditioning vector ``c [b, d]`` = time embedding (+ label / continuous condition embedding)."""
+        temb = self.t_embed(t)
+        c = temb
+        if self.label_embed is not None and cond is not None and not cond.is_floating_point():
+            labels = cond if drop_cond is None else torch.where(drop_cond, self.config.num_classes, cond)
+            c = c + self.label_embed(labels)
+        elif self.cond_embed is not None and cond is not None:
+            e = self.cond_embed(cond.to(temb.dtype))
+            if drop_cond is not None:
+                e = torch.where(drop_cond[:, None], self.null_cond.to(e.dtype), e)
+            c = c + e
+        elif self.label_embed is not None and cond is None:
+            c = c + self.label_embed.weight[self.config.num_classes]  # unconditional = null class
+        elif self.cond_embed is not None and cond is None:
+            c = c + self.null_cond
+        return c, temb
+
+    def run_blocks(self, h: Tensor, inp: BlockInputs) -> Tensor:
+        """Apply every block in order. Training-free caches (``ditkit_core.sampling.cache``) wrap this."""
+        for blk in self.blocks:
+            h = blk(h, inp)
+        return h
+
+    def aux_loss(self) -> Tensor:
+        """Weighted sum of the MoE balance losses of the last forward (0 without MoE)."""
+        losses = [b.mlp.balance_loss for b in self.blocks if isinstance(b.mlp, MoEMlp)]
+        if not losses:
+            return torch.zeros((), device=self.final.linear.weight.device)
+        return self.config.moe_balance_weight * torch.stack([loss.float() for loss in losses]).mean()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor, t: Tensor | float, *, mask: Tensor | None = None, pos: Tensor | None = None,
+                context: Tensor | None = None, context_mask: Tensor | None = None, cond: Tensor | None = None,
+                drop_cond: Tensor | None = None) -> Tensor:
+        """Predict the velocity of every token.
+
+        Args:
+            x: noisy tokens ``[b, n, in_dim]``.
+            t: times ``[b]`` (or a scalar) in [0, 1]; 0 = noise, 1 = data.
+            mask: ``[b, n]`` bool, True = real token. Padded tokens never influence real ones and output 0.
+            pos: positions ``[b, n, k]`` for RoPE (``k = rope_axes``) or ``[b, n, 1]`` long for ``learned_pos``.
+            context: cross-attention tokens ``[b, m, context_dim]``.
+            context_mask: ``[b, m]`` bool, True = real context token.
+            cond: global condition ``[b, cond_dim]`` float, or class labels ``[b]`` long.
+            drop_cond: ``[b]`` bool; True replaces cond by the learned null condition and hides the context
+                (classifier-free guidance training and unconditional branches).
+
+        Returns:
+            velocity ``[b, n, out_dim]``.
+        """
+        t = self._check(x, t, mask, pos, context, context_mask, cond)
+        b, n, _ = x.shape
+        h = self.x_embed(x)  # [b, n, d]
+        if self.pos_table is not None and pos is not None:
+            idx = pos[..., 0].long()
+            if idx.min() < 0 or idx.max() >= self.config.learned_pos:
+                raise ValueError(f"DiT: learned position index out of range [0, {self.config.learned_pos})")
+            h = h + self.pos_table(idx)
+        c, temb = self.embed_condition(t, cond, drop_cond)  # [b, d] each
+        if context is not None and drop_cond is not None:
+            keep = ~drop_cond[:, None]
+            context_mask = keep.expand(b, context.shape[1]) if context_mask is None else context_mask & keep
+        angles = self.rope.angles(pos, t) if self.rope is not None else None  # [b, n, hd/2]
+        r = self.config.registers
+        if r:
+            h = torch.cat([repeat(self.register_tokens, "r d -> b r d", b=b).to(h.dtype), h], dim=1)  # [b, r+n, d]
+            if mask is not None:
+                mask = F.pad(mask, (r, 0), value=True)
+            if angles is not None:
+                angles = F.pad(angles, (0, 0, r, 0))  # registers sit at the origin: no rotation
+        inp = BlockInputs(c=c, temb=temb, mask=mask, angles=angles, context=context, context_mask=context_mask, t=t)
+        h = self.run_blocks(h, inp)
+        out = self.final(h[:, r:], c)  # [b, n, out_dim]
+        if mask is not None:
+            out = out * mask[:, r:, None].to(out.dtype)
+        return out
+
+    def num_parameters(self, active_only: bool = False) -> int:
+        """Parameter count; with ``active_only``, routed experts count ``top_k`` of ``E`` (per token)."""
+        total = sum(p.numel() for p in self.parameters())
+        if active_only and self.config.moe_experts:
+            for blk in self.blocks:
+                per = sum(p.numel() for p in blk.mlp.experts[0].parameters())
+                total -= per * (self.config.moe_experts - self.config.moe_top_k)
+        return total

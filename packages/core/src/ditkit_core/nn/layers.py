@@ -1,0 +1,150 @@
+"""Building blocks of the DiT: norms, time / condition embedders, MLP and mixture-of-experts MLP."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm over the last dimension, with an optional learned gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, affine: bool = True):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if affine else None
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (self.dim,), self.weight, self.eps)
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """adaLN modulation ``x * (1 + scale) + shift`` with ``x [b, n, d]``, ``shift, scale [b, d]``."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding ``[b, dim]`` of (already scaled) times ``t [b]``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class TimestepEmbedder(nn.Module):
+    """``t [b]`` in [0, 1] -> ``[b, dim]`` through a sinusoidal table and a 2-layer MLP."""
+
+    def __init__(self, dim: int, freq_dim: int = 256, time_scale: float = 1000.0):
+        super().__init__()
+        self.freq_dim, self.time_scale = freq_dim, time_scale
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        emb = timestep_embedding(t * self.time_scale, self.freq_dim)
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+
+
+class Mlp(nn.Module):
+    """Two-layer GELU(tanh) MLP as in DiT."""
+
+    def __init__(self, dim: int, hidden: int, out: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, out or dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(F.gelu(self.fc1(x), approximate="tanh")))
+
+
+class MoEMlp(nn.Module):
+    """Mixture-of-experts MLP: shared experts + top-k routed experts, with a load-balancing loss.
+
+    The router sees the token (``token``), the token plus the time embedding (``token_time``) or the time
+    embedding alone (``time``, MoDE's noise-conditioned routing: every token of a sample takes the same experts,
+    so routes depend on ``t`` only and can be precomputed per sampling step).
+
+    After each forward, ``self.balance_loss`` holds the Switch-Transformer balance loss
+    ``E * sum_e f_e * p_e`` over real tokens (``f_e``: fraction of assignments to expert e, ``p_e``: mean
+    router probability); 1.0 is perfectly balanced.
+
+    Args:
+        dim: token width.
+        hidden: hidden width of every expert.
+        experts: number of routed experts E.
+        top_k: experts per token.
+        shared: number of always-on shared experts.
+        router: ``token``, ``token_time`` or ``time``.
+    """
+
+    def __init__(self, dim: int, hidden: int, experts: int, top_k: int = 2, shared: int = 1,
+                 router: str = "token", dropout: float = 0.0):
+        super().__init__()
+        self.experts = nn.ModuleList(Mlp(dim, hidden, dropout=dropout) for _ in range(experts))
+        self.shared = nn.ModuleList(Mlp(dim, hidden, dropout=dropout) for _ in range(shared))
+        self.router = nn.Linear(dim, experts, bias=False)
+        self.top_k, self.router_kind, self.num_experts = top_k, router, experts
+        self.balance_loss: Tensor = torch.zeros(())
+        self.forced_routes: tuple[Tensor, Tensor] | None = None  # (idx, weight) [b, k]: set by expert caching
+
+    def route(self, x: Tensor, temb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Router probabilities and top-k choice.
+
+        Args:
+            x: tokens ``[b, n, d]``.
+            temb: time embedding ``[b, d]``.
+
+        Returns:
+            probs ``[b, n|1, E]``, top-k indices ``[b, n|1, k]`` and renormalised weights ``[b, n|1, k]``.
+        """
+        if self.router_kind == "time":
+            logits = self.router(temb)[:, None]  # [b, 1, E]
+        elif self.router_kind == "token_time":
+            logits = self.router(x + temb[:, None])
+        else:
+            logits = self.router(x)
+        probs = logits.float().softmax(-1)
+        w, idx = probs.topk(self.top_k, dim=-1)
+        w = w / w.sum(-1, keepdim=True)
+        return probs, idx, w.to(x.dtype)
+
+    def forward(self, x: Tensor, temb: Tensor, mask: Tensor | None = None) -> Tensor:
+        b, n, d = x.shape
+        out = sum((e(x) for e in self.shared), torch.zeros_like(x))
+        if self.forced_routes is not None:
+            idx, w = self.forced_routes
+            idx, w = idx[:, None].expand(b, 1, -1), w[:, None].expand(b, 1, -1).to(x.dtype)
+            probs = None
+        else:
+            probs, idx, w = self.route(x, temb)
+        idx = idx.expand(b, n, self.top_k)
+        w = w.expand(b, n, self.top_k)
+        flat = rearrange(x, "b n d -> (b n) d")
+        fidx, fw = rearrange(idx, "b n k -> (b n) k"), rearrange(w, "b n k -> (b n) k")
+        routed = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            tok, slot = torch.nonzero(fidx == e, as_tuple=True)
+            if tok.numel() == 0:
+                continue
+            routed.index_add_(0, tok, expert(flat[tok]) * fw[tok, slot, None])
+        out = out + rearrange(routed, "(b n) d -> b n d", b=b)
+        if probs is not None:
+            self.balance_loss = self._balance(probs.expand(b, n, -1), idx, mask)
+        return out
+
+    def _balance(self, probs: Tensor, idx: Tensor, mask: Tensor | None) -> Tensor:
+        real = torch.ones(probs.shape[:2], dtype=torch.bool, device=probs.device) if mask is None else mask
+        weight = real.float()[..., None]  # [b, n, 1]
+        count = weight.sum().clamp_min(1.0)
+        onehot = F.one_hot(idx, self.num_experts).float().sum(-2)  # [b, n, E]
+        frac = (onehot * weight).sum((0, 1)) / (count * self.top_k)
+        mean_p = (probs * weight).sum((0, 1)) / count
+        return self.num_experts * (frac * mean_p).sum()
