@@ -16,6 +16,16 @@ from ditkit_core.sampling import sample
 from ditkit_core.tokenizers import TokenBatch, Tokenizer
 
 
+# Checkpoints keep the module's typed hyper-parameters; allow-list these data-only classes for torch.load's
+# weights_only unpickler so resuming needs no unsafe load. Domains call ``allow_in_checkpoints`` for their own.
+def allow_in_checkpoints(*classes: type) -> None:
+    """Allow-list data-only config classes (dataclasses) for ``torch.load(weights_only=True)``."""
+    torch.serialization.add_safe_globals(list(classes))
+
+
+allow_in_checkpoints(DiTConfig, TimeSampler)
+
+
 def _no_decay(name: str, p: nn.Parameter) -> bool:
     return p.dim() < 2 or "embed" in name or "norm" in name or "register_tokens" in name or name.endswith("gate")
 

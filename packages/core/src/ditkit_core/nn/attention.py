@@ -175,6 +175,11 @@ def _flex(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | No
           scale: float) -> Tensor:
     if not flex_available():
         raise BackendUnavailableError("attention backend 'flex' needs torch>=2.5 (torch.nn.attention.flex_attention)")
+    if q.device.type == "cpu" and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        raise BackendUnavailableError("attention backend 'flex' has no backward on CPU (PyTorch limitation); "
+                                      "use 'sdpa' for CPU training, or run flex under torch.no_grad()")
+    if q.device.type == "cpu":
+        q, k, v = q.detach(), k.detach(), v.detach()
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     b, h, nq, _ = q.shape

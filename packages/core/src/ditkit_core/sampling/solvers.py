@@ -156,7 +156,7 @@ def sample(velocity_fn: VelocityFn, x_0: Tensor, *, steps: int = 32,
     if method == "dopri5":
         return _adaptive(fn, x_0, clamp, return_trajectory, atol, rtol)
 
-    grid = time_grid(steps, schedule, shift=shift, sway=sway, device=x_0.device)
+    grid = time_grid(steps, schedule, shift=shift, sway=sway, device=x_0.device).to(x_0.dtype)
     x = x_0 if clamp is None else clamp(x_0, 0.0)
     traj = [x] if return_trajectory else []
     for i in tqdm(range(steps), disable=not progress, desc=f"sampling ({method}, {steps} steps)", leave=False):
