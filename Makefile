@@ -39,7 +39,7 @@ train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to ou
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml
 
 sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
-	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/last.ckpt
+	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/checkpoints/last.ckpt
 
 demo: train-toy2d ## the main CPU demo: toy2d end to end
 

@@ -47,7 +47,11 @@ if ! $VENV/bin/python -c "import torchaudio.transforms" 2>/dev/null; then
 fi
 
 say "installing workspace packages (editable) with dev extras"
-$PIP install -q -e "packages/core[dev]" -e "packages/audio[dev]" -e "packages/shapes[dev]" \
-  -e "packages/molecules[dev]" -e "packages/robotics[dev]" -e "packages/geo[dev]" -e ".[dev]"
+specs=(-e "packages/core[dev]")
+for p in packages/*/pyproject.toml; do
+  d=$(dirname "$p"); [ "$d" = packages/core ] || specs+=(-e "$d[dev]")
+done
+echo "[setup] pip install ${specs[*]} -e .[dev]"
+$PIP install -q "${specs[@]}" -e ".[dev]"
 $VENV/bin/python -c "import torch, ditkit_core; print('[setup] torch', torch.__version__, '| ditkit_core OK')"
 say "done: run 'make test'"

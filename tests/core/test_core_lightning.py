@@ -118,6 +118,13 @@ def test_debug_config_runs_through_the_cli(tmp_path):
     assert cli.trainer.global_step == 4
 
 
+def test_ema_preset_composes_with_an_app_config(tmp_path):
+    cli = run_config(ROOT / "apps/toy2d/configs/debug.yaml", "--config", str(ROOT / "shared/trainer/ema.yaml"),
+                     f"--trainer.default_root_dir={tmp_path}")
+    names = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert "EMAWeightAveraging" in names
+
+
 def test_bad_yaml_key_is_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "apps/toy2d/configs/debug.yaml").read_text().replace("sample_steps: 4", "sample_stepz: 4")

@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from ditkit_core.flow import (CosinePath, LinearPath, TimeSampler, drop_conditions, length_shift, masked_mse, ot_pair,
-                              shift_time)
+from ditkit_core.flow import (
+    CosinePath,
+    LinearPath,
+    TimeSampler,
+    drop_conditions,
+    length_shift,
+    masked_mse,
+    ot_pair,
+    shift_time,
+)
 from ditkit_core.nn.rope import RotaryEmbedding
 
 

@@ -59,3 +59,19 @@ class SampleWriter(L.Callback):
         paths = pl_module.write_samples(self.out_dir, tag) or []
         for p in paths:
             print(f"[SampleWriter] wrote {p}")
+            self._log_image(trainer, Path(p), tag)
+
+    @staticmethod
+    def _log_image(trainer: L.Trainer, path: Path, tag: str) -> None:
+        """Send PNGs to loggers that take images (TensorBoard's ``add_image``, or a ``log_image`` method)."""
+        if path.suffix.lower() != ".png":
+            return
+        for logger in trainer.loggers:
+            exp = getattr(logger, "experiment", None)
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=f"samples/{path.stem}", images=[str(path)], step=trainer.global_step)
+            elif exp is not None and hasattr(exp, "add_image"):
+                import matplotlib.image as mpimg
+
+                img = torch.from_numpy(mpimg.imread(str(path))[..., :3]).permute(2, 0, 1)
+                exp.add_image(f"samples/{path.stem}", img, trainer.global_step)

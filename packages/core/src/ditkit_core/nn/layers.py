@@ -20,7 +20,8 @@ class RMSNorm(nn.Module):
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, (self.dim,), self.weight, self.eps)
+        w = self.weight if self.weight is None or self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        return F.rms_norm(x, (self.dim,), w, self.eps)  # same dtype for the fused kernel under autocast
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:

@@ -1,0 +1,160 @@
+"""The in-memory form every loader returns: a batch of satellite image time series with its masks.
+
+Conventions (shared by loaders, the tokenizer, tasks and metrics):
+
+* ``values [N, T, C, H, W]`` float32: the truth; ``NaN`` where no truth exists (no-data, or a cloud in real data).
+  No-data never becomes a training target: the validity mask is ``isfinite(values)``.
+* ``observed [N, T, C, H, W]`` float32: what a user would condition on; ``NaN`` where not usable (cloud, shadow,
+  no-data). For real data without cloud-free truth ``observed`` is ``values``.
+* ``days [N, T]`` float: acquisition day counted from a common origin, strictly increasing per series.
+  ``doy [N, T]``: day of year in [0, 365) (season). Pixel series (Presto) are images with ``H = W = 1``.
+* ``bands``: channel names; ``change [N, H, W]`` bool ground truth and ``cloud [N, T, H, W]`` bool are optional.
+
+Handling of awkward inputs (documented behaviour, tested):
+
+* unsorted dates are sorted (with every per-date array) by :meth:`SITS.sorted`; repeated dates raise.
+* a band-count mismatch between arrays and ``bands`` raises, naming the field and both counts.
+* an all-cloud series is kept: it has truth targets (or none) but no optical condition; the model then relies on
+  SAR, the other dates and its prior. A series with no finite value at all is dropped by :meth:`SITS.usable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass
+class SITS:
+    """A batch of image time series (see the module docstring for the conventions).
+
+    Attributes:
+        values: truth ``[N, T, C, H, W]``, NaN = unknown.
+        observed: usable observations ``[N, T, C, H, W]``, NaN = missing.
+        days: acquisition days ``[N, T]``.
+        doy: day of year ``[N, T]``.
+        bands: ``C`` channel names.
+        change: optional change ground truth ``[N, H, W]`` bool.
+        cloud: optional cloud / shadow mask ``[N, T, H, W]`` bool (True = contaminated).
+        cloudy: optional raw cloudy observation ``[N, T, C, H, W]`` (for figures).
+        source: where the arrays came from (used in error messages).
+    """
+
+    values: np.ndarray
+    observed: np.ndarray
+    days: np.ndarray
+    doy: np.ndarray
+    bands: list[str]
+    change: np.ndarray | None = None
+    cloud: np.ndarray | None = None
+    cloudy: np.ndarray | None = None
+    source: str = "<memory>"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v = self.values
+        if v.ndim != 5:
+            raise ValueError(f"{self.source}: values must be [N, T, C, H, W], got shape {v.shape}")
+        n, t, c, h, w = v.shape
+        if self.observed.shape != v.shape:
+            raise ValueError(f"{self.source}: observed shape {self.observed.shape} != values shape {v.shape}")
+        if len(self.bands) != c:
+            raise ValueError(f"{self.source}: {c} channels in the arrays but {len(self.bands)} band names "
+                             f"({self.bands})")
+        for name in ("days", "doy"):
+            a = getattr(self, name)
+            if a.shape != (n, t):
+                raise ValueError(f"{self.source}: {name} must be [N, T]=({n}, {t}), got {a.shape}")
+        if self.change is not None and self.change.shape != (n, h, w):
+            raise ValueError(f"{self.source}: change must be [N, H, W]=({n}, {h}, {w}), got {self.change.shape}")
+        if self.cloud is not None and self.cloud.shape != (n, t, h, w):
+            raise ValueError(f"{self.source}: cloud must be [N, T, H, W]=({n}, {t}, {h}, {w}), got {self.cloud.shape}")
+        self.values = self.values.astype(np.float32, copy=False)
+        self.observed = self.observed.astype(np.float32, copy=False)
+        self.days = self.days.astype(np.float32, copy=False)
+        self.doy = self.doy.astype(np.float32, copy=False)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        return tuple(self.values.shape)  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def subset(self, index: np.ndarray | slice) -> SITS:
+        """Series selected by ``index`` along N."""
+        opt = {k: (None if getattr(self, k) is None else getattr(self, k)[index]) for k in ("change", "cloud", "cloudy")}
+        return replace(self, values=self.values[index], observed=self.observed[index], days=self.days[index],
+                       doy=self.doy[index], **opt)
+
+    def sorted(self) -> SITS:
+        """Sort every series by acquisition day (all per-date arrays follow); repeated days raise ValueError."""
+        order = np.argsort(self.days, axis=1, kind="stable")  # [N, T]
+        d = np.take_along_axis(self.days, order, 1)
+        if (np.diff(d, axis=1) <= 0).any():
+            i, j = np.argwhere(np.diff(d, axis=1) <= 0)[0]
+            raise ValueError(f"{self.source}: series {i} has a repeated acquisition day {d[i, j]} (dates must be "
+                             f"distinct; merge or drop duplicate acquisitions first)")
+        if (order == np.arange(order.shape[1])).all():
+            return self
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            if a is None:
+                return None
+            idx = order.reshape(order.shape + (1,) * (a.ndim - 2))
+            return np.take_along_axis(a, idx, 1)
+
+        return replace(self, values=take(self.values), observed=take(self.observed), days=d,
+                       doy=take(self.doy), cloud=take(self.cloud), cloudy=take(self.cloudy))
+
+    def usable(self) -> SITS:
+        """Drop series that hold no finite value at all (nothing to condition on nor to learn)."""
+        keep = np.isfinite(self.values).reshape(len(self), -1).any(1)
+        if not keep.any():
+            raise ValueError(f"{self.source}: every series is entirely NaN / no-data")
+        return self if keep.all() else self.subset(np.flatnonzero(keep))
+
+    def select_bands(self, bands: list[str]) -> SITS:
+        """Reorder / select channels by name; missing names raise with the available ones."""
+        missing = [b for b in bands if b not in self.bands]
+        if missing:
+            raise ValueError(f"{self.source}: bands {missing} not found; available: {self.bands}")
+        idx = [self.bands.index(b) for b in bands]
+        cloudy = None if self.cloudy is None else self.cloudy[:, :, idx]
+        return replace(self, values=self.values[:, :, idx], observed=self.observed[:, :, idx], bands=list(bands),
+                       cloudy=cloudy)
+
+
+@dataclass
+class Normalizer:
+    """Per-channel ``(x - mean) / std``; statistics ignore NaN (no-data)."""
+
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, data: SITS) -> Normalizer:
+        v = np.moveaxis(data.values, 2, 0).reshape(data.values.shape[2], -1)  # [C, N*T*H*W]
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(v, axis=1)
+            std = np.nanstd(v, axis=1)
+        mean = np.nan_to_num(mean, nan=0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+        return cls([float(m) for m in mean], [float(s) for s in std])
+
+    def _ms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape = (1, 1, len(self.mean), 1, 1) if x.ndim == 5 else (len(self.mean), 1, 1)
+        return np.asarray(self.mean, np.float32).reshape(shape), np.asarray(self.std, np.float32).reshape(shape)
+
+    def apply(self, data: SITS) -> SITS:
+        if len(self.mean) != data.values.shape[2]:
+            raise ValueError(f"Normalizer has {len(self.mean)} channels, {data.source} has {data.values.shape[2]}")
+        m, s = self._ms(data.values)
+        cloudy = None if data.cloudy is None else (data.cloudy - m) / s
+        return replace(data, values=(data.values - m) / s, observed=(data.observed - m) / s, cloudy=cloudy)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Normalised ``[..., C, H, W]`` (5-D or 3-D) back to physical units."""
+        m, s = self._ms(x)
+        return x * s + m

@@ -1,0 +1,174 @@
+"""Tokens over (time, band group, spatial patch) for satellite image time series.
+
+A token holds the values of one band group in one ``patch x patch`` spatial patch at one date, flattened and
+zero-padded to the widest group: ``token_dim = max_group_size * patch ** 2``. Tokens are ordered
+``(t, g, py, px)``. Beside ``x`` the tokenizer returns, per token, an element mask of valid truth, the observed
+(given) values and their mask, and fixed features: a one-hot band group (a learned band-group embedding once
+multiplied by the DiT's input projection) and day-of-year harmonics. ``pos [b, n, 3]`` = (months since the first
+date, patch row, patch column) for 3-axis RoPE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from ditkit_core.tokenizers import TokenBatch
+
+GROUP_PRESETS: dict[str, dict[str, list[str]]] = {
+    "synthetic": {"VIS": ["B2", "B3", "B4"], "RE": ["B5", "B6", "B7"], "NIR": ["B8", "B8A"], "SWIR": ["B11", "B12"],
+                  "SAR": ["VV", "VH"]},
+    "presto": {"S1": ["VV", "VH"], "RGB": ["B2", "B3", "B4"], "RE": ["B5", "B6", "B7"], "NIR": ["B8", "B8A", "B9"],
+               "SWIR": ["B11", "B12"], "ERA5": ["temperature_2m", "total_precipitation"],
+               "SRTM": ["elevation", "slope"], "NDVI": ["NDVI"]},
+}
+STATIC_PRESETS: dict[str, list[str]] = {"synthetic": [], "presto": ["SRTM"]}
+OPTICAL_PRESETS: dict[str, list[str]] = {"synthetic": ["VIS", "RE", "NIR", "SWIR"],
+                                         "presto": ["RGB", "RE", "NIR", "SWIR", "NDVI"]}
+
+
+class SITSTokenizer:
+    """Encodes cube batches ``[b, T, C, H, W]`` into (time, band group, patch) tokens and back.
+
+    Args:
+        groups: band groups ``{name: [band, ...]}`` in channel order, or a preset name (``synthetic``, ``presto``).
+        patch: spatial patch side (must divide ``H`` and ``W``).
+        static_groups: groups constant over time (always given when observed; never masked by tasks).
+        optical_groups: groups affected by clouds (the cloud-removal task hides these).
+        doy_harmonics: number of day-of-year sine/cosine pairs in the token features.
+    """
+
+    def __init__(self, groups: dict[str, list[str]] | str = "synthetic", patch: int = 4,
+                 static_groups: list[str] | None = None, optical_groups: list[str] | None = None,
+                 doy_harmonics: int = 2):
+        preset = groups if isinstance(groups, str) else None
+        if preset is not None and preset not in GROUP_PRESETS:
+            raise ValueError(f"SITSTokenizer.groups={preset!r}: unknown preset; choose one of {sorted(GROUP_PRESETS)}")
+        self.groups = groups
+        self.patch, self.doy_harmonics = int(patch), int(doy_harmonics)
+        self.static_groups = static_groups
+        self.optical_groups = optical_groups
+        table = GROUP_PRESETS[preset] if preset else dict(groups)
+        if not table or any(len(v) == 0 for v in table.values()):
+            raise ValueError(f"SITSTokenizer.groups: every group needs at least one band, got {table}")
+        self.group_table = table
+        self.group_names = list(table)
+        self.bands = [b for g in table.values() for b in g]
+        if len(set(self.bands)) != len(self.bands):
+            raise ValueError(f"SITSTokenizer.groups: a band appears in two groups: {table}")
+        static = static_groups if static_groups is not None else (STATIC_PRESETS[preset] if preset else [])
+        optical = optical_groups if optical_groups is not None else (OPTICAL_PRESETS[preset] if preset else [])
+        for name, lst in (("static_groups", static), ("optical_groups", optical)):
+            bad = [g for g in lst if g not in table]
+            if bad:
+                raise ValueError(f"SITSTokenizer.{name}: unknown groups {bad}; groups are {self.group_names}")
+        self.static_names, self.optical_names = list(static), list(optical)
+        self.group_sizes = [len(v) for v in table.values()]
+        self.width = max(self.group_sizes)
+        self.token_dim = self.width * self.patch ** 2
+        self.num_groups = len(table)
+        self.feature_dim = self.num_groups + 2 * self.doy_harmonics
+        # per-channel index of its group; used by the task masks
+        self.channel_group = torch.tensor([gi for gi, g in enumerate(table.values()) for _ in g])
+
+    @property
+    def input_dim(self) -> int:
+        """DiT input width: noisy tokens + given values + given mask + features."""
+        return 3 * self.token_dim + self.feature_dim
+
+    def group_channel_mask(self, names: list[str]) -> Tensor:
+        """``[C]`` bool: channels belonging to the named groups."""
+        idx = [self.group_names.index(n) for n in names]
+        return torch.isin(self.channel_group, torch.tensor(idx, dtype=torch.long))
+
+    # ------------------------------------------------------------------ cube <-> tokens
+    def _to_tokens(self, cube: Tensor) -> Tensor:
+        """``[b, T, C, H, W]`` -> ``[b, n, token_dim]`` (zero padding in short groups)."""
+        b, t, c, h, w = cube.shape
+        if c != len(self.bands):
+            raise ValueError(f"SITSTokenizer: got {c} channels, the groups define {len(self.bands)} ({self.bands})")
+        p = self.patch
+        if h % p or w % p:
+            raise ValueError(f"SITSTokenizer: image {h}x{w} is not divisible by patch={p}")
+        out, start = [], 0
+        for size in self.group_sizes:
+            g = cube[:, :, start:start + size]  # [b, t, size, h, w]
+            g = rearrange(g, "b t c (py p1) (px p2) -> b t py px (c p1 p2)", p1=p, p2=p)
+            pad = self.token_dim - g.shape[-1]
+            out.append(torch.nn.functional.pad(g, (0, pad)) if pad else g)
+            start += size
+        tok = torch.stack(out, 2)  # [b, t, g, py, px, d]
+        return rearrange(tok, "b t g py px d -> b (t g py px) d")
+
+    def _to_cube(self, tokens: Tensor, t: int, h: int, w: int) -> Tensor:
+        """Inverse of :meth:`_to_tokens`."""
+        p = self.patch
+        tok = rearrange(tokens, "b (t g py px) d -> b t g py px d", t=t, g=self.num_groups, py=h // p, px=w // p)
+        chans = []
+        for gi, size in enumerate(self.group_sizes):
+            g = tok[:, :, gi, ..., : size * p * p]
+            chans.append(rearrange(g, "b t py px (c p1 p2) -> b t c (py p1) (px p2)", c=size, p1=p, p2=p))
+        return torch.cat(chans, 2)
+
+    def features(self, doy: Tensor, h: int, w: int) -> Tensor:
+        """Per-token fixed features ``[b, n, G + 2 * harmonics]``: one-hot group and day-of-year harmonics."""
+        b, t = doy.shape
+        p = self.patch
+        npatch = (h // p) * (w // p)
+        onehot = torch.eye(self.num_groups, dtype=torch.float32, device=doy.device)  # [g, g]
+        onehot = onehot[None, None, :, None].expand(b, t, -1, npatch, -1)
+        k = torch.arange(1, self.doy_harmonics + 1, device=doy.device, dtype=torch.float32)
+        ang = 2 * math.pi * doy.float()[..., None] / 365.0 * k  # [b, t, K]
+        harm = torch.cat([ang.sin(), ang.cos()], -1)[:, :, None, None].expand(-1, -1, self.num_groups, npatch, -1)
+        return rearrange(torch.cat([onehot, harm], -1), "b t g n f -> b (t g n) f")
+
+    def positions(self, days: Tensor, h: int, w: int) -> Tensor:
+        """``[b, n, 3]``: (months since first date, patch row, patch column)."""
+        b, t = days.shape
+        p = self.patch
+        py, px = torch.meshgrid(torch.arange(h // p, device=days.device), torch.arange(w // p, device=days.device),
+                                indexing="ij")
+        months = (days - days[:, :1]).float() / 30.4375  # [b, t]
+        tt = months[:, :, None, None].expand(-1, -1, self.num_groups, py.numel())
+        yy = py.reshape(1, 1, 1, -1).float().expand_as(tt)
+        xx = px.reshape(1, 1, 1, -1).float().expand_as(tt)
+        return rearrange(torch.stack([tt, yy, xx], -1), "b t g n k -> b (t g n) k")
+
+    def encode(self, raw: dict[str, Tensor]) -> TokenBatch:
+        """Cube batch -> tokens.
+
+        Args:
+            raw: ``values [b, T, C, H, W]`` (NaN = no truth), ``days [b, T]``, ``doy [b, T]``; optional
+                ``observed`` (NaN = missing; default ``values``) and ``given [b, T, C, H, W]`` bool (the task's
+                condition mask; default: every observed entry).
+
+        Returns:
+            ``TokenBatch`` with ``x`` = truth tokens (0 where unknown), ``pos``, ``known_mask`` = entries that are
+            NOT a training target (given, no-data or padding), and ``meta``: ``given`` / ``cond`` (given values)
+            element tensors like ``x``, ``valid`` (truth exists), ``features``, and the cube shape.
+        """
+        values = raw["values"].float()
+        b, t, c, h, w = values.shape
+        observed = raw.get("observed", values).float()
+        if observed.shape != values.shape:
+            raise ValueError(f"SITSTokenizer: observed {tuple(observed.shape)} != values {tuple(values.shape)}")
+        valid = torch.isfinite(values)
+        obs_ok = torch.isfinite(observed)
+        given = raw.get("given")
+        given = obs_ok if given is None else (given.bool() & obs_ok)
+        x = self._to_tokens(torch.nan_to_num(values, nan=0.0))
+        valid_t = self._to_tokens(valid.float()) > 0.5
+        given_t = self._to_tokens(given.float()) > 0.5
+        cond = self._to_tokens(torch.where(given, torch.nan_to_num(observed, nan=0.0), torch.zeros_like(observed)))
+        target = valid_t & ~given_t
+        meta = {"given": given_t, "cond": cond, "valid": valid_t, "features": self.features(raw["doy"], h, w),
+                "shape": (t, h, w), "days": raw["days"], "doy": raw["doy"]}
+        return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, meta=meta)
+
+    def decode(self, tokens: TokenBatch) -> dict[str, Tensor]:
+        """Tokens -> ``{"values": [b, T, C, H, W]}`` (padding dropped)."""
+        t, h, w = tokens.meta["shape"]
+        return {"values": self._to_cube(tokens.x, t, h, w)}

@@ -1,0 +1,234 @@
+"""Datasets and LightningDataModules: 3D conformers (atom sets) and SELFIES enumerations with properties.
+
+Default data (no path given): RDKit's own ``Data/NCI/first_5K.smi`` (4,991 NCI molecules), standardised by
+:func:`ditkit_molecules.io.standardise` and filtered to small molecules so a CPU trains in minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ditkit_core.lightning.data import seeded_loader
+from ditkit_molecules.geometry import Conformer, conformers
+from ditkit_molecules.io import DRUG_ELEMENTS, LoadReport, MolRecord, default_smiles_path, load_molecules, split_records
+from ditkit_molecules.tokenizer import PERIODIC, SelfiesVocab
+
+log = logging.getLogger(__name__)
+
+
+def load_records(path: str | Path | None, *, column: str | int | None = None, elements: Sequence[str] = DRUG_ELEMENTS,
+                 min_heavy_atoms: int = 2, max_heavy_atoms: int = 1000,
+                 limit: int | None = None) -> tuple[list[MolRecord], LoadReport]:
+    """Load and standardise molecules from ``path`` (default: RDKit's ``first_5K.smi``); keep at most ``limit``."""
+    records, report = load_molecules(path or default_smiles_path(), column=column, elements=tuple(elements),
+                                     min_heavy_atoms=min_heavy_atoms, max_heavy_atoms=max_heavy_atoms)
+    log.info(report.summary())
+    return (records[:limit] if limit else records), report
+
+
+# --------------------------------------------------------------------------------------------------- 3D
+class ConformerDataset(Dataset):
+    """Conformers as ``{"numbers" [a], "coords" [a, 3], "charges" [a]}`` tensors (variable ``a``)."""
+
+    def __init__(self, items: list[Conformer]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        c = self.items[i]
+        return {"numbers": torch.as_tensor(c.numbers, dtype=torch.long),
+                "coords": torch.as_tensor(c.coords, dtype=torch.float32),
+                "charges": torch.as_tensor(c.charges, dtype=torch.long)}
+
+
+def collate_atoms(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Pad atom sets to the batch's largest: ``numbers [b, a]`` (0 = padding), ``coords [b, a, 3]``, ``charges``."""
+    a = max(len(it["numbers"]) for it in items)
+    b = len(items)
+    numbers = torch.zeros(b, a, dtype=torch.long)
+    coords = torch.zeros(b, a, 3)
+    charges = torch.zeros(b, a, dtype=torch.long)
+    for i, it in enumerate(items):
+        n = len(it["numbers"])
+        numbers[i, :n], coords[i, :n], charges[i, :n] = it["numbers"], it["coords"], it["charges"]
+    return {"numbers": numbers, "coords": coords, "charges": charges}
+
+
+class Conformer3DDataModule(L.LightningDataModule):
+    """Small molecules with one ETKDG + MMFF conformer each (hydrogens explicit), cached on disk.
+
+    Args:
+        path: ``.smi`` / ``.csv`` / ``.sdf`` (SDF records with 3D coordinates keep them); None = RDKit's
+            ``first_5K.smi``.
+        column: SMILES column for ``.smi`` (int) / ``.csv`` (header).
+        elements: allowed heavy elements (the tokenizer's element list must cover them plus H).
+        max_heavy_atoms: size filter (12 keeps 1,558 molecules of the default set).
+        max_atoms: molecules with more atoms (incl. H) are left out.
+        val_fraction: held-out fraction (split on unique SMILES).
+        batch_size: molecules per batch.
+        seed: split / embedding / shuffling seed.
+        cache_dir: conformer cache directory (None: no cache).
+        limit: use at most this many molecules (tests).
+    """
+
+    def __init__(self, path: str | None = None, column: str | int | None = None,
+                 elements: Sequence[str] = ("C", "N", "O", "F", "S", "Cl"), max_heavy_atoms: int = 12,
+                 max_atoms: int = 40, val_fraction: float = 0.1, batch_size: int = 64, seed: int = 0,
+                 cache_dir: str | None = "outputs/molecules/cache", limit: int | None = None):
+        super().__init__()
+        self.path, self.column, self.elements = path, column, tuple(elements)
+        self.max_heavy_atoms, self.max_atoms, self.val_fraction = max_heavy_atoms, max_atoms, val_fraction
+        self.batch_size, self.seed, self.cache_dir, self.limit = batch_size, seed, cache_dir, limit
+        self.report: LoadReport | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "train", None) is not None:
+            return
+        records, self.report = load_records(self.path, column=self.column, elements=self.elements,
+                                            max_heavy_atoms=self.max_heavy_atoms, limit=self.limit)
+        if not records:
+            raise ValueError(f"Conformer3DDataModule: no usable molecule in {self.path or default_smiles_path()}")
+        train, val = split_records(records, self.val_fraction, self.seed)
+        self.train_smiles = [r.smiles for r in train]
+        self.val_smiles = [r.smiles for r in val]
+
+        def confs(recs: list[MolRecord], seed: int) -> list[Conformer]:
+            cs = conformers([r.smiles for r in recs], seed=seed, cache_dir=self.cache_dir,
+                            molblocks=[r.molblock for r in recs])
+            return [c for c in cs if len(c.numbers) <= self.max_atoms]
+
+        self.train = ConformerDataset(confs(train, self.seed))
+        self.val = ConformerDataset(confs(val, self.seed + 1_000_000))
+        sizes = np.array([len(c.numbers) for c in self.train.items])
+        self.size_hist = torch.as_tensor(np.bincount(sizes, minlength=self.max_atoms + 1)[: self.max_atoms + 1],
+                                         dtype=torch.float32)
+
+    def train_dataloader(self):
+        return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed, collate_fn=collate_atoms,
+                             drop_last=len(self.train) > self.batch_size)
+
+    def val_dataloader(self):
+        return seeded_loader(self.val, self.batch_size, shuffle=False, collate_fn=collate_atoms)
+
+
+# --------------------------------------------------------------------------------------------------- latent
+def properties(smiles: str) -> tuple[float, float, float] | None:
+    """``(QED, Crippen logP, molecular weight / 100)`` of a SMILES (None when it does not parse)."""
+    from rdkit import Chem
+    from rdkit.Chem import QED, Crippen, Descriptors
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        return None
+    return float(QED.qed(mol)), float(Crippen.MolLogP(mol)), float(Descriptors.MolWt(mol)) / 100.0
+
+
+PROPERTY_NAMES = ("qed", "logp", "mw100")
+
+
+class EnumeratedSmilesDataset(Dataset):
+    """Per molecule: canonical SELFIES ids, ``n_enum`` randomised-SMILES SELFIES ids and properties.
+
+    ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3]}`` with two different random
+    enumerations (drawn with torch's global RNG, which Lightning seeds).
+    """
+
+    def __init__(self, smiles: list[str], vocab: SelfiesVocab, n_enum: int = 8, seed: int = 0):
+        from rdkit import Chem
+
+        self.smiles, self.targets, self.enums, self.props = [], [], [], []
+        skipped = 0
+        for i, s in enumerate(smiles):
+            mol = Chem.MolFromSmiles(s)
+            try:
+                target = vocab.encode_smiles(s)
+                rand = list(dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=seed + i)))
+                enums = [vocab.encode_smiles(r) for r in rand] or [target]
+            except ValueError as e:
+                skipped += 1
+                log.debug("EnumeratedSmilesDataset: record %d skipped: %s", i + 1, e)
+                continue
+            p = properties(s)
+            if p is None:
+                skipped += 1
+                continue
+            self.smiles.append(s)
+            self.targets.append(vocab.pad([target])[0])
+            self.enums.append(vocab.pad(enums))
+            self.props.append(torch.tensor(p, dtype=torch.float32))
+        if skipped:
+            log.warning("EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
+                        skipped, len(smiles))
+        self.skipped = skipped
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        e = self.enums[i]
+        j = torch.randperm(len(e))[:2].tolist() if len(e) > 1 else [0, 0]
+        return {"target": self.targets[i], "enum_a": e[j[0]], "enum_b": e[j[-1]], "props": self.props[i]}
+
+
+class SmilesDataModule(L.LightningDataModule):
+    """Drug-like molecules as SELFIES enumerations with QED / logP / MW for the latent model.
+
+    Args:
+        path: ``.smi`` / ``.csv`` / ``.sdf``; None = RDKit's ``first_5K.smi``.
+        column: SMILES column.
+        elements: allowed elements.
+        max_heavy_atoms: size filter.
+        max_len: SELFIES symbols per molecule (must equal the tokenizer's ``max_len``).
+        n_enum: randomised SMILES per molecule.
+        val_fraction: held-out fraction (split on unique SMILES).
+        batch_size: molecules per batch.
+        seed: split / enumeration / shuffling seed.
+        limit: use at most this many molecules (tests).
+    """
+
+    def __init__(self, path: str | None = None, column: str | int | None = None,
+                 elements: Sequence[str] = DRUG_ELEMENTS, max_heavy_atoms: int = 25, max_len: int = 48,
+                 n_enum: int = 8, val_fraction: float = 0.1, batch_size: int = 128, seed: int = 0,
+                 limit: int | None = None):
+        super().__init__()
+        self.path, self.column, self.elements, self.max_heavy_atoms = path, column, tuple(elements), max_heavy_atoms
+        self.max_len, self.n_enum, self.val_fraction = max_len, n_enum, val_fraction
+        self.batch_size, self.seed, self.limit = batch_size, seed, limit
+        self.report: LoadReport | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "train", None) is not None:
+            return
+        records, self.report = load_records(self.path, column=self.column, elements=self.elements,
+                                            max_heavy_atoms=self.max_heavy_atoms, limit=self.limit)
+        train, val = split_records(records, self.val_fraction, self.seed)
+        vocab = SelfiesVocab(self.max_len)
+        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed)
+        self.val = EnumeratedSmilesDataset([r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000)
+        if not len(self.train):
+            raise ValueError(f"SmilesDataModule: no usable molecule in {self.path or default_smiles_path()}")
+        self.train_smiles, self.val_smiles = self.train.smiles, self.val.smiles
+
+    def train_dataloader(self):
+        return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed,
+                             drop_last=len(self.train) > self.batch_size)
+
+    def val_dataloader(self):
+        return seeded_loader(self.val, self.batch_size, shuffle=False)
+
+
+def elements_of(numbers: Any) -> set[str]:
+    """Element symbols of atomic numbers (for error messages)."""
+    inv = {v: k for k, v in PERIODIC.items()}
+    return {inv.get(int(z), str(int(z))) for z in np.unique(np.asarray(numbers))}

@@ -1,0 +1,157 @@
+"""The 3D model: flow matching on atom sets (coordinates + element one-hot + charge) with a plain DiT.
+
+Symmetry handling (documented choice: augmentation, not an equivariant network):
+
+* translation: data coordinates are centred (zero centre of mass over real atoms, unit masses) and the noise's
+  coordinate channels are projected to zero mean too, so every ``x_t`` on the path has zero centre; samples are
+  centred again at the end;
+* rotation: each training molecule is rotated by a uniformly random rotation (random unit quaternion), so the DiT
+  learns an approximately rotation-invariant density;
+* permutation: atoms are tokens without positions, so the DiT is permutation equivariant.
+
+The number of atoms of a sample is drawn from the training histogram (stored in the checkpoint).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ditkit_core.flow import drop_conditions, masked_mse
+from ditkit_core.lightning.module import FlowMatchingModule
+from ditkit_core.nn import DiTConfig
+from ditkit_core.sampling import sample
+from ditkit_core.tokenizers import TokenBatch
+from ditkit_molecules.geometry import Conformer
+from ditkit_molecules.tokenizer import AtomTokenizer
+
+
+def random_rotations(b: int, generator: torch.Generator | None = None, device: Any = "cpu") -> Tensor:
+    """Uniformly random rotation matrices ``[b, 3, 3]`` (normalised Gaussian quaternions)."""
+    q = torch.randn(b, 4, generator=generator, device=device)
+    q = q / q.norm(dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    rot = torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)
+    return rot.reshape(b, 3, 3)
+
+
+def center(coords: Tensor, mask: Tensor) -> Tensor:
+    """Subtract the mean over real atoms: ``coords [b, a, 3]``, ``mask [b, a]`` -> ``[b, a, 3]`` (padding 0)."""
+    m = mask[..., None].to(coords.dtype)
+    mean = (coords * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)  # [b, 1, 3]
+    return (coords - mean) * m
+
+
+class Molecule3DModule(FlowMatchingModule):
+    """Flow-matching DiT over atom tokens (see the module docstring).
+
+    Args:
+        tokenizer: the :class:`AtomTokenizer`.
+        model: DiT configuration (``in_dim`` = ``tokenizer.token_dim``).
+        rotate: random-rotation augmentation during training.
+        eval_samples: molecules sampled for the validation-epoch metrics (0: none).
+        **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options.
+    """
+
+    def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, eval_samples: int = 64,
+                 **kwargs: Any):
+        super().__init__(tokenizer, model, **kwargs)
+        self.rotate, self.eval_samples = rotate, eval_samples
+        hist = torch.zeros(tokenizer.max_atoms + 1)
+        hist[min(9, tokenizer.max_atoms)] = 1.0  # placeholder until fit() copies the data's histogram
+        self.register_buffer("size_hist", hist)
+        self.train_smiles: set[str] = set()
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "size_hist") and stage == "fit":
+            self.size_hist.copy_(dm.size_hist.to(self.size_hist)[: len(self.size_hist)])
+            self.train_smiles = set(dm.train_smiles)
+
+    def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
+        mask = batch["numbers"] > 0
+        coords = center(batch["coords"].float(), mask)
+        if self.training and self.rotate:
+            rot = random_rotations(coords.shape[0], self._generator(offset=17), coords.device)
+            coords = torch.einsum("bij,baj->bai", rot, coords)
+        return self.tokenizer.encode({**batch, "coords": coords})
+
+    def centered_noise(self, shape: torch.Size, mask: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Gaussian noise ``[b, a, d]`` whose coordinate channels have zero mean over real atoms."""
+        x_0 = torch.randn(shape, generator=generator, device=mask.device)
+        return torch.cat([center(x_0[..., :3], mask), x_0[..., 3:] * mask[..., None]], -1)
+
+    def flow_loss(self, tokens: TokenBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        x_1, mask = tokens.x, tokens.mask
+        b = x_1.shape[0]
+        x_0 = self.centered_noise(x_1.shape, mask, generator).to(x_1.dtype)
+        t = self.time_sampler(b, device=x_1.device, generator=generator)
+        ps = self.path.sample(x_0, x_1, t)
+        v = self.velocity(tokens, ps.x_t, t, drop_conditions(b, self.cond_dropout, x_1.device, generator))
+        fm = masked_mse(v, ps.u_t, mask)
+        aux = self.model.aux_loss()
+        return {"loss": fm + aux, "fm": fm, "aux": aux}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample_molecules(self, n: int, *, seed: int = 0, steps: int | None = None, method: str | None = None,
+                         sizes: Tensor | None = None) -> list[Conformer]:
+        """Generate ``n`` molecules as :class:`Conformer` s (``smiles`` is filled in by evaluation).
+
+        Args:
+            n: number of molecules.
+            seed: RNG seed (sizes and noise).
+            steps, method: solver settings (defaults from the module).
+            sizes: atoms per molecule ``[n]`` (default: drawn from the training histogram).
+        """
+        was = self.training
+        self.eval()
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        if sizes is None:
+            sizes = torch.multinomial(self.size_hist.float().cpu(), n, replacement=True,
+                                      generator=torch.Generator().manual_seed(seed))
+        sizes = sizes.to(self.device)
+        a = int(sizes.max())
+        mask = torch.arange(a, device=self.device)[None] < sizes[:, None]  # [n, a]
+        template = TokenBatch(x=torch.zeros(n, a, self.tokenizer.token_dim, device=self.device), mask=mask)
+        x_0 = self.centered_noise(template.x.shape, mask, g)
+        x = sample(lambda x, t, cond_drop=False: self.velocity(template, x, t, None), x_0,
+                   steps=steps or self.sample_steps, method=method or self.sample_method,
+                   schedule=self.sample_schedule)
+        x = torch.cat([center(x[..., :3], mask), x[..., 3:]], -1) * mask[..., None]
+        out = self.tokenizer.decode(template.replace(x=x))
+        self.train(was)
+        mols = []
+        for i in range(n):
+            k = int(sizes[i])
+            mols.append(Conformer("", out["numbers"][i, :k].cpu().numpy(), out["charges"][i, :k].cpu().numpy(),
+                                  out["coords"][i, :k].float().cpu().numpy()))
+        return mols
+
+    def on_validation_epoch_end(self) -> None:
+        if self.eval_samples <= 0 or self._trainer is None or self.trainer.sanity_checking:
+            return
+        from ditkit_molecules.metrics import stability_metrics
+
+        m = stability_metrics(self.sample_molecules(self.eval_samples, seed=123))
+        self.log("val/atom_stability", m["atom_stability"], prog_bar=True)
+        self.log("val/mol_stability", m["mol_stability"])
+
+    def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
+        from ditkit_molecules.viz import write_3d_outputs
+
+        mols = self.sample_molecules(16, seed=0)
+        return write_3d_outputs(mols, Path(out_dir), f"molecules3d_{tag}")
+
+
+def conformer_arrays(mols: list[Conformer]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``[(numbers, charges, coords), ...]`` of conformers (for external tools)."""
+    return [(m.numbers, m.charges, m.coords) for m in mols]
