@@ -137,3 +137,19 @@ def test_bad_yaml_key_is_named(tmp_path, capsys):
 def test_module_rejects_mismatched_tokenizer():
     with pytest.raises(ValueError, match="token_dim=3"):
         FlowMatchingModule(IdentityTokenizer(3), DiTConfig(in_dim=2, dim=32, depth=1, heads=2))
+
+
+@pytest.mark.slow
+def test_compiled_blocks_match_eager():
+    torch.manual_seed(0)
+    from ditkit_core.nn import DiT
+
+    m = DiT(DiTConfig(in_dim=2, dim=32, depth=2, heads=2))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, t = torch.randn(2, 8, 2), torch.rand(2)
+    ref = m(x, t)
+    for i, blk in enumerate(m.blocks):
+        m.blocks[i] = torch.compile(blk)
+    torch.testing.assert_close(m(x, t), ref, atol=1e-5, rtol=1e-4)
