@@ -113,9 +113,25 @@ def test_generate_respects_mask_and_known_values():
     torch.testing.assert_close(out.x[:, 0], known[:, 0])
 
 
-def test_debug_config_runs_through_the_cli(tmp_path):
-    cli = run_config(ROOT / "apps/toy2d/configs/debug.yaml", f"--trainer.default_root_dir={tmp_path}")
+def test_debug_config_runs_through_the_cli_and_its_checkpoint_loads(tmp_path):
+    cli = run_config(ROOT / "apps/toy2d/configs/debug.yaml", f"--trainer.default_root_dir={tmp_path}",
+                     "--trainer.enable_checkpointing=true")
     assert cli.trainer.global_step == 4
+    ckpt = next(tmp_path.rglob("*.ckpt"))
+    loaded = Toy2DModule.load_from_checkpoint(ckpt, map_location="cpu")
+    x, t = torch.randn(2, 5, 2), torch.rand(2)
+    torch.testing.assert_close(loaded.model(x, t), cli.model.model(x, t))
+
+
+def test_directly_built_module_checkpoint_loads(tmp_path):
+    module = toy_module()
+    tr = trainer(tmp_path, max_steps=2, enable_checkpointing=True, limit_val_batches=0)
+    tr.fit(module, Toy2DDataModule("moons", points=8, train_sets=16, batch_size=8))
+    tr.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = Toy2DModule.load_from_checkpoint(tmp_path / "m.ckpt", map_location="cpu")
+    assert isinstance(loaded.tokenizer, IdentityTokenizer) and loaded.tokenizer.token_dim == 2
+    x, t = torch.randn(2, 5, 2), torch.rand(2)
+    torch.testing.assert_close(loaded.model(x, t), module.model(x, t))
 
 
 def test_ema_preset_composes_with_an_app_config(tmp_path):

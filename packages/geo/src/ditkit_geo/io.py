@@ -61,8 +61,9 @@ def load_pixel_arrays(values: np.ndarray, days: np.ndarray, bands: Sequence[str]
 def load_presto(root: str | Path) -> SITS:
     """The Presto algae-bloom arrays (see their README): 18 channels, 12 monthly steps, ``H = W = 1``.
 
-    Month indices (0-11) become days ``30.4 * k`` since the first month (the series are consecutive months,
-    so month indices that wrap past December advance to the next year); ``doy`` is the month's mid-day.
+    The 12 steps are consecutive ~monthly composites: step ``k`` is placed at day ``30.44 * k`` (the release's
+    month labels repeat or skip a month in 149 of the 1122 series, so they cannot serve as dates); ``doy`` is the
+    mid-day of each step's month label (season).
     ``extra["is_test"]`` holds the original held-out split, ``extra["latlon"]`` the coordinates.
     """
     root = Path(root)
@@ -73,8 +74,7 @@ def load_presto(root: str | Path) -> SITS:
     month = np.load(root / "month.npy").astype(np.float64)  # [N, T]
     if x.shape[:2] != month.shape:
         raise ValueError(f"load_presto: values {x.shape} and month {month.shape} disagree on [N, T]")
-    step = np.diff(month, axis=1) % 12  # consecutive months: 1 (December -> January wraps)
-    days = np.concatenate([np.zeros((month.shape[0], 1)), np.cumsum(step, 1)], 1) * 30.4375
+    days = np.broadcast_to(np.arange(month.shape[1]) * 30.4375, month.shape)
     doy = (month + 0.5) * 30.4375
     data = load_pixel_arrays(x, days, PRESTO_BANDS, doy=doy, source=str(root / "s1_s2_era5_srtm.npy"))
     for name in ("is_test", "latlon"):

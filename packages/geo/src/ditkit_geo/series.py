@@ -84,7 +84,8 @@ class SITS:
 
     def subset(self, index: np.ndarray | slice) -> SITS:
         """Series selected by ``index`` along N."""
-        opt = {k: (None if getattr(self, k) is None else getattr(self, k)[index]) for k in ("change", "cloud", "cloudy")}
+        opt = {k: (None if getattr(self, k) is None else getattr(self, k)[index])
+               for k in ("change", "cloud", "cloudy")}
         return replace(self, values=self.values[index], observed=self.observed[index], days=self.days[index],
                        doy=self.doy[index], **opt)
 

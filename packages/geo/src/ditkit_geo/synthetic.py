@@ -11,9 +11,10 @@ Physical picture (every step is a documented formula, so tests can check it):
 * SAR: ``VV = -13 + 6 fc``, ``VH = -21 + 8 fc`` dB (water -22 / -28, urban -5 / -12) plus speckle
   (multiplicative gamma noise of ``looks`` looks, converted to dB). SAR is never cloudy.
 * Dates: ``T`` irregular acquisitions over ``years`` years (jittered grid), random start day of year.
-* Clouds: a smooth random field evolving as AR(1) between dates (correlation ``exp(-gap / 20 days)``), so clouds
-  persist; thresholded to a per-date cover drawn from a Beta law. Cloudy pixels blend towards a bright flat
-  spectrum; shadows are the cloud mask shifted by a sun-dependent offset, darkening the surface.
+* Clouds: a smooth random field evolving as AR(1) between dates (correlation ``exp(-gap / 40 days)``), so clouds
+  persist, thresholded at a cover fraction ``clip(rate + 0.4 z)`` where ``z`` is AR(1) too (``exp(-gap / 60)``).
+  Cloudy pixels blend towards a bright flat spectrum; shadows are the cloud mask shifted by a sun-dependent
+  offset, darkening the surface.
 * Changes: in a fraction of scenes one Voronoi cell switches (at a date in the last year) to bare soil
   (clearing) or urban; ``change [H, W]`` is the ground truth.
 """
@@ -48,7 +49,8 @@ PHENOLOGY: dict[str, tuple[float, float, float, float, float, float] | None] = {
 def double_logistic(doy: np.ndarray, base: float, amp: float, sos: np.ndarray | float, eos: np.ndarray | float,
                     k1: float, k2: float) -> np.ndarray:
     """Green cover ``base + amp * (sigmoid(k1 (d - sos)) - sigmoid(k2 (d - eos)))`` (broadcasting)."""
-    return base + amp * (1 / (1 + np.exp(-k1 * (doy - sos))) - 1 / (1 + np.exp(-k2 * (doy - eos))))
+    sig = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731  logistic without overflow
+    return base + amp * (sig(k1 * (doy - sos)) - sig(k2 * (doy - eos)))
 
 
 def ndvi(b8: np.ndarray, b4: np.ndarray) -> np.ndarray:
@@ -151,13 +153,16 @@ def _scene(rng: np.random.Generator, size: int, t: int, years: float, cloud_rate
     cloud = np.zeros((t, size, size), bool)
     shadow = np.zeros((t, size, size), bool)
     field = _smooth_field(rng, size, 3)
+    z = rng.standard_normal()
     dy, dx = rng.integers(1, 4, 2) * rng.choice([-1, 1], 2)
     for i in range(t):
         if i:
-            r = np.exp(-(days[i] - days[i - 1]) / 20.0)
+            r = np.exp(-(days[i] - days[i - 1]) / 40.0)
             field = r * field + np.sqrt(1 - r * r) * _smooth_field(rng, size, 3)
-        cover = rng.beta(0.6, 0.6 / max(cloud_rate, 1e-3) - 0.6) if cloud_rate > 0 else 0.0
-        if cover > 0.02:
+            rz = np.exp(-(days[i] - days[i - 1]) / 60.0)
+            z = rz * z + np.sqrt(1 - rz * rz) * rng.standard_normal()
+        cover = float(np.clip(cloud_rate + 0.4 * z, 0.0, 0.95)) if cloud_rate > 0 else 0.0
+        if cover > 0.05:
             cloud[i] = field > np.quantile(field, 1 - cover)
             shadow[i] = np.roll(cloud[i], (dy, dx), (0, 1)) & ~cloud[i]
     cloudy = truth.copy()
@@ -170,7 +175,7 @@ def _scene(rng: np.random.Generator, size: int, t: int, years: float, cloud_rate
             "classes": cls_map}
 
 
-def make_synthetic(n: int = 256, *, size: int = 16, t: int = 16, years: float = 2.0, cloud_rate: float = 0.3,
+def make_synthetic(n: int = 256, *, size: int = 16, t: int = 16, years: float = 2.0, cloud_rate: float = 0.2,
                    p_change: float = 0.5, looks: float = 8.0, seed: int = 0) -> SITS:
     """Generate ``n`` synthetic scenes.
 

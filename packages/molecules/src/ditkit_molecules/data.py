@@ -6,6 +6,8 @@ Default data (no path given): RDKit's own ``Data/NCI/first_5K.smi`` (4,991 NCI m
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +22,7 @@ from torch.utils.data import Dataset
 from ditkit_core.lightning.data import seeded_loader
 from ditkit_molecules.geometry import Conformer, conformers
 from ditkit_molecules.io import DRUG_ELEMENTS, LoadReport, MolRecord, default_smiles_path, load_molecules, split_records
-from ditkit_molecules.tokenizer import PERIODIC, SelfiesVocab
+from ditkit_molecules.tokenizer import SelfiesVocab
 
 log = logging.getLogger(__name__)
 
@@ -141,36 +143,60 @@ class EnumeratedSmilesDataset(Dataset):
     """Per molecule: canonical SELFIES ids, ``n_enum`` randomised-SMILES SELFIES ids and properties.
 
     ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3]}`` with two different random
-    enumerations (drawn with torch's global RNG, which Lightning seeds).
+    enumerations (drawn with torch's global RNG, which Lightning seeds). Encoding is cached in ``cache_dir`` as
+    ``selfies_<hash>.npz`` (hash of the SMILES, ``n_enum``, ``seed`` and the vocabulary).
     """
 
-    def __init__(self, smiles: list[str], vocab: SelfiesVocab, n_enum: int = 8, seed: int = 0):
+    def __init__(self, smiles: list[str], vocab: SelfiesVocab, n_enum: int = 8, seed: int = 0,
+                 cache_dir: str | Path | None = None):
+        key = hashlib.sha1(json.dumps([1, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"selfies_{key}.npz" if cache_dir is not None else None
+        if path is not None and path.exists():
+            z = np.load(path, allow_pickle=False)
+            self.smiles, self.skipped = z["smiles"].tolist(), int(z["skipped"])
+            targets, enums, props, counts = (torch.as_tensor(z[k]) for k in ("targets", "enums", "props", "counts"))
+        else:
+            self.smiles, targets, enums, props, counts, self.skipped = self._build(smiles, vocab, n_enum, seed)
+            if path is not None and self.smiles:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(path, smiles=np.array(self.smiles), skipped=self.skipped, targets=targets.numpy(),
+                                    enums=enums.numpy(), props=props.numpy(), counts=counts.numpy())
+        if self.skipped:
+            log.warning("EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
+                        self.skipped, len(smiles))
+        self.targets = list(targets)  # [T] each
+        off = torch.cumsum(counts, 0) - counts
+        self.enums = [enums[o:o + c] for o, c in zip(off.tolist(), counts.tolist())]  # [k, T] each
+        self.props = list(props)  # [3] each
+
+    @staticmethod
+    def _build(smiles: list[str], vocab: SelfiesVocab, n_enum: int, seed: int) -> tuple[Any, ...]:
         from rdkit import Chem
 
-        self.smiles, self.targets, self.enums, self.props = [], [], [], []
-        skipped = 0
+        kept, targets, enums, props, counts, skipped = [], [], [], [], [], 0
         for i, s in enumerate(smiles):
             mol = Chem.MolFromSmiles(s)
+            p = properties(s)
             try:
+                if p is None:
+                    raise ValueError(f"{s!r} does not parse")
                 target = vocab.encode_smiles(s)
-                rand = list(dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=seed + i)))
-                enums = [vocab.encode_smiles(r) for r in rand] or [target]
+                rand = [r for r in dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=seed + i))]
+                enc = [vocab.encode_smiles(r) for r in rand] or [target]
             except ValueError as e:
                 skipped += 1
                 log.debug("EnumeratedSmilesDataset: record %d skipped: %s", i + 1, e)
                 continue
-            p = properties(s)
-            if p is None:
-                skipped += 1
-                continue
-            self.smiles.append(s)
-            self.targets.append(vocab.pad([target])[0])
-            self.enums.append(vocab.pad(enums))
-            self.props.append(torch.tensor(p, dtype=torch.float32))
-        if skipped:
-            log.warning("EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
-                        skipped, len(smiles))
-        self.skipped = skipped
+            kept.append(s)
+            targets.append(target)
+            enums.extend(enc)
+            counts.append(len(enc))
+            props.append(p)
+        if not kept:
+            t = torch.zeros(0, vocab.max_len + 2, dtype=torch.long)
+            return kept, t, t, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), skipped
+        return (kept, vocab.pad(targets), vocab.pad(enums), torch.tensor(props, dtype=torch.float32),
+                torch.tensor(counts, dtype=torch.long), skipped)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -194,17 +220,18 @@ class SmilesDataModule(L.LightningDataModule):
         val_fraction: held-out fraction (split on unique SMILES).
         batch_size: molecules per batch.
         seed: split / enumeration / shuffling seed.
+        cache_dir: SELFIES encoding cache (None: no cache).
         limit: use at most this many molecules (tests).
     """
 
     def __init__(self, path: str | None = None, column: str | int | None = None,
                  elements: Sequence[str] = DRUG_ELEMENTS, max_heavy_atoms: int = 25, max_len: int = 48,
                  n_enum: int = 8, val_fraction: float = 0.1, batch_size: int = 128, seed: int = 0,
-                 limit: int | None = None):
+                 cache_dir: str | None = "outputs/molecules/cache", limit: int | None = None):
         super().__init__()
         self.path, self.column, self.elements, self.max_heavy_atoms = path, column, tuple(elements), max_heavy_atoms
         self.max_len, self.n_enum, self.val_fraction = max_len, n_enum, val_fraction
-        self.batch_size, self.seed, self.limit = batch_size, seed, limit
+        self.batch_size, self.seed, self.limit, self.cache_dir = batch_size, seed, limit, cache_dir
         self.report: LoadReport | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -214,8 +241,10 @@ class SmilesDataModule(L.LightningDataModule):
                                             max_heavy_atoms=self.max_heavy_atoms, limit=self.limit)
         train, val = split_records(records, self.val_fraction, self.seed)
         vocab = SelfiesVocab(self.max_len)
-        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed)
-        self.val = EnumeratedSmilesDataset([r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000)
+        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed,
+                                             self.cache_dir)
+        self.val = EnumeratedSmilesDataset([r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000,
+                                           self.cache_dir)
         if not len(self.train):
             raise ValueError(f"SmilesDataModule: no usable molecule in {self.path or default_smiles_path()}")
         self.train_smiles, self.val_smiles = self.train.smiles, self.val.smiles
@@ -226,9 +255,3 @@ class SmilesDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         return seeded_loader(self.val, self.batch_size, shuffle=False)
-
-
-def elements_of(numbers: Any) -> set[str]:
-    """Element symbols of atomic numbers (for error messages)."""
-    inv = {v: k for k, v in PERIODIC.items()}
-    return {inv.get(int(z), str(int(z))) for z in np.unique(np.asarray(numbers))}

@@ -133,11 +133,19 @@ def arrays_to_mol(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray |
 
 @dataclass
 class Bonded:
-    """Result of bond inference: the molecule (or None), per-atom stability and whether bond orders were found."""
+    """Result of bond inference.
+
+    Attributes:
+        mol: sanitised molecule with bond orders (None when no valid assignment exists).
+        atom_stable: ``[a]`` bool, valence-rule stability of every atom.
+        orders_found: whether xyz2mol found bond orders.
+        graph: the connectivity-only molecule (single bonds, unsanitised; None if connectivity failed), for drawing.
+    """
 
     mol: Any | None
     atom_stable: np.ndarray
     orders_found: bool
+    graph: Any | None = None
 
     @property
     def stable(self) -> bool:
@@ -171,7 +179,7 @@ def infer_bonds(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray | N
         rdDetermineBonds.DetermineBondOrders(bo, charge=total, allowChargedFragments=True, embedChiral=False)
     except Exception:  # noqa: BLE001 - no assignment: all-single-bond fallback
         ok = np.array([d in VALENCES.get((s, 0), ()) for s, d in zip(symbols, degrees)])
-        return Bonded(None, ok, False)
+        return Bonded(None, ok, False, mol)
     ok = []
     for a in bo.GetAtoms():
         val = sum(b.GetBondTypeAsDouble() for b in a.GetBonds())
@@ -182,7 +190,7 @@ def infer_bonds(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray | N
         out = bo
     except Exception:  # noqa: BLE001
         out = None
-    return Bonded(out, np.array(ok, dtype=bool), True)
+    return Bonded(out, np.array(ok, dtype=bool), True, mol)
 
 
 def mmff_rmsd(mol: Any, max_iters: int = 500) -> float | None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor
+from einops import rearrange
+from torch import Tensor, nn
 
 from ditkit_core.flow import drop_conditions, masked_mse
 from ditkit_core.lightning.module import FlowMatchingModule
@@ -42,6 +42,39 @@ def random_rotations(b: int, generator: torch.Generator | None = None, device: A
     return rot.reshape(b, 3, 3)
 
 
+class GeometricEmbed(nn.Module):
+    """Input embedding of the 3D DiT: ``Linear(x)`` plus an embedding of each atom's neighbourhood.
+
+    The neighbourhood feature of atom i is ``sum_j rbf(|r_i - r_j|) (x) types_j`` (``rbf``: ``rbf`` Gaussians on
+    0.5..4 Angstrom; ``types_j``: atom j's current, noisy type channels), invariant to rotations and translations.
+    Padded atoms have zero type channels, so they contribute nothing. It gives a plain DiT direct access to the
+    bonding environment that decides valence. Replaces ``DiT.x_embed`` (same input and output shapes).
+
+    Args:
+        base: the DiT's own input projection ``Linear(in_dim, dim)``.
+        n_types: number of type channels (after the 3 coordinate channels).
+        coord_scale: Angstrom per coordinate unit (the tokenizer's ``coord_scale``).
+        rbf: number of radial basis functions.
+    """
+
+    def __init__(self, base: nn.Linear, n_types: int, coord_scale: float, rbf: int = 16):
+        super().__init__()
+        self.base, self.n_types, self.coord_scale = base, n_types, coord_scale
+        self.register_buffer("centers", torch.linspace(0.5, 4.0, rbf), persistent=False)
+        self.width = float(3.5 / (rbf - 1))
+        self.proj = nn.Linear(rbf * n_types, base.out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pos = x[..., :3].float() * self.coord_scale  # [b, n, 3] Angstrom
+        types = x[..., 3:3 + self.n_types].float()  # [b, n, K]
+        d = torch.cdist(pos, pos)  # [b, n, n]
+        phi = torch.exp(-(((d[..., None] - self.centers) / self.width) ** 2))  # [b, n, n, R]
+        eye = torch.eye(d.shape[1], device=x.device, dtype=phi.dtype)
+        phi = phi * (1 - eye)[None, :, :, None]
+        feats = torch.einsum("bijr,bjk->birk", phi, types)  # [b, n, R, K]
+        return self.base(x) + self.proj(rearrange(feats, "b n r k -> b n (r k)").to(x.dtype))
+
+
 def center(coords: Tensor, mask: Tensor) -> Tensor:
     """Subtract the mean over real atoms: ``coords [b, a, 3]``, ``mask [b, a]`` -> ``[b, a, 3]`` (padding 0)."""
     m = mask[..., None].to(coords.dtype)
@@ -56,14 +89,18 @@ class Molecule3DModule(FlowMatchingModule):
         tokenizer: the :class:`AtomTokenizer`.
         model: DiT configuration (``in_dim`` = ``tokenizer.token_dim``).
         rotate: random-rotation augmentation during training.
+        geometric_features: radial basis functions of the :class:`GeometricEmbed` input embedding (0: plain DiT).
         eval_samples: molecules sampled for the validation-epoch metrics (0: none).
         **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options.
     """
 
-    def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, eval_samples: int = 64,
-                 **kwargs: Any):
+    def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, geometric_features: int = 16,
+                 eval_samples: int = 64, **kwargs: Any):
         super().__init__(tokenizer, model, **kwargs)
-        self.rotate, self.eval_samples = rotate, eval_samples
+        self.rotate, self.eval_samples, self.geometric_features = rotate, eval_samples, geometric_features
+        if geometric_features:
+            self.model.x_embed = GeometricEmbed(self.model.x_embed, len(tokenizer.elements), tokenizer.coord_scale,
+                                                geometric_features)
         hist = torch.zeros(tokenizer.max_atoms + 1)
         hist[min(9, tokenizer.max_atoms)] = 1.0  # placeholder until fit() copies the data's histogram
         self.register_buffer("size_hist", hist)
@@ -150,8 +187,3 @@ class Molecule3DModule(FlowMatchingModule):
 
         mols = self.sample_molecules(16, seed=0)
         return write_3d_outputs(mols, Path(out_dir), f"molecules3d_{tag}")
-
-
-def conformer_arrays(mols: list[Conformer]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``[(numbers, charges, coords), ...]`` of conformers (for external tools)."""
-    return [(m.numbers, m.charges, m.coords) for m in mols]

@@ -37,6 +37,21 @@ def draw_grid(smiles: list[str], path: Path, per_row: int = 4, max_mols: int = 1
     return path
 
 
+def draw_mols(mols: list, legends: list[str], path: Path, per_row: int = 4, size: int = 250) -> Path:
+    """PNG grid of RDKit molecules (unsanitised graphs allowed: their property caches are updated leniently)."""
+    Chem = _rdkit()
+    from rdkit.Chem import Draw
+
+    shown = []
+    for m in mols:
+        m = Chem.Mol(m)
+        m.UpdatePropertyCache(strict=False)
+        shown.append(Chem.RemoveHs(m, sanitize=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Draw.MolsToGridImage(shown, molsPerRow=per_row, subImgSize=(size, size), legends=legends).save(str(path))
+    return path
+
+
 def write_sdf(mols: list[Conformer], path: Path) -> Path:
     """SD file of 3D samples; bonds are inferred (atoms only when inference fails; ``_Name`` says which)."""
     Chem = _rdkit()
@@ -52,11 +67,15 @@ def write_sdf(mols: list[Conformer], path: Path) -> Path:
 
 
 def write_3d_outputs(mols: list[Conformer], out_dir: Path, stem: str) -> list[Path]:
-    """SDF of the 3D samples and a PNG grid of the molecules their inferred bonds give."""
-    Chem = _rdkit()
+    """SDF of the 3D samples and a PNG grid of their inferred bond graphs (legend: valid or atom stability)."""
     sdf = write_sdf(mols, out_dir / f"{stem}.sdf")
-    smiles = []
-    for m in mols:
+    shown, legends = [], []
+    for i, m in enumerate(mols[:16]):
         b = infer_bonds(m.numbers, m.coords, m.charges)
-        smiles.append(Chem.MolToSmiles(Chem.RemoveHs(b.mol, sanitize=False)) if b.mol is not None else "")
-    return [sdf, draw_grid(smiles, out_dir / f"{stem}.png")]
+        g = b.mol if b.mol is not None else b.graph
+        if g is None:
+            continue
+        shown.append(g)
+        legends.append(f"#{i} " + ("valid" if b.mol is not None else "no bond orders")
+                       + f", stable atoms {b.atom_stable.mean():.0%}")
+    return [sdf, draw_mols(shown, legends, out_dir / f"{stem}.png")]

@@ -228,7 +228,8 @@ def write_lerobot_episodes(root: str | Path, episodes: Sequence[Episode], tasks:
     (root / "meta" / "tasks.jsonl").write_text("".join(json.dumps({"task_index": i, "task": t}) + "\n"
                                                        for i, t in enumerate(tasks)))
     (root / "meta" / "episodes.jsonl").write_text("".join(
-        json.dumps({"episode_index": i, "tasks": [ep.task], "length": len(ep)}) + "\n" for i, ep in enumerate(episodes)))
+        json.dumps({"episode_index": i, "tasks": [ep.task], "length": len(ep)}) + "\n"
+        for i, ep in enumerate(episodes)))
     (root / "meta" / "info.json").write_text(json.dumps({"fps": fps, "total_episodes": len(episodes), "features": {
         "observation.state": {"dtype": "float32", "shape": [int(episodes[0].obs.shape[1])]},
         "action": {"dtype": "float32", "shape": [int(episodes[0].action.shape[1])]}}}))

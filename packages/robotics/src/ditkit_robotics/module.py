@@ -40,6 +40,12 @@ class PolicyModule(FlowMatchingModule):
                  time_sampler: TimeSampler | None = None, lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_steps: int = 100, max_steps: int | None = None, min_lr_ratio: float = 0.05, seed: int = 0,
                  sample_steps: int = 10, sample_method: str = "euler", sample_schedule: str = "uniform"):
+        # LightningCLI stores the parsed YAML (plain dicts) as hyper-parameters, so configs written by
+        # save_pretrained after a CLI run come back as dicts: accept both forms.
+        if isinstance(model, dict):
+            model = DiTConfig.from_dict(model)
+        if isinstance(time_sampler, dict):
+            time_sampler = TimeSampler(**time_sampler)
         if model.cond_dim <= 0:
             raise ValueError(f"PolicyModule: model.cond_dim={model.cond_dim} must be > 0 (observation encoder width)")
         if model.context_dim not in (0, model.cond_dim):
@@ -109,6 +115,14 @@ class PolicyModule(FlowMatchingModule):
                    schedule=self.sample_schedule)
         self.train(was_training)
         return tok.decode(TokenBatch(x=x), clip=clip)["action"]
+
+    def on_fit_end(self) -> None:
+        """Write ``<default_root_dir>/pretrained`` (safetensors + JSON) for ``make eval-policy``."""
+        if self.trainer.is_global_zero:
+            from ditkit_core.lightning import save_pretrained
+
+            path = save_pretrained(self, Path(self.trainer.default_root_dir) / "pretrained")
+            print(f"[PolicyModule] wrote {path}")
 
     # ------------------------------------------------------------------ monitoring
     def on_validation_epoch_end(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ditkit_core.flow import LinearPath, TimeSampler, drop_conditions, masked_mse, ot_pair
+from ditkit_core.lightning.pretrained import from_config, to_config
 from ditkit_core.nn import DiT, DiTConfig
 from ditkit_core.sampling import sample
 from ditkit_core.tokenizers import TokenBatch, Tokenizer
@@ -63,7 +65,14 @@ class FlowMatchingModule(L.LightningModule):
                  sample_steps: int = 32, sample_method: str = "euler", sample_schedule: str = "uniform",
                  cfg_scale: float = 1.0):
         super().__init__()
+        if isinstance(tokenizer, dict) and "class_path" in tokenizer:  # rebuilt from a checkpoint's hparams
+            tokenizer = from_config(tokenizer)
         self.save_hyperparameters(ignore=["tokenizer"])
+        try:  # keep the tokenizer as plain class_path/init_args data so checkpoints load with weights_only
+            self.hparams["tokenizer"] = to_config(tokenizer, "tokenizer")
+        except TypeError as e:
+            warnings.warn(f"FlowMatchingModule: tokenizer not stored in hparams ({e}); pass it to "
+                          "load_from_checkpoint(tokenizer=...)", stacklevel=2)
         self.tokenizer = tokenizer
         if model.in_dim <= 0:
             raise ValueError("FlowMatchingModule: model.in_dim must be set")

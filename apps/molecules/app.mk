@@ -1,0 +1,24 @@
+# Molecules app (ditkit-molecules): 3D atom-set flow model and SELFIES latent flow model on RDKit's first_5K.smi.
+MOL_OUT := outputs/molecules
+MOL_3D := apps/molecules/configs/default.yaml
+MOL_LAT := apps/molecules/configs/latent.yaml
+.PHONY: train-molecules train-molecules-3d train-molecules-latent sample-molecules eval-molecules bench-molecules
+
+train-molecules: train-molecules-3d train-molecules-latent ## train both molecule models on CPU (3D + latent; checkpoints and PNG/SDF under outputs/molecules)
+
+train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF conformers) -> outputs/molecules/3d
+	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_3D)
+
+train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs/molecules/latent
+	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT)
+
+sample-molecules: ## sample both molecule models: SMILES, SDF of conformers, PNG grid -> outputs/molecules/samples
+	$(PY) -m ditkit_molecules.cli sample --config $(MOL_3D) --ckpt $(MOL_OUT)/3d/last.ckpt --n 64 --out $(MOL_OUT)/samples/3d
+	$(PY) -m ditkit_molecules.cli sample --config $(MOL_LAT) --ckpt $(MOL_OUT)/latent/last.ckpt --n 64 --out $(MOL_OUT)/samples/latent
+
+eval-molecules: ## metric tables (validity, uniqueness, novelty, QED, SA, IntDiv, FCD, stability, RMSD; data = ceiling)
+	$(PY) -m ditkit_molecules.cli eval --config $(MOL_3D) --ckpt $(MOL_OUT)/3d/last.ckpt --n 200 --out $(MOL_OUT)/eval_3d
+	$(PY) -m ditkit_molecules.cli eval --config $(MOL_LAT) --ckpt $(MOL_OUT)/latent/last.ckpt --n 500 --out $(MOL_OUT)/eval_latent
+
+bench-molecules: ## molecules/s on CPU at the default step count + metric table vs the training data (JSON lines)
+	$(PY) benchmarks/molecules.py

@@ -1,0 +1,21 @@
+# Robot policy app (ditkit-robotics): Meta-World demos -> flow-matching DiT policy -> rollouts.
+.PHONY: data-policy train-policy eval-policy bench-policy debug-policy
+
+POLICY_DATA ?= data/policy/metaworld_demos.zarr
+POLICY_EPISODES ?= 50
+
+data-policy: ## scripted-expert Meta-World demos (5 tasks x 50 episodes, zarr) into data/policy
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_robotics.cli data --out $(POLICY_DATA) --episodes $(POLICY_EPISODES)
+
+train-policy: ## train the multi-task MoE flow policy on CPU (~10 min); checkpoints + PNGs under outputs/policy
+	@test -e $(POLICY_DATA) || $(MAKE) data-policy
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml
+
+eval-policy: ## roll the trained policy out (fixed seeds): success per task vs scripted expert, GIF, eval.md
+	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --pretrained outputs/policy/pretrained --out outputs/policy
+
+bench-policy: ## latency per action chunk: dense vs MoE vs MoE+expert caching vs block caching (1/4/10 steps)
+	$(PY) benchmarks/policy.py
+
+debug-policy: ## seconds-long smoke run of the policy app on synthetic episodes
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/debug.yaml

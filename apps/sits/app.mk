@@ -1,0 +1,24 @@
+# sits: remote-sensing image time series (packages/geo). Included by the root Makefile.
+.PHONY: data-sits train-sits sample-sits eval-sits train-sits-presto eval-sits-presto bench-sits
+
+data-sits: ## write the synthetic S1/S2-like image time series (train/val/test .npz) to outputs/sits/data
+	$(PY) -m ditkit_geo.cli data --out outputs/sits/data
+
+train-sits: ## train the sits DiT on synthetic scenes (CPU, ~5-8 min); PNGs in outputs/sits/samples
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml
+
+sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/last.ckpt
+	$(PY) -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt --out outputs/sits/samples
+
+eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic test split; + Presto if trained)
+	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt
+	@if [ -f outputs/sits_presto/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt; fi
+
+train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (CPU, ~5-10 min)
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml
+
+eval-sits-presto: ## Presto reconstruction (30% dates masked) / forecast vs linear interpolation and seasonal naive
+	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt
+
+bench-sits: ## benchmarks/sits.py: trains small models, prints one JSON line per task with its baselines
+	$(PY) benchmarks/sits.py

@@ -1,0 +1,72 @@
+"""sits benchmark: one JSON line per task with the model's figures and the baselines of the same run.
+
+Uses ``outputs/sits/last.ckpt`` / ``outputs/sits_presto/last.ckpt`` when they exist (``make train-sits``,
+``make train-sits-presto``), else trains a model in-process from the app config for ``--steps`` steps (no
+checkpoints or sample figures written). Presto lines are skipped when ``../shared/data/presto_algae`` is absent.
+
+    python benchmarks/sits.py [--steps 1500] [--samples 8] [--retrain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESTO = ROOT / ".." / "shared" / "data" / "presto_algae"
+
+
+def trained(config: Path, ckpt: Path, steps: int, retrain: bool):
+    """(module, datamodule, how) from a checkpoint, or trained now for ``steps`` steps."""
+    from ditkit_core.testing import run_config
+    from ditkit_geo.cli import load_run
+
+    if ckpt.exists() and not retrain:
+        module, dm = load_run(config, ckpt)
+        return module, dm, f"checkpoint {ckpt.relative_to(ROOT)}"
+    cfg = yaml.safe_load(config.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg["trainer"].update(max_steps=steps, callbacks=[], enable_checkpointing=False, logger=False,
+                              default_root_dir=tmp, enable_progress_bar=False, val_check_interval=None,
+                              limit_val_batches=0)
+        cfg["trainer"].pop("check_val_every_n_epoch", None)
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        t0 = time.perf_counter()
+        cli = run_config(path)
+        how = f"trained {steps} steps in-process ({time.perf_counter() - t0:.0f} s)"
+    return cli.model.eval(), cli.datamodule, how
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--steps", type=int, default=1500, help="training steps when no checkpoint exists")
+    p.add_argument("--samples", type=int, default=8, help="draws per series (CRPS, median prediction)")
+    p.add_argument("--sample-steps", type=int, default=None, help="solver steps (default: the config's)")
+    p.add_argument("--retrain", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--only", choices=["synthetic", "presto"], default=None)
+    a = p.parse_args()
+    from ditkit_geo.cli import evaluate_all
+
+    runs = [("synthetic", ROOT / "apps/sits/configs/default.yaml", ROOT / "outputs/sits/last.ckpt"),
+            ("presto", ROOT / "apps/sits/configs/presto.yaml", ROOT / "outputs/sits_presto/last.ckpt")]
+    for name, config, ckpt in runs:
+        if a.only and name != a.only:
+            continue
+        if name == "presto" and not (PRESTO / "s1_s2_era5_srtm.npy").exists():
+            print(json.dumps({"benchmark": "sits", "data": "presto", "skipped": f"{PRESTO} not found"}))
+            continue
+        module, dm, how = trained(config, ckpt, a.steps, a.retrain)
+        t0 = time.perf_counter()
+        for rec in evaluate_all(module, dm, samples=a.samples, steps=a.sample_steps):
+            print(json.dumps({"benchmark": "sits", **rec, "model": how}), flush=True)
+        print(json.dumps({"benchmark": "sits", "data": name, "eval_seconds": round(time.perf_counter() - t0, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""ditkit-audio: flow-matching DiT text-to-speech (F5-style mel infilling with a sentence-level duration predictor).
+
+Modules: :mod:`.text` (character / IPA tokenizers, sentence generator and splitter), :mod:`.audio` (wav I/O,
+resampling, loudness, log-mel and Griffin-Lim), :mod:`.data` (espeak-ng corpus, LJSpeech / nested loaders,
+DataModule), :mod:`.tokenizer` (log-mel tokens), :mod:`.model` (text encoder, duration predictor),
+:mod:`.module` (Lightning module), :mod:`.inference` (synthesis), :mod:`.asr` (CTC probe), :mod:`.metrics`.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""Speech metrics without downloaded models: edit-distance CER / WER, mel-cepstral distortion with DTW,
+duration error, real-time factor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def edit_distance(a: list | str, b: list | str) -> int:
+    """Levenshtein distance (unit costs) between two sequences."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]
+
+
+def _norm(s: str) -> str:
+    return " ".join("".join(c for c in s.lower() if c.isalnum() or c in " '").split())
+
+
+def error_rate(refs: list[str], hyps: list[str], unit: str = "char") -> float:
+    """Corpus CER (``unit="char"``) or WER (``"word"``): total edits / total reference units, after lower-casing
+    and dropping punctuation."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"error_rate: {len(refs)} references vs {len(hyps)} hypotheses")
+    edits = total = 0
+    for r, h in zip(refs, hyps):
+        r, h = _norm(r), _norm(h)
+        rs, hs = (list(r), list(h)) if unit == "char" else (r.split(), h.split())
+        edits += edit_distance(rs, hs)
+        total += len(rs)
+    return edits / max(total, 1)
+
+
+def mel_cepstrum(logmel: Tensor, n_coeffs: int = 24) -> Tensor:
+    """Mel cepstra ``[f, n_coeffs]`` (c1..c_n, c0 energy dropped): orthonormal DCT-II of the natural-log mel."""
+    m = logmel.shape[-1]
+    k = torch.arange(m, dtype=torch.float64)
+    basis = torch.cos(math.pi / m * (k[None, :] + 0.5) * k[:, None]) * math.sqrt(2.0 / m)  # [coef, m]
+    basis[0] /= math.sqrt(2.0)
+    return (logmel.double() @ basis.T)[..., 1: n_coeffs + 1].float()
+
+
+def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost monotone alignment of a cost matrix ``[n, m]`` (steps (1,0), (0,1), (1,1)); returns index arrays."""
+    n, m = cost.shape
+    D = np.full((n + 1, m + 1), np.inf)
+    D[0, 0] = 0.0
+    for i in range(1, n + 1):
+        row, prev = D[i], D[i - 1]
+        c = cost[i - 1]
+        diag_up = np.minimum(prev[:-1], prev[1:]) + c  # best of (i-1, j-1), (i-1, j)
+        for j in range(1, m + 1):
+            row[j] = min(diag_up[j - 1], row[j - 1] + c[j - 1])
+    i, j, pi, pj = n, m, [], []
+    while i > 0 and j > 0:
+        pi.append(i - 1)
+        pj.append(j - 1)
+        k = int(np.argmin([D[i - 1, j - 1], D[i - 1, j], D[i, j - 1]]))
+        i, j = (i - 1, j - 1) if k == 0 else ((i - 1, j) if k == 1 else (i, j - 1))
+    return np.array(pi[::-1]), np.array(pj[::-1])
+
+
+def mcd_dtw(ref_logmel: Tensor, gen_logmel: Tensor, n_coeffs: int = 24) -> float:
+    """Mel-cepstral distortion in dB between two log-mels ``[f, n_mels]`` aligned by DTW on cepstral distance.
+
+    ``MCD = (10 / ln 10) * sqrt(2 * sum_k (c_k - c'_k)^2)`` averaged over the alignment path. Cepstra are DCTs of the
+    natural-log mel (not SPTK mel-generalised cepstra), so values are comparable within ditkit, not across papers.
+    """
+    a, b = mel_cepstrum(ref_logmel, n_coeffs), mel_cepstrum(gen_logmel, n_coeffs)
+    dist = torch.cdist(a[None].double(), b[None].double())[0].numpy()  # [n, m]
+    pi, pj = dtw_path(dist)
+    return float(10.0 / math.log(10.0) * math.sqrt(2.0) * dist[pi, pj].mean())
+
+
+def duration_error(pred_frames: Tensor, true_frames: Tensor) -> dict[str, float]:
+    """Mean absolute relative error and mean absolute error (frames) of total durations."""
+    p, t = pred_frames.float(), true_frames.float()
+    return {"rel": float(((p - t).abs() / t).mean()), "abs_frames": float((p - t).abs().mean())}

@@ -1,0 +1,170 @@
+"""``TTSModule``: F5-TTS-style flow matching on mel frames with a DiT backbone from ditkit_core.
+
+Input of the DiT per frame: ``[x_t, masked reference mel, refined text embedding]`` (concatenated, then the DiT's
+input projection), 1D RoPE over frames. Training infills a random contiguous span (70-100% of the frames by
+default) given the rest (``known_mask``), with the text and the reference dropped together for CFG. A sentence-level
+duration predictor (trained jointly, its own loss) gives the total number of frames, so no alignment is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ditkit_audio.model import DurationPredictor, TextEncoder
+from ditkit_audio.text import fill_to_frames
+from ditkit_audio.tokenizer import MelTokenizer
+from ditkit_core.flow import TimeSampler
+from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
+from ditkit_core.nn import DiT, DiTConfig
+from ditkit_core.tokenizers import TokenBatch
+
+allow_in_checkpoints(DiTConfig, TimeSampler)
+
+
+class TTSModule(FlowMatchingModule):
+    """Flow-matching text-to-speech on log-mel frames (see the module docstring).
+
+    Args:
+        tokenizer: :class:`~ditkit_audio.tokenizer.MelTokenizer`.
+        model: DiT configuration (``in_dim`` / ``out_dim`` are set here: ``2 n_mels + text_dim`` -> ``n_mels``);
+            use ``rope_axes: 1`` for rotary positions over frames.
+        text_dim: width of the text embedding concatenated to each frame.
+        text_layers: ConvNeXt blocks refining the text embedding.
+        duration_dim, duration_layers: size of the duration predictor.
+        duration_weight: weight of the duration loss (MSE on log frames) in the total loss.
+        mask_range: fraction of frames in the infilled span during training (min, max).
+        sway: sway-sampling coefficient used with ``sample_schedule: sway``.
+        n_write: utterances synthesised by :meth:`write_samples`.
+        time_sampler, lr, weight_decay, warmup_steps, max_steps, cond_dropout, seed, sample_steps, sample_method,
+            sample_schedule, cfg_scale: as in :class:`~ditkit_core.lightning.FlowMatchingModule`.
+    """
+
+    def __init__(self, tokenizer: MelTokenizer, model: DiTConfig, text_dim: int = 64, text_layers: int = 2,
+                 duration_dim: int = 96, duration_layers: int = 2, duration_weight: float = 0.1,
+                 mask_range: tuple[float, float] = (0.7, 1.0), sway: float = -1.0, n_write: int = 3,
+                 time_sampler: TimeSampler | None = None, lr: float = 5e-4, weight_decay: float = 0.01,
+                 warmup_steps: int = 100, max_steps: int | None = None, cond_dropout: float = 0.2, seed: int = 0,
+                 sample_steps: int = 16, sample_method: str = "euler", sample_schedule: str = "sway",
+                 cfg_scale: float = 2.0):
+        if not 0.0 < mask_range[0] <= mask_range[1] <= 1.0:
+            raise ValueError(f"TTSModule.mask_range={mask_range}: need 0 < min <= max <= 1")
+        base = dataclasses.replace(model, in_dim=tokenizer.token_dim, out_dim=tokenizer.token_dim)
+        super().__init__(tokenizer, base, time_sampler=time_sampler, lr=lr, weight_decay=weight_decay,
+                         warmup_steps=warmup_steps, max_steps=max_steps, cond_dropout=cond_dropout, seed=seed,
+                         sample_steps=sample_steps, sample_method=sample_method, sample_schedule=sample_schedule,
+                         cfg_scale=cfg_scale)
+        m = tokenizer.n_mels
+        self.config = dataclasses.replace(model, in_dim=2 * m + text_dim, out_dim=m)
+        self.model = DiT(self.config)
+        vocab = tokenizer.text.vocab_size
+        self.text_encoder = TextEncoder(vocab, text_dim, text_layers)
+        self.duration = DurationPredictor(vocab, duration_dim, duration_layers)
+        self.duration_weight, self.mask_range, self.sway, self.n_write = duration_weight, tuple(mask_range), sway, \
+            n_write
+        # frames per text symbol of the training corpus: the character-rate duration heuristic (set at fit start)
+        self.register_buffer("frames_per_symbol", torch.tensor(4.0))
+
+    # ------------------------------------------------------------------ tokens and velocity
+    def span_mask(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Known frames ``[b, f]`` bool: all real frames except one random span of ``mask_range`` of their length."""
+        b, f = mask.shape
+        n = mask.sum(1).float()  # [b]
+        lo, hi = self.mask_range
+        frac = lo + (hi - lo) * torch.rand(b, generator=generator, device=mask.device)
+        span = (frac * n).round().clamp_min(1)
+        start = (torch.rand(b, generator=generator, device=mask.device) * (n - span + 1)).floor()
+        idx = torch.arange(f, device=mask.device)[None].float()
+        infill = (idx >= start[:, None]) & (idx < (start + span)[:, None])
+        return mask & ~infill
+
+    def tokenize(self, batch: dict[str, Any]) -> TokenBatch:
+        tokens = self.tokenizer.encode(batch)
+        f = tokens.x.shape[1]
+        meta = dict(tokens.meta)
+        meta["filled"] = fill_to_frames(batch["ids"], batch["text_len"], f)
+        if self.training:
+            g = self._generator(offset=17)
+        else:
+            g = torch.Generator(device=self.device).manual_seed(self.seed + 31 * f)
+        return tokens.replace(known_mask=self.span_mask(tokens.mask, g), meta=meta)
+
+    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
+        """DiT velocity ``[b, f, n_mels]`` from ``[x_t, reference mel on known frames, text embedding]``."""
+        known = tokens.known_mask
+        cond = tokens.x * known[..., None].to(x_t.dtype) if known is not None else torch.zeros_like(x_t)
+        if drop_cond is not None:
+            cond = cond * (~drop_cond)[:, None, None].to(x_t.dtype)
+        text = self.text_encoder(tokens.meta["filled"], drop_cond)  # [b, f, text_dim]
+        inp = torch.cat([x_t, cond, text.to(x_t.dtype)], -1)  # [b, f, 2 m + text_dim]
+        return self.model(inp, t, mask=tokens.mask, pos=tokens.pos, drop_cond=drop_cond)
+
+    # ------------------------------------------------------------------ duration
+    def duration_loss(self, batch: dict[str, Any]) -> Tensor:
+        frames = batch["mask"].sum(1).float()
+        return F.mse_loss(self.duration(batch["ids"], batch["text_len"]), frames.log())
+
+    @torch.no_grad()
+    def predict_frames(self, ids: Tensor, text_len: Tensor, method: str = "predictor") -> Tensor:
+        """Total frames ``[b]`` for padded ids ``[b, L]``: ``predictor`` or ``heuristic`` (frames per symbol)."""
+        if method == "predictor":
+            return self.duration(ids, text_len).exp().round().long().clamp_min(2)
+        if method == "heuristic":
+            return (text_len.float() * self.frames_per_symbol).round().long().clamp_min(2)
+        raise ValueError(f"predict_frames: method={method!r}; choose predictor or heuristic")
+
+    # ------------------------------------------------------------------ training
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None:
+            return
+        tok = self.tokenizer
+        for name in ("sample_rate", "n_fft", "hop", "n_mels", "text_kind"):
+            if hasattr(dm, name) and getattr(dm, name) != getattr(tok, name):
+                raise ValueError(f"TTSModule: data.{name}={getattr(dm, name)!r} differs from "
+                                 f"model.tokenizer.{name}={getattr(tok, name)!r}")
+        if getattr(dm, "frames_per_symbol", None):
+            self.frames_per_symbol.fill_(dm.frames_per_symbol)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        tokens = self.tokenize(batch)
+        out = self.flow_loss(tokens, self._generator())
+        dur = self.duration_loss(batch)
+        bs = tokens.batch_size
+        self.log("train/loss", out["fm"], prog_bar=True, batch_size=bs)
+        self.log("train/duration", dur, prog_bar=True, batch_size=bs)
+        return out["loss"] + self.duration_weight * dur
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        fm = super().validation_step(batch, batch_idx)
+        frames = batch["mask"].sum(1).float()
+        pred = self.predict_frames(batch["ids"], batch["text_len"]).float()
+        heur = self.predict_frames(batch["ids"], batch["text_len"], "heuristic").float()
+        bs = frames.shape[0]
+        self.log("val/duration_rel_err", ((pred - frames).abs() / frames).mean(), batch_size=bs)
+        self.log("val/heuristic_rel_err", ((heur - frames).abs() / frames).mean(), batch_size=bs)
+        return fm
+
+    # ------------------------------------------------------------------ samples
+    def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
+        from ditkit_audio.audio import write_wav
+        from ditkit_audio.inference import synthesize
+        from ditkit_audio.viz import plot_mels
+
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None or getattr(dm, "val", None) is None:
+            return []
+        items = dm.val.items[: self.n_write]
+        texts = [it["text"] for it in items]
+        res = synthesize(self, texts, steps=self.sample_steps, seed=0)
+        out, paths = Path(out_dir), []
+        for i, (it, mel, wav) in enumerate(zip(items, res["mels"], res["wavs"])):
+            paths.append(write_wav(out / f"tts_{tag}_{i}.wav", wav, self.tokenizer.sample_rate))
+            paths.append(plot_mels([it["mel"].float(), mel], ["ground truth", "generated"],
+                                   out / f"tts_{tag}_{i}.png", title=it["text"]))
+        return paths

@@ -1,0 +1,213 @@
+"""Text side of TTS: normalisation, character / IPA-phoneme tokenizers with filler padding, a sentence generator for
+the embedded corpus, and a sentence splitter for long inputs."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+DEFAULT_CHARS = " abcdefghijklmnopqrstuvwxyz'.,?!-;:"
+"""Symbols of the character tokenizer (after :func:`normalize_text`)."""
+DEFAULT_IPA = (" .,?!-;:'abdefhijklmnoprstuvwxzæçðøŋœɐɑɒɔɕəɘɚɛɜɝɞɟɡɣɤɥɨɪɫɬɭɯɰɱɲɳɴɵɸɹɺɻɽɾʀʁʂʃʈʉʊʋʌʍʎʏʐʑʒʔʕʙʜʝʟʡʢ"
+               "ʲˈˌːˑ̩̃̆̊θχᵻ‍")
+"""Symbols of the phoneme tokenizer: the IPA that espeak-ng prints for English (plus punctuation)."""
+
+PAD, FILLER = 0, 1
+"""Index 0 pads text to the batch length; index 1 is F5-TTS's filler token that pads text to the audio length."""
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, map typographic quotes / dashes to ASCII, collapse whitespace."""
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = text.replace("\u2014", "-").replace("\u2013", "-").replace('"', "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def phonemize(text: str, voice: str = "en-us") -> str:
+    """IPA phonemes of ``text`` from the espeak-ng command line (sentences joined by ``". "``).
+
+    Raises:
+        RuntimeError: espeak-ng is not installed or fails.
+    """
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("phonemize: espeak-ng is not on PATH (apt-get install espeak-ng)")
+    res = subprocess.run([exe, "-q", "--ipa", "-v", voice, text], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"phonemize: espeak-ng failed on {text!r}: {res.stderr.strip()}")
+    lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+    end = text.strip()[-1:] if text.strip()[-1:] in ".?!" else ""
+    return ". ".join(lines) + end
+
+
+class TextTokenizer:
+    """Characters or IPA phonemes -> integer ids (0 = pad, 1 = filler, symbols from 2).
+
+    Args:
+        kind: ``"chars"`` (normalised characters) or ``"phonemes"`` (espeak-ng IPA of the text).
+        symbols: the vocabulary; defaults to :data:`DEFAULT_CHARS` / :data:`DEFAULT_IPA`.
+        voice: espeak-ng voice used for phonemisation.
+        on_unknown: ``"error"`` raises naming the character and its position, ``"skip"`` drops it.
+    """
+
+    def __init__(self, kind: str = "chars", symbols: str | None = None, voice: str = "en-us",
+                 on_unknown: str = "error"):
+        if kind not in ("chars", "phonemes"):
+            raise ValueError(f"TextTokenizer.kind={kind!r}: choose 'chars' or 'phonemes'")
+        if on_unknown not in ("error", "skip"):
+            raise ValueError(f"TextTokenizer.on_unknown={on_unknown!r}: choose 'error' or 'skip'")
+        self.kind, self.voice, self.on_unknown = kind, voice, on_unknown
+        self.symbols = symbols if symbols is not None else (DEFAULT_CHARS if kind == "chars" else DEFAULT_IPA)
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("TextTokenizer.symbols contains duplicates")
+        self._index = {s: i + 2 for i, s in enumerate(self.symbols)}
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids including pad and filler."""
+        return len(self.symbols) + 2
+
+    def to_symbols(self, text: str) -> str:
+        """The symbol string the ids are made of (normalised text or its IPA)."""
+        text = normalize_text(text)
+        return phonemize(text, self.voice) if self.kind == "phonemes" else text
+
+    def unknown(self, text: str) -> list[str]:
+        """Symbols of ``text`` (after :meth:`to_symbols`) outside the vocabulary."""
+        return sorted({c for c in self.to_symbols(text) if c not in self._index})
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of one text.
+
+        Raises:
+            ValueError: a symbol is outside the vocabulary (``on_unknown="error"``); names it and its position.
+        """
+        sym = self.to_symbols(text)
+        ids = []
+        for i, c in enumerate(sym):
+            if c in self._index:
+                ids.append(self._index[c])
+            elif self.on_unknown == "error":
+                raise ValueError(f"TextTokenizer: symbol {c!r} (U+{ord(c):04X}) at position {i} of {sym!r} is not "
+                                 f"in the {self.kind} vocabulary")
+        if not ids:
+            raise ValueError(f"TextTokenizer: text {text!r} has no symbols in the vocabulary")
+        return ids
+
+    def decode(self, ids: Sequence[int] | Tensor) -> str:
+        """Symbols of ``ids`` (pad and filler dropped)."""
+        ids = ids.tolist() if isinstance(ids, Tensor) else ids
+        return "".join(self.symbols[i - 2] for i in ids if i >= 2)
+
+    def batch(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Padded ids ``[b, L]`` (pad 0) and lengths ``[b]``."""
+        seqs = [self.encode(t) for t in texts]
+        lens = torch.tensor([len(s) for s in seqs])
+        out = torch.zeros(len(seqs), int(lens.max()), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            out[i, : len(s)] = torch.tensor(s)
+        return out, lens
+
+
+def fill_to_frames(ids: Tensor, text_len: Tensor, frames: int) -> Tensor:
+    """F5-TTS text padding: ids ``[b, L]`` -> ``[b, frames]`` with the filler token after each text.
+
+    Text longer than ``frames`` is truncated (a duration that short cannot speak it anyway).
+    """
+    b = ids.shape[0]
+    out = torch.full((b, frames), FILLER, dtype=torch.long, device=ids.device)
+    n = min(frames, ids.shape[1])
+    keep = torch.arange(n, device=ids.device)[None, :] < text_len[:, None]  # [b, n]
+    out[:, :n] = torch.where(keep, ids[:, :n], out[:, :n])
+    return out
+
+
+# ---------------------------------------------------------------------- sentence generator
+_WORDS = {
+    "det": ["the", "a", "every", "one", "that", "this", "my", "your", "some"],
+    "adj": ["red", "green", "small", "quiet", "happy", "old", "bright", "cold", "young", "heavy", "gentle", "brave",
+            "dark", "soft", "quick", "lazy", "tall", "clever", "strange", "warm"],
+    "noun": ["cat", "dog", "bird", "farmer", "teacher", "river", "garden", "window", "child", "horse", "city",
+             "doctor", "boat", "forest", "king", "letter", "mountain", "painter", "table", "village"],
+    "verb": ["sees", "finds", "likes", "follows", "paints", "watches", "carries", "opens", "visits", "helps",
+             "calls", "builds", "remembers", "brings", "holds"],
+    "ivp": ["sleeps", "sings", "waits", "runs away", "smiles", "laughs", "walks home", "falls asleep", "listens"],
+    "adv": ["today", "slowly", "at night", "in the morning", "again", "quietly", "near the river", "after dinner",
+            "every day", "once more"],
+    "num": ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve"],
+}
+_TEMPLATES = [
+    "{det} {adj} {noun} {verb} {det} {noun} {adv}.",
+    "{det} {noun} {ivp} {adv}.",
+    "why does the {adj} {noun} {verb_base} the {noun}?",
+    "{num} {adj} {noun}s {ivp_base} {adv}.",
+    "the {noun} {verb} {num} {adj} {noun}s, and the {noun} {ivp}.",
+    "{det} {adj} {noun} {ivp}!",
+    "did the {noun} {ivp_base} {adv}?",
+]
+
+
+def _base(verb: str) -> str:
+    head, *rest = verb.split(" ")
+    if head.endswith("ies"):
+        head = head[:-3] + "y"
+    elif head.endswith(("ches", "shes", "sses")):
+        head = head[:-2]
+    else:
+        head = head[:-1]
+    return " ".join([head, *rest])
+
+
+def generate_sentences(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct simple English sentences from a small grammar (deterministic in ``seed``).
+
+    The small vocabulary (about 120 words) keeps the embedded corpus learnable by a tiny model on a CPU.
+    """
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 100 * n + 1000:
+            raise RuntimeError(f"generate_sentences: could only make {len(out)} distinct sentences of {n}")
+        tpl = rng.choice(_TEMPLATES)
+
+        def pick(m: re.Match) -> str:
+            key = m.group(1)
+            if key == "verb_base":
+                return _base(rng.choice(_WORDS["verb"]))
+            if key == "ivp_base":
+                return _base(rng.choice(_WORDS["ivp"]))
+            return rng.choice(_WORDS[key])
+
+        s = re.sub(r"\{(\w+)\}", pick, tpl)
+        s = s[0].upper() + s[1:]
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def split_sentences(text: str, max_chars: int = 120) -> list[str]:
+    """Split ``text`` at sentence ends (``.?!;``); sentences still longer than ``max_chars`` split at commas,
+    then at spaces. Every piece is non-empty and at most ``max_chars`` long (unless one word is longer)."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!;])\s+", text.strip()) if p.strip()]
+    out: list[str] = []
+    for p in parts:
+        while len(p) > max_chars:
+            cut = p.rfind(", ", 0, max_chars)
+            cut = p.rfind(" ", 0, max_chars) if cut <= 0 else cut + 1
+            if cut <= 0:
+                break
+            out.append(p[:cut].strip())
+            p = p[cut:].strip()
+        if p:
+            out.append(p)
+    return out

@@ -1,0 +1,154 @@
+"""Command line: sample and evaluate trained molecule models (``python -m ditkit_molecules.cli ...``).
+
+* ``sample --config C --ckpt K --out DIR [--n N]``: SMILES file, SDF of conformers (3D model; for the latent model
+  ETKDG + MMFF conformers of the generated SMILES) and a PNG grid drawn with RDKit.
+* ``eval --config C --ckpt K [--n N] [--out FILE]``: the metric table, training data (the ceiling) and held-out data
+  next to the model, as Markdown and JSON.
+* ``export --config C --ckpt K --out DIR``: ``save_pretrained`` (safetensors + JSON) for inference.
+
+``--config`` is the app YAML the checkpoint was trained with: it rebuilds the tokenizer (not pickled in the
+checkpoint) and the data module (for novelty and the reference sets; conformers / SELFIES come from the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ditkit_core.lightning.pretrained import from_config, save_pretrained
+
+
+def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = True) -> tuple[Any, Any]:
+    """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights)."""
+    cfg = yaml.safe_load(Path(config).read_text())
+    module_cfg = cfg["model"]
+    module = from_config({"class_path": module_cfg["class_path"], "init_args": module_cfg.get("init_args", {})})
+    if ckpt is not None:
+        state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state, strict=True)
+    module.eval()
+    dm = from_config({"class_path": cfg["data"]["class_path"], "init_args": cfg["data"].get("init_args", {})})
+    if setup_data:
+        dm.setup("fit")
+        module.train_smiles = set(dm.train_smiles)
+    return module, dm
+
+
+def is_3d(module: Any) -> bool:
+    return hasattr(module, "sample_molecules")
+
+
+def generate(module: Any, n: int, seed: int = 0, steps: int | None = None, batch: int = 250) -> list[Any]:
+    """``n`` samples: :class:`~ditkit_molecules.geometry.Conformer` s (3D) or SMILES (latent), in batches."""
+    out: list[Any] = []
+    for i, start in enumerate(range(0, n, batch)):
+        k = min(batch, n - start)
+        if is_3d(module):
+            out += module.sample_molecules(k, seed=seed + i, steps=steps)
+        else:
+            out += module.sample_smiles(k, seed=seed + i, steps=steps)
+    return out
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from ditkit_molecules.geometry import Conformer, embed, mol_to_arrays
+    from ditkit_molecules.metrics import canonical
+    from ditkit_molecules.viz import draw_grid, write_3d_outputs, write_sdf, write_smiles
+
+    module, _ = load_run(args.config, args.ckpt, setup_data=False)
+    out = Path(args.out)
+    samples = generate(module, args.n, args.seed, args.steps)
+    if is_3d(module):
+        paths = write_3d_outputs(samples, out, "molecules3d")
+        from ditkit_molecules.metrics import geometry_metrics
+
+        geometry_metrics(samples, set(), None, with_fcd=False)  # fills in the SMILES of the valid samples
+        paths.append(write_smiles([m.smiles for m in samples], out / "molecules3d.smi"))
+    else:
+        paths = [write_smiles(samples, out / "latent.smi"), draw_grid(samples, out / "latent.png")]
+        confs = []
+        for s in samples:
+            c = canonical(s)
+            mol = embed(c, args.seed) if c else None
+            if mol is not None:
+                confs.append(Conformer(c, *mol_to_arrays(mol)))
+        paths.append(write_sdf(confs, out / "latent_conformers.sdf"))
+    for p in paths:
+        print(f"wrote {p}")
+
+
+def evaluate(module: Any, dm: Any, n: int, seed: int = 0, steps: int | None = None,
+             with_fcd: bool = True) -> dict[str, dict[str, float]]:
+    """Metric rows: ``training data`` (ceiling), ``held-out data`` and ``model``; novelty is against training."""
+    from ditkit_molecules.metrics import geometry_metrics, smiles_metrics
+
+    train, val = list(dm.train_smiles), list(dm.val_smiles)
+    rows: dict[str, dict[str, float]] = {}
+    t0 = time.perf_counter()
+    samples = generate(module, n, seed, steps)
+    dt = time.perf_counter() - t0
+    if is_3d(module):
+        rows["training data"] = geometry_metrics(list(dm.train.items[:n]), train, val, with_fcd)
+        rows["held-out data"] = geometry_metrics(list(dm.val.items[:n]), train, val, with_fcd)
+        rows["model"] = geometry_metrics(samples, train, val, with_fcd)
+    else:
+        rows["training data"] = smiles_metrics(train[:n], train, val, with_fcd)
+        rows["held-out data"] = smiles_metrics(val[:n], train, val, with_fcd)
+        rows["model"] = smiles_metrics(samples, train, val, with_fcd)
+    rows["model"]["molecules_per_s"] = n / dt
+    return rows
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ditkit_molecules.metrics import format_table
+
+    module, dm = load_run(args.config, args.ckpt)
+    rows = evaluate(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
+    keys = ["validity", "uniqueness", "novelty", "qed", "sa", "int_div", "fcd"]
+    if is_3d(module):
+        keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys]
+    table = format_table(rows, keys)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(f"{args.config} ({args.ckpt}), n={args.n}\n\n{table}\n")
+        clean = {k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in r.items()}
+                 for k, r in rows.items()}
+        out.with_suffix(".json").write_text(json.dumps(clean, indent=2))
+        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    module, _ = load_run(args.config, args.ckpt, setup_data=False)
+    print(f"wrote {save_pretrained(module, args.out)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="ditkit_molecules.cli", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("sample", "eval", "export"):
+        s = sub.add_parser(name)
+        s.add_argument("--config", required=True, help="app YAML the checkpoint was trained with")
+        s.add_argument("--ckpt", required=True, help="Lightning checkpoint (last.ckpt)")
+        s.add_argument("--n", type=int, default=200 if name == "eval" else 64)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
+        s.add_argument("--out", default=None)
+        s.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    args = p.parse_args(argv)
+    if args.cmd in ("sample", "export") and not args.out:
+        p.error(f"{args.cmd} needs --out")
+    torch.set_grad_enabled(False)
+    {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

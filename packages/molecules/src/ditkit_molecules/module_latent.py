@@ -1,0 +1,174 @@
+"""The latent model: SELFIES autoencoder (phase 1) then a property-conditioned DiT over its latent tokens (phase 2).
+
+One ``ditkit fit`` run trains both phases so a checkpoint (and ``save_pretrained``) always holds a matching
+autoencoder and DiT:
+
+* steps ``[0, ae_steps)``: the autoencoder (reconstruction + enumeration InfoNCE, see
+  :mod:`ditkit_molecules.autoencoder`) with its own warm-up / cosine learning-rate schedule;
+* at ``ae_steps``: the autoencoder is frozen and the latent / property standardisation is fitted on the training set;
+* steps ``[ae_steps, max_steps)``: flow matching of the DiT on the standardised latents, conditioned on the
+  standardised (QED, logP, MW / 100) through ``cond`` with condition dropout (classifier-free guidance); an optional
+  user text embedding can be given as ``context`` in the batch (set ``model.context_dim``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ditkit_core.lightning.module import FlowMatchingModule
+from ditkit_core.nn import DiTConfig
+from ditkit_core.tokenizers import TokenBatch
+from ditkit_molecules.autoencoder import LatentTokenizer
+
+
+class LatentMoleculeModule(FlowMatchingModule):
+    """Autoencoder + latent DiT (see the module docstring).
+
+    Args:
+        tokenizer: the :class:`LatentTokenizer` (holds the autoencoder).
+        model: DiT configuration (``in_dim`` = ``tokenizer.latent_dim``; ``cond_dim`` = 3 for property conditioning,
+            0 for an unconditional model).
+        ae_steps: autoencoder training steps before the DiT phase.
+        ae_lr: autoencoder peak learning rate.
+        eval_samples: molecules sampled for validation metrics in the DiT phase (0: none).
+        decode_temperature: decoder sampling temperature at generation (0 = greedy).
+        **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options (``lr`` is the DiT learning rate).
+    """
+
+    def __init__(self, tokenizer: LatentTokenizer, model: DiTConfig, ae_steps: int = 1500, ae_lr: float = 2e-3,
+                 eval_samples: int = 128, decode_temperature: float = 0.0, **kwargs: Any):
+        super().__init__(tokenizer, model, **kwargs)
+        self.ae_steps, self.ae_lr = ae_steps, ae_lr
+        self.eval_samples, self.decode_temperature = eval_samples, decode_temperature
+        self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
+        self.train_smiles: set[str] = set()
+
+    @property
+    def in_ae_phase(self) -> bool:
+        return int(self.global_step) < self.ae_steps
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "train_smiles"):
+            self.train_smiles = set(dm.train_smiles)
+
+    def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
+        tokens = self.tokenizer.encode(batch)
+        if not self.config.cond_dim:
+            tokens = tokens.replace(cond=None)
+        return tokens
+
+    def _fit_statistics(self) -> None:
+        ds = self.trainer.datamodule.train
+        ids = torch.stack(ds.targets).to(self.device)
+        props = torch.stack(ds.props).to(self.device)
+        self.tokenizer.eval()
+        self.tokenizer.fit_statistics(ids, props)
+        self.stats_ready.fill_(True)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self.in_ae_phase:
+            self.tokenizer.train()
+            out = self.tokenizer.ae_loss(batch, self._generator(offset=3))
+            bs = batch["target"].shape[0]
+            self.log("train/ae_rec", out["rec"], prog_bar=True, batch_size=bs)
+            self.log("train/ae_nce", out["nce"], batch_size=bs)
+            self.log("train/ae_exact", out["exact"], batch_size=bs)
+            return out["loss"]
+        if not bool(self.stats_ready):
+            self._fit_statistics()
+        self.tokenizer.eval()
+        self.tokenizer.requires_grad_(False)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self.in_ae_phase or not bool(self.stats_ready):
+            g = torch.Generator(device=self.device).manual_seed(self.seed + batch_idx)
+            out = self.tokenizer.ae_loss(batch, g)
+            self.log("val/ae_rec", out["rec"], batch_size=batch["target"].shape[0])
+            self.log("val/ae_exact", out["exact"], batch_size=batch["target"].shape[0])
+            return out["rec"]
+        return super().validation_step(batch, batch_idx)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        ae = list(self.tokenizer.parameters())
+        dit = list(self.model.parameters())
+        opt = torch.optim.AdamW([{"params": ae, "lr": self.ae_lr, "weight_decay": 0.0},
+                                 {"params": dit, "lr": self.lr, "weight_decay": self.weight_decay}],
+                                betas=self.betas)
+        total = self.max_steps
+        if total is None:
+            total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
+        a, warm, floor = self.ae_steps, self.warmup_steps, self.min_lr_ratio
+
+        def cosine(step: int, start: int, end: int) -> float:
+            s = step - start
+            if s < warm:
+                return (s + 1) / warm
+            p = min(1.0, (s - warm) / max(1, end - start - warm))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+        def ae_lambda(step: int) -> float:
+            return cosine(step, 0, a) if step < a else 0.0
+
+        def dit_lambda(step: int) -> float:
+            return cosine(step, a, total) if step >= a else 0.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, [ae_lambda, dit_lambda])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def sample_smiles(self, n: int, *, props: Tensor | None = None, seed: int = 0, steps: int | None = None,
+                      cfg_scale: float | None = None, context: Tensor | None = None) -> list[str]:
+        """Generate ``n`` SMILES ('' where nothing decodes).
+
+        Args:
+            n: number of molecules.
+            props: target (QED, logP, MW / 100) ``[n, 3]`` or ``[3]`` in natural units (None: unconditional).
+            seed: RNG seed.
+            steps: solver steps (default: the module's).
+            cfg_scale: guidance scale for conditional sampling (default: the module's).
+            context: optional text-embedding tokens ``[n, m, context_dim]``.
+        """
+        was = self.training
+        self.eval()
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        x = torch.zeros(n, self.tokenizer.latent_tokens, self.tokenizer.latent_dim, device=self.device)
+        cond = None
+        if props is not None and self.config.cond_dim:
+            p = torch.as_tensor(props, dtype=torch.float32, device=self.device).expand(n, 3)
+            cond = self.tokenizer.normalise_props(p)
+        template = TokenBatch(x=x, cond=cond, context=context)
+        scale = (self.cfg_scale if cfg_scale is None else cfg_scale) if cond is not None else 1.0
+        z = self.generate(template, steps=steps, cfg_scale=scale, generator=g)
+        out = self.tokenizer.decode(z, self.decode_temperature, g)
+        self.train(was)
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        if (self.eval_samples <= 0 or self._trainer is None or self.trainer.sanity_checking
+                or self.in_ae_phase or not bool(self.stats_ready)):
+            return
+        from ditkit_molecules.metrics import canonical
+
+        smiles = self.sample_smiles(self.eval_samples, seed=123)
+        valid = [c for c in (canonical(s) for s in smiles) if c]
+        uniq = set(valid)
+        self.log("val/validity", len(valid) / max(len(smiles), 1), prog_bar=True)
+        self.log("val/uniqueness", len(uniq) / max(len(valid), 1))
+        self.log("val/novelty", len(uniq - self.train_smiles) / max(len(uniq), 1))
+
+    def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
+        if self.in_ae_phase or not bool(self.stats_ready):
+            return []
+        from ditkit_molecules.viz import draw_grid, write_smiles
+
+        smiles = self.sample_smiles(16, seed=0)
+        out = Path(out_dir)
+        return [write_smiles(smiles, out / f"latent_{tag}.smi"), draw_grid(smiles, out / f"latent_{tag}.png")]

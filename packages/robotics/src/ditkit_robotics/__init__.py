@@ -1,0 +1,16 @@
+"""ditkit-robotics: flow-matching diffusion-transformer robot policies on the ditkit core.
+
+* :mod:`ditkit_robotics.data`: episode schemas (ditkit zarr, LeRobot-style folders), validation, windowing.
+* :mod:`ditkit_robotics.tokenizer`: action-chunk tokens with min-max normalisation.
+* :mod:`ditkit_robotics.model`: observation encoder, MoDE expert caching.
+* :mod:`ditkit_robotics.module`: :class:`PolicyModule` (Lightning).
+* :mod:`ditkit_robotics.envs` / :mod:`ditkit_robotics.evaluate`: Meta-World demos and rollouts (``metaworld`` extra).
+"""
+
+from ditkit_robotics.data import ChunkDataset, Episode, EpisodeError, PolicyDataModule, load_episodes
+from ditkit_robotics.model import ExpertCache, ObsEncoder, solver_times
+from ditkit_robotics.module import PolicyModule
+from ditkit_robotics.tokenizer import ActionChunkTokenizer
+
+__all__ = ["ActionChunkTokenizer", "ChunkDataset", "Episode", "EpisodeError", "ExpertCache", "ObsEncoder",
+           "PolicyDataModule", "PolicyModule", "load_episodes", "solver_times"]

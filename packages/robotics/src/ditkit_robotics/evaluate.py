@@ -1,0 +1,175 @@
+"""Policy evaluation in Meta-World: success per task next to the scripted expert (the ceiling), latency, GIF."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ditkit_core.sampling import BlockCache
+from ditkit_robotics.envs import expert_chunker, make_env, rollout
+from ditkit_robotics.metrics import success_table
+from ditkit_robotics.model import ExpertCache, solver_times
+from ditkit_robotics.module import PolicyModule
+from ditkit_robotics.viz import write_gif
+
+CACHES = ("none", "expert", "block", "expert+block")
+
+
+def policy_chunker(policy: PolicyModule, task_id: int, steps: int, seed: int = 0,
+                   block_cache: BlockCache | None = None):
+    """``obs history [n_obs, obs_dim] -> actions [horizon, action_dim]`` (numpy) for ``rollout``.
+
+    A ``block_cache`` is entered afresh for every chunk (its schedule counts solver calls within one sampling).
+    """
+    g = torch.Generator().manual_seed(seed)
+    tid = torch.tensor([task_id]) if policy.num_tasks > 1 else None
+
+    def act(hist: np.ndarray) -> np.ndarray:
+        obs = torch.from_numpy(hist)[None]
+        with block_cache if block_cache is not None else nullcontext():
+            return policy.predict_action(obs, tid, steps=steps, generator=g)[0].cpu().numpy()
+
+    return act
+
+
+def expert_cache(policy: PolicyModule, steps: int) -> ExpertCache:
+    """MoDE expert cache for the policy's solver grid at ``steps`` steps."""
+    return ExpertCache(policy, solver_times(steps, policy.sample_method, policy.sample_schedule))
+
+
+def calibrate_block_cache(policy: PolicyModule, obs: torch.Tensor, task_id: torch.Tensor | None, steps: int,
+                          threshold: float = 0.15, max_gap: int = 3) -> BlockCache:
+    """Block-wise adaptive caching: per-block recompute steps chosen on a calibration batch of observations."""
+    g = torch.Generator().manual_seed(0)
+    return BlockCache.calibrate(policy, lambda: policy.predict_action(obs, task_id, steps=steps, generator=g),
+                                threshold=threshold, order=1, max_gap=max_gap)
+
+
+def sampler_caches(policy: PolicyModule, steps: int, cache: str, calib: dict[str, torch.Tensor] | None = None):
+    """``(context for the whole run, per-chunk BlockCache or None)`` for a ``cache`` in :data:`CACHES`."""
+    if cache not in CACHES:
+        raise ValueError(f"evaluate: cache must be one of {CACHES}, got {cache!r}")
+    outer = expert_cache(policy, steps) if "expert" in cache else nullcontext()
+    block = None
+    if "block" in cache:
+        if calib is None:
+            raise ValueError("evaluate: block caching needs calibration observations (calib)")
+        with outer if isinstance(outer, ExpertCache) else nullcontext():
+            block = calibrate_block_cache(policy, calib["obs"], calib.get("task_id"), steps)
+    return outer, block
+
+
+def evaluate(policy: PolicyModule, tasks: Sequence[str], episodes: int = 20, seed: int = 1000, steps: int = 10,
+             cache: str = "auto", max_steps: int = 500, expert: bool = True, gif: Path | None = None,
+             gif_task: str | None = None, calib: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Roll the policy out ``episodes`` times per task with seeds ``seed + i`` (never used for demonstrations).
+
+    Args:
+        policy: a trained :class:`PolicyModule` (its ``num_tasks`` task ids follow ``tasks``' order).
+        tasks: Meta-World task names, in the training store's order.
+        episodes: rollouts per task.
+        seed: first reset seed.
+        steps: solver steps per chunk.
+        cache: ``auto`` (expert caching for MoE models), or one of :data:`CACHES`.
+        max_steps: environment steps per episode.
+        expert: also roll out the scripted expert on the same seeds.
+        gif: write a GIF of the first rollout of ``gif_task`` (default: the first task) here.
+        calib: ``{"obs": [b, n_obs, obs_dim], "task_id": [b]}`` demonstration observations to calibrate block caching.
+
+    Returns:
+        ``{"tasks": {task: {"success", "expert_success", "crashed", "steps", "chunk_ms"}}, "mean_success", ...}``.
+    """
+    policy.eval()
+    if cache == "auto":
+        cache = "expert" if policy.config.moe_experts and policy.config.moe_router == "time" else "none"
+    tok = policy.tokenizer
+    low, high = float(min(tok.action_low)), float(max(tok.action_high))
+    out: dict[str, Any] = {"tasks": {}, "episodes": episodes, "seed": seed, "steps": steps, "cache": cache}
+    t_start = time.perf_counter()
+    outer, block = sampler_caches(policy, steps, cache, calib)
+    if block is not None:
+        out["block_schedule"] = {str(k): sorted(v) for k, v in block.schedule.items()}
+    with outer:
+        for tid, task in enumerate(tasks):
+            env = make_env(task, seed)
+            res = [rollout(env, policy_chunker(policy, tid, steps, seed + i, block), seed + i,
+                           n_obs_steps=tok.n_obs_steps,
+                           n_action_steps=policy.n_action_steps, max_steps=max_steps, low=low, high=high)
+                   for i in range(episodes)]
+            env.close()
+            row = {"success": float(np.mean([r.success for r in res])), "crashed": int(sum(r.crashed for r in res)),
+                   "steps": float(np.mean([r.steps for r in res])),
+                   "chunk_ms": float(np.median([m for r in res for m in r.chunk_ms]))}
+            if expert:
+                env = make_env(task, seed)
+                ex = [rollout(env, expert_chunker(task, tok.horizon), seed + i, n_obs_steps=1, n_action_steps=1,
+                              max_steps=max_steps) for i in range(episodes)]
+                env.close()
+                row["expert_success"] = float(np.mean([r.success for r in ex]))
+                row["expert_crashed"] = int(sum(r.crashed for r in ex))
+            out["tasks"][task] = row
+            print(f"[eval] {task}: success {row['success']:.2f} (expert {row.get('expert_success', float('nan')):.2f})"
+                  f", crashed {row['crashed']}, {row['chunk_ms']:.1f} ms/chunk", flush=True)
+        if gif is not None:
+            task = gif_task or tasks[0]
+            env = make_env(task, seed, render=True, size=160)
+            r = rollout(env, policy_chunker(policy, list(tasks).index(task), steps, seed, block), seed,
+                        n_obs_steps=tok.n_obs_steps, n_action_steps=policy.n_action_steps,
+                        max_steps=min(max_steps, 200),
+                        record=True, record_every=2)
+            env.close()
+            out["gif"] = str(write_gif(r.frames, Path(gif)))
+            out["gif_success"] = r.success
+    rows = out["tasks"].values()
+    out["mean_success"] = float(np.mean([r["success"] for r in rows]))
+    if expert:
+        out["mean_expert_success"] = float(np.mean([r["expert_success"] for r in rows]))
+    out["crashed"] = int(sum(r["crashed"] for r in rows))
+    out["wall_s"] = time.perf_counter() - t_start
+    out["table"] = success_table(out)
+    return out
+
+
+def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyModule:
+    """Load a policy from a ``save_pretrained`` folder, or from a Lightning ``.ckpt`` plus the run's YAML config.
+
+    Args:
+        path: ``outputs/policy/pretrained`` (folder) or ``outputs/policy/.../last.ckpt``.
+        config: for a checkpoint, the LightningCLI config (default: ``config.yaml`` next to the run root).
+    """
+    from ditkit_core.lightning import from_pretrained
+
+    path = Path(path)
+    if path.is_dir():
+        return from_pretrained(path).eval()
+    import yaml
+
+    from ditkit_robotics.tokenizer import ActionChunkTokenizer
+
+    cfg_path = Path(config) if config else next((p / "config.yaml" for p in path.parents
+                                                 if (p / "config.yaml").exists()), None)
+    if cfg_path is None or not cfg_path.exists():
+        raise FileNotFoundError(f"load_policy: no config.yaml found above {path}; pass config=")
+    args = dict(yaml.safe_load(cfg_path.read_text())["model"]["init_args"])
+    tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
+    policy = PolicyModule(tok, **args)
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    policy.load_state_dict(state)
+    return policy.eval()
+
+
+def calibration_batch(store: str | Path, n: int = 32, n_obs_steps: int = 2,
+                      horizon: int = 16) -> dict[str, torch.Tensor]:
+    """``n`` evenly spaced (obs history, task id) windows of a demonstration store, for block-cache calibration."""
+    from ditkit_robotics.data import load_episodes, make_windows
+
+    eps, _ = load_episodes(store)
+    w = make_windows(eps, n_obs_steps, horizon)
+    idx = torch.linspace(0, w["obs"].shape[0] - 1, n).long()
+    return {"obs": w["obs"][idx], "task_id": w["task_id"][idx]}
