@@ -151,6 +151,29 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
 
 
 @pytest.mark.parametrize("config", ["debug.yaml", "debug_latent.yaml"])
-def test_debug_configs_run(config, tmp_path):
-    cli = run_config(APP / config, "--trainer.default_root_dir", str(tmp_path))
-    assert cli.trainer.global_step == cli.trainer.max_steps
+def test_debug_configs_run_sample_and_eval(config, tmp_path):
+    import json
+
+    import yaml
+
+    from ditkit_molecules import cli as mol_cli
+
+    cfg = yaml.safe_load((APP / config).read_text())
+    cfg["data"]["init_args"]["cache_dir"] = str(tmp_path / "cache")  # eval reuses the conformers / SELFIES
+    cfg["trainer"]["default_root_dir"] = str(tmp_path)
+    path = tmp_path / config
+    path.write_text(yaml.safe_dump(cfg))
+    run = run_config(path)
+    assert run.trainer.global_step == run.trainer.max_steps
+    ckpt = tmp_path / "last.ckpt"
+    run.trainer.save_checkpoint(ckpt)
+    common = ["--config", str(path), "--ckpt", str(ckpt), "--n", "4"]
+    mol_cli.main(["sample", *common, "--out", str(tmp_path / "samples")])
+    suffixes = sorted(p.suffix for p in (tmp_path / "samples").iterdir())
+    assert suffixes == [".png", ".sdf", ".smi"]
+    mol_cli.main(["eval", *common, "--no-fcd", "--out", str(tmp_path / "eval")])
+    rows = json.loads((tmp_path / "eval.json").read_text())
+    assert set(rows) == {"training data", "held-out data", "model"}
+    assert rows["training data"]["validity"] == 1.0
+    if config == "debug.yaml":
+        assert rows["training data"]["atom_stability"] > 0.95

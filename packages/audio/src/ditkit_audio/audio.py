@@ -3,6 +3,7 @@ Griffin-Lim baseline vocoder (torchaudio transforms), crossfaded concatenation."
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,15 @@ def resample_wav(wav: Tensor, orig: int, new: int) -> Tensor:
     """Band-limited (sinc) resampling ``[..., s]`` from ``orig`` Hz to ``new`` Hz."""
     if orig == new:
         return wav
-    import torchaudio.functional as AF
+    return _resampler(orig, new)(wav)
 
-    return AF.resample(wav, orig, new)
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig: int, new: int) -> nn.Module:
+    """A cached ``torchaudio.transforms.Resample`` (its sinc kernel is built once per rate pair)."""
+    import torchaudio.transforms as T
+
+    return T.Resample(orig, new)
 
 
 def normalize_loudness(wav: Tensor, target_db: float = -23.0, peak: float = 0.95) -> Tensor:
@@ -121,7 +128,7 @@ class LogMel(nn.Module):
         gl_iters: Griffin-Lim iterations of :meth:`invert`.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
                  f_max: float | None = None, gl_iters: int = 32):
         super().__init__()
         import torchaudio.transforms as T

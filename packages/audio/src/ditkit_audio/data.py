@@ -294,7 +294,7 @@ class TTSDataModule(L.LightningDataModule):
     """
 
     def __init__(self, root: str = "outputs/tts/data", layout: str = "auto", synthesize: int = 0,
-                 sample_rate: int = 16000, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
+                 sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
                  text_kind: str = "chars", min_seconds: float = 0.3, max_seconds: float = 6.0,
                  loudness_db: float | None = -23.0, val_size: int = 32, batch_size: int = 16, limit: int = 0,
                  cache: bool = True, seed: int = 0):

@@ -21,6 +21,7 @@ from ditkit_audio.text import fill_to_frames
 from ditkit_audio.tokenizer import MelTokenizer
 from ditkit_core.flow import TimeSampler
 from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
+from ditkit_core.lightning.pretrained import from_config
 from ditkit_core.nn import DiT, DiTConfig
 from ditkit_core.tokenizers import TokenBatch
 
@@ -54,6 +55,8 @@ class TTSModule(FlowMatchingModule):
                  cfg_scale: float = 2.0):
         if not 0.0 < mask_range[0] <= mask_range[1] <= 1.0:
             raise ValueError(f"TTSModule.mask_range={mask_range}: need 0 < min <= max <= 1")
+        if isinstance(tokenizer, dict):  # rebuilt from a checkpoint's hyper-parameters
+            tokenizer = from_config(tokenizer)
         base = dataclasses.replace(model, in_dim=tokenizer.token_dim, out_dim=tokenizer.token_dim)
         super().__init__(tokenizer, base, time_sampler=time_sampler, lr=lr, weight_decay=weight_decay,
                          warmup_steps=warmup_steps, max_steps=max_steps, cond_dropout=cond_dropout, seed=seed,

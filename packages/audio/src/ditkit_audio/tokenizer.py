@@ -25,7 +25,7 @@ class MelTokenizer:
         gl_iters: Griffin-Lim iterations of :meth:`to_wav`.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
                  mel_mean: float = -5.5, mel_std: float = 2.5, text_kind: str = "chars", gl_iters: int = 32):
         if mel_std <= 0:
             raise ValueError(f"MelTokenizer.mel_std={mel_std}: must be > 0")

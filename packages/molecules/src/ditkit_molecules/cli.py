@@ -21,20 +21,26 @@ from typing import Any
 
 import torch
 import yaml
+from torch import Tensor
 
-from ditkit_core.lightning.pretrained import from_config, save_pretrained
+from ditkit_core.lightning.pretrained import save_pretrained
 
 
 def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = True) -> tuple[Any, Any]:
     """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights)."""
+    import lightning as L
+    from jsonargparse import ArgumentParser
+
     cfg = yaml.safe_load(Path(config).read_text())
-    module_cfg = cfg["model"]
-    module = from_config({"class_path": module_cfg["class_path"], "init_args": module_cfg.get("init_args", {})})
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningModule, "model")
+    parser.add_subclass_arguments(L.LightningDataModule, "data")
+    built = parser.instantiate_classes(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
+    module, dm = built.model, built.data
     if ckpt is not None:
         state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state, strict=True)
     module.eval()
-    dm = from_config({"class_path": cfg["data"]["class_path"], "init_args": cfg["data"].get("init_args", {})})
     if setup_data:
         dm.setup("fit")
         module.train_smiles = set(dm.train_smiles)
@@ -45,15 +51,17 @@ def is_3d(module: Any) -> bool:
     return hasattr(module, "sample_molecules")
 
 
-def generate(module: Any, n: int, seed: int = 0, steps: int | None = None, batch: int = 250) -> list[Any]:
-    """``n`` samples: :class:`~ditkit_molecules.geometry.Conformer` s (3D) or SMILES (latent), in batches."""
+def generate(module: Any, n: int, seed: int = 0, steps: int | None = None, batch: int = 250,
+             props: Tensor | None = None, cfg_scale: float | None = None) -> list[Any]:
+    """``n`` samples: :class:`~ditkit_molecules.geometry.Conformer` s (3D) or SMILES (latent; optionally guided to
+    ``props`` = (QED, logP, MW / 100)), in batches."""
     out: list[Any] = []
     for i, start in enumerate(range(0, n, batch)):
         k = min(batch, n - start)
         if is_3d(module):
             out += module.sample_molecules(k, seed=seed + i, steps=steps)
         else:
-            out += module.sample_smiles(k, seed=seed + i, steps=steps)
+            out += module.sample_smiles(k, seed=seed + i, steps=steps, props=props, cfg_scale=cfg_scale)
     return out
 
 
@@ -64,7 +72,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     module, _ = load_run(args.config, args.ckpt, setup_data=False)
     out = Path(args.out)
-    samples = generate(module, args.n, args.seed, args.steps)
+    props = torch.tensor([float(v) for v in args.props.split(",")]) if args.props else None
+    samples = generate(module, args.n, args.seed, args.steps, props=props, cfg_scale=args.cfg_scale)
     if is_3d(module):
         paths = write_3d_outputs(samples, out, "molecules3d")
         from ditkit_molecules.metrics import geometry_metrics
@@ -106,6 +115,24 @@ def evaluate(module: Any, dm: Any, n: int, seed: int = 0, steps: int | None = No
     return rows
 
 
+def conditioning_error(module: Any, dm: Any, n: int, seed: int = 0, cfg_scale: float = 2.0) -> dict[str, float]:
+    """Property control of the latent model: mean absolute error between the (QED, logP, MW) of molecules generated
+    for the properties of ``n`` held-out molecules and those targets, with guidance (``cond_*``) and without
+    (``uncond_*``, the same targets compared with unconditional samples). Invalid samples are left out.
+    """
+    from ditkit_molecules.data import PROPERTY_NAMES, properties
+
+    targets = torch.stack(list(dm.val.props[:n]))  # [n, 3]
+    out: dict[str, float] = {}
+    for tag, props in (("cond", targets), ("uncond", None)):
+        smiles = module.sample_smiles(len(targets), props=props, seed=seed, cfg_scale=cfg_scale)
+        errs = [(torch.tensor(p) - t).abs() for s, t in zip(smiles, targets) if s and (p := properties(s)) is not None]
+        mae = torch.stack(errs).mean(0) if errs else torch.full((3,), float("nan"))
+        for name, v in zip(PROPERTY_NAMES, mae.tolist()):
+            out[f"{tag}_{name}_mae"] = v
+    return out
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from ditkit_molecules.metrics import format_table
 
@@ -115,6 +142,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if is_3d(module):
         keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys]
     table = format_table(rows, keys)
+    if not is_3d(module) and module.config.cond_dim:
+        ce = conditioning_error(module, dm, min(args.n, len(dm.val)), args.seed)
+        rows["property control"] = ce
+        table += "\n\nproperty control (MAE to held-out targets; QED, logP, MW/100):\n\n" + format_table(
+            {"guided (cfg 2)": {k[5:]: v for k, v in ce.items() if k.startswith("cond_")},
+             "unconditional": {k[7:]: v for k, v in ce.items() if k.startswith("uncond_")}})
     print(table)
     if args.out:
         out = Path(args.out)
@@ -143,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
         s.add_argument("--out", default=None)
         s.add_argument("--no-fcd", action="store_true", help="skip FCD")
+        s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
+        s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
     args = p.parse_args(argv)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")

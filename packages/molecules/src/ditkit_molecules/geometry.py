@@ -105,7 +105,8 @@ def conformers(smiles: list[str], *, seed: int = 0, cache_dir: str | Path | None
         log.warning("conformers: %d of %d molecules failed to embed and were left out", failed, len(smiles))
     if path is not None and out:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, smiles=np.array([c.smiles for c in out]), sizes=np.array([len(c.numbers) for c in out]),
+        np.savez_compressed(path, smiles=np.array([c.smiles for c in out]),
+                            sizes=np.array([len(c.numbers) for c in out]),
                             numbers=np.concatenate([c.numbers for c in out]),
                             charges=np.concatenate([c.charges for c in out]),
                             coords=np.concatenate([c.coords for c in out]))

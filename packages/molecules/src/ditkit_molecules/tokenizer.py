@@ -41,7 +41,8 @@ class AtomTokenizer:
         if unknown:
             raise ValueError(f"AtomTokenizer.elements: unknown element(s) {unknown}; known: {sorted(PERIODIC)}")
         self.elements, self.max_atoms = list(elements), int(max_atoms)
-        self.coord_scale, self.type_scale, self.charge_scale = float(coord_scale), float(type_scale), float(charge_scale)
+        self.coord_scale, self.type_scale = float(coord_scale), float(type_scale)
+        self.charge_scale = float(charge_scale)
         self.numbers = torch.tensor([PERIODIC[e] for e in self.elements])
         self._index = torch.full((max(PERIODIC.values()) + 1,), -1, dtype=torch.long)
         self._index[self.numbers] = torch.arange(len(self.elements))

@@ -169,17 +169,13 @@ def list_files(root: str | Path, split: str, classes: list[str] | None = None) -
     for name in names:
         d = root / name
         if not d.is_dir():
-            raise FileNotFoundError(f"{root}: class folder {name!r} is missing; found {sorted(os_dirs(root))}")
+            raise FileNotFoundError(f"{root}: class folder {name!r} is missing; found {sorted(p.name for p in root.iterdir() if p.is_dir())}")
         folder = d / split if (d / split).is_dir() else d
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
         if not files:
             raise FileNotFoundError(f"{folder}: no {'/'.join(EXTENSIONS)} files for split {split!r}")
         out[name] = files
     return out
-
-
-def os_dirs(root: Path) -> list[str]:
-    return [p.name for p in root.iterdir() if p.is_dir()]
 
 
 class ShapeFolderDataset(Dataset):
@@ -212,7 +208,8 @@ class ShapeFolderDataset(Dataset):
         raw = np.stack(clouds)  # [N, p, 3]
         if normalize == "dataset" and stats is None:
             flat = raw.reshape(-1, 3)
-            stats = (flat.mean(0), float(flat.std()))
+            mean = flat.mean(0)
+            stats = (mean, float((flat - mean).std()))
         self.stats = stats
         self.points = torch.from_numpy(np.stack([normalize_points(c, normalize, stats) for c in raw]))
         self.labels = torch.tensor(labels, dtype=torch.long)
@@ -246,22 +243,24 @@ class ShapesDataModule(L.LightningDataModule):
         batch_size: clouds per batch.
         generate_if_missing: write the procedural dataset to ``root`` if it does not exist.
         train_limit: keep only the first ``train_limit`` training clouds per class (0: all).
+        generate_sizes: shapes per class and split when generating (default: train 160, val 16, test 48).
         seed: seed of resampling / shuffling.
     """
 
     def __init__(self, root: str = "outputs/shapes/data", classes: list[str] | None = None, points: int = 2048,
                  train_points: int = 0, normalize: Normalize = "unit_sphere", batch_size: int = 32,
-                 generate_if_missing: bool = True, train_limit: int = 0, seed: int = 0):
+                 generate_if_missing: bool = True, train_limit: int = 0,
+                 generate_sizes: dict[str, int] | None = None, seed: int = 0):
         super().__init__()
         self.root, self.classes, self.points, self.train_points = root, classes, points, train_points
         self.normalize, self.batch_size, self.generate_if_missing = normalize, batch_size, generate_if_missing
-        self.train_limit, self.seed = train_limit, seed
+        self.train_limit, self.generate_sizes, self.seed = train_limit, generate_sizes, seed
 
     def prepare_data(self) -> None:
         if not Path(self.root).exists() and self.generate_if_missing:
             from ditkit_shapes.procedural import write_dataset
 
-            write_dataset(self.root, seed=self.seed)
+            write_dataset(self.root, sizes=self.generate_sizes, points=self.points, seed=self.seed)
 
     def dataset(self, split: str, stats: tuple[np.ndarray, float] | None = None) -> ShapeFolderDataset:
         return ShapeFolderDataset(self.root, split, self.classes, self.points, self.normalize, stats=stats,

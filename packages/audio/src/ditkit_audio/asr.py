@@ -1,0 +1,130 @@
+"""A small CTC speech recogniser used as an intelligibility probe (CER / WER of generated vs ground-truth speech).
+
+Mel input (normalised like the TTS tokens) -> 2 conv layers (time stride 2) -> transformer encoder -> character
+logits; CTC loss from torch, greedy decoding. Trained only on the ground-truth corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ditkit_audio.data import mel_batch
+from ditkit_audio.model import sinusoidal
+from ditkit_audio.text import TextTokenizer
+
+
+class CTCProbe(nn.Module):
+    """Log-mel ``[b, f, n_mels]`` -> CTC log-probs ``[b, ceil(f / 2), vocab]`` (blank = 0).
+
+    Args:
+        n_mels: mel bands.
+        vocab: output ids (the :class:`TextTokenizer` vocabulary; pad id 0 serves as the CTC blank).
+        dim, depth, heads: transformer size.
+        mel_mean, mel_std: input normalisation.
+    """
+
+    def __init__(self, n_mels: int = 64, vocab: int = 37, dim: int = 144, depth: int = 3, heads: int = 4,
+                 mel_mean: float = -5.5, mel_std: float = 2.5):
+        super().__init__()
+        self.n_mels, self.vocab, self.dim, self.depth, self.heads = n_mels, vocab, dim, depth, heads
+        self.mel_mean, self.mel_std = mel_mean, mel_std
+        self.conv = nn.Sequential(nn.Conv1d(n_mels, dim, 5, stride=2, padding=2), nn.GELU(),
+                                  nn.Conv1d(dim, dim, 5, padding=2), nn.GELU())
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.out = nn.Linear(dim, vocab)
+
+    def out_lengths(self, frames: Tensor) -> Tensor:
+        return (frames + 1) // 2
+
+    def forward(self, mel: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns log-probs ``[b, t, vocab]`` and output lengths ``[b]``."""
+        x = ((mel - self.mel_mean) / self.mel_std) * mask[..., None]
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)  # [b, t, dim]
+        lens = self.out_lengths(mask.sum(1))
+        keep = torch.arange(h.shape[1], device=h.device)[None] < lens[:, None]
+        h = h + sinusoidal(h.shape[1], self.dim, h.device)
+        h = self.encoder(h, src_key_padding_mask=~keep)
+        return self.out(h).log_softmax(-1), lens
+
+    @torch.no_grad()
+    def transcribe(self, mels: list[Tensor], text: TextTokenizer, batch_size: int = 32) -> list[str]:
+        """Greedy CTC decoding of log-mels ``[f_i, n_mels]``."""
+        self.eval()
+        out = []
+        for k in range(0, len(mels), batch_size):
+            mel, mask = mel_batch(mels[k: k + batch_size])
+            lp, lens = self(mel, mask)
+            best = lp.argmax(-1)  # [b, t]
+            for row, n in zip(best, lens):
+                ids = torch.unique_consecutive(row[: int(n)])
+                out.append(text.decode(ids[ids >= 2]))
+        return out
+
+
+def train_probe(items: list[dict[str, Any]], text: TextTokenizer, *, steps: int = 1500, batch_size: int = 16,
+                lr: float = 1e-3, max_seconds: float | None = None, seed: int = 0, log_every: int = 100,
+                **model_kw: Any) -> CTCProbe:
+    """Train :class:`CTCProbe` on ``[{"mel", "text"}]`` with SpecAugment-style time/frequency masking and a little
+    Gaussian noise on the log-mel (so it tolerates vocoded / generated speech)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = CTCProbe(n_mels=items[0]["mel"].shape[1], vocab=text.vocab_size, **model_kw)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    ids = [torch.tensor(text.encode(it["text"])) for it in items]
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(steps):
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            break
+        idx = torch.randint(len(items), (batch_size,), generator=g).tolist()
+        mel, mask = mel_batch([items[i]["mel"] for i in idx])
+        mel = mel + 0.3 * torch.randn(mel.shape, generator=g)
+        for b in range(mel.shape[0]):  # two frequency masks and one time mask per utterance
+            for _ in range(2):
+                f0 = int(torch.randint(0, mel.shape[2] - 8, (1,), generator=g))
+                mel[b, :, f0: f0 + int(torch.randint(0, 8, (1,), generator=g))] = -11.5
+            t0_ = int(torch.randint(0, max(1, int(mask[b].sum()) - 10), (1,), generator=g))
+            mel[b, t0_: t0_ + int(torch.randint(0, 10, (1,), generator=g))] = -11.5
+        tgt = [ids[i] for i in idx]
+        lp, lens = model(mel, mask)
+        loss = F.ctc_loss(lp.transpose(0, 1), torch.cat(tgt), lens, torch.tensor([len(t) for t in tgt]),
+                          blank=0, zero_infinity=True)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if log_every and step % log_every == 0:
+            print(f"[asr-probe] step {step} ctc {float(loss):.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return model.eval()
+
+
+def save_probe(model: CTCProbe, directory: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {k: getattr(model, k) for k in ("n_mels", "vocab", "dim", "depth", "heads", "mel_mean", "mel_std")}
+    (d / "config.json").write_text(json.dumps(cfg))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
+    return d
+
+
+def load_probe(directory: str | Path) -> CTCProbe:
+    from safetensors.torch import load_file
+
+    d = Path(directory)
+    if not (d / "config.json").exists():
+        raise FileNotFoundError(f"load_probe: {d}/config.json missing (run `make train-asr-probe`)")
+    model = CTCProbe(**json.loads((d / "config.json").read_text()))
+    model.load_state_dict(load_file(str(d / "model.safetensors")))
+    return model.eval()

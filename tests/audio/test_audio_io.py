@@ -1,0 +1,118 @@
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ditkit_audio.audio import AudioError, LogMel, crossfade_concat, normalize_loudness, read_wav, write_wav
+from ditkit_audio.data import load_corpus, scan_corpus
+from ditkit_audio.text import TextTokenizer
+
+
+def _sine(freq=440.0, sr=22050, secs=1.0, amp=0.5):
+    t = np.arange(int(sr * secs)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_read_resamples_and_keeps_pitch(tmp_path):
+    p = tmp_path / "a.wav"
+    sf.write(p, _sine(440.0), 22050)
+    w = read_wav(p, sample_rate=16000)
+    assert abs(w.shape[0] - 16000) <= 1
+    spec = torch.fft.rfft(w).abs()
+    assert abs(int(spec.argmax()) * 16000 / w.shape[0] - 440.0) < 2.0
+    with pytest.raises(AudioError, match="22050 Hz, expected 16000") as e:
+        read_wav(p, sample_rate=16000, resample=False)
+    assert e.value.reason == "rate"
+
+
+def test_bad_files_raise_named_errors(tmp_path):
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(tmp_path / "stereo.wav", np.stack([_sine(), _sine(330.0)], 1), 22050)
+    for name, reason in (("corrupt", "corrupt"), ("empty", "empty"), ("stereo", "stereo"), ("nope", "missing")):
+        with pytest.raises(AudioError) as e:
+            read_wav(tmp_path / f"{name}.wav")
+        assert e.value.reason == reason and name in str(e.value)
+    mixed = read_wav(tmp_path / "stereo.wav", stereo="mix")
+    assert mixed.dim() == 1
+
+
+def test_loudness_and_crossfade():
+    w = torch.from_numpy(_sine(amp=0.05))
+    out = normalize_loudness(w, -20.0)
+    assert abs(20 * math.log10(float(out.pow(2).mean().sqrt())) + 20.0) < 0.2
+    a, b = torch.ones(1000), torch.ones(800)
+    j = crossfade_concat([a, b], 16000, fade_s=0.01)  # 160-sample fade
+    assert j.shape[0] == 1800 - 160
+    assert float(j.min()) > 0.99  # equal-power fade of identical constants stays >= 1 / ... and never dips to 0
+
+
+def test_griffin_lim_round_trip_of_features():
+    lm = LogMel(16000, 1024, 400, 64, gl_iters=32)
+    t = torch.arange(16000) / 16000
+    w = 0.3 * torch.sin(2 * math.pi * (200 + 300 * t) * t)  # chirp
+    m = lm(w)
+    assert m.shape == (lm.frames(16000), 64)
+    back = lm(lm.invert(m))[: m.shape[0]]
+    assert (back - m).abs().mean() < 0.35  # log-mel error of the Griffin-Lim baseline vocoder
+
+
+def _write_lj(root, rows, wavs):
+    (root / "wavs").mkdir(parents=True)
+    for name, data, sr in wavs:
+        if isinstance(data, bytes):
+            (root / "wavs" / f"{name}.wav").write_bytes(data)
+        else:
+            sf.write(root / "wavs" / f"{name}.wav", data, sr)
+    (root / "metadata.csv").write_text("".join(r + "\n" for r in rows))
+
+
+def test_ljspeech_loader_counts_every_skip(tmp_path):
+    good = _sine(secs=1.0)
+    _write_lj(tmp_path, [
+        "ok1|Hello there.|hello there.", "ok2|A small cat.", "bad|Corrupt file.", "emp|Empty file.",
+        "st|Stereo file.", "ghost|No wav here.", "oov|Price: $5.", "long|Too long.", "justid",
+    ], [("ok1", good, 22050), ("ok2", good, 16000), ("bad", b"not a wav", 0), ("emp", np.zeros(0, np.float32), 16000),
+        ("st", np.stack([good, good], 1), 22050), ("oov", good, 16000), ("long", _sine(secs=3.0), 16000),
+        ("orphan", good, 16000)])
+    lm, tok = LogMel(16000, 1024, 400, 64), TextTokenizer()
+    items, rep = load_corpus(tmp_path, lm, tok, max_seconds=2.0)
+    assert sorted(it["text"] for it in items) == ["A small cat.", "hello there."]
+    assert rep.kept == 2 and rep.resampled == 1
+    assert dict(rep.skipped) == {"corrupt": 1, "empty": 1, "stereo": 1, "missing_wav": 1, "oov": 1, "too_long": 1,
+                                 "bad_row": 1, "missing_text": 1}
+    assert any("metadata.csv:9" in m for m in rep.messages) and any("orphan.wav" in m for m in rep.messages)
+    assert items[0]["mel"].shape[1] == 64
+    items2, rep2 = load_corpus(tmp_path, lm, tok, max_seconds=2.0)  # cached
+    assert len(items2) == 2 and dict(rep2.skipped) == dict(rep.skipped)
+    assert list((tmp_path / ".ditkit_cache").glob("*.pt"))
+
+
+def test_nested_layouts(tmp_path):
+    libri = tmp_path / "libri" / "19" / "198"
+    libri.mkdir(parents=True)
+    sf.write(libri / "19_198_1.wav", _sine(), 24000)
+    (libri / "19_198_1.normalized.txt").write_text("A red boat.")
+    sf.write(libri / "19_198_2.wav", _sine(), 24000)  # no transcript
+    vctk = tmp_path / "vctk"
+    (vctk / "wav48" / "p225").mkdir(parents=True)
+    (vctk / "txt" / "p225").mkdir(parents=True)
+    sf.write(vctk / "wav48" / "p225" / "p225_001.wav", _sine(), 48000)
+    (vctk / "txt" / "p225" / "p225_001.txt").write_text("Please call Stella.")
+    from ditkit_audio.data import LoadReport
+
+    rep = LoadReport()
+    items = scan_corpus(tmp_path / "libri", report=rep)
+    assert [(u.text, u.speaker) for u in items] == [("A red boat.", "19")] and rep.skipped["missing_text"] == 1
+    items = scan_corpus(vctk)
+    assert [(u.text, u.speaker) for u in items] == [("Please call Stella.", "p225")]
+    feats, rep = load_corpus(vctk, LogMel(16000, 1024, 400, 64), TextTokenizer(), cache=False)
+    assert rep.kept == 1 and rep.resampled == 1
+
+
+def test_write_wav_round_trip(tmp_path):
+    w = torch.from_numpy(_sine(sr=16000))
+    back = read_wav(write_wav(tmp_path / "x.wav", w, 16000), sample_rate=16000)
+    assert (back - w).abs().max() < 1e-4
