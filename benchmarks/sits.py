@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESTO = ROOT / ".." / "shared" / "data" / "presto_algae"
@@ -23,24 +20,14 @@ PRESTO = ROOT / ".." / "shared" / "data" / "presto_algae"
 
 def trained(config: Path, ckpt: Path, steps: int, retrain: bool):
     """(module, datamodule, how) from a checkpoint, or trained now for ``steps`` steps."""
-    from ditkit_core.testing import run_config
-    from ditkit_geo.cli import load_run
+    from ditkit_geo.cli import load_run, train_from_config
 
     if ckpt.exists() and not retrain:
         module, dm = load_run(config, ckpt)
         return module, dm, f"checkpoint {ckpt.relative_to(ROOT)}"
-    cfg = yaml.safe_load(config.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg["trainer"].update(max_steps=steps, callbacks=[], enable_checkpointing=False, logger=False,
-                              default_root_dir=tmp, enable_progress_bar=False, val_check_interval=None,
-                              limit_val_batches=0)
-        cfg["trainer"].pop("check_val_every_n_epoch", None)
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        t0 = time.perf_counter()
-        cli = run_config(path)
-        how = f"trained {steps} steps in-process ({time.perf_counter() - t0:.0f} s)"
-    return cli.model.eval(), cli.datamodule, how
+    t0 = time.perf_counter()
+    module, dm = train_from_config(config, steps)
+    return module, dm, f"trained {steps} steps in-process ({time.perf_counter() - t0:.0f} s)"
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ def train_probe(items: list[dict[str, Any]], text: TextTokenizer, *, steps: int 
         opt.step()
         sched.step()
         if log_every and step % log_every == 0:
-            print(f"[asr-probe] step {step} ctc {float(loss):.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"[asr-probe] step {step} ctc {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return model.eval()
 
 

@@ -26,7 +26,7 @@ def load_module(ckpt: str | Path) -> Any:
     return TTSModule.load_from_checkpoint(str(p), map_location="cpu").eval()
 
 
-def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> list[dict[str, Any]]:
+def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[Any, list[dict[str, Any]]]:
     """The validation split of the training DataModule (same settings and seed as ``configs/default.yaml``)."""
     from ditkit_audio.data import TTSDataModule
 
@@ -120,6 +120,14 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
     out["duration_predictor"] = duration_error(module.predict_frames(ids, lens, "predictor"), true_frames)
     out["duration_heuristic"] = duration_error(module.predict_frames(ids, lens, "heuristic"), true_frames)
     out["mcd_dtw_db"] = round(sum(mcd_dtw(g, m) for g, m in zip(gt, gen_mels)) / len(gt), 3)
+    from ditkit_audio.audio import normalize_loudness, read_wav
+    from ditkit_audio.metrics import f0_rmse_dtw
+
+    f0s = [f0_rmse_dtw(g, m, normalize_loudness(read_wav(it["path"], sample_rate=tok.sample_rate)), w,
+                       tok.sample_rate, tok.hop) for g, m, w, it in zip(gt, gen_mels, gen_wavs, items)]
+    vals = [f["f0_rmse_hz"] for f in f0s if f["f0_rmse_hz"] == f["f0_rmse_hz"]]
+    out["f0_rmse_hz"] = round(sum(vals) / max(len(vals), 1), 2)
+    out["voicing_error"] = round(sum(f["voicing_error"] for f in f0s) / len(f0s), 4)
     out["mcd_dtw_db_griffinlim_gt"] = round(sum(mcd_dtw(g, tok.features(tok.to_wav(g))) for g in gt) / len(gt), 3)
     if asr:
         probe = load_probe(asr)

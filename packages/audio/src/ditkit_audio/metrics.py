@@ -84,3 +84,37 @@ def duration_error(pred_frames: Tensor, true_frames: Tensor) -> dict[str, float]
     """Mean absolute relative error and mean absolute error (frames) of total durations."""
     p, t = pred_frames.float(), true_frames.float()
     return {"rel": float(((p - t).abs() / t).mean()), "abs_frames": float((p - t).abs().mean())}
+
+
+def f0_track(wav: Tensor, sample_rate: int, hop: int, win: int = 1024, fmin: float = 70.0, fmax: float = 400.0,
+             voicing: float = 0.45) -> Tensor:
+    """Autocorrelation pitch ``[f]`` in Hz (0 = unvoiced) on the same centred frames as the log-mel.
+
+    A frame is voiced when its normalised autocorrelation peak in ``[sr / fmax, sr / fmin]`` exceeds ``voicing`` and
+    its energy is above 1% of the loudest frame's.
+    """
+    x = torch.nn.functional.pad(wav[None, None].float(), (win // 2, win // 2), mode="reflect")[0, 0]
+    frames = x.unfold(0, win, hop)  # [f, win]
+    frames = frames - frames.mean(-1, keepdim=True)
+    spec = torch.fft.rfft(frames * torch.hann_window(win), n=2 * win)
+    ac = torch.fft.irfft(spec.abs().pow(2), n=2 * win)[:, :win]  # [f, win]
+    energy = ac[:, 0]
+    lo, hi = int(sample_rate / fmax), int(sample_rate / fmin)
+    norm = ac[:, lo:hi] / energy.clamp_min(1e-9)[:, None]
+    peak, lag = norm.max(-1)
+    f0 = sample_rate / (lag + lo).float()
+    voiced = (peak > voicing) & (energy > 0.01 * energy.max())
+    return torch.where(voiced, f0, torch.zeros_like(f0))
+
+
+def f0_rmse_dtw(ref_logmel: Tensor, gen_logmel: Tensor, ref_wav: Tensor, gen_wav: Tensor, sample_rate: int,
+                hop: int) -> dict[str, float]:
+    """F0 RMSE (Hz) over frames voiced in both signals, aligned by the cepstral DTW path; plus voicing disagreement."""
+    a, b = mel_cepstrum(ref_logmel), mel_cepstrum(gen_logmel)
+    pi, pj = dtw_path(torch.cdist(a[None].double(), b[None].double())[0].numpy())
+    fa, fb = f0_track(ref_wav, sample_rate, hop), f0_track(gen_wav, sample_rate, hop)
+    pi, pj = np.minimum(pi, fa.shape[0] - 1), np.minimum(pj, fb.shape[0] - 1)
+    va, vb = fa[pi] > 0, fb[pj] > 0
+    both = va & vb
+    rmse = float((fa[pi][both] - fb[pj][both]).pow(2).mean().sqrt()) if both.any() else float("nan")
+    return {"f0_rmse_hz": rmse, "voicing_error": float((va != vb).float().mean())}

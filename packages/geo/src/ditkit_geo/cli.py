@@ -30,6 +30,29 @@ def load_run(config: str | Path, ckpt: str | Path | None = None) -> tuple[Any, A
     return module.eval(), dm
 
 
+def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[Any, Any]:
+    """Train in-process from an app config for ``steps`` steps without callbacks, checkpoints or validation.
+
+    Returns the trained module (eval mode) and its set-up DataModule. ``trainer`` overrides trainer fields.
+    """
+    import tempfile
+
+    import yaml
+
+    from ditkit_core.testing import run_config
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg["trainer"].update(max_steps=steps, callbacks=[], enable_checkpointing=False, logger=False,
+                              default_root_dir=tmp, enable_progress_bar=False, val_check_interval=None,
+                              limit_val_batches=0, **trainer)
+        cfg["trainer"].pop("check_val_every_n_epoch", None)
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        cli = run_config(path)
+    return cli.model.eval(), cli.datamodule
+
+
 def evaluate_all(module: Any, dm: Any, *, samples: int = 4, steps: int | None = None, ratio: float = 0.3,
                  horizon: int = 4, tasks: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Every task the data allow, on the test split; returns one record per task."""

@@ -25,16 +25,16 @@ def _rgb(cube: np.ndarray, bands: list[str], gain: float = 3.5) -> np.ndarray:
 
 
 def _ndvi(cube: np.ndarray, bands: list[str]) -> np.ndarray:
-    b8, b4 = cube[bands.index("B8")], cube[bands.index("B4")]
-    return (b8 - b4) / np.maximum(b8 + b4, 1e-6)
+    b8, b4 = np.clip(cube[bands.index("B8")], 0.01, 1), np.clip(cube[bands.index("B4")], 0.01, 1)
+    return (b8 - b4) / (b8 + b4)
 
 
 def plot_cloud_removal(cloudy: np.ndarray, filled: np.ndarray, truth: np.ndarray, bands: list[str], path: Path,
                        dates: list[int], title: str = "") -> Path:
     """Rows: cloudy RGB, filled RGB, true RGB, filled NDVI, true NDVI; columns: ``dates`` (cubes ``[T, C, H, W]``)."""
     plt = _plt()
-    rows = [("cloudy RGB", cloudy, "rgb"), ("ditkit RGB", filled, "rgb"), ("truth RGB", truth, "rgb"),
-            ("ditkit NDVI", filled, "ndvi"), ("truth NDVI", truth, "ndvi")]
+    rows = [("cloudy RGB", cloudy, "rgb"), ("ditkit RGB (median)", filled, "rgb"), ("truth RGB", truth, "rgb"),
+            ("ditkit NDVI (median)", filled, "ndvi"), ("truth NDVI", truth, "ndvi")]
     fig, axes = plt.subplots(len(rows), len(dates), figsize=(1.8 * len(dates), 1.8 * len(rows)), squeeze=False)
     for r, (name, cube, kind) in enumerate(rows):
         for c, d in enumerate(dates):
@@ -101,8 +101,9 @@ def write_task_figures(module: Any, dm: Any, out_dir: Path, tag: str, n: int = 2
         x = norm.invert(a.numpy())
         if "NDVI" in bands:
             return x[..., bands.index("NDVI"), :, :].mean((-1, -2))
-        b8, b4 = x[..., bands.index("B8"), :, :], x[..., bands.index("B4"), :, :]
-        return ((b8 - b4) / np.maximum(b8 + b4, 1e-6)).mean((-1, -2))
+        b8 = np.clip(x[..., bands.index("B8"), :, :], 0.01, 1.0)  # generated reflectance can dip below 0
+        b4 = np.clip(x[..., bands.index("B4"), :, :], 0.01, 1.0)
+        return ((b8 - b4) / (b8 + b4)).mean((-1, -2))
 
     for i in idx:
         tr = series(torch.nan_to_num(v[i]))
@@ -110,7 +111,7 @@ def write_task_figures(module: Any, dm: Any, out_dir: Path, tag: str, n: int = 2
         paths.append(plot_forecast(days[i].numpy(), tr, dr, series(sn[i]), t - h,
                                    out_dir / f"sits_forecast_{i}_{tag}.png", title=f"forecast of the last {h} dates"))
     if v.shape[-1] > 1 and "B4" in bands:  # images: cloud removal frames
-        draws_c = module.complete(batch, ok, samples=1, seed=2).cpu()[0]
+        draws_c = module.complete(batch, ok, samples=samples, seed=2).cpu().median(0).values  # median of the draws
         raw = dm.raw["val"]
         for i in idx:
             frac = (~ok[i]).float().mean((1, 2, 3)).numpy()

@@ -35,7 +35,8 @@ def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(L.LightningModule, "model")
     parser.add_subclass_arguments(L.LightningDataModule, "data")
-    built = parser.instantiate_classes(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse >= 4.49
+    built = instantiate(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
     module, dm = built.model, built.data
     if ckpt is not None:
         state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]

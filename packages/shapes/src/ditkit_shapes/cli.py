@@ -22,17 +22,23 @@ from ditkit_shapes.metrics import evaluate_sets
 from ditkit_shapes.module import ShapesModule
 
 
-def load(ckpt: str) -> ShapesModule:
-    """Load a Lightning checkpoint of :class:`ShapesModule` on CPU, in eval mode."""
+def load(ckpt: str, data: str | None = None) -> ShapesModule:
+    """Load a Lightning checkpoint of :class:`ShapesModule` on CPU, in eval mode.
+
+    Checkpoints without label names get the sorted class folders of ``data`` (the loader's label order).
+    """
     if not Path(ckpt).exists():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (run `make train-shapes` first)")
-    return ShapesModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    if module.class_names is None and data is not None and Path(data).is_dir():
+        module.class_names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
+    return module
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
     from ditkit_shapes.viz import render_grid
 
-    module = load(a.ckpt)
+    module = load(a.ckpt, a.data)
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     labels = torch.arange(len(names)).repeat_interleave(a.per_class)
     clouds = module.sample_clouds(labels, points=a.points, seed=a.seed, steps=a.steps, cfg_scale=a.cfg)
@@ -96,7 +102,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    module = load(a.ckpt)
+    module = load(a.ckpt, a.data)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = evaluate(module, a.data, a.classes, a.n, a.points, a.normalize, a.emd_points, a.steps, a.seed,
                     tuple(a.metrics))

@@ -169,7 +169,8 @@ def list_files(root: str | Path, split: str, classes: list[str] | None = None) -
     for name in names:
         d = root / name
         if not d.is_dir():
-            raise FileNotFoundError(f"{root}: class folder {name!r} is missing; found {sorted(p.name for p in root.iterdir() if p.is_dir())}")
+            found = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise FileNotFoundError(f"{root}: class folder {name!r} is missing; found {found}")
         folder = d / split if (d / split).is_dir() else d
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
         if not files:
@@ -189,13 +190,16 @@ class ShapeFolderDataset(Dataset):
         normalize: normalisation mode (module docstring).
         stats: ``(mean [3], std)`` for ``normalize='dataset'``; computed from this split when None.
         count: ``resample`` or ``error`` when a file's point count differs from ``points``.
-        subsample: serve a fresh random subset of ``subsample`` points per access (training augmentation; 0: off).
+        subsample: serve a random subset of ``subsample`` points per access (0: off): a fresh one each access
+            (training augmentation), or the same one per item with ``fixed_subsample``.
+        fixed_subsample: seed the subset by the item index (validation: the same points every epoch).
         seed: seed of the resampling and mesh sampling.
     """
 
     def __init__(self, root: str | Path, split: str = "train", classes: list[str] | None = None, points: int = 2048,
                  normalize: Normalize = "unit_sphere", stats: tuple[np.ndarray, float] | None = None,
-                 count: Literal["resample", "error"] = "resample", subsample: int = 0, seed: int = 0):
+                 count: Literal["resample", "error"] = "resample", subsample: int = 0, fixed_subsample: bool = False,
+                 seed: int = 0):
         files = list_files(root, split, classes)
         self.classes = list(files)
         rng = np.random.default_rng(seed)
@@ -215,7 +219,7 @@ class ShapeFolderDataset(Dataset):
         self.labels = torch.tensor(labels, dtype=torch.long)
         if subsample and subsample > points:
             raise ValueError(f"ShapeFolderDataset: subsample={subsample} > points={points}")
-        self.subsample = subsample
+        self.subsample, self.fixed_subsample, self.seed = subsample, fixed_subsample, seed
 
     def __len__(self) -> int:
         return self.points.shape[0]
@@ -223,7 +227,8 @@ class ShapeFolderDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         pts = self.points[i]
         if self.subsample:
-            pts = pts[torch.randperm(pts.shape[0])[: self.subsample]]
+            g = torch.Generator().manual_seed(self.seed * 100_003 + i) if self.fixed_subsample else None
+            pts = pts[torch.randperm(pts.shape[0], generator=g)[: self.subsample]]
         return {"points": pts, "label": self.labels[i]}
 
     def class_points(self, label: int) -> Tensor:
@@ -237,8 +242,9 @@ class ShapesDataModule(L.LightningDataModule):
     Args:
         root: dataset root; ``outputs/shapes/data`` holds the procedural set written by ``make data-shapes``.
         classes: class folder names (index = label); default all.
-        points: points per cloud for validation / test (and stored train clouds).
-        train_points: random subset size served per training item (0: all ``points``).
+        points: points per stored cloud (files are resampled to this count; the test split is served at it).
+        train_points: random subset size served per training item, and (a fixed subset per item) per
+            validation item (0: all ``points``).
         normalize: see the module docstring.
         batch_size: clouds per batch.
         generate_if_missing: write the procedural dataset to ``root`` if it does not exist.
@@ -264,7 +270,8 @@ class ShapesDataModule(L.LightningDataModule):
 
     def dataset(self, split: str, stats: tuple[np.ndarray, float] | None = None) -> ShapeFolderDataset:
         return ShapeFolderDataset(self.root, split, self.classes, self.points, self.normalize, stats=stats,
-                                  subsample=self.train_points if split == "train" else 0, seed=self.seed)
+                                  subsample=self.train_points if split in ("train", "val") else 0,
+                                  fixed_subsample=split == "val", seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train"):

@@ -89,6 +89,7 @@ class ShapesModule(FlowMatchingModule):
                 raise ValueError(f"ShapesModule: model.num_classes={self.config.num_classes} but the data has "
                                  f"{len(names)} classes {names}")
             self.class_names = list(names)
+            self.hparams["class_names"] = list(names)  # checkpoints and save_pretrained keep the label names
 
     # ------------------------------------------------------------------ generation
     def sample_clouds(self, labels: Tensor | list[int] | None, n: int = 1, points: int | None = None,

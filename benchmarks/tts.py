@@ -1,0 +1,95 @@
+"""TTS benchmark: real-time factor of the default model (16 / 32 steps, Griffin-Lim vocoder) and the DiT backbone's
+step time vs a plain pre-norm transformer of the same size (the F5-TTS backbone from `f5-tts` is used instead when it
+is importable; it is not installed by default because it pulls a CUDA torch). One JSON line per figure.
+
+    .venv/bin/python benchmarks/tts.py [--ckpt outputs/tts/checkpoints/last.ckpt] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import emit, timeit  # noqa: E402
+
+from ditkit_audio.inference import synthesize  # noqa: E402
+from ditkit_audio.module import TTSModule  # noqa: E402
+from ditkit_audio.tokenizer import MelTokenizer  # noqa: E402
+from ditkit_core.nn import DiTConfig  # noqa: E402
+
+TEXTS = ["The old farmer paints the red boat today.", "Did the quiet child sleep near the river?",
+         "Seven brave horses walk home slowly.", "Why does the clever king call the doctor?"]
+
+
+class PlainTransformer(nn.Module):
+    """Baseline backbone: input projection + pre-norm ``nn.TransformerEncoder`` + output projection, time added as a
+    sinusoid-MLP embedding to every token (no adaLN, no RoPE)."""
+
+    def __init__(self, in_dim: int, out_dim: int, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.inp, self.out = nn.Linear(in_dim, dim), nn.Linear(dim, out_dim)
+        self.t = nn.Sequential(nn.Linear(1, dim), nn.SiLU(), nn.Linear(dim, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, int(mlp_ratio * dim), dropout=0.0, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.enc = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x) + self.t(t[:, None, None].expand(-1, x.shape[1], 1))
+        return self.out(self.enc(h, src_key_padding_mask=~mask))
+
+
+def default_module(ckpt: str | None) -> TTSModule:
+    if ckpt and Path(ckpt).exists():
+        return TTSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    torch.manual_seed(0)  # same shapes as apps/tts/configs/default.yaml (untrained weights time the same)
+    return TTSModule(MelTokenizer(), DiTConfig(in_dim=64, dim=96, depth=4, heads=4, rope_axes=1), text_dim=48).eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    m = default_module(a.ckpt)
+    sr = m.tokenizer.sample_rate
+    for steps in (16, 32):
+        t0 = time.perf_counter()
+        res = synthesize(m, TEXTS, steps=steps, vocode=False)
+        acoustic = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        wavs = [m.tokenizer.to_wav(mel) for mel in res["mels"]]
+        gl = time.perf_counter() - t0
+        secs = sum(w.shape[0] for w in wavs) / sr
+        emit(figure="tts_rtf_cpu", steps=steps, cfg_scale=m.cfg_scale, sentences=len(TEXTS), audio_s=round(secs, 2),
+             rtf_total_griffinlim=round((acoustic + gl) / secs, 4), rtf_acoustic=round(acoustic / secs, 4),
+             rtf_griffinlim_only=round(gl / secs, 4), goal="rtf < 0.5 at 16 steps on 2 cores",
+             neural_vocoder="not implemented")
+
+    # backbone step time: the DiT (adaLN-Zero, RoPE, QK-norm) vs a plain transformer of the same width/depth/heads
+    cfg = m.config
+    b, f = 4, 250
+    x = torch.randn(b, f, cfg.in_dim)
+    t = torch.rand(b)
+    mask = torch.ones(b, f, dtype=torch.bool)
+    pos = torch.arange(f, dtype=torch.float32)[None, :, None].expand(b, f, 1)
+    base = PlainTransformer(cfg.in_dim, cfg.output_dim, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio).eval()
+    peer = "plain nn.TransformerEncoder (f5-tts not installed: it needs a CUDA torch)"
+    with torch.no_grad():
+        t_dit = timeit(lambda: m.model(x, t, mask=mask, pos=pos), repeats=a.repeats)
+        t_base = timeit(lambda: base(x, t, mask), repeats=a.repeats)
+    emit(figure="tts_backbone_step", batch=b, frames=f, dim=cfg.dim, depth=cfg.depth,
+         dit_params=sum(p.numel() for p in m.model.parameters()),
+         baseline_params=sum(p.numel() for p in base.parameters()), dit_ms=round(1e3 * t_dit, 2),
+         baseline_ms=round(1e3 * t_base, 2), ratio_dit_over_baseline=round(t_dit / t_base, 3), baseline=peer)
+
+
+if __name__ == "__main__":
+    main()

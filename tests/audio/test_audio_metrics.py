@@ -1,0 +1,77 @@
+import numpy as np
+import torch
+
+from ditkit_audio.metrics import dtw_path, edit_distance, error_rate, mcd_dtw, mel_cepstrum
+
+
+def test_edit_distance_and_rates():
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance([], ["a"]) == 1
+    assert error_rate(["the cat"], ["the cat"]) == 0.0
+    assert error_rate(["the cat sat"], ["the bat sat"], "word") == 1 / 3
+    assert abs(error_rate(["abcd"], ["abed"]) - 0.25) < 1e-9
+    assert error_rate(["Hello, World!"], ["hello world"]) == 0.0  # case and punctuation ignored
+
+
+def test_dtw_path_is_monotone_and_finds_diagonal():
+    cost = np.ones((5, 5)) - np.eye(5)
+    pi, pj = dtw_path(cost)
+    assert pi.tolist() == list(range(5)) and pj.tolist() == list(range(5))
+    pi, pj = dtw_path(np.random.default_rng(0).random((7, 4)))
+    assert pi[0] == 0 and pj[0] == 0 and pi[-1] == 6 and pj[-1] == 3
+    assert (np.diff(pi) >= 0).all() and (np.diff(pj) >= 0).all()
+
+
+def test_mcd_zero_for_identical_and_invariant_to_time_stretch():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 64, generator=g).cumsum(0) * 0.1 - 5
+    assert mcd_dtw(a, a) < 1e-6
+    stretched = a.repeat_interleave(2, 0)  # same content, twice as slow
+    other = torch.randn(40, 64, generator=g).cumsum(0) * 0.1 - 5
+    assert mcd_dtw(a, stretched) < 1e-6 < mcd_dtw(a, other)
+
+
+def test_mel_cepstrum_is_orthonormal_dct():
+    x = torch.randn(3, 64, dtype=torch.float64)
+    c = mel_cepstrum(x, 63)
+    # c1..c63 of an orthonormal DCT keep all energy except c0 = mean * sqrt(64)
+    energy = x.pow(2).sum(-1) - (x.mean(-1) * 8).pow(2)
+    torch.testing.assert_close(c.double().pow(2).sum(-1), energy, atol=1e-4, rtol=1e-4)
+
+
+def test_ctc_probe_learns(tiny_corpus):
+    import torch.nn.functional as F
+
+    from ditkit_audio.asr import CTCProbe, train_probe
+    from ditkit_audio.audio import LogMel
+    from ditkit_audio.data import load_corpus, mel_batch
+    from ditkit_audio.text import TextTokenizer
+
+    tok = TextTokenizer()
+    items, _ = load_corpus(tiny_corpus, LogMel(), tok, cache=False)
+    items = items[:4]
+
+    def ctc(model):
+        mel, mask = mel_batch([it["mel"] for it in items])
+        tgt = [torch.tensor(tok.encode(it["text"])) for it in items]
+        with torch.no_grad():
+            lp, lens = model.eval()(mel, mask)
+        return float(F.ctc_loss(lp.transpose(0, 1), torch.cat(tgt), lens, torch.tensor([len(x) for x in tgt])))
+
+    torch.manual_seed(0)
+    fresh = CTCProbe(vocab=tok.vocab_size, dim=48, depth=1, heads=2)
+    trained = train_probe(items, tok, steps=60, batch_size=4, lr=3e-3, log_every=0, dim=48, depth=1, heads=2)
+    assert ctc(trained) < 0.6 * ctc(fresh)
+    assert len(trained.transcribe([it["mel"] for it in items], tok)) == 4
+
+
+def test_f0_track_finds_sine_pitch():
+    import math
+
+    from ditkit_audio.metrics import f0_track
+
+    sr = 16000
+    t = torch.arange(sr) / sr
+    f0 = f0_track(0.5 * torch.sin(2 * math.pi * 200 * t), sr, 400)
+    assert abs(float(f0[2:-2].median()) - 200) < 3
+    assert f0_track(torch.zeros(sr), sr, 400).eq(0).all()

@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import torch
+
+from ditkit_audio.audio import LogMel
+from ditkit_audio.data import TTSDataModule, collate_tts, load_corpus
+from ditkit_audio.inference import synthesize
+from ditkit_audio.module import TTSModule
+from ditkit_audio.text import TextTokenizer
+from ditkit_audio.tokenizer import MelTokenizer
+from ditkit_core.nn import DiTConfig
+from ditkit_core.testing import (
+    check_module_fits_batch,
+    check_pretrained_round_trip,
+    check_tokenizer_round_trip,
+    run_config,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module(**kw):
+    torch.manual_seed(0)
+    return TTSModule(MelTokenizer(gl_iters=4), DiTConfig(in_dim=64, dim=32, depth=2, heads=2, rope_axes=1), text_dim=16,
+                     text_layers=1, duration_dim=16, duration_layers=1, **kw)
+
+
+def _batch(corpus, n=4):
+    items, _ = load_corpus(corpus, LogMel(), TextTokenizer(), cache=False)
+    tok = TextTokenizer()
+    return collate_tts([{"mel": it["mel"].float(), "ids": torch.tensor(tok.encode(it["text"])), "text": it["text"]}
+                        for it in items[:n]])
+
+
+def test_mel_tokenizer_round_trip_is_exact(tiny_corpus):
+    batch = _batch(tiny_corpus)
+    tok = MelTokenizer()
+    tokens = tok.encode(batch)
+    assert tokens.x.shape == batch["mel"].shape and tokens.pos.shape == (*batch["mask"].shape, 1)
+    assert tokens.x[~batch["mask"]].eq(0).all()
+    check_tokenizer_round_trip(tok, batch, atol=1e-5)
+
+
+def test_span_mask_infills_one_contiguous_span():
+    m = _module(mask_range=(0.7, 0.9))
+    mask = torch.ones(64, 50, dtype=torch.bool)
+    mask[::2, 40:] = False
+    known = m.span_mask(mask, torch.Generator().manual_seed(0))
+    infill = mask & ~known
+    assert not (known & ~mask).any()
+    frac = infill.sum(1).float() / mask.sum(1)
+    assert frac.min() >= 0.68 and frac.max() <= 0.92
+    edges = (infill[:, 1:] != infill[:, :-1]).sum(1)
+    assert edges.max() <= 2  # a single run of True
+
+
+def test_module_learns_batch_and_duration(tiny_corpus):
+    batch = _batch(tiny_corpus)
+    m = _module(cond_dropout=0.0)
+    check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
+    opt = torch.optim.Adam(m.duration.parameters(), 1e-2)
+    with torch.no_grad():
+        before = float(m.duration_loss(batch))
+    for _ in range(60):
+        opt.zero_grad()
+        m.duration_loss(batch).backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(m.duration_loss(batch)) < 0.3 * before
+
+
+def test_synthesis_prompt_and_long_text(tiny_corpus):
+    m = _module().eval()
+    batch = _batch(tiny_corpus, 1)
+    prompt = batch["mel"][0]
+    long = "The red cat sleeps. " * 3 + "Did the dog run away?"
+    res = synthesize(m, ["A small boat.", long], steps=2, max_chars=30)
+    assert len(res["pieces"][1]) == 4 and len(res["wavs"]) == 2
+    assert res["mels"][1].shape[0] == sum(res["frames"][1])
+    hop = m.tokenizer.hop
+    fade = int(0.05 * m.tokenizer.sample_rate)
+    assert res["wavs"][1].shape[0] == sum((f - 1) * hop for f in res["frames"][1]) - 3 * fade
+    m.frames_per_symbol.fill_(3.0)
+    res_h = synthesize(m, ["A small boat."], steps=2, duration="heuristic", vocode=False)
+    assert res_h["frames"][0] == [round(3.0 * len("a small boat."))]
+    res_p = synthesize(m, ["A small boat."], steps=2, prompt_mel=prompt, prompt_text=batch["text"][0], vocode=False)
+    assert res_p["mels"][0].shape[1] == 64 and torch.isfinite(res_p["mels"][0]).all()
+
+
+def test_pretrained_round_trip(tmp_path):
+    m = _module()
+    with torch.no_grad():
+        for p in m.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+
+    def run(mod):
+        return synthesize(mod, ["the cat."], steps=2, vocode=False, seed=0)["mels"][0]
+
+    loaded = check_pretrained_round_trip(m, run, tmp_path / "pre")
+    assert loaded.tokenizer.hop == m.tokenizer.hop
+
+
+def test_debug_config_trains_and_writes_samples(tmp_path):
+    run_config(ROOT / "apps/tts/configs/debug.yaml", "--trainer.default_root_dir", str(tmp_path),
+               "--data.init_args.root", str(tmp_path / "data"),
+               "--trainer.callbacks.init_args.out_dir", str(tmp_path / "samples"))
+    assert (tmp_path / "data" / "metadata.csv").exists()
+    assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
+
+
+def test_datamodule_split_and_heuristic(tiny_corpus):
+    dm = TTSDataModule(str(tiny_corpus), val_size=3, batch_size=4, cache=False)
+    dm.setup()
+    assert len(dm.train) == 9 and len(dm.val) == 3 and 1.0 < dm.frames_per_symbol < 6.0
+    b = next(iter(dm.train_dataloader()))
+    assert b["mel"].shape[0] == 4 and b["ids"].shape[0] == 4
