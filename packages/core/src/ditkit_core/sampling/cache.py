@@ -77,7 +77,29 @@ class CacheStats:
         return self.skipped / total if total else 0.0
 
 
-class StepCache:
+class _CacheContext:
+    """Context-manager plumbing shared by the caches: patch every DiT's ``run_blocks`` on enter, restore on exit."""
+
+    dits: list[DiT]
+    stats: CacheStats
+    _stack: ExitStack | None = None
+
+    def _make(self, dit: DiT) -> Callable:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.stats = CacheStats()
+        self._stack = ExitStack()
+        for dit in self.dits:
+            self._stack.enter_context(_Patch(dit, self._make(dit)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self._stack is not None
+        self._stack.close()
+
+
+class StepCache(_CacheContext):
     """Skip all blocks at steps where the first block's modulated input barely changed.
 
     Args:
@@ -124,19 +146,9 @@ class StepCache:
 
         return run_blocks
 
-    def __enter__(self) -> StepCache:
-        self.stats = CacheStats()
-        self._stack = ExitStack()
-        for dit in self.dits:
-            self._stack.enter_context(_Patch(dit, self._make(dit)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self._stack is not None
-        self._stack.close()
 
 
-class BlockCache:
+class BlockCache(_CacheContext):
     """Per-block reuse of residuals across solver calls, with optional first-order Taylor forecasting.
 
     Args:
@@ -202,16 +214,6 @@ class BlockCache:
 
         return run_blocks
 
-    def __enter__(self) -> BlockCache:
-        self.stats = CacheStats()
-        self._stack = ExitStack()
-        for dit in self.dits:
-            self._stack.enter_context(_Patch(dit, self._make(dit)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self._stack is not None
-        self._stack.close()
 
     @classmethod
     def calibrate(cls, model: nn.Module, run: Callable[[], object], threshold: float = 0.1, order: int = 1,
