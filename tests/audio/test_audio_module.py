@@ -114,3 +114,19 @@ def test_datamodule_split_and_heuristic(tiny_corpus):
     assert len(dm.train) == 9 and len(dm.val) == 3 and 1.0 < dm.frames_per_symbol < 6.0
     b = next(iter(dm.train_dataloader()))
     assert b["mel"].shape[0] == 4 and b["ids"].shape[0] == 4
+
+
+def test_cli_sample_with_prompt(tiny_corpus, tmp_path, capsys):
+    import json
+
+    from ditkit_audio.cli import main
+    from ditkit_core.lightning.pretrained import save_pretrained
+
+    save_pretrained(_module(), tmp_path / "pre")
+    wav = sorted((tiny_corpus / "wavs").glob("*.wav"))[0]
+    text = (tiny_corpus / "metadata.csv").read_text().splitlines()[0].split("|")[1]
+    main(["sample", "--ckpt", str(tmp_path / "pre"), "--text", "A red cat. A small dog!", "--steps", "2",
+          "--prompt", str(wav), "--prompt-text", text, "--out", str(tmp_path / "x.wav")])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["pieces"] == ["a red cat.", "a small dog!"] and (tmp_path / "x.wav").exists()
+    assert (tmp_path / "x.png").exists()

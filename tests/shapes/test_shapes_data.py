@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from ditkit_shapes.data import (PointCloudError, ShapeFolderDataset, ShapesDataModule, normalize_points, read_points,
-                                resample, validate_points, write_ply)
+from ditkit_shapes.data import (
+    PointCloudError,
+    ShapeFolderDataset,
+    ShapesDataModule,
+    normalize_points,
+    read_points,
+    resample,
+    validate_points,
+    write_ply,
+)
 from ditkit_shapes.procedural import CLASSES, make_shape, write_dataset
 
 CUBE_OFF = """OFF

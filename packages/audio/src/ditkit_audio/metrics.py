@@ -40,11 +40,14 @@ def error_rate(refs: list[str], hyps: list[str], unit: str = "char") -> float:
 
 
 def mel_cepstrum(logmel: Tensor, n_coeffs: int = 24) -> Tensor:
-    """Mel cepstra ``[f, n_coeffs]`` (c1..c_n, c0 energy dropped): orthonormal DCT-II of the natural-log mel."""
+    """Mel cepstra ``[f, n_coeffs]`` (c1..c_n; c0, the energy, dropped) of a natural-log mel ``[f, M]``.
+
+    ``c_k = (1 / M) sum_m log S_m cos(pi k (m + 1/2) / M)``: the real cepstrum of the even-symmetric log spectrum,
+    the scale used by SPTK-style mel-cepstra in MCD (an orthonormal DCT is ``sqrt(2 M)`` times larger).
+    """
     m = logmel.shape[-1]
     k = torch.arange(m, dtype=torch.float64)
-    basis = torch.cos(math.pi / m * (k[None, :] + 0.5) * k[:, None]) * math.sqrt(2.0 / m)  # [coef, m]
-    basis[0] /= math.sqrt(2.0)
+    basis = torch.cos(math.pi / m * (k[None, :] + 0.5) * k[:, None]) / m  # [coef, m]
     return (logmel.double() @ basis.T)[..., 1: n_coeffs + 1].float()
 
 
@@ -72,7 +75,8 @@ def mcd_dtw(ref_logmel: Tensor, gen_logmel: Tensor, n_coeffs: int = 24) -> float
     """Mel-cepstral distortion in dB between two log-mels ``[f, n_mels]`` aligned by DTW on cepstral distance.
 
     ``MCD = (10 / ln 10) * sqrt(2 * sum_k (c_k - c'_k)^2)`` averaged over the alignment path. Cepstra are DCTs of the
-    natural-log mel (not SPTK mel-generalised cepstra), so values are comparable within ditkit, not across papers.
+    natural-log mel on ditkit's mel filterbank (not SPTK's all-pass warped mel-cepstra): comparable within ditkit,
+    only roughly with published figures.
     """
     a, b = mel_cepstrum(ref_logmel, n_coeffs), mel_cepstrum(gen_logmel, n_coeffs)
     dist = torch.cdist(a[None].double(), b[None].double())[0].numpy()  # [n, m]

@@ -39,6 +39,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
     from ditkit_shapes.viz import render_grid
 
     module = load(a.ckpt, a.data)
+    a.points = a.points or module.sample_points
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     labels = torch.arange(len(names)).repeat_interleave(a.per_class)
     clouds = module.sample_clouds(labels, points=a.points, seed=a.seed, steps=a.steps, cfg_scale=a.cfg)
@@ -103,9 +104,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 def cmd_eval(a: argparse.Namespace) -> None:
     module = load(a.ckpt, a.data)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = evaluate(module, a.data, a.classes, a.n, a.points, a.normalize, a.emd_points, a.steps, a.seed,
-                    tuple(a.metrics))
+    rows = evaluate(module, a.data, a.classes, a.n, a.points or module.sample_points, a.normalize, a.emd_points,
+                    a.steps, a.seed, tuple(a.metrics))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(rows, indent=1))
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--ckpt", default="outputs/shapes/checkpoints/last.ckpt")
         p.add_argument("--data", default="outputs/shapes/data")
         p.add_argument("--normalize", default="unit_sphere")
-        p.add_argument("--points", type=int, default=2048 if name == "sample" else 1024)
+        p.add_argument("--points", type=int, default=None, help="points per cloud (default: model.sample_points)")
         p.add_argument("--steps", type=int, default=None)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", default=f"outputs/shapes/{'samples' if name == 'sample' else 'eval'}")

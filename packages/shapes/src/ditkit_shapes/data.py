@@ -204,7 +204,7 @@ class ShapeFolderDataset(Dataset):
         self.classes = list(files)
         rng = np.random.default_rng(seed)
         clouds, labels = [], []
-        for label, (name, paths) in enumerate(files.items()):
+        for label, paths in enumerate(files.values()):
             for path in paths:
                 pts = read_points(path, mesh_points=points, seed=seed)
                 clouds.append(resample(pts, points, rng, str(path), count))

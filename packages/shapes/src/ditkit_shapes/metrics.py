@@ -45,18 +45,20 @@ def emd(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
 
 
 def pairwise_chamfer(a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bool = False,
-                     method: str = "kdtree") -> Tensor:
+                     method: str = "auto") -> Tensor:
     """Chamfer distances ``[n_a, n_b]`` between two sets of clouds ``a [n_a, p, 3]``, ``b [n_b, q, 3]``.
 
     Args:
-        method: ``kdtree`` (default: exact nearest neighbours with one ``scipy.spatial.cKDTree`` per cloud,
-            ``O(p log q)`` per pair, fastest on CPU) or ``torch`` (dense distance blocks of at most ``max_elems``
-            entries, for accelerators).
+        method: ``kdtree`` (exact nearest neighbours with one ``scipy.spatial.cKDTree`` per cloud,
+            ``O(p log q)`` per pair, fastest on CPU for large clouds), ``torch`` (dense distance blocks of at most
+            ``max_elems`` entries; small clouds, accelerators) or ``auto`` (``torch`` when ``p q <= 65536``).
         symmetric: ``a`` and ``b`` are the same set: compute the upper triangle only.
     """
     a, b = _as_tensor(a), _as_tensor(b)
     na, nb, p, q = a.shape[0], b.shape[0], a.shape[1], b.shape[1]
     out = torch.zeros(na, nb)
+    if method == "auto":
+        method = "torch" if p * q <= 65536 else "kdtree"
     if method == "kdtree":
         from scipy.spatial import cKDTree
 
@@ -75,7 +77,7 @@ def pairwise_chamfer(a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bo
             for j in range(start, nb, chunk):
                 out[i, j:j + chunk] = chamfer(a[i][None], b[j:j + chunk])
     else:
-        raise ValueError(f"pairwise_chamfer: unknown method {method!r}; choose kdtree or torch")
+        raise ValueError(f"pairwise_chamfer: unknown method {method!r}; choose auto, kdtree or torch")
     if symmetric:
         out = out + out.T
     return out

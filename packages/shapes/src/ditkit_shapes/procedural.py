@@ -268,7 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test", type=int, default=48)
     a = ap.parse_args(argv)
     root = write_dataset(a.out, sizes={"train": a.train, "val": a.val, "test": a.test}, points=a.points, seed=a.seed)
-    print(f"wrote {len(CLASSES)} classes to {root}")
+    from ditkit_shapes.data import normalize_points
+    from ditkit_shapes.viz import render_grid
+
+    clouds = [normalize_points(make_shape(c, a.points, shape_seed(a.seed, c, "train", i)), "unit_sphere")
+              for c in CLASSES for i in range(2)]
+    png = render_grid(np.stack(clouds), root / "preview.png", titles=[c for c in CLASSES for _ in range(2)])
+    print(f"wrote {len(CLASSES)} classes to {root} (preview: {png})")
 
 
 if __name__ == "__main__":

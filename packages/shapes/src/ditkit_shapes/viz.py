@@ -28,6 +28,7 @@ def render_grid(clouds: torch.Tensor | np.ndarray, path: str | Path, titles: lis
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_zlim(-lim, lim)
+        ax.set_box_aspect((1, 1, 1), zoom=1.4)
         ax.view_init(elev=elev, azim=azim)
         ax.set_axis_off()
         if titles:
