@@ -10,8 +10,9 @@ The default policy (apps/policy/configs/default.yaml) and its dense twin at equa
 
 Each line reports the median ms per chunk, the speed-up over ``dense`` at the same step count (the peer figure),
 the fraction of block evaluations skipped, and the max |action difference| against the uncached model of the
-same kind (0 = exact). With a trained policy (outputs/policy/pretrained) its weights are used, else random
-non-zero weights (latency is the same; cache error figures are only meaningful for trained weights).
+same kind (0 = exact). The MoE policy uses the trained weights of outputs/policy/pretrained and the dense twin
+those of outputs/policy_dense/pretrained when present; otherwise they get random non-zero weights (latency is the
+same; the block-cache skip ratio and error are only meaningful for trained weights, see the ``weights`` field).
 
 Usage: python benchmarks/policy.py [--repeats 30] [--steps 1 4 10] [--threads 1]
 """
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build(moe: bool, pretrained: Path | None) -> tuple[PolicyModule, str]:
-    if moe and pretrained is not None and (pretrained / "config.json").exists():
+    if pretrained is not None and (pretrained / "config.json").exists():
         from ditkit_core.lightning import from_pretrained
 
         return from_pretrained(pretrained).eval(), "trained"
@@ -63,14 +64,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--pretrained", default=str(ROOT / "outputs/policy/pretrained"))
+    ap.add_argument("--pretrained", default=str(ROOT / "outputs/policy/pretrained"), help="trained MoE policy")
+    ap.add_argument("--dense-pretrained", default=str(ROOT / "outputs/policy_dense/pretrained"),
+                    help="trained dense twin (apps/policy/configs/dense.yaml)")
     ap.add_argument("--data", default=str(ROOT / "data/policy/metaworld_demos.zarr"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     pre = Path(args.pretrained)
-    moe, weights = build(True, pre)
-    dense, _ = build(False, None)
+    moe, moe_weights = build(True, pre)
+    dense, dense_weights = build(False, Path(args.dense_pretrained))
+    weights = {"moe": moe_weights, "dense": dense_weights}
     tok = moe.tokenizer
     if Path(args.data).exists():
         calib = calibration_batch(args.data, 16, tok.n_obs_steps, tok.horizon)
@@ -106,7 +110,7 @@ def main() -> None:
                  skip_ratio=round(block.stats.skip_ratio, 3) if block is not None else 0.0,
                  max_action_diff=round(float((out - ref[kind]).abs().max()), 5),
                  active_params=params[kind]["dit_active"] + params[kind]["encoder"],
-                 total_params=params[kind]["dit_total"] + params[kind]["encoder"], weights=weights,
+                 total_params=params[kind]["dit_total"] + params[kind]["encoder"], weights=weights[kind],
                  goal_ms=10.0)
 
 

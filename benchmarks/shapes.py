@@ -54,12 +54,17 @@ def attention_figures(quick: bool, threads: int) -> None:
                                  capture_output=True, text=True, check=True)
             res["window" if window else "global"] = json.loads(out.stdout.strip().splitlines()[-1])
         g, w = res["global"], res["window"]
+        n, heads, win = g["tokens"], dim // 48, 4**3
+        # score memory a non-fused backend (``math``) would materialise per block: n^2 vs (n / w^3) w^6 entries
+        scores_global_mb, scores_window_mb = n * n * heads * 4 / 2**20, n * win * heads * 4 / 2**20
         print(json.dumps({"figure": f"voxel_dit_attention_{voxels}^3", "voxels": voxels, "patch": 2,
                           "tokens": g["tokens"], "window_patches": 4, "dim": dim, "depth": depth, "batch": 1,
                           "window_time_s": round(w["time_s"], 4), "global_time_s": round(g["time_s"], 4),
                           "speedup": round(g["time_s"] / w["time_s"], 2),
                           "window_peak_mb": round(w["peak_rss_growth_mb"], 1),
                           "global_peak_mb": round(g["peak_rss_growth_mb"], 1),
+                          "score_matrix_mb_global": round(scores_global_mb, 1),
+                          "score_matrix_mb_window": round(scores_window_mb, 1),
                           "attention_backend": "auto (sdpa flash on CPU)", "threads": threads}), flush=True)
 
 

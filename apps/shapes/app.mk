@@ -1,11 +1,14 @@
 # shapes: 3D point clouds (packages/shapes). Included by the root Makefile.
-.PHONY: data-shapes train-shapes sample-shapes eval-shapes bench-shapes
+.PHONY: data-shapes train-shapes train-shapes-voxel sample-shapes eval-shapes bench-shapes
 
 data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, train/val/test .npy) to outputs/shapes/data
 	$(PY) -m ditkit_shapes.cli data --out outputs/shapes/data
 
-train-shapes: ## train the class-conditional DiT-3D flow model (CPU, ~6-8 min); .ply + PNG grid in outputs/shapes/samples
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/default.yaml
+train-shapes: ## train the class-conditional point-token flow DiT (CPU, ~5-11 min); .ply + PNG grids in outputs/shapes/samples
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/default.yaml
+
+train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 min) into outputs/shapes_voxel
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/voxel.yaml
 
 sample-shapes: ## sample every class + a completion demo from outputs/shapes/checkpoints/last.ckpt (.ply + PNG)
 	$(PY) -m ditkit_shapes.cli sample --ckpt outputs/shapes/checkpoints/last.ckpt --out outputs/shapes/samples/final

@@ -26,7 +26,7 @@ def draw_grid(smiles: list[str], path: Path, per_row: int = 4, max_mols: int = 1
         m = Chem.MolFromSmiles(s) if s else None
         if m is not None:
             mols.append(m)
-            names.append(legends[i] if legends else s[:40])
+            names.append(legends[i] if legends else Chem.MolToSmiles(m)[:40])
         if len(mols) >= max_mols:
             break
     path.parent.mkdir(parents=True, exist_ok=True)
