@@ -61,7 +61,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
 
 def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, n: int = 48, points: int = 1024,
              normalize: str = "unit_sphere", emd_points: int | None = 256, steps: int | None = None,
-             seed: int = 0, metrics: tuple[str, ...] = ("cd", "emd")) -> list[dict]:
+             seed: int = 0, metrics: tuple[str, ...] = ("cd", "emd"), cfg_scale: float | None = None) -> list[dict]:
     """Per-class rows ``{class, model: {...}, data: {...}}`` of PointFlow metrics against the test split.
 
     Args:
@@ -71,6 +71,7 @@ def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, 
         n: clouds per class (generated, and reference clouds from the test split).
         points: points per cloud (test clouds are resampled to this count, see ``ditkit_shapes.data``).
         emd_points: EMD on a seeded subset of this many points (exact assignment).
+        cfg_scale: classifier-free guidance scale (default: the module's).
     """
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     test = ShapeFolderDataset(data, "test", names, points, normalize, seed=seed)
@@ -80,9 +81,11 @@ def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, 
         label = names.index(c)
         ref = test.class_points(label)[:n]
         t0 = time.perf_counter()
-        gen = module.sample_clouds([label] * len(ref), points=points, seed=seed + label, steps=steps)
+        gen = module.sample_clouds([label] * len(ref), points=points, seed=seed + label, steps=steps,
+                                   cfg_scale=cfg_scale)
         gen_s = time.perf_counter() - t0
-        row = {"class": c, "n": len(ref), "points": points, "sample_s": round(gen_s, 1),
+        row = {"class": c, "n": len(ref), "points": points, "cfg": cfg_scale or module.cfg_scale,
+               "sample_s": round(gen_s, 1),
                "model": evaluate_sets(gen, ref, metrics, emd_points, seed),
                "data": evaluate_sets(train.class_points(label)[: len(ref)], ref, metrics, emd_points, seed)}
         rows.append(row)
@@ -105,7 +108,7 @@ def markdown_table(rows: list[dict]) -> str:
 def cmd_eval(a: argparse.Namespace) -> None:
     module = load(a.ckpt, a.data)
     rows = evaluate(module, a.data, a.classes, a.n, a.points or module.sample_points, a.normalize, a.emd_points,
-                    a.steps, a.seed, tuple(a.metrics))
+                    a.steps, a.seed, tuple(a.metrics), a.cfg)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(rows, indent=1))
@@ -129,9 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--steps", type=int, default=None)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", default=f"outputs/shapes/{'samples' if name == 'sample' else 'eval'}")
+        p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
     sp = sub.choices["sample"]
     sp.add_argument("--per-class", type=int, default=2)
-    sp.add_argument("--cfg", type=float, default=None)
     ep = sub.choices["eval"]
     ep.add_argument("--classes", nargs="*", default=None)
     ep.add_argument("--n", type=int, default=48)
