@@ -55,7 +55,7 @@ class SampleWriter(L.Callback):
             return
         if (trainer.current_epoch + 1) % self.every:
             return
-        tag = f"epoch{trainer.current_epoch:03d}"
+        tag = f"epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}"
         paths = pl_module.write_samples(self.out_dir, tag) or []
         for p in paths:
             print(f"[SampleWriter] wrote {p}")
