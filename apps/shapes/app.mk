@@ -14,7 +14,7 @@ sample-shapes: ## sample every class + a completion demo from outputs/shapes/che
 	$(PY) -m ditkit_shapes.cli sample --ckpt outputs/shapes/checkpoints/last.ckpt --out outputs/shapes/samples/final
 
 eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test
-	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes/checkpoints/last.ckpt --out outputs/shapes/eval
+	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes/checkpoints/last.ckpt --n 32 --emd-points 128 --out outputs/shapes/eval
 
 bench-shapes: ## benchmarks/shapes.py: 3D window vs global attention (16^3, 32^3 voxels), metric time 100 vs 100
 	$(PY) benchmarks/shapes.py

@@ -169,3 +169,9 @@ def test_compiled_blocks_match_eager():
     for i, blk in enumerate(m.blocks):
         m.blocks[i] = torch.compile(blk)
     torch.testing.assert_close(m(x, t), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_module_accepts_plain_data_configs():
+    m = Toy2DModule(tokenizer={"class_path": "ditkit_core.tokenizers.IdentityTokenizer", "init_args": {"token_dim": 2}},
+                    model={"in_dim": 2, "dim": 32, "depth": 1, "heads": 2}, time_sampler={"kind": "uniform"})
+    assert m.config.dim == 32 and m.time_sampler.kind == "uniform" and m.tokenizer.token_dim == 2

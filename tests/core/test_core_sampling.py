@@ -155,3 +155,15 @@ def test_cache_keeps_cfg_branches_apart():
     with BlockCache(m, interval=1):
         out = sample(fn, x0, steps=6, cfg_scale=3.0)
     torch.testing.assert_close(out, ref)
+
+
+def test_one_cache_context_serves_many_sampling_runs():
+    m = _trained_like_dit()
+    fn = lambda x, t: m(x, t)  # noqa: E731
+    x0s = [torch.randn(2, 5, 2) for _ in range(3)]
+    with BlockCache(m, interval=2) as bc:
+        outs = [sample(fn, x0, steps=8) for x0 in x0s]
+    for x0, out in zip(x0s, outs):  # each run behaves like a fresh cache
+        with BlockCache(m, interval=2):
+            torch.testing.assert_close(out, sample(fn, x0, steps=8))
+    assert bc.stats.skip_ratio == pytest.approx(0.5)

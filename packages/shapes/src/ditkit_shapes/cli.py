@@ -54,7 +54,8 @@ def cmd_sample(a: argparse.Namespace) -> None:
     full, lab = ds.points[idx], ds.labels[idx]
     known = full[..., 1] > full[..., 1].median(dim=1, keepdim=True).values
     done = module.complete(full, known, lab, seed=a.seed, steps=a.steps)
-    grid = torch.cat([torch.where(known[..., None], full, torch.zeros(()).expand_as(full)), done])
+    first = full[torch.arange(len(full)), known.float().argmax(1)][:, None]  # [b, 1, 3] a known point
+    grid = torch.cat([torch.where(known[..., None], full, first), done])  # inputs drawn with known points only
     titles = [f"{names[int(c)]} input" for c in lab] + [f"{names[int(c)]} completed" for c in lab]
     print(f"wrote {render_grid(grid, out / 'completion.png', titles=titles, cols=len(names))}")
 

@@ -67,6 +67,10 @@ class FlowMatchingModule(L.LightningModule):
         super().__init__()
         if isinstance(tokenizer, dict) and "class_path" in tokenizer:  # rebuilt from a checkpoint's hparams
             tokenizer = from_config(tokenizer)
+        if isinstance(model, dict):  # from a checkpoint / config saved by LightningCLI as plain data
+            model = from_config(model) if "class_path" in model else DiTConfig.from_dict(model)
+        if isinstance(time_sampler, dict):
+            time_sampler = from_config(time_sampler) if "class_path" in time_sampler else TimeSampler(**time_sampler)
         self.save_hyperparameters(ignore=["tokenizer"])
         try:  # keep the tokenizer as plain class_path/init_args data so checkpoints load with weights_only
             self.hparams["tokenizer"] = to_config(tokenizer, "tokenizer")

@@ -12,7 +12,8 @@ they are context managers that temporarily replace ``DiT.run_blocks`` on those i
   recompute calls from how fast its residual changes on a calibration run.
 
 Classifier-free guidance calls the model twice at the same ``t``; the caches keep one state per branch
-(the n-th call at a given time is branch n).
+(the n-th call at a given time is branch n). A call at an earlier ``t`` than the previous one starts a new sampling
+run: the caches reset, so one ``with`` block can wrap many runs (e.g. a policy re-planning every chunk).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ class _BranchClock:
 
     last_t: Tensor | None = None
     branch: int = 0
+    new_run: bool = False  # time went backwards: a new sampling run started (caches reset their state)
 
     def tick(self, t: Tensor) -> int:
-        if self.last_t is not None and self.last_t.shape == t.shape and torch.equal(self.last_t, t):
-            self.branch += 1
-        else:
-            self.branch = 0
+        same = self.last_t is not None and self.last_t.shape == t.shape and torch.equal(self.last_t, t)
+        self.new_run = self.last_t is not None and not same and bool(t.float().mean() < self.last_t.float().mean())
+        self.branch = self.branch + 1 if same else 0
         self.last_t = t.detach().clone()
         return self.branch
 
@@ -127,6 +128,8 @@ class StepCache(_CacheContext):
 
         def run_blocks(h: Tensor, inp) -> Tensor:
             branch = clock.tick(inp.t)
+            if clock.new_run:
+                state.clear()
             blk0 = dit.blocks[0]
             shift, scale = blk0.adaLN(inp.c).chunk(6, dim=-1)[:2]
             ind = modulate(blk0.norm1(h), shift, scale)
@@ -183,6 +186,9 @@ class BlockCache(_CacheContext):
 
         def run_blocks(h: Tensor, inp) -> Tensor:
             branch = clock.tick(inp.t)
+            if clock.new_run:  # call indices of the schedule count from the start of each sampling run
+                calls.clear()
+                hist.clear()
             call = calls.get(branch, 0)
             calls[branch] = call + 1
             t = inp.t.float().mean()
