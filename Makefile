@@ -28,7 +28,7 @@ lint: ## ruff over the monorepo
 format: ## ruff format + autofix
 	$(PY) -m ruff check --fix packages apps tests benchmarks; $(PY) -m ruff format packages apps tests benchmarks
 
-bench: bench-core ## every benchmark (prints one JSON line per figure)
+bench: bench-core bench-tts bench-shapes bench-molecules bench-policy bench-sits ## every benchmark (JSON lines)
 
 bench-core: ## DiT vs diffusers, attention backends, solvers
 	$(PY) benchmarks/core_dit.py
@@ -41,7 +41,7 @@ train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to ou
 sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
 	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/checkpoints/last.ckpt
 
-demo: train-toy2d ## the main CPU demo: toy2d end to end
+demo: train-toy2d sample-toy2d ## the main CPU demo: toy2d trained end to end, PNGs in outputs/toy2d
 
 clean: ## remove run outputs
 	rm -rf outputs lightning_logs
