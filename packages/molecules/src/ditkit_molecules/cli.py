@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
-    torch.set_grad_enabled(False)
-    {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export}[args.cmd](args)
+    with torch.no_grad():  # scoped: callers (tests, notebooks) keep their grad mode
+        {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from ditkit_robotics.data import load_zarr_episodes
     from ditkit_robotics.evaluate import calibration_batch, evaluate, load_policy
 
-    torch.set_grad_enabled(False)
+    torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
     policy = load_policy(args.pretrained, args.config)
     tasks = args.tasks
     if not tasks:
