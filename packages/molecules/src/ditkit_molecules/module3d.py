@@ -21,7 +21,6 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ditkit_core.flow import drop_conditions, masked_mse
 from ditkit_core.lightning.module import FlowMatchingModule
 from ditkit_core.nn import DiTConfig
 from ditkit_core.sampling import sample
@@ -126,16 +125,9 @@ class Molecule3DModule(FlowMatchingModule):
         x_0 = torch.randn(shape, generator=generator, device=mask.device)
         return torch.cat([center(x_0[..., :3], mask), x_0[..., 3:] * mask[..., None]], -1)
 
-    def flow_loss(self, tokens: TokenBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        x_1, mask = tokens.x, tokens.mask
-        b = x_1.shape[0]
-        x_0 = self.centered_noise(x_1.shape, mask, generator).to(x_1.dtype)
-        t = self.time_sampler(b, device=x_1.device, generator=generator)
-        ps = self.path.sample(x_0, x_1, t)
-        v = self.velocity(tokens, ps.x_t, t, drop_conditions(b, self.cond_dropout, x_1.device, generator))
-        fm = masked_mse(v, ps.u_t, mask)
-        aux = self.model.aux_loss()
-        return {"loss": fm + aux, "fm": fm, "aux": aux}
+    def sample_noise(self, x_1: Tensor, tokens: TokenBatch, generator: torch.Generator | None = None) -> Tensor:
+        """Training noise with zero centre of mass over real atoms (the core's flow loss uses it)."""
+        return self.centered_noise(x_1.shape, tokens.mask, generator).to(x_1.dtype)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

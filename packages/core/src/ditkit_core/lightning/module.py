@@ -103,6 +103,10 @@ class FlowMatchingModule(L.LightningModule):
         """Model velocity ``[b, n, d]`` at ``x_t`` for the conditioning carried by ``tokens``."""
         return self.model(x_t, t, drop_cond=drop_cond, **tokens.model_kwargs())
 
+    def sample_noise(self, x_1: Tensor, tokens: TokenBatch, generator: torch.Generator | None = None) -> Tensor:
+        """Source sample ``x_0`` shaped like ``x_1`` (standard normal; domains may centre or project it)."""
+        return torch.randn(x_1.shape, generator=generator, device=x_1.device, dtype=x_1.dtype)
+
     def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
         """Write viewable samples (PNG, wav, ply, ...) to ``out_dir``; called by ``SampleWriter``."""
         return []
@@ -117,7 +121,7 @@ class FlowMatchingModule(L.LightningModule):
         """Flow-matching loss on one token batch; returns ``loss`` (with MoE aux) and its parts."""
         x_1 = tokens.x
         b = x_1.shape[0]
-        x_0 = torch.randn(x_1.shape, generator=generator, device=x_1.device, dtype=x_1.dtype)
+        x_0 = self.sample_noise(x_1, tokens, generator)
         if self.ot_pairing:
             x_0 = ot_pair(x_0, x_1, tokens.mask)
         t = self.time_sampler(b, device=x_1.device, generator=generator)
@@ -190,8 +194,7 @@ class FlowMatchingModule(L.LightningModule):
         """
         was_training = self.training
         self.eval()
-        x_0 = torch.randn(template.x.shape, generator=generator, device=template.x.device,
-                          dtype=template.x.dtype)
+        x_0 = self.sample_noise(template.x, template, generator)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
 
         def fn(x: Tensor, t: Tensor, cond_drop: bool = False) -> Tensor:

@@ -125,6 +125,10 @@ class DiT(nn.Module):
     Args:
         config: a :class:`DiTConfig`.
 
+    Composition seams: ``x_embed`` (any module ``[b, n, in_dim] -> [b, n, dim]``, e.g. a geometric or convolutional
+    embedding) may be replaced after construction; ``run_blocks`` is what training-free caches and custom block
+    partitions (3D windows) wrap.
+
     Example:
         >>> model = DiT(DiTConfig.preset("debug", in_dim=3))
         >>> v = model(torch.randn(2, 10, 3), torch.rand(2))  # [2, 10, 3], zeros at init
