@@ -99,12 +99,12 @@ class DiTBlock(nn.Module):
     def forward(self, x: Tensor, inp: BlockInputs) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(inp.c).chunk(6, dim=-1)  # 6 x [b, d]
         h = self.attn(modulate(self.norm1(x), shift1, scale1), inp.mask, inp.angles)
-        x = x + gate1[:, None] * self.post_attn(h)
+        x = torch.addcmul(x, gate1[:, None], self.post_attn(h))
         if self.cross is not None and inp.context is not None:
             x = x + self.cross(x, inp.context, inp.context_mask)
         h = modulate(self.norm2(x), shift2, scale2)
         h = self.mlp(h, inp.temb, inp.mask) if isinstance(self.mlp, MoEMlp) else self.mlp(h)
-        return x + gate2[:, None] * self.post_mlp(h)
+        return torch.addcmul(x, gate2[:, None], self.post_mlp(h))
 
 
 class FinalLayer(nn.Module):
