@@ -5,18 +5,12 @@ import torch
 
 from ditkit_core import DiT, DiTConfig
 from ditkit_core.nn import ConfigError
+from ditkit_core.testing import perturb_weights as perturb
 
 FULL = dict(in_dim=3, dim=48, depth=3, heads=4, rope_axes=1, registers=2, moe_experts=4, moe_top_k=2,
             context_dim=8, num_classes=5, window=3, window_every=2, sandwich_norm=True)
 
 
-def perturb(model: DiT, seed: int = 0) -> DiT:
-    """Give every parameter random values so zero-initialised paths carry signal."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return model
 
 
 @pytest.mark.parametrize("extra", [{}, FULL])

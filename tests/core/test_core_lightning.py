@@ -11,7 +11,7 @@ from ditkit_core.flow import TimeSampler
 from ditkit_core.lightning import FlowMatchingModule
 from ditkit_core.metrics import energy_distance, sliced_wasserstein
 from ditkit_core.nn import DiTConfig
-from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
+from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, perturb_weights, run_config
 from ditkit_core.tokenizers import IdentityTokenizer, TokenBatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,9 +63,7 @@ def test_fits_one_batch_and_moe_variant():
 
 def test_pretrained_round_trip_is_exact(tmp_path):
     module = toy_module(model=DiTConfig(in_dim=2, dim=32, depth=2, heads=2, registers=2, cond_dim=3))
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    perturb_weights(module, seed=None)
     x, t, c = torch.randn(2, 6, 2), torch.rand(2), torch.randn(2, 3)
     loaded = check_pretrained_round_trip(module, lambda m: m.model(x, t, cond=c), tmp_path / "toy")
     assert (tmp_path / "toy" / "model.safetensors").exists() and (tmp_path / "toy" / "config.json").exists()
@@ -160,10 +158,7 @@ def test_compiled_blocks_match_eager():
     torch.manual_seed(0)
     from ditkit_core.nn import DiT
 
-    m = DiT(DiTConfig(in_dim=2, dim=32, depth=2, heads=2))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    m = perturb_weights(DiT(DiTConfig(in_dim=2, dim=32, depth=2, heads=2)), scale=0.05, seed=None)
     x, t = torch.randn(2, 8, 2), torch.rand(2)
     ref = m(x, t)
     for i, blk in enumerate(m.blocks):

@@ -7,6 +7,7 @@ import torch
 
 from ditkit_core import DiT, DiTConfig
 from ditkit_core.sampling import BlockCache, StepCache, guided, sample, time_grid
+from ditkit_core.testing import perturb_weights
 
 MU, S = 2.0, 0.5
 
@@ -94,11 +95,7 @@ def test_errors():
 
 def _trained_like_dit():
     torch.manual_seed(0)
-    m = DiT(DiTConfig(in_dim=2, dim=32, depth=4, heads=2))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+    return perturb_weights(DiT(DiTConfig(in_dim=2, dim=32, depth=4, heads=2)), scale=0.05, seed=None).eval()
 
 
 def test_caches_exact_when_disabled_and_restore_the_model():
@@ -140,11 +137,7 @@ def test_caches_skip_work_with_bounded_error():
 
 
 def test_cache_keeps_cfg_branches_apart():
-    m = DiT(DiTConfig(in_dim=2, dim=32, depth=2, heads=2, num_classes=3))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    m.eval()
+    m = perturb_weights(DiT(DiTConfig(in_dim=2, dim=32, depth=2, heads=2, num_classes=3)), scale=0.05, seed=None).eval()
     labels = torch.tensor([0, 1])
 
     def fn(x, t, cond_drop):

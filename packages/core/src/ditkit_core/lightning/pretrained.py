@@ -82,8 +82,6 @@ def from_config(data: Any) -> Any:
         if set(data) == {"class_path", "init_args"}:
             cls = _import(data["class_path"])
             args = {k: from_config(v) for k, v in data["init_args"].items()}
-            if dataclasses.is_dataclass(cls):
-                return cls(**args)
             return cls(**args)
         return {k: from_config(v) for k, v in data.items()}
     return data

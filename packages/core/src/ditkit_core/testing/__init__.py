@@ -3,6 +3,7 @@
 * :func:`check_tokenizer_round_trip`: ``decode(encode(raw))`` reproduces ``raw``.
 * :func:`check_module_fits_batch`: a few optimiser steps on one batch lower the flow-matching loss.
 * :func:`check_pretrained_round_trip`: ``save_pretrained`` / ``from_pretrained`` give identical outputs.
+* :func:`perturb_weights`: moves a zero-initialised model off zero so its paths carry signal in tests.
 * :func:`run_config`: runs ``ditkit fit`` on a YAML config in-process (debug configs of every app).
 """
 
@@ -79,6 +80,18 @@ def check_pretrained_round_trip(module: torch.nn.Module, inputs: Callable[[torch
     return loaded
 
 
+def perturb_weights(module: torch.nn.Module, scale: float = 0.1, seed: int | None = 0) -> torch.nn.Module:
+    """Add ``scale * N(0, 1)`` to every parameter in place, so adaLN-Zero paths are active; returns the module.
+
+    ``seed=None`` draws from torch's global generator (after the caller's ``torch.manual_seed``).
+    """
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device))
+    return module
+
+
 def run_config(config: str | Path, *overrides: str, command: str = "fit") -> Any:
     """Run ``ditkit <command> --config <config> <overrides>`` in-process and return the LightningCLI object."""
     from ditkit_core.lightning.cli import FlowCLI
@@ -86,4 +99,5 @@ def run_config(config: str | Path, *overrides: str, command: str = "fit") -> Any
     return FlowCLI(args=[command, "--config", str(config), *overrides])
 
 
-__all__ = ["check_module_fits_batch", "check_pretrained_round_trip", "check_tokenizer_round_trip", "run_config"]
+__all__ = ["check_module_fits_batch", "check_pretrained_round_trip", "check_tokenizer_round_trip", "perturb_weights",
+           "run_config"]
