@@ -1,6 +1,7 @@
-"""TTS benchmark: real-time factor of the default model (16 / 32 steps, Griffin-Lim vocoder) and the DiT backbone's
-step time vs a plain pre-norm transformer of the same size (the F5-TTS backbone from `f5-tts` is used instead when it
-is importable; it is not installed by default because it pulls a CUDA torch). One JSON line per figure.
+"""TTS benchmark: real-time factor of the default model (16 / 32 steps; Griffin-Lim and the neural vocoder timed on
+the same mels in the same run) and the DiT backbone's step time vs a plain pre-norm transformer of the same size (the
+F5-TTS backbone from `f5-tts` is used instead when it is importable; it is not installed by default because it pulls
+a CUDA torch). One JSON line per figure.
 
     .venv/bin/python benchmarks/tts.py [--ckpt outputs/tts/checkpoints/last.ckpt] [--threads 2]
 """
@@ -21,6 +22,7 @@ from _util import emit, timeit  # noqa: E402
 from ditkit_audio.inference import synthesize  # noqa: E402
 from ditkit_audio.module import TTSModule  # noqa: E402
 from ditkit_audio.tokenizer import MelTokenizer  # noqa: E402
+from ditkit_audio.vocoder import Vocoder, resolve_vocoder  # noqa: E402
 from ditkit_core.nn import DiTConfig  # noqa: E402
 
 TEXTS = ["The old farmer paints the red boat today.", "Did the quiet child sleep near the river?",
@@ -48,7 +50,20 @@ def default_module(ckpt: str | None) -> TTSModule:
     if ckpt and Path(ckpt).exists():
         return TTSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     torch.manual_seed(0)  # same shapes as apps/tts/configs/default.yaml (untrained weights time the same)
-    return TTSModule(MelTokenizer(), DiTConfig(in_dim=64, dim=96, depth=4, heads=4, rope_axes=1), text_dim=48).eval()
+    return TTSModule(MelTokenizer(text_kind="phonemes"), DiTConfig(in_dim=64, dim=128, depth=4, heads=4, rope_axes=1),
+                     text_dim=64).eval()
+
+
+def neural_vocoder(path: str, tok: MelTokenizer) -> tuple[Vocoder, str]:
+    """The trained vocoder, or an untrained one of the shipped size (it times the same) when none is trained."""
+    if Path(path, "config.json").exists():
+        return resolve_vocoder(path, tok), f"trained ({path})"
+    import yaml
+
+    cfg = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("apps/tts/configs/vocoder.yaml").read_text())
+    torch.manual_seed(0)
+    kw = {k: getattr(tok, k) for k in ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")}
+    return Vocoder(**kw, **cfg["model"]).eval(), "untrained weights, shipped size (run make train-vocoder)"
 
 
 def main() -> None:
@@ -56,10 +71,12 @@ def main() -> None:
     ap.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--vocoder", default="outputs/tts/vocoder", help="trained neural vocoder (untrained if missing)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     m = default_module(a.ckpt)
     sr = m.tokenizer.sample_rate
+    voc, voc_kind = neural_vocoder(a.vocoder, m.tokenizer)
     for steps in (16, 32):
         t0 = time.perf_counter()
         res = synthesize(m, TEXTS, steps=steps, vocode=False)
@@ -67,11 +84,15 @@ def main() -> None:
         t0 = time.perf_counter()
         wavs = [m.tokenizer.to_wav(mel) for mel in res["mels"]]
         gl = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        voc.vocode_batch(res["mels"])
+        neural = time.perf_counter() - t0
         secs = sum(w.shape[0] for w in wavs) / sr
         emit(figure="tts_rtf_cpu", steps=steps, cfg_scale=m.cfg_scale, sentences=len(TEXTS), audio_s=round(secs, 2),
              rtf_total_griffinlim=round((acoustic + gl) / secs, 4), rtf_acoustic=round(acoustic / secs, 4),
-             rtf_griffinlim_only=round(gl / secs, 4), goal="rtf < 0.5 at 16 steps on 2 cores",
-             neural_vocoder="not implemented")
+             rtf_griffinlim_only=round(gl / secs, 4), rtf_total_neural=round((acoustic + neural) / secs, 4),
+             rtf_neural_vocoder_only=round(neural / secs, 4), vocoder_speedup=round(gl / neural, 1),
+             neural_vocoder=voc_kind, goal="rtf < 0.5 at 16 steps on 2 cores")
 
     # backbone step time: the DiT (adaLN-Zero, RoPE, QK-norm) vs a plain transformer of the same width/depth/heads
     cfg = m.config

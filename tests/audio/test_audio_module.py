@@ -69,6 +69,46 @@ def test_module_learns_batch_and_duration(tiny_corpus):
         assert float(m.duration_loss(batch)) < 0.3 * before
 
 
+def test_filler_mode_still_trains_and_samples(tiny_corpus):
+    batch = _batch(tiny_corpus)
+    m = _module(cond_dropout=0.0, text_align="filler")
+    assert "filled" in m.tokenize(batch).meta
+    check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
+    res = synthesize(m.eval(), ["A small boat."], steps=2, vocode=False)
+    assert torch.isfinite(res["mels"][0]).all()
+
+
+def test_stretch_text_layout_and_cfg_drop(tiny_corpus):
+    batch = _batch(tiny_corpus)
+    m = _module().eval()
+    tokens = m.tokenize(batch)
+    idx, n = tokens.meta["text_index"], batch["mask"].sum(1)
+    for i in range(idx.shape[0]):  # every frame of the audio sits on a symbol, in order; padding on none
+        row = idx[i, : int(n[i])]
+        assert row.min() == 0 and row.max() == int(batch["text_len"][i]) - 1 and (row[1:] >= row[:-1]).all()
+        assert idx[i, int(n[i]):].eq(-1).all()
+    with torch.no_grad():
+        full = m.text_embedding(tokens)
+        drop = torch.tensor([True] + [False] * (idx.shape[0] - 1))
+        dropped = m.text_embedding(tokens, drop)
+        other = tokens.replace(meta={**tokens.meta, "ids": torch.roll(tokens.meta["ids"], 1, 0),
+                                     "text_len": torch.roll(tokens.meta["text_len"], 1, 0)})
+    assert torch.allclose(full[1:], dropped[1:]) and not torch.allclose(full[0], dropped[0])
+    # the unconditional branch ignores the text: another text gives the same dropped embedding
+    with torch.no_grad():
+        assert torch.allclose(m.text_embedding(other, drop)[0], dropped[0], atol=1e-6)
+    # voice prompt: its 5 symbols cover its 12 frames, the target's 7 symbols the next 20 (fitted weights + tail)
+    m.symbol_frames.fill_(2.0)
+    m.tail_frames.fill_(4.0)
+    ids = torch.arange(2, 14)[None]
+    meta = m.text_meta(ids, torch.tensor([12]), 40, torch.tensor([20]), prompt_frames=torch.tensor([12]),
+                       prompt_text_len=torch.tensor([5]))
+    idx = meta["text_index"][0]
+    assert set(idx[:12].tolist()) == set(range(5)) and set(idx[12:32].tolist()) == set(range(5, 12))
+    assert idx[32:].eq(-1).all() and (idx[:32][1:] >= idx[:32][:-1]).all()
+    assert (idx[12:32] == 11).sum() > (idx[12:32] == 10).sum()  # the last symbol also holds the trailing silence
+
+
 def test_synthesis_prompt_and_long_text(tiny_corpus):
     m = _module().eval()
     batch = _batch(tiny_corpus, 1)
@@ -108,12 +148,32 @@ def test_debug_config_trains_and_writes_samples(tmp_path):
     assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
 
 
+def test_length_buckets_cut_padding_and_follow_the_epoch():
+    from ditkit_audio.data import LengthBucketBatchSampler
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, 240, (500,), generator=g).tolist()
+    s = LengthBucketBatchSampler(lengths, 8, bucket=16, seed=1)
+    batches = list(s)
+    assert len(batches) == len(s) and all(len(b) == 8 for b in batches)
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == len(flat) and len(flat) >= 500 - 8 * 4
+    real = sum(lengths[i] for i in flat)
+    padded = sum(8 * max(lengths[i] for i in b) for b in batches)
+    assert real / padded > 0.9  # a random batching pads ~40%
+    assert list(s) == batches  # deterministic within an epoch
+    s.set_epoch(1)
+    assert list(s) != batches and s.sampler.epoch == 1  # Lightning sets the epoch on batch_sampler.sampler
+
+
 def test_datamodule_split_and_heuristic(tiny_corpus):
     dm = TTSDataModule(str(tiny_corpus), val_size=3, batch_size=4, cache=False)
     dm.setup()
     assert len(dm.train) == 9 and len(dm.val) == 3 and 1.0 < dm.frames_per_symbol < 6.0
     b = next(iter(dm.train_dataloader()))
     assert b["mel"].shape[0] == 4 and b["ids"].shape[0] == 4
+    dm.bucket = 2
+    assert next(iter(dm.train_dataloader()))["mel"].shape[0] == 4
 
 
 def test_cli_sample_with_prompt(tiny_corpus, tmp_path, capsys):

@@ -3,7 +3,8 @@
 Modules: :mod:`.text` (character / IPA tokenizers, sentence generator and splitter), :mod:`.audio` (wav I/O,
 resampling, loudness, log-mel and Griffin-Lim), :mod:`.data` (espeak-ng corpus, LJSpeech / nested loaders,
 DataModule), :mod:`.tokenizer` (log-mel tokens), :mod:`.model` (text encoder, duration predictor),
-:mod:`.module` (Lightning module), :mod:`.inference` (synthesis), :mod:`.asr` (CTC probe), :mod:`.metrics`.
+:mod:`.module` (Lightning module), :mod:`.inference` (synthesis), :mod:`.asr` (CTC probe), :mod:`.metrics`,
+:mod:`.vocoder` (Vocos-style neural vocoder), :mod:`.codec` (SQ-codec latent tokens).
 """
 
 __version__ = "0.1.0"

@@ -58,7 +58,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
         prompt_mel = tok.features(normalize_loudness(read_wav(a.prompt, sample_rate=tok.sample_rate, stereo="mix")))
     t = time.perf_counter()
     res = synthesize(module, [a.text], steps=a.steps, cfg_scale=a.cfg, duration=a.duration, prompt_mel=prompt_mel,
-                     prompt_text=a.prompt_text or None, seed=a.seed)
+                     prompt_text=a.prompt_text or None, seed=a.seed, vocoder=a.vocoder or None)
     dt = time.perf_counter() - t
     wav = res["wavs"][0]
     out = write_wav(a.out, wav, tok.sample_rate)
@@ -91,12 +91,35 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    print(json.dumps(evaluate(a.ckpt, a.data, a.asr, n=a.n, steps=a.steps, val_size=a.val_size)))
+    print(json.dumps(evaluate(a.ckpt, a.data, a.asr, n=a.n, steps=a.steps, val_size=a.val_size,
+                              vocoder=a.vocoder or None)))
+
+
+def cmd_train_vocoder(a: argparse.Namespace) -> None:
+    from ditkit_audio.vocoder import train_from_config
+
+    print(json.dumps(train_from_config(a.config, steps=a.steps, out=a.out or None)))
+
+
+def cmd_train_codec(a: argparse.Namespace) -> None:
+    from ditkit_audio.codec import train_from_config
+
+    print(json.dumps(train_from_config(a.config, steps=a.steps, out=a.out or None, vocoder=a.vocoder or None)))
+
+
+def cmd_eval_codec(a: argparse.Namespace) -> None:
+    from ditkit_audio.codec import evaluate_from_config
+
+    print(json.dumps(evaluate_from_config(a.config, codec=a.codec or None, vocoder=a.vocoder or None)))
 
 
 def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int = 16, val_size: int = 64,
-             cfg_scale: float | None = None) -> dict[str, Any]:
-    """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF."""
+             cfg_scale: float | None = None, vocoder: str | None = None) -> dict[str, Any]:
+    """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF.
+
+    ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
+    ground truth is then also scored through it, ``cer_ground_truth_vocoder``).
+    """
     from ditkit_audio.asr import load_probe
     from ditkit_audio.metrics import duration_error, error_rate, mcd_dtw
 
@@ -107,7 +130,7 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
     texts = [it["text"] for it in items]
     gt = [it["mel"].float() for it in items]
     t = time.perf_counter()
-    res = synthesize(module, texts, steps=steps, cfg_scale=cfg_scale, seed=0, max_chars=10_000)
+    res = synthesize(module, texts, steps=steps, cfg_scale=cfg_scale, seed=0, max_chars=10_000, vocoder=vocoder)
     dt = time.perf_counter() - t
     gen_mels = res["mels"]
     gen_wavs = res["wavs"]
@@ -115,7 +138,9 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
     ids, lens = tok.text.batch(texts)
     true_frames = torch.tensor([m.shape[0] for m in gt])
     out: dict[str, Any] = {"figure": "tts_eval", "utterances": len(items), "steps": steps,
-                           "rtf_cpu_griffinlim": round(dt / secs, 4),
+                           f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}":
+                               round(dt / secs, 4),
+                           "vocoder": vocoder or getattr(tok, "vocoder", None) or "griffinlim",
                            "threads": torch.get_num_threads()}
     out["duration_predictor"] = duration_error(module.predict_frames(ids, lens, "predictor"), true_frames)
     out["duration_heuristic"] = duration_error(module.predict_frames(ids, lens, "heuristic"), true_frames)
@@ -131,11 +156,20 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
     out["mcd_dtw_db_griffinlim_gt"] = round(sum(mcd_dtw(g, tok.features(tok.to_wav(g))) for g in gt) / len(gt), 3)
     if asr:
         probe = load_probe(asr)
+        from ditkit_audio.text import TextTokenizer
+
+        probe_text = TextTokenizer("chars")  # the probe's output vocabulary (the model may read phonemes)
         regen = [tok.features(w) for w in gen_wavs]
         gl_gt = [tok.features(tok.to_wav(g)) for g in gt]
+        extra: tuple = ()
+        if vocoder:
+            from ditkit_audio.vocoder import resolve_vocoder
+
+            voc_gt = resolve_vocoder(vocoder, tok).vocode_batch(gt)
+            extra = (("ground_truth_vocoder", [tok.features(w) for w in voc_gt]),)
         for name, mels in (("ground_truth", gt), ("ground_truth_griffinlim", gl_gt), ("generated_wav", regen),
-                           ("generated_mel", gen_mels)):
-            hyps = probe.transcribe(mels, tok.text)
+                           ("generated_mel", gen_mels), *extra):
+            hyps = probe.transcribe(mels, probe_text)
             out[f"cer_{name}"] = round(error_rate(texts, hyps), 4)
             out[f"wer_{name}"] = round(error_rate(texts, hyps, "word"), 4)
             if name == "generated_wav":
@@ -161,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="outputs/tts/sample.wav")
+    s.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
     r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
     r.add_argument("--data", default="outputs/tts/data")
     r.add_argument("--out", default="outputs/tts/asr_probe")
@@ -175,8 +210,23 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--n", type=int, default=32)
     e.add_argument("--steps", type=int, default=16)
     e.add_argument("--val-size", type=int, default=64)
+    e.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+    v = sub.add_parser("train-vocoder", help="train the Vocos-style neural vocoder (+ held-out figures vs Griffin-Lim)")
+    v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
+    v.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
+    v.add_argument("--out", default="")
+    c = sub.add_parser("train-codec", help="train the SQ-codec (+ held-out reconstruction figures)")
+    c.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
+    c.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
+    c.add_argument("--out", default="")
+    c.add_argument("--vocoder", default="", help="vocoder directory for the waveform figures (default: config's)")
+    ec = sub.add_parser("eval-codec", help="held-out figures of a trained SQ-codec (through the vocoder if trained)")
+    ec.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
+    ec.add_argument("--codec", default="", help="codec directory (default: the config's out)")
+    ec.add_argument("--vocoder", default="", help="vocoder directory (default: the config's)")
     a = p.parse_args(argv)
-    {"data": cmd_data, "sample": cmd_sample, "train-asr": cmd_train_asr, "eval": cmd_eval}[a.cmd](a)
+    {"data": cmd_data, "sample": cmd_sample, "train-asr": cmd_train_asr, "eval": cmd_eval,
+     "train-vocoder": cmd_train_vocoder, "train-codec": cmd_train_codec, "eval-codec": cmd_eval_codec}[a.cmd](a)
 
 
 if __name__ == "__main__":

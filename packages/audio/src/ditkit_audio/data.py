@@ -18,11 +18,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ditkit_audio.audio import AudioError, LogMel, normalize_loudness, read_wav
-from ditkit_audio.text import TextTokenizer, generate_sentences, normalize_text
-from ditkit_core.lightning.data import seeded_loader
+from ditkit_audio.text import TextTokenizer, fit_symbol_frames, generate_sentences, normalize_text
+from ditkit_core.lightning.data import EpochShuffleSampler, seeded_loader
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,11 @@ def load_features(items: list[Utterance], logmel: LogMel, text: TextTokenizer, *
     import soundfile as sf
 
     report = report if report is not None else LoadReport()
+    if text.kind == "phonemes":  # phonemise all transcripts up front, several espeak-ng processes at a time
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as ex:
+            list(ex.map(text.to_symbols, [u.text for u in items]))
     out = []
     for u in items:
         try:
@@ -252,13 +257,57 @@ class TTSDataset(Dataset):
 
     def __init__(self, items: list[dict[str, Any]], text: TextTokenizer):
         self.items, self.text = items, text
-        self.ids = [torch.tensor(text.encode(it["text"])) for it in items]
+        self.ids = [torch.tensor(s) for s in text.encode_many([it["text"] for it in items])]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"mel": self.items[i]["mel"].float(), "ids": self.ids[i], "text": self.items[i]["text"]}
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length (less padding, so much cheaper steps) in an order that depends on
+    ``(seed, epoch)`` only: shuffle, cut into chunks of ``bucket`` batches, sort each chunk by length, split it into
+    batches and shuffle the batches.
+
+    Args:
+        lengths: frames per utterance.
+        batch_size: utterances per batch.
+        bucket: batches per sorted chunk.
+        seed: shuffle seed.
+        drop_last: drop a final short batch of each chunk.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, bucket: int = 32, seed: int = 0,
+                 drop_last: bool = True):
+        self.lengths, self.batch_size, self.bucket, self.seed = list(lengths), batch_size, max(1, bucket), seed
+        self.drop_last = drop_last
+        # Lightning calls set_epoch on ``batch_sampler.sampler``: the epoch-seeded shuffle lives there
+        self.sampler = EpochShuffleSampler(self.lengths, seed, shuffle=True)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def _batches(self) -> list[list[int]]:
+        perm = list(iter(self.sampler))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.sampler.epoch + 1)
+        chunk = self.bucket * self.batch_size
+        out = []
+        for k in range(0, len(perm), chunk):
+            part = sorted(perm[k: k + chunk], key=lambda i: self.lengths[i])
+            for j in range(0, len(part), self.batch_size):
+                b = part[j: j + self.batch_size]
+                if len(b) == self.batch_size or not self.drop_last:
+                    out.append(b)
+        order = torch.randperm(len(out), generator=g).tolist()
+        return [out[i] for i in order]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
 
 
 def collate_tts(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -290,6 +339,8 @@ class TTSDataModule(L.LightningDataModule):
         val_size: held-out utterances (the last ones of a seeded permutation).
         batch_size: utterances per batch.
         limit: use only the first ``limit`` utterances (0: all).
+        bucket: > 0 batches training utterances of similar length (chunks of ``bucket`` batches sorted by length,
+            :class:`LengthBucketBatchSampler`); 0 shuffles freely.
         seed: split and shuffle seed.
     """
 
@@ -297,13 +348,14 @@ class TTSDataModule(L.LightningDataModule):
                  sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
                  text_kind: str = "chars", min_seconds: float = 0.3, max_seconds: float = 6.0,
                  loudness_db: float | None = -23.0, val_size: int = 32, batch_size: int = 16, limit: int = 0,
-                 cache: bool = True, seed: int = 0):
+                 cache: bool = True, bucket: int = 0, seed: int = 0):
         super().__init__()
         self.root, self.layout, self.synthesize = root, layout, synthesize
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
         self.text_kind, self.min_seconds, self.max_seconds, self.loudness_db = text_kind, min_seconds, max_seconds, \
             loudness_db
         self.val_size, self.batch_size, self.limit, self.cache, self.seed = val_size, batch_size, limit, cache, seed
+        self.bucket = bucket
         self.report: LoadReport | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -332,8 +384,16 @@ class TTSDataModule(L.LightningDataModule):
         frames = torch.tensor([float(it["mel"].shape[0]) for it in self.train.items])
         chars = torch.tensor([float(len(i)) for i in self.train.ids])
         self.frames_per_symbol = float(frames.sum() / chars.sum())
+        # expected frames per symbol + trailing silence from sentence totals (the stretch prior of the text encoder)
+        self.symbol_frames, self.tail_frames = fit_symbol_frames(self.train.ids, frames.tolist(),
+                                                                 self.text.vocab_size)
 
     def train_dataloader(self):
+        if self.bucket > 0:
+            lengths = [int(it["mel"].shape[0]) for it in self.train.items]
+            sampler = LengthBucketBatchSampler(lengths, self.batch_size, self.bucket, self.seed,
+                                               drop_last=len(self.train) > self.batch_size)
+            return DataLoader(self.train, batch_sampler=sampler, collate_fn=collate_tts)
         return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed, collate_fn=collate_tts,
                              drop_last=len(self.train) > self.batch_size)
 

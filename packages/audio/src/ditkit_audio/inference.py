@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ditkit_audio.audio import crossfade_concat
-from ditkit_audio.text import fill_to_frames, normalize_text, split_sentences
+from ditkit_audio.text import normalize_text, split_sentences
+from ditkit_audio.vocoder import resolve_vocoder
 from ditkit_core.tokenizers import TokenBatch
 
 
@@ -18,7 +19,7 @@ def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_s
                schedule: str | None = None, sway: float | None = None, method: str | None = None,
                duration: str = "predictor", prompt_mel: Tensor | None = None, prompt_text: str | None = None,
                seed: int = 0, max_chars: int = 120, crossfade_s: float = 0.05, vocode: bool = True,
-               speed: float = 1.0) -> dict[str, Any]:
+               speed: float = 1.0, vocoder: Any = None) -> dict[str, Any]:
     """Speak ``texts`` with a :class:`~ditkit_audio.module.TTSModule` (all sentences in one batch).
 
     Args:
@@ -32,13 +33,16 @@ def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_s
         prompt_text: its transcript (required with ``prompt_mel``); the target durations are scaled by the
             prompt's speaking rate (its true frames over its predicted frames).
         seed: noise seed.
-        vocode: also return Griffin-Lim waveforms.
+        vocode: also return waveforms (Griffin-Lim, or ``vocoder``).
+        vocoder: a trained :class:`~ditkit_audio.vocoder.Vocoder` or its directory (``make train-vocoder``) used
+            instead of Griffin-Lim; its mel settings must match the tokenizer's (checked).
         speed: > 1 speaks faster (divides durations).
 
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]] (if vocode), "pieces": [[str]], "frames": [[int]]}``.
     """
     tok = module.tokenizer
+    voc = resolve_vocoder(vocoder, tok) if vocode else None
     if (prompt_mel is None) != (prompt_text is None):
         raise ValueError("synthesize: prompt_mel and prompt_text go together")
     pieces = [split_sentences(normalize_text(t), max_chars) for t in texts]
@@ -56,19 +60,26 @@ def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_s
         pid, plen = tok.text.batch([prompt_text])
         p_pred = float(module.predict_frames(pid.to(dev), plen.to(dev), duration)[0])
         frames = frames * (P / max(p_pred, 1.0))
-        ids, lens = tok.text.batch([f"{normalize_text(prompt_text)} {s}" for s in flat])
+        # prompt ids + a space + target ids (concatenated ids, so the prompt's symbols are exact for phonemes too)
+        pseq = tok.text.encode(prompt_text) + [tok.text.space_id]
+        ids, lens = tok.text.pad([pseq + tok.text.encode(s) for s in flat])
         ids, lens = ids.to(dev), lens.to(dev)
     n = frames.round().long().clamp_min(2)  # [B]
     B, F_ = len(flat), int(n.max()) + P
     total = n + P
     mask = torch.arange(F_, device=dev)[None] < total[:, None]  # [B, F]
-    x = torch.zeros(B, F_, tok.n_mels, device=dev)
+    x = torch.zeros(B, F_, tok.token_dim, device=dev)
     known = torch.zeros(B, F_, dtype=torch.bool, device=dev)
     if P:
         x[:, :P] = tok.normalize(prompt_mel.to(dev).float())
         known[:, :P] = True
     pos = torch.arange(F_, device=dev, dtype=torch.float32)[None, :, None].expand(B, F_, 1)
-    template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta={"filled": fill_to_frames(ids, lens, F_)})
+    if P:
+        meta = module.text_meta(ids, lens, F_, n, prompt_frames=torch.full_like(n, P),
+                                prompt_text_len=torch.full_like(lens, len(pseq)))
+    else:
+        meta = module.text_meta(ids, lens, F_, n)
+    template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta=meta)
     g = torch.Generator(device=dev).manual_seed(seed)
     out = module.generate(template, steps=steps, method=method, schedule=schedule, cfg_scale=cfg_scale,
                           known=x, known_mask=known[..., None], generator=g,
@@ -81,7 +92,7 @@ def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_s
         res["frames"].append([m.shape[0] for m in ms])
         res["mels"].append(torch.cat(ms, 0))
         if vocode:
-            wavs = [tok.to_wav(m) for m in ms]
+            wavs = [voc.vocode(m) for m in ms] if voc is not None else [tok.to_wav(m) for m in ms]
             res.setdefault("wavs", []).append(crossfade_concat(wavs, tok.sample_rate, crossfade_s))
         k += len(p)
     return res

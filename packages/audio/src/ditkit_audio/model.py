@@ -37,26 +37,66 @@ def sinusoidal(n: int, dim: int, device: torch.device | None = None) -> Tensor:
 
 
 class TextEncoder(nn.Module):
-    """Filler-padded text ids ``[b, f]`` (one per mel frame) -> embeddings ``[b, f, dim]`` (F5-TTS TextEmbedding).
+    """Text ids -> one embedding per mel frame ``[b, f, dim]``, in one of two alignment-free layouts.
+
+    ``align="filler"`` (F5-TTS TextEmbedding): the ids are already laid out per frame (text then filler tokens,
+    :func:`~ditkit_audio.text.fill_to_frames`); embedding + sinusoidal frame positions + ConvNeXt refiner. The DiT
+    has to discover the text-to-speech alignment itself.
+
+    ``align="stretch"``: the symbol sequence ``[b, L]`` is first encoded at symbol level (embedding + sinusoidal
+    positions + ``symbol_layers`` ConvNeXt blocks, so every symbol knows its neighbours), then spread uniformly over
+    the frames (:func:`~ditkit_audio.text.stretch_to_frames`: frame -> symbol index and the fractional position
+    inside the symbol), and refined at frame level by ``layers`` ConvNeXt blocks. This hands the DiT a rough
+    alignment for free; it only has to correct local timing.
 
     Args:
         vocab: number of ids (pad 0, filler 1, symbols).
         dim: embedding width.
-        layers: ConvNeXt refiner blocks.
+        layers: frame-level ConvNeXt refiner blocks.
+        align: ``stretch`` or ``filler``.
+        symbol_layers: symbol-level ConvNeXt blocks (``stretch`` only).
     """
 
-    def __init__(self, vocab: int, dim: int = 64, layers: int = 2):
+    def __init__(self, vocab: int, dim: int = 64, layers: int = 2, align: str = "filler", symbol_layers: int = 2):
         super().__init__()
+        if align not in ("filler", "stretch"):
+            raise ValueError(f"TextEncoder.align={align!r}: choose 'filler' or 'stretch'")
+        self.align = align
         self.embed = nn.Embedding(vocab, dim)
         self.blocks = nn.ModuleList(ConvNeXtBlock1d(dim) for _ in range(layers))
+        if align == "stretch":
+            self.symbol_blocks = nn.ModuleList(ConvNeXtBlock1d(dim) for _ in range(symbol_layers))
+            self.frac = nn.Linear(2, dim)
 
-    def forward(self, ids: Tensor, drop: Tensor | None = None) -> Tensor:
-        """``ids [b, f]``; ``drop [b]`` bool replaces a row by filler tokens (CFG's unconditional branch)."""
+    def forward(self, ids: Tensor, drop: Tensor | None = None, index: Tensor | None = None,
+                frac: Tensor | None = None, text_len: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """``filler``: per-frame ids ``[b, f]``. ``stretch``: symbol ids ``[b, L]`` with ``text_len [b]``, the
+        frame -> symbol ``index [b, f]`` (-1: no symbol) and ``frac [b, f]``; ``mask [b, f]`` marks real frames.
+        ``drop [b]`` bool replaces a row's text by filler tokens (CFG's unconditional branch)."""
         if drop is not None:
             ids = torch.where(drop[:, None], torch.full_like(ids, FILLER), ids)
-        h = self.embed(ids) + sinusoidal(ids.shape[1], self.embed.embedding_dim, ids.device)  # [b, f, dim]
+        d = self.embed.embedding_dim
+        if self.align == "filler":
+            h = self.embed(ids) + sinusoidal(ids.shape[1], d, ids.device)  # [b, f, dim]
+            for blk in self.blocks:
+                h = blk(h)
+            return h
+        if index is None or frac is None or text_len is None:
+            raise ValueError("TextEncoder(align='stretch') needs index, frac and text_len")
+        smask = torch.arange(ids.shape[1], device=ids.device)[None] < text_len[:, None]  # [b, L]
+        s = self.embed(ids) + sinusoidal(ids.shape[1], d, ids.device)
+        for blk in self.symbol_blocks:
+            s = blk(s, smask)
+        on = index >= 0  # [b, f]
+        if drop is not None:
+            on = on & ~drop[:, None]
+        g = torch.gather(s, 1, index.clamp_min(0)[..., None].expand(-1, -1, d))  # [b, f, dim]
+        h = torch.where(on[..., None], g, self.embed.weight[FILLER].to(g.dtype))
+        ang = math.pi * frac
+        feat = torch.stack([ang.sin(), ang.cos()], -1).to(h.dtype) * on[..., None].to(h.dtype)
+        h = h + self.frac(feat)
         for blk in self.blocks:
-            h = blk(h)
+            h = blk(h, mask)
         return h
 
 

@@ -1,9 +1,13 @@
 """``TTSModule``: F5-TTS-style flow matching on mel frames with a DiT backbone from ditkit_core.
 
 Input of the DiT per frame: ``[x_t, masked reference mel, refined text embedding]`` (concatenated, then the DiT's
-input projection), 1D RoPE over frames. Training infills a random contiguous span (70-100% of the frames by
+input projection), 1D RoPE over frames. The text reaches the frames either stretched over them (``text_align=
+"stretch"``, the default: a symbol-level ConvNeXt encoder, then each frame takes the symbol at its position when the
+symbols are spread in proportion to expected per-symbol durations fitted to sentence totals, plus its fractional
+position inside it, then a frame-level ConvNeXt refiner) or F5-TTS style (``text_align="filler"``: text then filler
+tokens, the DiT finds the alignment itself). Training infills a random contiguous span (70-100% of the frames by
 default) given the rest (``known_mask``), with the text and the reference dropped together for CFG. A sentence-level
-duration predictor (trained jointly, its own loss) gives the total number of frames, so no alignment is needed.
+duration predictor (trained jointly, its own loss) gives the total number of frames; no aligner is used.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ditkit_audio.model import DurationPredictor, TextEncoder
-from ditkit_audio.text import fill_to_frames
+from ditkit_audio.text import fill_to_frames, stretch_to_frames
 from ditkit_audio.tokenizer import MelTokenizer
 from ditkit_core.flow import TimeSampler
 from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
@@ -36,7 +40,14 @@ class TTSModule(FlowMatchingModule):
         model: DiT configuration (``in_dim`` / ``out_dim`` are set here: ``2 n_mels + text_dim`` -> ``n_mels``);
             use ``rope_axes: 1`` for rotary positions over frames.
         text_dim: width of the text embedding concatenated to each frame.
-        text_layers: ConvNeXt blocks refining the text embedding.
+        text_layers: frame-level ConvNeXt blocks refining the text embedding.
+        text_align: ``stretch`` (uniform text-to-frame stretching, see :class:`~ditkit_audio.model.TextEncoder`) or
+            ``filler`` (F5-TTS filler padding).
+        symbol_layers: symbol-level ConvNeXt blocks before stretching (``stretch`` only).
+        stretch_weights: ``fitted`` spreads the text in proportion to expected frames per symbol plus a trailing
+            silence, fitted to the training corpus's sentence durations at fit start
+            (:func:`~ditkit_audio.text.fit_symbol_frames`, no alignment); ``uniform`` gives every symbol the same
+            share.
         duration_dim, duration_layers: size of the duration predictor.
         duration_weight: weight of the duration loss (MSE on log frames) in the total loss.
         mask_range: fraction of frames in the infilled span during training (min, max).
@@ -47,6 +58,7 @@ class TTSModule(FlowMatchingModule):
     """
 
     def __init__(self, tokenizer: MelTokenizer, model: DiTConfig, text_dim: int = 64, text_layers: int = 2,
+                 text_align: str = "stretch", symbol_layers: int = 2, stretch_weights: str = "fitted",
                  duration_dim: int = 96, duration_layers: int = 2, duration_weight: float = 0.1,
                  mask_range: tuple[float, float] = (0.7, 1.0), sway: float = -1.0, n_write: int = 3,
                  time_sampler: TimeSampler | None = None, lr: float = 5e-4, weight_decay: float = 0.01,
@@ -62,16 +74,22 @@ class TTSModule(FlowMatchingModule):
                          warmup_steps=warmup_steps, max_steps=max_steps, cond_dropout=cond_dropout, seed=seed,
                          sample_steps=sample_steps, sample_method=sample_method, sample_schedule=sample_schedule,
                          cfg_scale=cfg_scale)
-        m = tokenizer.n_mels
+        m = tokenizer.token_dim  # n_mels for MelTokenizer, latent_dim for the SQ-codec's CodecTokenizer
         self.config = dataclasses.replace(model, in_dim=2 * m + text_dim, out_dim=m)
         self.model = DiT(self.config)
         vocab = tokenizer.text.vocab_size
-        self.text_encoder = TextEncoder(vocab, text_dim, text_layers)
+        if stretch_weights not in ("fitted", "uniform"):
+            raise ValueError(f"TTSModule.stretch_weights={stretch_weights!r}: choose 'fitted' or 'uniform'")
+        self.text_align, self.stretch_weights = text_align, stretch_weights
+        self.text_encoder = TextEncoder(vocab, text_dim, text_layers, text_align, symbol_layers)
         self.duration = DurationPredictor(vocab, duration_dim, duration_layers)
         self.duration_weight, self.mask_range, self.sway, self.n_write = duration_weight, tuple(mask_range), sway, \
             n_write
         # frames per text symbol of the training corpus: the character-rate duration heuristic (set at fit start)
         self.register_buffer("frames_per_symbol", torch.tensor(4.0))
+        # expected frames per symbol id and trailing silence (stretch_weights="fitted"; set at fit start)
+        self.register_buffer("symbol_frames", torch.ones(vocab))
+        self.register_buffer("tail_frames", torch.tensor(0.0))
 
     # ------------------------------------------------------------------ tokens and velocity
     def span_mask(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -86,11 +104,39 @@ class TTSModule(FlowMatchingModule):
         infill = (idx >= start[:, None]) & (idx < (start + span)[:, None])
         return mask & ~infill
 
+    def text_meta(self, ids: Tensor, text_len: Tensor, total: int, frames: Tensor,
+                  prompt_frames: Tensor | None = None, prompt_text_len: Tensor | None = None) -> dict[str, Tensor]:
+        """Per-frame text layout for :meth:`velocity`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
+        ``total`` frames. With a voice prompt the first ``prompt_text_len`` symbols are spread over the first
+        ``prompt_frames`` frames and the rest over the following ``frames``."""
+        if self.text_align == "filler":
+            return {"filled": fill_to_frames(ids, text_len, total)}
+        w, tail = None, 0.0
+        if self.stretch_weights == "fitted":
+            valid = torch.arange(ids.shape[1], device=ids.device)[None] < text_len[:, None]
+            w, tail = self.symbol_frames[ids] * valid, self.tail_frames
+        if prompt_frames is None:
+            index, frac = stretch_to_frames(text_len, frames, total, weights=w, tail=tail)
+        else:
+            i0, f0 = stretch_to_frames(prompt_text_len, prompt_frames, total, weights=w, tail=tail)
+            i1, f1 = stretch_to_frames(text_len - prompt_text_len, frames, total, text_start=prompt_text_len,
+                                       frame_start=prompt_frames, weights=w, tail=tail)
+            index, frac = torch.where(i0 >= 0, i0, i1), torch.where(i0 >= 0, f0, f1)
+        return {"ids": ids, "text_len": text_len, "text_index": index, "text_frac": frac}
+
+    def text_embedding(self, tokens: TokenBatch, drop_cond: Tensor | None = None) -> Tensor:
+        """Refined text embedding per frame ``[b, f, text_dim]`` from the layout of :meth:`text_meta`."""
+        m = tokens.meta
+        if self.text_align == "filler":
+            return self.text_encoder(m["filled"], drop_cond)
+        return self.text_encoder(m["ids"], drop_cond, index=m["text_index"], frac=m["text_frac"],
+                                 text_len=m["text_len"], mask=tokens.mask)
+
     def tokenize(self, batch: dict[str, Any]) -> TokenBatch:
         tokens = self.tokenizer.encode(batch)
         f = tokens.x.shape[1]
         meta = dict(tokens.meta)
-        meta["filled"] = fill_to_frames(batch["ids"], batch["text_len"], f)
+        meta.update(self.text_meta(batch["ids"], batch["text_len"], f, tokens.mask.sum(1)))
         if self.training:
             g = self._generator(offset=17)
         else:
@@ -103,7 +149,7 @@ class TTSModule(FlowMatchingModule):
         cond = tokens.x * known[..., None].to(x_t.dtype) if known is not None else torch.zeros_like(x_t)
         if drop_cond is not None:
             cond = cond * (~drop_cond)[:, None, None].to(x_t.dtype)
-        text = self.text_encoder(tokens.meta["filled"], drop_cond)  # [b, f, text_dim]
+        text = self.text_embedding(tokens, drop_cond)  # [b, f, text_dim]
         inp = torch.cat([x_t, cond, text.to(x_t.dtype)], -1)  # [b, f, 2 m + text_dim]
         return self.model(inp, t, mask=tokens.mask, pos=tokens.pos, drop_cond=drop_cond)
 
@@ -133,6 +179,9 @@ class TTSModule(FlowMatchingModule):
                                  f"model.tokenizer.{name}={getattr(tok, name)!r}")
         if getattr(dm, "frames_per_symbol", None):
             self.frames_per_symbol.fill_(dm.frames_per_symbol)
+        if self.stretch_weights == "fitted" and getattr(dm, "symbol_frames", None) is not None:
+            self.symbol_frames.copy_(dm.symbol_frames.to(self.symbol_frames))
+            self.tail_frames.fill_(float(dm.tail_frames))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         tokens = self.tokenize(batch)

@@ -3,6 +3,7 @@ the embedded corpus, and a sentence splitter for long inputs."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import shutil
@@ -29,6 +30,7 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+@functools.lru_cache(maxsize=65536)
 def phonemize(text: str, voice: str = "en-us") -> str:
     """IPA phonemes of ``text`` from the espeak-ng command line (sentences joined by ``". "``).
 
@@ -73,6 +75,13 @@ class TextTokenizer:
         """Number of ids including pad and filler."""
         return len(self.symbols) + 2
 
+    @property
+    def space_id(self) -> int:
+        """Id of the word separator ``" "`` (joins a voice prompt's ids to the target's)."""
+        if " " not in self._index:
+            raise ValueError("TextTokenizer: the vocabulary has no ' ' symbol")
+        return self._index[" "]
+
     def to_symbols(self, text: str) -> str:
         """The symbol string the ids are made of (normalised text or its IPA)."""
         text = normalize_text(text)
@@ -100,6 +109,15 @@ class TextTokenizer:
             raise ValueError(f"TextTokenizer: text {text!r} has no symbols in the vocabulary")
         return ids
 
+    def encode_many(self, texts: Sequence[str], workers: int = 4) -> list[list[int]]:
+        """:meth:`encode` of many texts (phonemisation runs ``workers`` espeak-ng processes at a time)."""
+        if self.kind == "phonemes" and len(texts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max(1, workers)) as ex:
+                list(ex.map(lambda t: phonemize(normalize_text(t), self.voice), texts))
+        return [self.encode(t) for t in texts]
+
     def decode(self, ids: Sequence[int] | Tensor) -> str:
         """Symbols of ``ids`` (pad and filler dropped)."""
         ids = ids.tolist() if isinstance(ids, Tensor) else ids
@@ -107,7 +125,11 @@ class TextTokenizer:
 
     def batch(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Padded ids ``[b, L]`` (pad 0) and lengths ``[b]``."""
-        seqs = [self.encode(t) for t in texts]
+        return self.pad([self.encode(t) for t in texts])
+
+    @staticmethod
+    def pad(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+        """Id lists -> padded ids ``[b, L]`` (pad 0) and lengths ``[b]``."""
         lens = torch.tensor([len(s) for s in seqs])
         out = torch.zeros(len(seqs), int(lens.max()), dtype=torch.long)
         for i, s in enumerate(seqs):
@@ -126,6 +148,83 @@ def fill_to_frames(ids: Tensor, text_len: Tensor, frames: int) -> Tensor:
     keep = torch.arange(n, device=ids.device)[None, :] < text_len[:, None]  # [b, n]
     out[:, :n] = torch.where(keep, ids[:, :n], out[:, :n])
     return out
+
+
+def stretch_to_frames(text_len: Tensor, frames: Tensor, total: int, text_start: Tensor | None = None,
+                      frame_start: Tensor | None = None, weights: Tensor | None = None,
+                      tail: float | Tensor = 0.0) -> tuple[Tensor, Tensor]:
+    """Text-to-frame stretching without an aligner: which symbol each frame falls on when a text of ``text_len``
+    symbols is spread over ``frames`` frames in proportion to per-symbol weights (uniformly by default); the model
+    corrects the local timing.
+
+    With weights ``w`` (cumulative ``W_k``, total ``W``), frame ``j`` of the segment sits at ``c = (j + 1/2) W / F``
+    and gets the symbol ``k`` with ``W_{k-1} <= c < W_k``, and its fractional position ``(c - W_{k-1}) / w_k`` inside
+    it. Uniform weights give symbol ``floor((j + 1/2) L / F)``.
+
+    Args:
+        text_len: symbols per row ``[b]``.
+        frames: frames per row ``[b]`` the text is spread over.
+        total: number of output frames (>= ``frame_start + frames``).
+        text_start, frame_start: optional ``[b]`` offsets of the segment (a voice prompt's text and frames come
+            before it); frames outside the segment get index ``-1``.
+        weights: optional expected frames per symbol ``[b, L]`` over the padded id sequence (e.g. fitted to sentence
+            durations, :func:`fit_symbol_frames`); symbols with weight 0 get no frame of their own.
+        tail: expected trailing silence (in the units of ``weights``) added to the segment's last symbol.
+
+    Returns:
+        ``index [b, total]`` long (symbol position in the padded id sequence, ``-1`` off the segment) and
+        ``frac [b, total]`` float in ``[0, 1)``.
+    """
+    dev = text_len.device
+    b = text_len.shape[0]
+    t0 = torch.zeros(b, dtype=torch.long, device=dev) if text_start is None else text_start.long()
+    f0 = torch.zeros(b, dtype=torch.long, device=dev) if frame_start is None else frame_start.long()
+    n_sym = int((t0 + text_len).max()) if b else 0
+    n_sym = max(n_sym, 1 if weights is None else weights.shape[1])
+    k = torch.arange(n_sym, device=dev)[None]  # [1, L]
+    seg = (k >= t0[:, None]) & (k < (t0 + text_len)[:, None])  # [b, L]
+    w = torch.ones(b, n_sym, device=dev) if weights is None else weights[:, :n_sym].float().to(dev)
+    last = (k == (t0 + text_len - 1)[:, None]) & seg
+    w = (w + last.float() * torch.as_tensor(tail, dtype=torch.float32, device=dev)) * seg.float()
+    cum = w.cumsum(1)  # [b, L]
+    W = cum[:, -1:].clamp_min(1e-6)
+    F_ = frames.float().clamp_min(1)[:, None]
+    j = torch.arange(total, device=dev, dtype=torch.float32)[None] - f0.float()[:, None]  # [b, total]
+    c = ((j + 0.5) * W / F_).clamp(0, None).minimum(W - 1e-6)
+    idx = torch.searchsorted(cum.contiguous(), c.contiguous(), right=True)
+    idx = idx.clamp(max=n_sym - 1).maximum(t0[:, None]).minimum((t0 + text_len - 1).clamp_min(0)[:, None])
+    wk = torch.gather(w, 1, idx).clamp_min(1e-6)
+    frac = ((c - (torch.gather(cum, 1, idx) - wk)) / wk).clamp(0, 1 - 1e-6)
+    inside = (j >= 0) & (j < F_)
+    index = torch.where(inside, idx, torch.full_like(idx, -1))
+    return index, torch.where(inside, frac, torch.zeros_like(frac))
+
+
+def fit_symbol_frames(ids: Sequence[Tensor], frames: Sequence[float], vocab: int, ridge: float = 100.0,
+                      min_ratio: float = 0.25) -> tuple[Tensor, float]:
+    """Expected frames per symbol and the trailing silence, fitted to sentence totals only (no alignment).
+
+    Ridge least squares of ``frames_i ~ sum_s count_i(s) w_s + tail`` with ``w`` pulled towards the corpus mean
+    frames per symbol (weight ``ridge``), so symbols that always co-occur (a stress mark and its vowel) stay near the
+    mean and only well-determined ones (pauses at punctuation, long phonemes) move; weights are floored at
+    ``min_ratio`` times the mean.
+
+    Returns:
+        ``weights [vocab]`` (the mean for unseen symbols, pad / filler included) and ``tail`` (>= 0).
+    """
+    n = len(ids)
+    A = torch.zeros(n, vocab + 1, dtype=torch.float64)
+    for i, s in enumerate(ids):
+        A[i].index_add_(0, torch.as_tensor(s).long(), torch.ones(len(s), dtype=torch.float64))
+    A[:, vocab] = 1.0
+    y = torch.as_tensor(list(frames), dtype=torch.float64)
+    mean = float(y.sum() / A[:, :vocab].sum().clamp_min(1))
+    prior = torch.full((vocab + 1,), mean, dtype=torch.float64)
+    prior[vocab] = 0.0
+    reg = torch.full((vocab + 1,), float(ridge), dtype=torch.float64)
+    reg[vocab] = 1e-6
+    w = torch.linalg.solve(A.T @ A + torch.diag(reg), A.T @ y + reg * prior)
+    return w[:vocab].clamp_min(min_ratio * mean).float(), max(float(w[vocab]), 0.0)
 
 
 # ---------------------------------------------------------------------- sentence generator

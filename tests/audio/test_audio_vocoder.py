@@ -1,0 +1,166 @@
+import math
+
+import pytest
+import torch
+import yaml
+
+from ditkit_audio.tokenizer import MelTokenizer
+from ditkit_audio.vocoder import (
+    ISTFTHead,
+    MultiResolutionSTFTLoss,
+    Vocoder,
+    differentiable_logmel,
+    load_vocoder,
+    resolve_vocoder,
+    save_vocoder,
+    train_vocoder,
+)
+from ditkit_audio.wavtools import MEL_DEFAULTS, load_wav_split, mel_settings_from_config, random_segments, si_snr
+
+
+def _vocoder(**kw):
+    torch.manual_seed(0)
+    return Vocoder(**{**MEL_DEFAULTS, **kw}, dim=32, intermediate=64, layers=2)
+
+
+def tiny_config(tmp_path, corpus):
+    """A TTS config pointing at the tiny corpus (the vocoder / codec read mel settings and the corpus from it)."""
+    p = tmp_path / "tts.yaml"
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"init_args": {"tokenizer": {"init_args": {"n_mels": 64}}}},
+                "data": {"init_args": {"root": str(corpus)}},
+            }
+        )
+    )
+    return p
+
+
+def test_istft_head_reproduces_a_wav_from_its_true_stft():
+    head = ISTFTHead(8, n_fft=1024, hop=400)
+    t = torch.arange(16000) / 16000
+    wav = torch.stack([torch.sin(2 * math.pi * 220 * t) * 0.5, 0.1 * torch.randn(16000)])
+    spec = head.stft(wav)  # [2, f, 513]
+    f = spec.shape[1]
+    assert f == 16000 // 400 + 1
+    out = head.synthesize(spec.abs(), spec.angle())
+    assert out.shape == (2, (f - 1) * 400)
+    assert torch.allclose(out, wav[:, : out.shape[1]], atol=1e-5)
+    with pytest.raises(ValueError, match="magnitude and phase"):
+        head.synthesize(spec.abs()[..., :100], spec.angle()[..., :100])
+
+
+def test_vocoder_shapes_padding_and_clear_errors():
+    v = _vocoder().eval()
+    mels = [torch.randn(12, 64) - 5, torch.randn(7, 64) - 5]
+    assert v(mels[0][None]).shape == (1, 11 * 400)
+    batched = v.vocode_batch(mels)  # padded batch == each on its own
+    for m, w in zip(mels, batched):
+        assert torch.allclose(w, v.vocode(m), atol=1e-5)
+    with pytest.raises(ValueError, match="n_mels=64"):
+        v(torch.randn(1, 10, 80))
+    with pytest.raises(ValueError, match=">= 2 frames"):
+        v(torch.randn(1, 1, 64))
+    with pytest.raises(ValueError, match="hop=256"):
+        v.check_compatible(MelTokenizer(hop=256))
+    with pytest.raises(ValueError, match="sample_rate=22050"):
+        resolve_vocoder(v, MelTokenizer(sample_rate=22050))
+    assert resolve_vocoder("griffinlim") is None and resolve_vocoder(v, MelTokenizer()) is v
+
+
+def test_mel_settings_come_from_the_tts_config(tmp_path):
+    p = tmp_path / "tts.yaml"
+    p.write_text(yaml.safe_dump({"model": {"init_args": {"tokenizer": {"init_args": {"hop": 256, "n_mels": 80}}}}}))
+    s = mel_settings_from_config(p)
+    assert (s["hop"], s["n_mels"], s["n_fft"], s["sample_rate"]) == (256, 80, 1024, 16000)
+    p.write_text(yaml.safe_dump({"trainer": {}}))
+    with pytest.raises(ValueError, match="tokenizer"):
+        mel_settings_from_config(p)
+
+
+def test_si_snr_closed_form():
+    torch.manual_seed(0)
+    x = torch.randn(8000)
+    n = torch.randn(8000)
+    n = n - (n @ (x - x.mean())) / (x - x.mean()).pow(2).sum() * (x - x.mean())  # orthogonal to x
+    n = n - n.mean()
+    expect = 10 * math.log10(float((x - x.mean()).pow(2).sum() / n.pow(2).sum()))
+    assert abs(si_snr(3.0 * x + n * 3.0, x) - expect) < 1e-3  # scale invariant
+
+
+def test_vocoder_loss_falls_on_a_tiny_overfit(tiny_corpus, tmp_path):
+    tr, va, s = load_wav_split(tiny_config(tmp_path, tiny_corpus), val_size=2, cache=False)
+    assert len(tr) == 10 and len(va) == 2 and tr[0]["wav"].shape[0] // 400 + 1 == tr[0]["mel"].shape[0]
+    mel, wav = random_segments(tr, 4, 12, s["hop"], torch.Generator().manual_seed(0))
+    assert mel.shape == (4, 12, 64) and wav.shape == (4, 11 * 400)
+    # the crop is aligned: the mel of the crop's waveform matches the cached frames away from the edges
+    inner = differentiable_logmel(s)(wav[0])[2:-2]
+    assert (inner - mel[0, 2:-2]).abs().mean() < 0.05
+    v = _vocoder()
+    loss_fn, mel_fn = MultiResolutionSTFTLoss(), differentiable_logmel(s)
+    opt = torch.optim.Adam(v.parameters(), 3e-3)
+
+    def loss():
+        y = v(mel)
+        return loss_fn(y, wav) + (mel_fn(y) - mel).abs().mean()
+
+    with torch.no_grad():
+        before = float(loss())
+    for _ in range(40):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(loss()) < 0.7 * before
+
+
+def test_train_save_load_and_synthesize_with_vocoder(tiny_corpus, tmp_path):
+    from ditkit_audio.inference import synthesize
+    from ditkit_audio.module import TTSModule
+    from ditkit_core.nn import DiTConfig
+
+    tr, _, s = load_wav_split(tiny_config(tmp_path, tiny_corpus), val_size=2, cache=False)
+    v, log = train_vocoder(
+        tr, s, steps=3, batch_size=2, segment_frames=8, log_every=0, dim=16, intermediate=32, layers=1
+    )
+    assert log["steps"] == 3
+    save_vocoder(v, tmp_path / "voc")
+    w = load_vocoder(tmp_path / "voc")
+    m = torch.randn(9, 64) - 5
+    assert torch.equal(w.vocode(m), v.vocode(m))
+    with pytest.raises(FileNotFoundError, match="train-vocoder"):
+        load_vocoder(tmp_path / "nothing")
+    torch.manual_seed(0)
+    tts = TTSModule(
+        MelTokenizer(gl_iters=2),
+        DiTConfig(in_dim=64, dim=32, depth=1, heads=2, rope_axes=1),
+        text_dim=16,
+        text_layers=1,
+        duration_dim=16,
+        duration_layers=1,
+    ).eval()
+    res = synthesize(tts, ["A red cat."], steps=2, vocoder=str(tmp_path / "voc"))
+    assert res["wavs"][0].shape[0] == (res["mels"][0].shape[0] - 1) * 400
+    assert torch.allclose(res["wavs"][0], w.vocode(res["mels"][0]), atol=1e-5)
+    from ditkit_audio.audio import read_wav
+    from ditkit_audio.cli import main
+    from ditkit_core.lightning.pretrained import save_pretrained
+
+    save_pretrained(tts, tmp_path / "pre")
+    main(
+        [
+            "sample",
+            "--ckpt",
+            str(tmp_path / "pre"),
+            "--text",
+            "A red cat.",
+            "--steps",
+            "2",
+            "--vocoder",
+            str(tmp_path / "voc"),
+            "--out",
+            str(tmp_path / "x.wav"),
+        ]
+    )
+    assert read_wav(tmp_path / "x.wav").shape == res["wavs"][0].shape
