@@ -1,5 +1,6 @@
 # shapes: 3D point clouds (packages/shapes). Included by the root Makefile.
-.PHONY: data-shapes train-shapes train-shapes-voxel sample-shapes eval-shapes bench-shapes
+.PHONY: data-shapes train-shapes train-shapes-voxel train-shapes-table sample-shapes eval-shapes eval-shapes-table \
+	bench-shapes
 
 data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, train/val/test .npy) to outputs/shapes/data
 	$(PY) -m ditkit_shapes.cli data --out outputs/shapes/data
@@ -10,11 +11,18 @@ train-shapes: ## train the class-conditional point-token flow DiT (CPU, ~5-11 mi
 train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 min) into outputs/shapes_voxel
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/voxel.yaml
 
+train-shapes-table: ## single-class tables (logit-normal times, EMA; 2500 steps, ~22 min on a shared CPU) into outputs/shapes_table
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml
+
 sample-shapes: ## sample every class + a completion demo from outputs/shapes/checkpoints/last.ckpt (.ply + PNG)
 	$(PY) -m ditkit_shapes.cli sample --ckpt outputs/shapes/checkpoints/last.ckpt --out outputs/shapes/samples/final
 
 eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test
 	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes/checkpoints/last.ckpt --n 32 --emd-points 128 --out outputs/shapes/eval
+
+eval-shapes-table: ## MMD/COV/1-NNA (CD, exact EMD) of the table model vs all 48 test tables, next to train-vs-test
+	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes_table/checkpoints/last.ckpt --n 48 --emd-points 128 \
+		--out outputs/shapes_table/eval
 
 bench-shapes: ## benchmarks/shapes.py: 3D window vs global attention (16^3, 32^3 voxels), metric time 100 vs 100
 	$(PY) benchmarks/shapes.py

@@ -83,6 +83,27 @@ def test_debug_config_runs_through_ditkit_fit(tmp_path):
     assert cli.model.class_names == list(CLASSES)
 
 
+def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):
+    """`eval`: references are normalised on every stored point, then subsampled to the generated count."""
+    from ditkit_shapes import cli
+    from ditkit_shapes.procedural import write_dataset
+
+    root = write_dataset(tmp_path / "d", classes=("lamp", "mug"), sizes={"train": 3, "test": 3}, points=128)
+    seen = []
+    monkeypatch.setattr(cli, "evaluate_sets", lambda gen, ref, *a: seen.append((gen, ref)) or {"1-NNA-CD": 0.5})
+    m = ShapesModule(PointTokenizer(), DiTConfig(in_dim=3, dim=32, depth=1, heads=2, num_classes=2),
+                     class_names=["lamp", "mug"], sample_steps=2)
+    rows = cli.evaluate(m, str(root), ["mug"], n=2, points=32, stored_points=128, metrics=("cd",))
+    assert rows[0]["class"] == "mug" and rows[0]["n"] == 2
+    for gen, ref in seen:
+        assert gen.shape == ref.shape == (2, 32, 3)
+    full = cli.ShapeFolderDataset(root, "test", ["lamp", "mug"], 128, "unit_sphere").class_points(1)[:2]
+    ref = seen[0][1]  # generated vs test: every reference point is a point of the normalised full test cloud
+    assert (ref[:, :, None] - full[:, None]).norm(dim=-1).amin(-1).max() < 1e-6
+    with pytest.raises(ValueError, match="stored_points"):
+        cli.evaluate(m, str(root), ["mug"], n=2, points=256, stored_points=128)
+
+
 @pytest.mark.slow
 def test_point_model_learns_one_class_by_the_domain_metric():
     """A small point-token model trained on lamps generates clouds closer to held-out lamps than to mugs."""

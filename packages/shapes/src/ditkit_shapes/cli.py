@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ditkit_shapes.data import ShapeFolderDataset, write_ply
-from ditkit_shapes.metrics import evaluate_sets
+from ditkit_shapes.metrics import evaluate_sets, subset_points
 from ditkit_shapes.module import ShapesModule
 
 
@@ -62,25 +62,34 @@ def cmd_sample(a: argparse.Namespace) -> None:
 
 def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, n: int = 48, points: int = 1024,
              normalize: str = "unit_sphere", emd_points: int | None = 256, steps: int | None = None,
-             seed: int = 0, metrics: tuple[str, ...] = ("cd", "emd"), cfg_scale: float | None = None) -> list[dict]:
+             seed: int = 0, metrics: tuple[str, ...] = ("cd", "emd"), cfg_scale: float | None = None,
+             stored_points: int = 2048) -> list[dict]:
     """Per-class rows ``{class, model: {...}, data: {...}}`` of PointFlow metrics against the test split.
+
+    Reference clouds (test, and train for the data's own level) are prepared exactly as the training clouds:
+    read at ``stored_points``, normalised on all of them (``normalize``), then a seeded random subset of ``points``
+    per cloud. Generated clouds have ``points`` points and are not re-normalised (the model generates in the
+    normalised frame). All sets therefore have the same point count and the same normalisation.
 
     Args:
         module: trained module.
         data: dataset root.
         classes: classes to evaluate (default: the module's).
         n: clouds per class (generated, and reference clouds from the test split).
-        points: points per cloud (test clouds are resampled to this count, see ``ditkit_shapes.data``).
+        points: points per cloud.
         emd_points: EMD on a seeded subset of this many points (exact assignment).
         cfg_scale: classifier-free guidance scale (default: the module's).
+        stored_points: points per stored cloud (the training data module's ``points``).
     """
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
-    test = ShapeFolderDataset(data, "test", names, points, normalize, seed=seed)
-    train = ShapeFolderDataset(data, "train", names, points, normalize, seed=seed)
+    if points > stored_points:
+        raise ValueError(f"evaluate: points={points} > stored_points={stored_points}")
+    test = ShapeFolderDataset(data, "test", names, stored_points, normalize, seed=seed)
+    train = ShapeFolderDataset(data, "train", names, stored_points, normalize, seed=seed)
     rows = []
     for c in classes or names:
         label = names.index(c)
-        ref = test.class_points(label)[:n]
+        ref = subset_points(test.class_points(label)[:n], points, seed + 1000 + label)
         t0 = time.perf_counter()
         gen = module.sample_clouds([label] * len(ref), points=points, seed=seed + label, steps=steps,
                                    cfg_scale=cfg_scale)
@@ -88,7 +97,8 @@ def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, 
         row = {"class": c, "n": len(ref), "points": points, "cfg": cfg_scale or module.cfg_scale,
                "sample_s": round(gen_s, 1),
                "model": evaluate_sets(gen, ref, metrics, emd_points, seed),
-               "data": evaluate_sets(train.class_points(label)[: len(ref)], ref, metrics, emd_points, seed)}
+               "data": evaluate_sets(subset_points(train.class_points(label)[: len(ref)], points,
+                                                   seed + 2000 + label), ref, metrics, emd_points, seed)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -109,7 +119,7 @@ def markdown_table(rows: list[dict]) -> str:
 def cmd_eval(a: argparse.Namespace) -> None:
     module = load(a.ckpt, a.data)
     rows = evaluate(module, a.data, a.classes, a.n, a.points or module.sample_points, a.normalize, a.emd_points,
-                    a.steps, a.seed, tuple(a.metrics), a.cfg)
+                    a.steps, a.seed, tuple(a.metrics), a.cfg, a.stored_points)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(rows, indent=1))
@@ -141,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     ep.add_argument("--n", type=int, default=48)
     ep.add_argument("--emd-points", type=int, default=256)
     ep.add_argument("--metrics", nargs="+", default=["cd", "emd"])
+    ep.add_argument("--stored-points", type=int, default=2048,
+                    help="points per stored cloud; references are normalised on all of them, then subsampled")
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from ditkit_shapes.procedural import main as data_main

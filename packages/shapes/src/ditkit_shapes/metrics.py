@@ -83,7 +83,8 @@ def pairwise_chamfer(a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bo
     return out
 
 
-def _subset(clouds: Tensor, points: int | None, seed: int) -> Tensor:
+def subset_points(clouds: Tensor, points: int | None, seed: int) -> Tensor:
+    """A seeded random subset of ``points`` points (without replacement) of every cloud ``[n, p, 3]``."""
     if points is None or points >= clouds.shape[1]:
         return clouds
     g = torch.Generator().manual_seed(seed)
@@ -128,7 +129,7 @@ def distance_blocks(gen: Tensor, ref: Tensor, metric: str, emd_points: int | Non
         return (pairwise_chamfer(gen, gen, symmetric=True), pairwise_chamfer(ref, ref, symmetric=True),
                 pairwise_chamfer(gen, ref))
     if metric == "emd":
-        gen, ref = _subset(gen, emd_points, seed), _subset(ref, emd_points, seed + 1)
+        gen, ref = subset_points(gen, emd_points, seed), subset_points(ref, emd_points, seed + 1)
         return pairwise_emd(gen, gen, symmetric=True), pairwise_emd(ref, ref, symmetric=True), pairwise_emd(gen, ref)
     raise ValueError(f"distance_blocks: unknown metric {metric!r}; choose cd or emd")
 
