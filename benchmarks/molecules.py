@@ -1,10 +1,13 @@
 """Molecules benchmark: generation throughput on CPU at the default step count, and the metric table.
 
 Prints one JSON line per figure. Throughput is measured for both models (trained checkpoints from
-``make train-molecules`` when present, else freshly initialised weights: the cost is the same). Metric lines give
-the model's value next to the training data's (the ceiling) and need the checkpoints.
+``make train-molecules`` when present, else freshly initialised weights: the cost is the same) as molecules per
+wall-clock second (``value``) and per CPU-second of this process (``per_cpu_s``, which other load on the machine
+does not change; ``load`` is the 1-minute load average during the run). Metric lines give the model's value next to
+the training data's (the ceiling) and need the checkpoints.
 
-    .venv/bin/python benchmarks/molecules.py [--n-3d 200] [--n-latent 500] [--no-fcd]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/molecules.py [--n-3d 200] [--n-latent 500] [--no-fcd]
+        [--throughput-only] [--models 3d,latent]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -34,19 +38,28 @@ def main() -> None:
     p.add_argument("--n-latent", type=int, default=500)
     p.add_argument("--throughput-n", type=int, default=128)
     p.add_argument("--no-fcd", action="store_true")
+    p.add_argument("--throughput-only", action="store_true", help="skip the metric tables")
+    p.add_argument("--models", default="3d,latent", help="comma-separated subset of 3d,latent")
     args = p.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.set_grad_enabled(False)
     for name, (config, ckpt) in RUNS.items():
+        if name not in args.models.split(","):
+            continue
         ckpt_path = ROOT / ckpt
         trained = ckpt_path.exists()
-        module, dm = load_run(ROOT / config, ckpt_path if trained else None, setup_data=trained)
+        module, dm = load_run(ROOT / config, ckpt_path if trained else None,
+                              setup_data=trained and not args.throughput_only)
         generate(module, 4, seed=99)  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         generate(module, args.throughput_n, seed=1)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        # wall-clock rate, and the rate per CPU-second of this process (insensitive to other load on the machine)
         emit(benchmark="molecules", figure="molecules_per_s", model=name, value=args.throughput_n / dt,
-             steps=module.sample_steps, method=module.sample_method, threads=torch.get_num_threads(),
-             trained=trained, device="cpu")
+             per_cpu_s=args.throughput_n / dc, steps=module.sample_steps, method=module.sample_method,
+             threads=torch.get_num_threads(), trained=trained, device="cpu", load=os.getloadavg()[0])
+        if args.throughput_only:
+            continue
         if not trained:
             emit(benchmark="molecules", figure="metrics", model=name, value=None,
                  note=f"{ckpt} missing: run `make train-molecules` first")

@@ -71,8 +71,9 @@ class Conformer3DDataModule(L.LightningDataModule):
     """Small molecules with one ETKDG + MMFF conformer each (hydrogens explicit), cached on disk.
 
     Args:
-        path: ``.smi`` / ``.csv`` / ``.sdf`` (SDF records with 3D coordinates keep them); None = RDKit's
-            ``first_5K.smi``.
+        path: ``.smi`` / ``.csv`` / ``.sdf`` (SDF records with 3D coordinates keep them), a QM9 ``.xyz`` file, a
+            folder of them (e.g. the extracted ``dsgdb9nsd.xyz.tar.bz2``) or the tar archive itself (their
+            geometries are kept, see :func:`ditkit_molecules.io.read_xyz`); None = RDKit's ``first_5K.smi``.
         column: SMILES column for ``.smi`` (int) / ``.csv`` (header).
         elements: allowed heavy elements (the tokenizer's element list must cover them plus H).
         max_heavy_atoms: size filter (12 keeps 1,558 molecules of the default set).

@@ -1,4 +1,5 @@
-"""Molecule loaders for ``.smi``, ``.csv`` and ``.sdf`` with per-record reports; nothing bad stops a load.
+"""Molecule loaders for ``.smi``, ``.csv``, ``.sdf`` and QM9 ``.xyz`` with per-record reports; nothing bad stops a
+load.
 
 Every input record goes through :func:`standardise`:
 
@@ -12,8 +13,9 @@ Every input record goes through :func:`standardise`:
 5. radicals (unpaired electrons), elements outside ``elements`` and molecules outside the heavy-atom range are
    skipped as ``radical`` / ``unsupported_element`` / ``size``.
 
-Records keep their 1-based line number (``.smi`` / ``.csv``) or record number and first line (``.sdf``), so
-every skipped or changed input can be found in the file. :class:`LoadReport` counts them by kind.
+Records keep their 1-based line number (``.smi`` / ``.csv``) or record number and first line (``.sdf``, ``.xyz``;
+for a folder or archive of ``.xyz`` files, also the file inside it), so every skipped or changed input can be found.
+:class:`LoadReport` counts them by kind.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ class Issue:
         record: 1-based record number (data line for ``.smi``/``.csv``, molecule index for ``.sdf``).
         line: 1-based line in the file where the record starts.
         kind: ``invalid_smiles``, ``broken_record``, ``unsupported_element``, ``radical``, ``multi_fragment``,
-            ``size``, ``empty``.
+            ``size``, ``empty``, ``smiles_mismatch`` (xyz: geometry and the file's SMILES disagree).
         detail: human-readable diagnosis.
-        action: ``skipped`` or ``standardised``.
+        action: ``skipped``, ``standardised`` or ``kept`` (noted only).
     """
 
     source: str
@@ -173,9 +175,10 @@ class _Collector:
         self.report = LoadReport(source)
         self.records: list[MolRecord] = []
         self.kw = std_kwargs
+        self.source: str | None = None  # file inside a folder / archive (issues and records name it)
 
     def issue(self, record: int, line: int, kind: str, detail: str, action: str = "skipped") -> None:
-        self.report.issues.append(Issue(self.report.source, record, line, kind, detail, action))
+        self.report.issues.append(Issue(self.source or self.report.source, record, line, kind, detail, action))
 
     def add(self, mol: Any, name: str, record: int, line: int, molblock: str | None = None) -> None:
         Chem = _rdkit()
@@ -186,7 +189,8 @@ class _Collector:
             return
         if molblock is not None and notes:  # coordinates of a changed molecule no longer match: drop them
             molblock = None
-        self.records.append(MolRecord(Chem.MolToSmiles(mol), name, self.report.source, record, molblock))
+        self.records.append(MolRecord(Chem.MolToSmiles(mol), name, self.source or self.report.source, record,
+                                      molblock))
         self.report.kept += 1
 
     def add_smiles(self, smiles: str, name: str, record: int, line: int) -> None:
@@ -320,16 +324,21 @@ def read_sdf(path: str | os.PathLike, **std: Any) -> tuple[list[MolRecord], Load
 
 def load_molecules(path: str | os.PathLike, *, column: str | int | None = None,
                    **std: Any) -> tuple[list[MolRecord], LoadReport]:
-    """Dispatch on the suffix: ``.smi``/``.smiles``/``.txt``, ``.csv``, ``.sdf``/``.sd``.
+    """Dispatch on the suffix: ``.smi``/``.smiles``/``.txt``, ``.csv``, ``.sdf``/``.sd``, ``.xyz`` (QM9 extended
+    xyz), a folder of ``.xyz`` files or a tar archive of them (:func:`ditkit_molecules.xyz.read_xyz`).
 
     Args:
-        path: the file.
+        path: the file or folder.
         column: SMILES column (int index for ``.smi``, header name for ``.csv``).
         **std: :func:`standardise` options.
     """
+    from ditkit_molecules.xyz import XYZ_ARCHIVES, read_xyz
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"load_molecules: {path} does not exist")
+    if path.is_dir() or path.suffix.lower() == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES):
+        return read_xyz(path, **std)
     suffix = path.suffix.lower()
     if suffix in (".smi", ".smiles", ".txt"):
         return read_smi(path, column=int(column or 0), **std)
@@ -337,7 +346,8 @@ def load_molecules(path: str | os.PathLike, *, column: str | int | None = None,
         return read_csv(path, column=str(column or "smiles"), **std)
     if suffix in (".sdf", ".sd"):
         return read_sdf(path, **std)
-    raise ValueError(f"load_molecules: {path}: unknown suffix {suffix!r}; use .smi, .csv or .sdf")
+    raise ValueError(f"load_molecules: {path}: unknown suffix {suffix!r}; use .smi, .csv, .sdf, .xyz, a folder of "
+                     ".xyz files or a tar archive of them")
 
 
 def default_smiles_path() -> Path:

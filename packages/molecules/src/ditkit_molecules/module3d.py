@@ -1,6 +1,7 @@
 """The 3D model: flow matching on atom sets (coordinates + element one-hot + charge) with a plain DiT.
 
-Symmetry handling (documented choice: augmentation, not an equivariant network):
+Symmetry handling (default: augmentation, not an equivariant network; ``network="equivariant"`` switches to the
+exactly E(3)-equivariant :class:`~ditkit_molecules.pairnet.EquivariantPairDiT`):
 
 * translation: data coordinates are centred (zero centre of mass over real atoms, unit masses) and the noise's
   coordinate channels are projected to zero mean too, so every ``x_t`` on the path has zero centre; samples are
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ditkit_core.flow import masked_mse
 from ditkit_core.lightning.module import FlowMatchingModule
 from ditkit_core.nn import DiTConfig
 from ditkit_core.sampling import sample
@@ -90,14 +93,33 @@ class Molecule3DModule(FlowMatchingModule):
         rotate: random-rotation augmentation during training.
         geometric_features: radial basis functions of the :class:`GeometricEmbed` input embedding (0: plain DiT).
         eval_samples: molecules sampled for the validation-epoch metrics (0: none).
+        network: ``dit`` (the core DiT, with :class:`GeometricEmbed` when ``geometric_features``) or ``equivariant``
+            (:class:`~ditkit_molecules.pairnet.EquivariantPairDiT`; rotation augmentation is then unnecessary).
+        pair: keyword options of :class:`~ditkit_molecules.pairnet.EquivariantPairDiT`.
+        prediction: ``velocity`` (the core's flow loss) or ``data``: the network predicts the clean atoms ``x_1``
+            (loss on ``x_1``; the solver gets ``(x_1 - x_t) / (1 - t)``).
+        type_loss: ``mse`` or ``ce`` (cross-entropy on the element channels; ``prediction="data"`` only).
+        coord_weight: weight of the coordinate channels in the ``prediction="data"`` loss.
         **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options.
     """
 
     def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, geometric_features: int = 16,
-                 eval_samples: int = 64, **kwargs: Any):
+                 eval_samples: int = 64, network: str = "dit", pair: dict[str, Any] | None = None,
+                 prediction: str = "velocity", type_loss: str = "mse", coord_weight: float = 1.0, **kwargs: Any):
         super().__init__(tokenizer, model, **kwargs)
+        if network not in ("dit", "equivariant"):
+            raise ValueError(f"Molecule3DModule.network={network!r}: must be 'dit' or 'equivariant'")
+        if prediction not in ("velocity", "data"):
+            raise ValueError(f"Molecule3DModule.prediction={prediction!r}: must be 'velocity' or 'data'")
         self.rotate, self.eval_samples, self.geometric_features = rotate, eval_samples, geometric_features
-        if geometric_features:
+        if type_loss not in ("mse", "ce") or (type_loss == "ce" and prediction != "data"):
+            raise ValueError(f"Molecule3DModule.type_loss={type_loss!r}: 'mse', or 'ce' with prediction='data'")
+        self.network, self.prediction, self.type_loss, self.coord_weight = network, prediction, type_loss, coord_weight
+        if network == "equivariant":
+            from ditkit_molecules.pairnet import EquivariantPairDiT
+
+            self.model = EquivariantPairDiT(self.config, tokenizer.coord_scale, **(pair or {}))
+        elif geometric_features:
             self.model.x_embed = GeometricEmbed(self.model.x_embed, len(tokenizer.elements), tokenizer.coord_scale,
                                                 geometric_features)
         hist = torch.zeros(tokenizer.max_atoms + 1)
@@ -128,6 +150,49 @@ class Molecule3DModule(FlowMatchingModule):
     def sample_noise(self, x_1: Tensor, tokens: TokenBatch, generator: torch.Generator | None = None) -> Tensor:
         """Training noise with zero centre of mass over real atoms (the core's flow loss uses it)."""
         return self.centered_noise(x_1.shape, tokens.mask, generator).to(x_1.dtype)
+
+    def predict(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, logits: bool = False) -> Tensor:
+        """Network output ``[b, a, d]``: a velocity, or the clean atoms ``x_1`` with ``prediction="data"`` (with
+        ``type_loss="ce"`` the type channels are ``type_scale * softmax``; ``logits`` returns the raw logits)."""
+        out = self.model(x_t, t, **tokens.model_kwargs())  # EquivariantPairDiT reads the mask only
+        if self.prediction == "data" and self.network == "equivariant":  # coordinates: displacement from x_t
+            out = torch.cat([x_t[..., :3] + out[..., :3], out[..., 3:]], -1)
+        if self.type_loss == "ce" and not logits:
+            k = len(self.tokenizer.elements)
+            probs = out[..., 3:3 + k].softmax(-1) * self.tokenizer.type_scale
+            out = torch.cat([out[..., :3], probs, out[..., 3 + k:]], -1)
+            if tokens.mask is not None:
+                out = out * tokens.mask[..., None].to(out.dtype)
+        return out
+
+    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
+        out = self.predict(tokens, x_t, t)
+        if self.prediction == "velocity":
+            return out
+        tt = t.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+        return (out - x_t) / (1 - tt).clamp_min(1e-3)
+
+    def flow_loss(self, tokens: TokenBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The core's velocity loss, or with ``prediction="data"`` the error of the predicted clean atoms ``x_1``:
+        MSE (coordinates weighted by ``coord_weight``), types by MSE or cross-entropy (``type_loss``)."""
+        if self.prediction == "velocity":
+            return super().flow_loss(tokens, generator)
+        x_1, mask = tokens.x, tokens.mask
+        x_0 = self.sample_noise(x_1, tokens, generator)
+        t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
+        ps = self.path.sample(x_0, x_1, t)
+        out = self.predict(tokens, ps.x_t, t, logits=True)
+        k = len(self.tokenizer.elements)
+        coord = masked_mse(out[..., :3], x_1[..., :3], mask)
+        if self.type_loss == "ce":
+            m = mask if mask is not None else torch.ones(x_1.shape[:2], dtype=torch.bool, device=x_1.device)
+            ce = F.cross_entropy(out[..., 3:3 + k][m].float(), x_1[..., 3:3 + k][m].argmax(-1))
+            feats = (ce + masked_mse(out[..., 3 + k:], x_1[..., 3 + k:], mask)) / 2
+        else:
+            feats = masked_mse(out[..., 3:], x_1[..., 3:], mask)
+        fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
+        aux = self.model.aux_loss()
+        return {"loss": fm + aux, "fm": fm, "aux": aux}
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
