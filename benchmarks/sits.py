@@ -4,7 +4,7 @@ Uses ``outputs/sits/last.ckpt`` / ``outputs/sits_presto/last.ckpt`` when they ex
 ``make train-sits-presto``), else trains a model in-process from the app config for ``--steps`` steps (no
 checkpoints or sample figures written). Presto lines are skipped when ``../shared/data/presto_algae`` is absent.
 
-    python benchmarks/sits.py [--steps 1500] [--samples 8] [--retrain]
+    python benchmarks/sits.py [--steps N] [--samples 32] [--sample-steps 2] [--retrain] [--only presto]
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESTO = ROOT / ".." / "shared" / "data" / "presto_algae"
 
 
-def trained(config: Path, ckpt: Path, steps: int, retrain: bool):
+def trained(config: Path, ckpt: Path, steps: int | None, retrain: bool):
     """(module, datamodule, how) from a checkpoint, or trained now for ``steps`` steps."""
     from ditkit_geo.cli import load_run, train_from_config
 
     if ckpt.exists() and not retrain:
         module, dm = load_run(config, ckpt)
         return module, dm, f"checkpoint {ckpt.relative_to(ROOT)}"
+    if steps is None:
+        import yaml
+
+        steps = int(yaml.safe_load(config.read_text())["trainer"]["max_steps"])
     t0 = time.perf_counter()
     module, dm = train_from_config(config, steps)
     return module, dm, f"trained {steps} steps in-process ({time.perf_counter() - t0:.0f} s)"
@@ -32,8 +36,9 @@ def trained(config: Path, ckpt: Path, steps: int, retrain: bool):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--steps", type=int, default=1500, help="training steps when no checkpoint exists")
-    p.add_argument("--samples", type=int, default=8, help="draws per series (CRPS, median prediction)")
+    p.add_argument("--steps", type=int, default=None, help="training steps when no checkpoint exists (default: config)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="draws per series (CRPS, median prediction; default: the config's eval_samples)")
     p.add_argument("--sample-steps", type=int, default=None, help="solver steps (default: the config's)")
     p.add_argument("--retrain", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--only", choices=["synthetic", "presto"], default=None)

@@ -4,7 +4,7 @@
 data-sits: ## write the synthetic S1/S2-like image time series (train/val/test .npz) to outputs/sits/data
 	$(PY) -m ditkit_geo.cli data --out outputs/sits/data
 
-train-sits: ## train the sits DiT on synthetic scenes (CPU, ~5-8 min); PNGs in outputs/sits/samples
+train-sits: ## train the sits DiT on synthetic scenes (3000 steps, CPU ~15-25 min); PNGs in outputs/sits/samples
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml
 
 sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/last.ckpt
@@ -14,11 +14,11 @@ eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic te
 	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt
 	@if [ -f outputs/sits_presto/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt; fi
 
-train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (CPU, ~5-10 min)
+train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (1000 steps, CPU ~5-15 min)
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml
 
 eval-sits-presto: ## Presto reconstruction (30% dates masked) / forecast vs linear interpolation and seasonal naive
 	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt
 
-bench-sits: ## benchmarks/sits.py: trains small models, prints one JSON line per task with its baselines
+bench-sits: ## benchmarks/sits.py: evaluates the checkpoints (else trains), one JSON line per task with baselines
 	$(PY) benchmarks/sits.py

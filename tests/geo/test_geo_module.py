@@ -26,7 +26,7 @@ def small(seed=0):
 def test_input_width_and_fits_a_batch():
     module, ds = small()
     tok = module.tokenizer
-    assert module.model.config.in_dim == 3 * tok.token_dim + tok.feature_dim
+    assert module.model.config.in_dim == (3 + len(tok.priors)) * tok.token_dim + tok.feature_dim
     assert module.model.config.output_dim == tok.token_dim
     check_module_fits_batch(module, ds.batch(range(8)), steps=25, lr=3e-3, drop=0.2)
 

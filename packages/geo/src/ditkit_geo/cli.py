@@ -53,9 +53,14 @@ def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[A
     return cli.model.eval(), cli.datamodule
 
 
-def evaluate_all(module: Any, dm: Any, *, samples: int = 4, steps: int | None = None, ratio: float = 0.3,
+def evaluate_all(module: Any, dm: Any, *, samples: int | None = None, steps: int | None = None, ratio: float = 0.3,
                  horizon: int = 4, tasks: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    """Every task the data allow, on the test split; returns one record per task."""
+    """Every task the data allow, on the test split; returns one record per task.
+
+    ``samples`` / ``steps`` default to the module's ``eval_samples`` / ``sample_steps`` (set in the app config).
+    """
+    samples = samples or module.eval_samples
+    steps = steps or module.sample_steps
     from ditkit_geo.evaluate import evaluate_change, evaluate_cloud_removal, evaluate_forecast, evaluate_reconstruction
 
     ds, raw = dm.splits["test"], dm.raw["test"]
@@ -77,7 +82,7 @@ def evaluate_all(module: Any, dm: Any, *, samples: int = 4, steps: int | None = 
             rec = evaluate_change(module, ds, raw.change, samples=samples, steps=steps)
         else:
             raise ValueError(f"evaluate_all: unknown task {task!r}")
-        out.append({"task": task, "data": data, "series": len(ds), "samples": samples,
+        out.append({"task": task, "data": data, "series": len(ds), "samples": samples, "sample_steps": steps,
                     **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}})
     return out
 
@@ -94,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--config", default="apps/sits/configs/default.yaml")
         s.add_argument("--ckpt", default="outputs/sits/last.ckpt")
         s.add_argument("--out", default="outputs/sits/samples")
-        s.add_argument("--samples", type=int, default=4)
-        s.add_argument("--steps", type=int, default=None)
+        s.add_argument("--samples", type=int, default=None, help="draws per series (default: eval_samples)")
+        s.add_argument("--steps", type=int, default=None, help="Euler steps per draw (default: sample_steps)")
     a = p.parse_args(argv)
     if a.cmd == "data":
         from ditkit_geo.io import save_npz

@@ -25,7 +25,10 @@ def default_presto_path() -> Path:
 
 
 class SITSDataset(Dataset):
-    """Items ``{"values", "observed": [T, C, H, W], "days", "doy": [T], "index"}`` of a normalised :class:`SITS`."""
+    """Items ``{"values", "observed": [T, C, H, W], "days", "doy": [T], "index"}`` of a normalised :class:`SITS`.
+
+    When the data carry ground-truth change maps, items also hold ``change [H, W]`` (float 0 / 1).
+    """
 
     def __init__(self, data: SITS):
         self.data = data
@@ -33,19 +36,26 @@ class SITSDataset(Dataset):
         self.observed = torch.from_numpy(data.observed)
         self.days = torch.from_numpy(data.days)
         self.doy = torch.from_numpy(data.doy)
+        self.change = None if data.change is None else torch.from_numpy(data.change.astype("float32"))
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"values": self.values[i], "observed": self.observed[i], "days": self.days[i], "doy": self.doy[i],
+        item = {"values": self.values[i], "observed": self.observed[i], "days": self.days[i], "doy": self.doy[i],
                 "index": torch.tensor(i)}
+        if self.change is not None:
+            item["change"] = self.change[i]
+        return item
 
     def batch(self, index: np.ndarray | list[int]) -> dict[str, Tensor]:
         """Stacked items (for evaluation without a DataLoader)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        return {"values": self.values[idx], "observed": self.observed[idx], "days": self.days[idx],
-                "doy": self.doy[idx], "index": idx}
+        out = {"values": self.values[idx], "observed": self.observed[idx], "days": self.days[idx],
+               "doy": self.doy[idx], "index": idx}
+        if self.change is not None:
+            out["change"] = self.change[idx]
+        return out
 
 
 def load_source(source: Source, path: str | None = None, *, n: int = 512, size: int = 16, t: int = 16,

@@ -16,6 +16,7 @@ from ditkit_geo.data import SITSDataset
 from ditkit_geo.metrics import (
     crps_ensemble,
     f1_score,
+    given_median,
     last_value,
     linear_interpolation,
     masked_mae,
@@ -48,7 +49,10 @@ def _value_metrics(prefix: str, draws: Tensor, truth: Tensor, mask: Tensor) -> d
 
 def evaluate_reconstruction(module: Any, ds: SITSDataset, *, ratio: float = 0.3, samples: int = 4,
                             steps: int | None = None, seed: int = 0) -> dict[str, float]:
-    """Hide ``ratio`` of the dates (every non-static group) and reconstruct them; baseline: linear interpolation."""
+    """Hide ``ratio`` of the dates (every non-static group) and reconstruct them.
+
+    Baselines: linear interpolation (the goal's reference) and the per-pixel median of the given dates.
+    """
     tok = module.tokenizer
     v, obs, days = ds.values, ds.observed, ds.days
     n, t = days.shape
@@ -61,7 +65,8 @@ def evaluate_reconstruction(module: Any, ds: SITSDataset, *, ratio: float = 0.3,
     draws = _complete(module, ds, given, samples, steps, seed=seed)
     lin = linear_interpolation(obs, given, days)
     out = _value_metrics("model", draws, v, target)
-    out.update(linear_mae=masked_mae(lin, v, target), linear_rmse=masked_rmse(lin, v, target))
+    out.update(linear_mae=masked_mae(lin, v, target), linear_rmse=masked_rmse(lin, v, target),
+               pixel_median_mae=masked_mae(given_median(obs, given).expand_as(v), v, target))
     opt = tok.group_channel_mask(tok.optical_names)[None, None, :, None, None] & target
     if opt.any():
         med = draws.median(0).values
@@ -122,13 +127,23 @@ def evaluate_cloud_removal(module: Any, ds: SITSDataset, normalizer: Normalizer,
     return out
 
 
+def _split_f1(score: Tensor, truth: Tensor) -> float:
+    """F1 on the second half of the scenes at the threshold that maximises F1 on the first half."""
+    half = score.shape[0] // 2
+    cand = torch.quantile(score[:half].flatten().float(), torch.linspace(0.5, 0.995, 100))
+    f1s = [f1_score(score[:half] > c, truth[:half]) for c in cand]
+    return f1_score(score[half:] > cand[int(np.argmax(f1s))], truth[half:])
+
+
 def evaluate_change(module: Any, ds: SITSDataset, change: np.ndarray, *, horizon: int | None = None,
                     samples: int = 4, steps: int | None = None, seed: int = 0) -> dict[str, float]:
-    """Change detection by comparing a generated continuation with the observed one.
+    """Change detection: the change-map head, and a generated continuation compared with the observed one.
 
-    The last ``horizon`` dates are generated from the earlier ones; a pixel's score is its mean absolute
-    residual (observed - median draw) over the clear hidden entries. The threshold maximising F1 on the first
-    half of the scenes is applied to the second half (reported F1). Baseline: the same with seasonal-naive.
+    ``model_head_f1`` (when the module has a change head): its per-pixel probability on the whole observed series.
+    ``model_residual_f1``: the last ``horizon`` dates are generated from the earlier ones; a pixel's score is its
+    mean absolute residual (observed - median draw) over the clear hidden entries. Every score is thresholded at
+    the value maximising F1 on the first half of the scenes and F1 is reported on the second half. Baseline: the
+    residual score with the seasonal-naive continuation. ``model_f1`` is the head's F1 when there is a head.
     """
     obs, days = ds.observed, ds.days
     n, t = days.shape
@@ -138,14 +153,15 @@ def evaluate_change(module: Any, ds: SITSDataset, change: np.ndarray, *, horizon
     given = ok & ~hide
     scored = hide & ok
     draws = _complete(module, ds, given, samples, steps, seed=seed)
-    truth = torch.from_numpy(change)
+    truth = torch.from_numpy(change).bool()
     out: dict[str, float] = {}
-    for name, pred in (("model", draws.median(0).values), ("seasonal_naive", seasonal_naive(obs, given, days))):
+    if getattr(module, "change_head", None) is not None:
+        prob = torch.cat([module.change_map(ds.batch(list(range(s, min(n, s + 64))))).cpu() for s in range(0, n, 64)])
+        out["model_head_f1"] = _split_f1(prob, truth)
+    for name, pred in (("model_residual", draws.median(0).values),
+                       ("seasonal_naive", seasonal_naive(obs, given, days))):
         res = torch.where(scored, (torch.nan_to_num(obs) - pred).abs(), torch.zeros_like(pred))
         score = res.sum((1, 2)) / scored.sum((1, 2)).clamp_min(1)  # [N, H, W]
-        half = n // 2
-        cand = torch.quantile(score[:half].flatten(), torch.linspace(0.5, 0.99, 50))
-        f1s = [f1_score(score[:half] > c, truth[:half]) for c in cand]
-        thr = cand[int(np.argmax(f1s))]
-        out[f"{name}_f1"] = f1_score(score[half:] > thr, truth[half:])
+        out[f"{name}_f1"] = _split_f1(score, truth)
+    out["model_f1"] = out.get("model_head_f1", out["model_residual_f1"])
     return out

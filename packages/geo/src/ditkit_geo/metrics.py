@@ -115,11 +115,24 @@ def last_value(observed: Tensor, given: Tensor, fill: float = 0.0) -> Tensor:
     return torch.where((prev < 0) & (nxt >= t), torch.full_like(out, fill), out)
 
 
+def given_median(observed: Tensor, given: Tensor, fill: float = 0.0) -> Tensor:
+    """Per series, channel and pixel: the median of the given dates ``[N, 1, C, H, W]`` (``fill`` when none).
+
+    A level robust to outliers (residual clouds); as a gap filler it is the "pixel median" baseline.
+    """
+    vals = torch.where(given, observed, torch.full_like(observed, float("nan")))
+    med = vals.nanmedian(1, keepdim=True).values
+    return torch.nan_to_num(med, nan=fill)
+
+
 def seasonal_naive(observed: Tensor, given: Tensor, days: Tensor, period: float = 365.0,
-                   tolerance: float = 45.0) -> Tensor:
-    """Value of the given date closest to one ``period`` earlier (within ``tolerance`` days), else last value."""
+                   tolerance: float = 45.0, fallback: Tensor | None = None) -> Tensor:
+    """Value of the given date closest to one ``period`` earlier (within ``tolerance`` days), else ``fallback``.
+
+    ``fallback`` (like ``observed``) defaults to :func:`last_value` (the classic seasonal-naive forecast).
+    """
     n, t = days.shape
-    base = last_value(observed, given)
+    base = last_value(observed, given) if fallback is None else fallback
     obs = torch.where(given, torch.nan_to_num(observed), torch.zeros_like(observed))
     out = base.clone()
     expand = (n, t) + (1,) * (observed.dim() - 2)

@@ -6,6 +6,12 @@ zero-padded to the widest group: ``token_dim = max_group_size * patch ** 2``. To
 (given) values and their mask, and fixed features: a one-hot band group (a learned band-group embedding once
 multiplied by the DiT's input projection) and day-of-year harmonics. ``pos [b, n, 3]`` = (months since the first
 date, patch row, patch column) for 3-axis RoPE.
+
+Priors (condition channels computed from the given values only, so they carry no information the model could not
+derive itself, but spare it learning the derivation): ``interp``, linear temporal interpolation of the given values
+(PriSTI's interpolated conditional input); ``seasonal``, the given value about one year earlier (a DeepAR-style
+seasonal lag; the interpolation when there is none); ``median``, the per-pixel, per-band median of the given dates (a
+level robust to cloud outliers). Each prior adds ``token_dim`` input channels.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from einops import rearrange
 from torch import Tensor
 
 from ditkit_core.tokenizers import TokenBatch
+from ditkit_geo.metrics import given_median, linear_interpolation, seasonal_naive
+
+PRIORS = ("interp", "seasonal", "median")
 
 GROUP_PRESETS: dict[str, dict[str, list[str]]] = {
     "synthetic": {"VIS": ["B2", "B3", "B4"], "RE": ["B5", "B6", "B7"], "NIR": ["B8", "B8A"], "SWIR": ["B11", "B12"],
@@ -39,11 +48,13 @@ class SITSTokenizer:
         static_groups: groups constant over time (always given when observed; never masked by tasks).
         optical_groups: groups affected by clouds (the cloud-removal task hides these).
         doy_harmonics: number of day-of-year sine/cosine pairs in the token features.
+        priors: condition channels derived from the given values (subset of :data:`PRIORS`, see the module
+            docstring); ``[]`` gives the plain ``[x_t, given values, given mask, features]`` input.
     """
 
     def __init__(self, groups: dict[str, list[str]] | str = "synthetic", patch: int = 4,
                  static_groups: list[str] | None = None, optical_groups: list[str] | None = None,
-                 doy_harmonics: int = 2):
+                 doy_harmonics: int = 2, priors: list[str] | tuple[str, ...] = PRIORS):
         preset = groups if isinstance(groups, str) else None
         if preset is not None and preset not in GROUP_PRESETS:
             raise ValueError(f"SITSTokenizer.groups={preset!r}: unknown preset; choose one of {sorted(GROUP_PRESETS)}")
@@ -66,6 +77,10 @@ class SITSTokenizer:
             if bad:
                 raise ValueError(f"SITSTokenizer.{name}: unknown groups {bad}; groups are {self.group_names}")
         self.static_names, self.optical_names = list(static), list(optical)
+        bad = [q for q in priors if q not in PRIORS]
+        if bad:
+            raise ValueError(f"SITSTokenizer.priors: unknown priors {bad}; choose among {list(PRIORS)}")
+        self.priors = list(priors)
         self.group_sizes = [len(v) for v in table.values()]
         self.width = max(self.group_sizes)
         self.token_dim = self.width * self.patch ** 2
@@ -76,8 +91,8 @@ class SITSTokenizer:
 
     @property
     def input_dim(self) -> int:
-        """DiT input width: noisy tokens + given values + given mask + features."""
-        return 3 * self.token_dim + self.feature_dim
+        """DiT input width: noisy tokens + given values + given mask + priors + features."""
+        return (3 + len(self.priors)) * self.token_dim + self.feature_dim
 
     def group_channel_mask(self, names: list[str]) -> Tensor:
         """``[C]`` bool: channels belonging to the named groups."""
@@ -137,6 +152,17 @@ class SITSTokenizer:
         xx = px.reshape(1, 1, 1, -1).float().expand_as(tt)
         return rearrange(torch.stack([tt, yy, xx], -1), "b t g n k -> b (t g n) k")
 
+    @staticmethod
+    def prior(name: str, observed: Tensor, given: Tensor, days: Tensor) -> Tensor:
+        """One prior cube ``[b, T, C, H, W]`` from the ``given`` entries of ``observed`` (0 where undefined)."""
+        if name == "interp":
+            return linear_interpolation(observed, given, days)
+        if name == "seasonal":
+            return seasonal_naive(observed, given, days, fallback=linear_interpolation(observed, given, days))
+        if name == "median":
+            return given_median(observed, given).expand_as(observed)
+        raise ValueError(f"SITSTokenizer.prior: unknown prior {name!r}; choose among {list(PRIORS)}")
+
     def encode(self, raw: dict[str, Tensor]) -> TokenBatch:
         """Cube batch -> tokens.
 
@@ -148,7 +174,8 @@ class SITSTokenizer:
         Returns:
             ``TokenBatch`` with ``x`` = truth tokens (0 where unknown), ``pos``, ``known_mask`` = entries that are
             NOT a training target (given, no-data or padding), and ``meta``: ``given`` / ``cond`` (given values)
-            element tensors like ``x``, ``valid`` (truth exists), ``features``, and the cube shape.
+            element tensors like ``x``, ``valid`` (truth exists), ``priors [b, n, len(priors) * token_dim]``,
+            ``features``, and the cube shape.
         """
         values = raw["values"].float()
         b, t, c, h, w = values.shape
@@ -164,7 +191,10 @@ class SITSTokenizer:
         given_t = self._to_tokens(given.float()) > 0.5
         cond = self._to_tokens(torch.where(given, torch.nan_to_num(observed, nan=0.0), torch.zeros_like(observed)))
         target = valid_t & ~given_t
-        meta = {"given": given_t, "cond": cond, "valid": valid_t, "features": self.features(raw["doy"], h, w),
+        prior = [self._to_tokens(self.prior(name, observed, given, raw["days"])) for name in self.priors]
+        prior = torch.cat(prior, -1) if prior else x.new_zeros(b, x.shape[1], 0)
+        meta = {"given": given_t, "cond": cond, "valid": valid_t, "priors": prior,
+                "features": self.features(raw["doy"], h, w),
                 "shape": (t, h, w), "days": raw["days"], "doy": raw["doy"]}
         return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, meta=meta)
 
