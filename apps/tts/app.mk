@@ -13,7 +13,7 @@ VOCODER ?=
 data-tts: ## synthesise the embedded espeak-ng corpus (LJSpeech layout, TTS_N=2000 sentences) into outputs/tts/data
 	$(PY) -m ditkit_audio.cli data --out $(TTS_DATA) --n $(TTS_N)
 
-train-tts: ## train the TTS DiT on the embedded corpus (2500 steps, one CPU core, ~20-25 min); wavs + mel PNGs in outputs/tts/samples
+train-tts: ## train the TTS DiT on the embedded corpus (4500 steps, one CPU core, ~25 min); wavs + mel PNGs in outputs/tts/samples
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/default.yaml
 
