@@ -366,27 +366,9 @@ class CodecTokenizer(MelTokenizer):
         [s_i], ...}`` -> latent tokens ``[b, f, latent_dim]`` (0 on padding) with the text fields in ``meta``."""
         if "mel" not in raw and "wav" in raw:
             raw = {**raw, **self._wav_batch(raw["wav"])}
-        for k in ("mel", "mask"):
-            if k not in raw:
-                raise KeyError(f"CodecTokenizer.encode: batch needs key {k!r} (or 'wav'), got keys {sorted(raw)}")
-        mel, mask = raw["mel"], raw["mask"]
-        if mel.dim() != 3 or mel.shape[-1] != self.n_mels:
-            raise ValueError(f"CodecTokenizer.encode: mel must be [b, f, n_mels={self.n_mels}], got {tuple(mel.shape)}")
-        b, f, _ = mel.shape
-        x = self.normalize(mel, mask)
-        pos = torch.arange(f, device=mel.device, dtype=torch.float32)[None, :, None].expand(b, f, 1)
-        meta = {k: raw[k] for k in ("ids", "text_len", "text") if k in raw}
-        return TokenBatch(x=x, mask=mask, pos=pos, meta=meta)
-
-    def decode(self, tokens: TokenBatch) -> dict[str, Any]:
-        """Tokens -> ``{"mel": [b, f, n_mels] (0 on padding), "mask": [b, f]}`` (+ the text fields of ``meta``)."""
-        mask = (
-            tokens.mask
-            if tokens.mask is not None
-            else torch.ones(tokens.x.shape[:2], dtype=torch.bool, device=tokens.x.device)
-        )
-        mel = self.denormalize(tokens.x, mask) * mask[..., None].to(tokens.x.dtype)
-        return {"mel": mel, "mask": mask, **tokens.meta}
+        if "mel" not in raw:
+            raise KeyError(f"CodecTokenizer.encode: batch needs key 'mel' (or 'wav'), got keys {sorted(raw)}")
+        return super().encode(raw)
 
     def _wav_batch(self, wav: Tensor | list[Tensor]) -> dict[str, Tensor]:
         wavs = list(wav) if isinstance(wav, (list, tuple)) or wav.dim() == 2 else None

@@ -46,22 +46,27 @@ class MelTokenizer:
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop
 
-    def normalize(self, mel: Tensor) -> Tensor:
+    def normalize(self, mel: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Log-mel ``[..., f, n_mels]`` -> tokens; ``mask`` is for subclasses whose transform mixes frames."""
         return (mel - self.mel_mean) / self.mel_std
 
-    def denormalize(self, x: Tensor) -> Tensor:
+    def denormalize(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Tokens ``[..., f, token_dim]`` -> log-mel ``[..., f, n_mels]``."""
         return x * self.mel_std + self.mel_mean
 
     def encode(self, raw: dict[str, Any]) -> TokenBatch:
         """``{"mel": [b, f, n_mels], "mask": [b, f], "ids": [b, L], "text_len": [b]}`` -> tokens ``[b, f, n_mels]``."""
         for k in ("mel", "mask"):
             if k not in raw:
-                raise KeyError(f"MelTokenizer.encode: batch needs key {k!r}, got keys {sorted(raw)}")
+                raise KeyError(f"{type(self).__name__}.encode: batch needs key {k!r}, got keys {sorted(raw)}")
         mel, mask = raw["mel"], raw["mask"]
         if mel.dim() != 3 or mel.shape[-1] != self.n_mels:
-            raise ValueError(f"MelTokenizer.encode: mel must be [b, f, n_mels={self.n_mels}], got {tuple(mel.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}.encode: mel must be [b, f, n_mels={self.n_mels}], got {tuple(mel.shape)}"
+            )
         b, f, _ = mel.shape
-        x = torch.where(mask[..., None], self.normalize(mel), torch.zeros((), dtype=mel.dtype, device=mel.device))
+        x = self.normalize(mel, mask)
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
         pos = torch.arange(f, device=mel.device, dtype=torch.float32)[None, :, None].expand(b, f, 1)
         meta = {k: raw[k] for k in ("ids", "text_len", "text") if k in raw}
         return TokenBatch(x=x, mask=mask, pos=pos, meta=meta)
@@ -70,8 +75,8 @@ class MelTokenizer:
         """Tokens -> ``{"mel": [b, f, n_mels] (0 on padding), "mask": [b, f]}`` (+ the text fields of ``meta``)."""
         mask = tokens.mask if tokens.mask is not None else torch.ones(tokens.x.shape[:2], dtype=torch.bool,
                                                                        device=tokens.x.device)
-        mel = torch.where(mask[..., None], self.denormalize(tokens.x), torch.zeros((), dtype=tokens.x.dtype,
-                                                                                   device=tokens.x.device))
+        mel = self.denormalize(tokens.x, mask)
+        mel = torch.where(mask[..., None], mel, torch.zeros((), dtype=mel.dtype, device=mel.device))
         return {"mel": mel, "mask": mask, **tokens.meta}
 
     def features(self, wav: Tensor) -> Tensor:
