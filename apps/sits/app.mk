@@ -14,7 +14,7 @@ eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic te
 	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt
 	@if [ -f outputs/sits_presto/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt; fi
 
-train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (1000 steps, CPU ~5-15 min)
+train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (3000 steps, CPU ~15-30 min)
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml
 
 eval-sits-presto: ## Presto reconstruction (30% dates masked) / forecast vs linear interpolation and seasonal naive

@@ -40,6 +40,15 @@ def test_npz_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(back.extra["classes"], d.extra["classes"])
 
 
+def test_subset_keeps_per_series_extras_aligned():
+    d = make_synthetic(5, size=8, t=4, seed=2)
+    d.extra["latlon"] = np.arange(10.0).reshape(5, 2)
+    d.extra["note"] = "kept"
+    sub = d.subset(np.array([3, 1]))
+    np.testing.assert_array_equal(sub.extra["latlon"], [[6.0, 7.0], [2.0, 3.0]])
+    assert sub.extra["note"] == "kept" and len(sub) == 2
+
+
 def test_pixel_arrays_nodata_unsorted_dates_and_errors():
     x = np.arange(2 * 3 * 2, dtype=float).reshape(2, 3, 2)
     x[0, 1, 0] = -9999

@@ -26,6 +26,41 @@ def test_round_trip_exact(batch, patch):
     torch.testing.assert_close(tok.decode(tb)["values"], batch["values"], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("level", ["median", "median_mad"])
+def test_level_normalisation_round_trips_and_centres_on_the_given_median(batch, level):
+    tok = SITSTokenizer("synthetic", patch=4, level=level)
+    tb = tok.encode(batch)
+    torch.testing.assert_close(tok.decode(tb)["values"], batch["values"], atol=1e-5, rtol=0)
+    # the given values of one pixel / band are centred: their median over dates is 0
+    given = tb.meta["given"]
+    cond = tok._to_cube(tb.meta["cond"], 6, 16, 16)
+    g = tok._to_cube(given.float(), 6, 16, 16) > 0.5
+    med = torch.where(g, cond, torch.full_like(cond, float("nan"))).nanmedian(1).values
+    assert torch.nan_to_num(med).abs().max() < 1e-5
+    assert (tb.meta["cond"][~given] == 0).all()
+    # a constant offset leaves the normalised tokens unchanged wherever a pixel / band has a given date
+    shifted = {**batch, "values": batch["values"] + 3.0, "observed": batch["observed"] + 3.0}
+    has_level = tok._to_tokens(g.any(1, keepdim=True).expand_as(g).float()) > 0.5
+    assert has_level.float().mean() > 0.5
+    torch.testing.assert_close(tok.encode(shifted).x[has_level], tb.x[has_level], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="level='mean'"):
+        SITSTokenizer("synthetic", level="mean")
+
+
+def test_location_features(batch):
+    tok = SITSTokenizer("synthetic", patch=8, location=True)
+    latlon = torch.tensor([[0.0, 0.0], [90.0, 10.0], [45.0, -90.0], [-30.0, 180.0]])
+    f = tok.encode({**batch, "latlon": latlon}).meta["features"]
+    assert f.shape[-1] == tok.feature_dim == 5 + 4 + 3
+    unit = f[:, 0, -3:]
+    torch.testing.assert_close(unit.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(unit[0], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(unit[2], torch.tensor([0.0, -(0.5 ** 0.5), 0.5 ** 0.5]), atol=1e-6, rtol=0)
+    assert (f[:, :, -3:] == unit[:, None]).all()  # the same for every token of a series
+    with pytest.raises(ValueError, match="needs finite latlon"):
+        tok.encode(batch)
+
+
 def test_masks_padding_and_nodata_are_never_targets(batch):
     tok = SITSTokenizer("synthetic", patch=4)
     values = batch["values"].clone()

@@ -27,7 +27,8 @@ def default_presto_path() -> Path:
 class SITSDataset(Dataset):
     """Items ``{"values", "observed": [T, C, H, W], "days", "doy": [T], "index"}`` of a normalised :class:`SITS`.
 
-    When the data carry ground-truth change maps, items also hold ``change [H, W]`` (float 0 / 1).
+    When the data carry ground-truth change maps, items also hold ``change [H, W]`` (float 0 / 1); when they carry
+    ``extra["latlon"] [N, 2]`` (Presto), items hold ``latlon [2]`` (degrees).
     """
 
     def __init__(self, data: SITS):
@@ -37,6 +38,8 @@ class SITSDataset(Dataset):
         self.days = torch.from_numpy(data.days)
         self.doy = torch.from_numpy(data.doy)
         self.change = None if data.change is None else torch.from_numpy(data.change.astype("float32"))
+        ll = data.extra.get("latlon")
+        self.latlon = None if ll is None else torch.as_tensor(np.asarray(ll, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.data)
@@ -46,6 +49,8 @@ class SITSDataset(Dataset):
                 "index": torch.tensor(i)}
         if self.change is not None:
             item["change"] = self.change[i]
+        if self.latlon is not None:
+            item["latlon"] = self.latlon[i]
         return item
 
     def batch(self, index: np.ndarray | list[int]) -> dict[str, Tensor]:
@@ -55,6 +60,8 @@ class SITSDataset(Dataset):
                "doy": self.doy[idx], "index": idx}
         if self.change is not None:
             out["change"] = self.change[idx]
+        if self.latlon is not None:
+            out["latlon"] = self.latlon[idx]
         return out
 
 

@@ -86,8 +86,11 @@ class SITS:
         """Series selected by ``index`` along N."""
         opt = {k: (None if getattr(self, k) is None else getattr(self, k)[index])
                for k in ("change", "cloud", "cloudy")}
+        n = len(self)
+        extra = {k: (v[index] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v)
+                 for k, v in self.extra.items()}  # per-series arrays (is_test, latlon) follow the selection
         return replace(self, values=self.values[index], observed=self.observed[index], days=self.days[index],
-                       doy=self.doy[index], **opt)
+                       doy=self.doy[index], extra=extra, **opt)
 
     def sorted(self) -> SITS:
         """Sort every series by acquisition day (all per-date arrays follow); repeated days raise ValueError."""

@@ -12,6 +12,12 @@ derive itself, but spare it learning the derivation): ``interp``, linear tempora
 (PriSTI's interpolated conditional input); ``seasonal``, the given value about one year earlier (a DeepAR-style
 seasonal lag; the interpolation when there is none); ``median``, the per-pixel, per-band median of the given dates (a
 level robust to cloud outliers). Each prior adds ``token_dim`` input channels.
+
+Level normalisation (``level="median"``, RevIN-style, Kim et al. 2022): every value the model sees or produces
+(truth, given values, priors) is taken relative to the per-series, per-band, per-pixel median of the given dates
+(``"median_mad"`` also divides by the robust spread of those dates), and :meth:`SITSTokenizer.decode` undoes it.
+The model then learns deviations from a pixel's own level, which carries over to places whose level the training
+set never showed.
 """
 
 from __future__ import annotations
@@ -50,11 +56,17 @@ class SITSTokenizer:
         doy_harmonics: number of day-of-year sine/cosine pairs in the token features.
         priors: condition channels derived from the given values (subset of :data:`PRIORS`, see the module
             docstring); ``[]`` gives the plain ``[x_t, given values, given mask, features]`` input.
+        location: add the series' location (``latlon [b, 2]`` degrees in the batch) to the token features, as the
+            3-D unit vector on the sphere (smooth, no seam at the antimeridian).
+        level: ``"median"`` for per-pixel level normalisation (see the module docstring), ``"median_mad"`` to also
+            divide by the pixel's robust spread (1.4826 x median absolute deviation of the given dates, at least
+            0.1), or None.
     """
 
     def __init__(self, groups: dict[str, list[str]] | str = "synthetic", patch: int = 4,
                  static_groups: list[str] | None = None, optical_groups: list[str] | None = None,
-                 doy_harmonics: int = 2, priors: list[str] | tuple[str, ...] = PRIORS):
+                 doy_harmonics: int = 2, priors: list[str] | tuple[str, ...] = PRIORS, location: bool = False,
+                 level: str | None = None):
         preset = groups if isinstance(groups, str) else None
         if preset is not None and preset not in GROUP_PRESETS:
             raise ValueError(f"SITSTokenizer.groups={preset!r}: unknown preset; choose one of {sorted(GROUP_PRESETS)}")
@@ -81,11 +93,16 @@ class SITSTokenizer:
         if bad:
             raise ValueError(f"SITSTokenizer.priors: unknown priors {bad}; choose among {list(PRIORS)}")
         self.priors = list(priors)
+        if level not in (None, "median", "median_mad"):
+            raise ValueError(f"SITSTokenizer.level={level!r}: must be 'median', 'median_mad' or null")
+        self.level = level
+        self.min_scale = 0.1  # z-score units: the floor of the "median_mad" scale (static bands have MAD 0)
         self.group_sizes = [len(v) for v in table.values()]
         self.width = max(self.group_sizes)
         self.token_dim = self.width * self.patch ** 2
         self.num_groups = len(table)
-        self.feature_dim = self.num_groups + 2 * self.doy_harmonics
+        self.location = bool(location)
+        self.feature_dim = self.num_groups + 2 * self.doy_harmonics + (3 if self.location else 0)
         # per-channel index of its group; used by the task masks
         self.channel_group = torch.tensor([gi for gi, g in enumerate(table.values()) for _ in g])
 
@@ -128,8 +145,9 @@ class SITSTokenizer:
             chans.append(rearrange(g, "b t py px (c p1 p2) -> b t c (py p1) (px p2)", c=size, p1=p, p2=p))
         return torch.cat(chans, 2)
 
-    def features(self, doy: Tensor, h: int, w: int) -> Tensor:
-        """Per-token fixed features ``[b, n, G + 2 * harmonics]``: one-hot group and day-of-year harmonics."""
+    def features(self, doy: Tensor, h: int, w: int, latlon: Tensor | None = None) -> Tensor:
+        """Per-token fixed features ``[b, n, G + 2 * harmonics (+ 3)]``: one-hot group, day-of-year harmonics and,
+        with ``location``, the unit vector of ``latlon [b, 2]`` (degrees)."""
         b, t = doy.shape
         p = self.patch
         npatch = (h // p) * (w // p)
@@ -138,7 +156,16 @@ class SITSTokenizer:
         k = torch.arange(1, self.doy_harmonics + 1, device=doy.device, dtype=torch.float32)
         ang = 2 * math.pi * doy.float()[..., None] / 365.0 * k  # [b, t, K]
         harm = torch.cat([ang.sin(), ang.cos()], -1)[:, :, None, None].expand(-1, -1, self.num_groups, npatch, -1)
-        return rearrange(torch.cat([onehot, harm], -1), "b t g n f -> b (t g n) f")
+        parts = [onehot, harm]
+        if self.location:
+            if latlon is None or latlon.shape != (b, 2) or not torch.isfinite(latlon).all():
+                got = None if latlon is None else tuple(latlon.shape)
+                raise ValueError(f"SITSTokenizer(location=True): the batch needs finite latlon [b, 2]=[{b}, 2] "
+                                 f"(degrees), got {got}")
+            lat, lon = torch.deg2rad(latlon.float()).unbind(-1)
+            unit = torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], -1)  # [b, 3]
+            parts.append(unit[:, None, None, None].expand(-1, t, self.num_groups, npatch, -1))
+        return rearrange(torch.cat(parts, -1), "b t g n f -> b (t g n) f")
 
     def positions(self, days: Tensor, h: int, w: int) -> Tensor:
         """``[b, n, 3]``: (months since first date, patch row, patch column)."""
@@ -192,13 +219,27 @@ class SITSTokenizer:
         cond = self._to_tokens(torch.where(given, torch.nan_to_num(observed, nan=0.0), torch.zeros_like(observed)))
         target = valid_t & ~given_t
         prior = [self._to_tokens(self.prior(name, observed, given, raw["days"])) for name in self.priors]
+        level = scale = None
+        if self.level is not None:
+            med = given_median(observed, given)  # [b, 1, C, H, W]
+            level = self._to_tokens(med.expand_as(observed))
+            if self.level == "median_mad":
+                mad = given_median((observed - med).abs(), given)
+                scale = self._to_tokens((1.4826 * mad).clamp_min(self.min_scale).expand_as(observed))
+                scale = scale + (scale == 0).to(scale)  # padding slots
+            inv = 1.0 if scale is None else 1.0 / scale
+            x, cond = (x - level) * inv * valid_t, (cond - level) * inv * given_t
+            prior = [(p - level) * inv for p in prior]
         prior = torch.cat(prior, -1) if prior else x.new_zeros(b, x.shape[1], 0)
-        meta = {"given": given_t, "cond": cond, "valid": valid_t, "priors": prior,
-                "features": self.features(raw["doy"], h, w),
+        meta = {"level": level, "scale": scale, "given": given_t, "cond": cond, "valid": valid_t, "priors": prior,
+                "features": self.features(raw["doy"], h, w, raw.get("latlon")),
                 "shape": (t, h, w), "days": raw["days"], "doy": raw["doy"]}
         return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, meta=meta)
 
     def decode(self, tokens: TokenBatch) -> dict[str, Tensor]:
-        """Tokens -> ``{"values": [b, T, C, H, W]}`` (padding dropped)."""
+        """Tokens -> ``{"values": [b, T, C, H, W]}`` (padding dropped; the level added back when normalised)."""
         t, h, w = tokens.meta["shape"]
-        return {"values": self._to_cube(tokens.x, t, h, w)}
+        level, scale = tokens.meta.get("level"), tokens.meta.get("scale")
+        x = tokens.x if scale is None else tokens.x * scale.to(tokens.x)
+        x = x if level is None else x + level.to(x)
+        return {"values": self._to_cube(x, t, h, w)}
