@@ -11,7 +11,7 @@ train-shapes: ## train the class-conditional point-token flow DiT (CPU, ~5-11 mi
 train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 min) into outputs/shapes_voxel
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/voxel.yaml
 
-train-shapes-table: ## single-class tables (logit-normal times, EMA; 2500 steps, ~22 min on a shared CPU) into outputs/shapes_table
+train-shapes-table: ## single-class tables (Fourier point features, logit-normal times, late EMA; 5000 steps, ~31 min on a shared CPU) into outputs/shapes_table
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml
 
 sample-shapes: ## sample every class + a completion demo from outputs/shapes/checkpoints/last.ckpt (.ply + PNG)

@@ -8,6 +8,7 @@ import torch
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
 from ditkit_shapes.data import normalize_points
+from ditkit_shapes.model import FourierPointEmbed
 from ditkit_shapes.module import ShapesModule
 from ditkit_shapes.procedural import CLASSES, make_shape
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer
@@ -45,6 +46,19 @@ def test_configuration_errors_name_the_field():
         ShapesModule(VoxelPatchTokenizer(8, 2, 4), DiTConfig(in_dim=3, dim=48, depth=1, heads=2, rope_axes=3))
     with pytest.raises(ValueError, match="must divide the patch grid"):
         voxel_module(window3d=3)
+
+
+def test_fourier_features_option_learns_and_round_trips(tmp_path):
+    cfg = DiTConfig(in_dim=3, dim=32, depth=2, heads=2, num_classes=len(CLASSES))
+    m = ShapesModule(PointTokenizer(), cfg, sample_steps=4, sample_points=64, fourier_features=6)
+    assert isinstance(m.model.x_embed, FourierPointEmbed) and m.model.x_embed.freqs[-1] == pytest.approx(32.0)
+    torch.manual_seed(0)
+    check_module_fits_batch(m, shape_batch(64), steps=40, lr=3e-3, drop=0.2)
+    x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
+    loaded = check_pretrained_round_trip(m, lambda mod: mod.model(x, t, cond=lab), tmp_path / "pre")
+    assert loaded.fourier_features == 6 and isinstance(loaded.model.x_embed, FourierPointEmbed)
+    with pytest.raises(ValueError, match="fourier_features applies to point tokens"):
+        voxel_module(fourier_features=4)
 
 
 def test_sampling_with_cfg_and_completion_keeps_known_points():

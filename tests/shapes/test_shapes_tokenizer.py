@@ -1,10 +1,11 @@
 """Tokenizers: exact round trips, voxelisation maths, permutation equivariance, 3D window attention."""
 
+import pytest
 import torch
 
 from ditkit_core.nn import DiT, DiTConfig
 from ditkit_core.testing import check_tokenizer_round_trip
-from ditkit_shapes.model import VoxelVelocity, Window3DDiT
+from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity, Window3DDiT
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer, devoxelize, normalize_to_grid, voxelize
 
 
@@ -73,6 +74,24 @@ def test_point_and_voxel_velocities_are_permutation_equivariant():
     vox = randomize(VoxelVelocity(tok, DiT(DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3,
                                                      num_classes=3)), hidden=16))
     torch.testing.assert_close(vox(x[:, perm], t, cond=labels), vox(x, t, cond=labels)[:, perm], atol=1e-5, rtol=0)
+
+
+def test_fourier_point_embed_shapes_features_and_permutation_equivariance():
+    base = torch.nn.Linear(3, 32)
+    emb = FourierPointEmbed(base, n_freqs=4, min_freq=1.0, max_freq=8.0)
+    torch.testing.assert_close(emb.freqs, torch.tensor([1.0, 2.0, 4.0, 8.0]))
+    x = torch.randn(2, 50, 3)
+    assert emb(x).shape == (2, 50, 32) and emb.features(x).shape == (2, 50, 24)
+    f = emb.features(x)  # layout: coordinate-major, then sin (4 freqs), cos (4 freqs)
+    torch.testing.assert_close(f[..., 1 * 8 + 2], torch.sin(4.0 * x[..., 1]))
+    torch.testing.assert_close(f[..., 2 * 8 + 4 + 3], torch.cos(8.0 * x[..., 2]))
+    torch.testing.assert_close(emb(x) - emb.proj(f), base(x))  # raw-coordinate term kept
+    dit = randomize(DiT(DiTConfig(in_dim=3, dim=32, depth=2, heads=2, num_classes=3)))
+    dit.x_embed = randomize(FourierPointEmbed(dit.x_embed, n_freqs=6))
+    x, t, labels, perm = torch.randn(2, 64, 3), torch.rand(2), torch.tensor([0, 2]), torch.randperm(64)
+    torch.testing.assert_close(dit(x[:, perm], t, cond=labels), dit(x, t, cond=labels)[:, perm], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="n_freqs"):
+        FourierPointEmbed(base, n_freqs=0)
 
 
 def test_window3d_single_window_equals_global_and_windows_are_local():

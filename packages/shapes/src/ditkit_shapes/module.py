@@ -19,7 +19,7 @@ from ditkit_core.flow import TimeSampler
 from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
 from ditkit_core.nn import DiTConfig
 from ditkit_core.tokenizers import TokenBatch
-from ditkit_shapes.model import VoxelVelocity, Window3DDiT
+from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity, Window3DDiT
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer
 
 allow_in_checkpoints(DiTConfig, TimeSampler)
@@ -35,6 +35,9 @@ class ShapesModule(FlowMatchingModule):
         window3d: 3D window size in patches for the voxel backbone (0: global attention everywhere).
         window_every: with ``window3d``, every ``window_every``-th block stays global.
         point_hidden: width of the voxel backbone's point-wise MLPs.
+        fourier_features: point tokens only: sin / cos of the coordinates at this many log-spaced frequencies
+            up to ``fourier_max_freq`` (rad) added to the input embedding (:class:`FourierPointEmbed`; 0: linear).
+        fourier_max_freq: highest angular frequency of the Fourier features (the lowest is 1).
         class_names: names of the labels (written next to samples).
         sample_points: points per generated cloud in :meth:`write_samples`.
         time_sampler, sigma_min, lr, weight_decay, warmup_steps, max_steps, min_lr_ratio, cond_dropout, ot_pairing,
@@ -47,7 +50,7 @@ class ShapesModule(FlowMatchingModule):
                  lr: float = 1e-3, weight_decay: float = 0.0, warmup_steps: int = 100, max_steps: int | None = None,
                  min_lr_ratio: float = 0.1, cond_dropout: float = 0.1, ot_pairing: bool = False, seed: int = 0,
                  sample_steps: int = 32, sample_method: str = "heun", sample_schedule: str = "uniform",
-                 cfg_scale: float = 1.0):
+                 cfg_scale: float = 1.0, fourier_features: int = 0, fourier_max_freq: float = 32.0):
         if isinstance(model, dict):
             model = DiTConfig.from_dict(model)
         if isinstance(time_sampler, dict):
@@ -71,6 +74,11 @@ class ShapesModule(FlowMatchingModule):
             raise ValueError("ShapesModule: window3d needs a VoxelPatchTokenizer (point tokens have no grid)")
         elif model.in_dim != 3:
             raise ValueError(f"ShapesModule: point tokens need model.in_dim=3, got {model.in_dim}")
+        self.fourier_features, self.fourier_max_freq = fourier_features, fourier_max_freq
+        if fourier_features:
+            if self.voxel:
+                raise ValueError("ShapesModule: fourier_features applies to point tokens, not voxel patches")
+            self.model.x_embed = FourierPointEmbed(self.model.x_embed, fourier_features, 1.0, fourier_max_freq)
         self._points = PointTokenizer(getattr(self.tokenizer, "class_conditional", True) and model.num_classes > 0)
 
     # ------------------------------------------------------------------ hooks
