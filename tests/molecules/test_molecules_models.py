@@ -226,3 +226,58 @@ def test_equivariant_module_learns_and_samples(atom_batch, tmp_path):
         assert set(x.numbers.tolist()) <= set(m.tokenizer.numbers.tolist())
     check_pretrained_round_trip(m, lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5),
                                                          mask=atom_batch["numbers"] > 0), tmp_path / "peq")
+
+
+def _distance_module(**kw):
+    tok = AtomTokenizer()
+    return Molecule3DModule(tok, DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2), network="distance",
+                            geometric_features=8, pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16}, **kw)
+
+
+def test_distance_network_shapes_permutation_and_padding(atom_batch):
+    """``network="distance"``: a fresh model outputs zeros; outputs permute with the atoms; padded atoms neither
+    change real ones nor get an output; the self-conditioning input and the distance bias change the output."""
+    from ditkit_core.testing import perturb_weights
+
+    torch.manual_seed(0)
+    m = _distance_module(self_condition=True)
+    tokens = m.tokenize({k: v[:6] for k, v in atom_batch.items()})
+    x, mask, t = tokens.x, tokens.mask, torch.full((6,), 0.6)
+    assert (m.model(x, t, mask=mask) == 0).all()  # adaLN-Zero and zero-initialised coordinate head
+    perturb_weights(m.model, 0.2)
+    x_sc = x + 0.1 * torch.randn_like(x) * mask[..., None]
+    out = m.model(x, t, mask=mask, x_sc=x_sc)
+    assert out.shape == x.shape and out.abs().sum() > 0
+    assert not torch.allclose(out, m.model(x, t, mask=mask))  # the estimate is used
+    perm = torch.randperm(x.shape[1])
+    out_p = m.model(x[:, perm], t, mask=mask[:, perm], x_sc=x_sc[:, perm])
+    torch.testing.assert_close(out_p, out[:, perm], atol=1e-4, rtol=1e-4)
+    padded = torch.cat([x, torch.zeros(6, 3, x.shape[-1])], 1)  # the module zeroes padded atoms (GeometricEmbed)
+    pmask = torch.cat([mask, torch.zeros(6, 3, dtype=torch.bool)], 1)
+    out3 = m.model(padded, t, mask=pmask, x_sc=torch.cat([x_sc, torch.randn(6, 3, x.shape[-1])], 1))
+    torch.testing.assert_close(out3[:, : x.shape[1]], out, atol=1e-4, rtol=1e-4)
+    assert (out3[:, x.shape[1]:] == 0).all()
+    # the attention bias reads distances: rescaling the geometry (same tokens otherwise) changes the bias term
+    e = m.model.pair_embed(m.model._distances(x[..., :3])[2])
+    e2 = m.model.pair_embed(m.model._distances(1.2 * x[..., :3])[2])
+    assert not torch.allclose(m.model.bias[0](e), m.model.bias[0](e2))
+    with pytest.raises(ValueError, match="self_condition"):
+        _distance_module().model(x, t, mask=mask, x_sc=x_sc)
+    with pytest.raises(ValueError, match="self_condition"):
+        Molecule3DModule(AtomTokenizer(), DiTConfig(in_dim=11, dim=32, depth=1, heads=2), self_condition=True)
+
+
+@pytest.mark.parametrize("self_condition", [False, True])
+def test_distance_module_learns_and_samples(atom_batch, tmp_path, self_condition):
+    torch.manual_seed(0)
+    m = _distance_module(self_condition=self_condition)
+    m.size_hist.zero_()
+    m.size_hist[[9, 12]] = 1.0
+    check_module_fits_batch(m, atom_batch, steps=30, lr=3e-3, drop=0.3)
+    mols = m.sample_molecules(4, seed=0, steps=3, method="heun")
+    assert m._sc_state is None and not m._sampling  # sampling state is cleared
+    for x in mols:
+        assert abs(x.coords.mean(0)).max() < 1e-4
+        assert set(x.numbers.tolist()) <= set(m.tokenizer.numbers.tolist())
+    check_pretrained_round_trip(m, lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5),
+                                                         mask=atom_batch["numbers"] > 0), tmp_path / "pdist")

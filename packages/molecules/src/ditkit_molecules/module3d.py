@@ -1,7 +1,11 @@
-"""The 3D model: flow matching on atom sets (coordinates + element one-hot + charge) with a plain DiT.
+"""The 3D model: flow matching on atom sets (coordinates + element one-hot + charge) with a DiT.
 
-Symmetry handling (default: augmentation, not an equivariant network; ``network="equivariant"`` switches to the
-exactly E(3)-equivariant :class:`~ditkit_molecules.pairnet.EquivariantPairDiT`):
+Networks: ``network="dit"`` is the core DiT (with the :class:`GeometricEmbed` input embedding); ``"distance"``
+(:class:`~ditkit_molecules.pairnet.DistanceBiasDiT`, the shipped default) adds a per-head attention bias from radial
+basis functions of the current interatomic distances to every block and an EGNN-style pair head to the coordinate
+output; ``"equivariant"`` is the exactly E(3)-equivariant :class:`~ditkit_molecules.pairnet.EquivariantPairDiT`.
+
+Symmetry handling (``dit`` / ``distance``: augmentation, not an equivariant network):
 
 * translation: data coordinates are centred (zero centre of mass over real atoms, unit masses) and the noise's
   coordinate channels are projected to zero mean too, so every ``x_t`` on the path has zero centre; samples are
@@ -93,33 +97,50 @@ class Molecule3DModule(FlowMatchingModule):
         rotate: random-rotation augmentation during training.
         geometric_features: radial basis functions of the :class:`GeometricEmbed` input embedding (0: plain DiT).
         eval_samples: molecules sampled for the validation-epoch metrics (0: none).
-        network: ``dit`` (the core DiT, with :class:`GeometricEmbed` when ``geometric_features``) or ``equivariant``
+        network: ``dit`` (the core DiT, with :class:`GeometricEmbed` when ``geometric_features``), ``distance``
+            (:class:`~ditkit_molecules.pairnet.DistanceBiasDiT`: distance-biased attention, with
+            :class:`GeometricEmbed` when ``geometric_features``) or ``equivariant``
             (:class:`~ditkit_molecules.pairnet.EquivariantPairDiT`; rotation augmentation is then unnecessary).
-        pair: keyword options of :class:`~ditkit_molecules.pairnet.EquivariantPairDiT`.
+        pair: keyword options of :class:`~ditkit_molecules.pairnet.EquivariantPairDiT` /
+            :class:`~ditkit_molecules.pairnet.DistanceBiasDiT`.
         prediction: ``velocity`` (the core's flow loss) or ``data``: the network predicts the clean atoms ``x_1``
             (loss on ``x_1``; the solver gets ``(x_1 - x_t) / (1 - t)``).
         type_loss: ``mse`` or ``ce`` (cross-entropy on the element channels; ``prediction="data"`` only).
-        coord_weight: weight of the coordinate channels in the ``prediction="data"`` loss.
+        coord_weight: weight of the coordinate channels in the loss (both predictions; 1 = the plain MSE over all
+            channels).
+        self_condition: self-conditioning (``network="distance"`` only): in training, half of the batches first run
+            the network without gradient and feed its clean-atom estimate ``x1_hat`` back in; in sampling every
+            solver evaluation gets the previous evaluation's ``x1_hat``.
         **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options.
     """
 
     def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, geometric_features: int = 16,
                  eval_samples: int = 64, network: str = "dit", pair: dict[str, Any] | None = None,
-                 prediction: str = "velocity", type_loss: str = "mse", coord_weight: float = 1.0, **kwargs: Any):
+                 prediction: str = "velocity", type_loss: str = "mse", coord_weight: float = 1.0,
+                 self_condition: bool = False, **kwargs: Any):
         super().__init__(tokenizer, model, **kwargs)
-        if network not in ("dit", "equivariant"):
-            raise ValueError(f"Molecule3DModule.network={network!r}: must be 'dit' or 'equivariant'")
+        if network not in ("dit", "equivariant", "distance"):
+            raise ValueError(f"Molecule3DModule.network={network!r}: must be 'dit', 'equivariant' or 'distance'")
         if prediction not in ("velocity", "data"):
             raise ValueError(f"Molecule3DModule.prediction={prediction!r}: must be 'velocity' or 'data'")
         self.rotate, self.eval_samples, self.geometric_features = rotate, eval_samples, geometric_features
         if type_loss not in ("mse", "ce") or (type_loss == "ce" and prediction != "data"):
             raise ValueError(f"Molecule3DModule.type_loss={type_loss!r}: 'mse', or 'ce' with prediction='data'")
         self.network, self.prediction, self.type_loss, self.coord_weight = network, prediction, type_loss, coord_weight
+        if self_condition and network != "distance":
+            raise ValueError("Molecule3DModule.self_condition needs network='distance'")
+        self.self_condition = self_condition
+        self._sampling, self._sc_state = False, None  # sampling: the previous evaluation's clean-atom estimate
         if network == "equivariant":
             from ditkit_molecules.pairnet import EquivariantPairDiT
 
             self.model = EquivariantPairDiT(self.config, tokenizer.coord_scale, **(pair or {}))
-        elif geometric_features:
+        elif network == "distance":
+            from ditkit_molecules.pairnet import DistanceBiasDiT
+
+            self.model = DistanceBiasDiT(self.config, tokenizer.coord_scale, self_condition=self_condition,
+                                         **(pair or {}))
+        if network != "equivariant" and geometric_features:
             self.model.x_embed = GeometricEmbed(self.model.x_embed, len(tokenizer.elements), tokenizer.coord_scale,
                                                 geometric_features)
         hist = torch.zeros(tokenizer.max_atoms + 1)
@@ -151,18 +172,45 @@ class Molecule3DModule(FlowMatchingModule):
         """Training noise with zero centre of mass over real atoms (the core's flow loss uses it)."""
         return self.centered_noise(x_1.shape, tokens.mask, generator).to(x_1.dtype)
 
+    def clean_estimate(self, out: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """The clean atoms ``x1_hat`` implied by a :meth:`predict` output (``x_t + (1 - t) v`` for velocities)."""
+        if self.prediction == "data":
+            return out
+        return x_t + (1 - t.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)) * out
+
     def predict(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, logits: bool = False) -> Tensor:
         """Network output ``[b, a, d]``: a velocity, or the clean atoms ``x_1`` with ``prediction="data"`` (with
-        ``type_loss="ce"`` the type channels are ``type_scale * softmax``; ``logits`` returns the raw logits)."""
-        out = self.model(x_t, t, **tokens.model_kwargs())  # EquivariantPairDiT reads the mask only
+        ``type_loss="ce"`` the type channels are ``type_scale * softmax``; ``logits`` returns the raw logits).
+
+        With ``self_condition``: in training a coin flip per batch decides whether a first gradient-free pass
+        supplies ``x1_hat``; in sampling (:meth:`sample_molecules`) the previous solver evaluation supplies it."""
+        kwargs = tokens.model_kwargs()  # EquivariantPairDiT / DistanceBiasDiT read the mask only
+        if self.self_condition:
+            if self._sampling:
+                x_sc = self._sc_state
+            else:  # training: half of the batches; validation loss: always (as in sampling)
+                x_sc = None
+                g = self._generator(offset=29)
+                if not self.training or float(torch.rand((), generator=g, device=g.device)) < 0.5:
+                    with torch.no_grad():
+                        first = self._head(self.model(x_t, t, **kwargs), x_t, False, tokens.mask)
+                        x_sc = self.clean_estimate(first, x_t, t)
+            out = self._head(self.model(x_t, t, x_sc=x_sc, **kwargs), x_t, logits, tokens.mask)
+            if self._sampling:
+                self._sc_state = self.clean_estimate(self._head(out, x_t, False, tokens.mask) if logits else out,
+                                                     x_t, t).detach()
+            return out
+        return self._head(self.model(x_t, t, **kwargs), x_t, logits, tokens.mask)
+
+    def _head(self, out: Tensor, x_t: Tensor, logits: bool, mask: Tensor | None = None) -> Tensor:
         if self.prediction == "data" and self.network == "equivariant":  # coordinates: displacement from x_t
             out = torch.cat([x_t[..., :3] + out[..., :3], out[..., 3:]], -1)
         if self.type_loss == "ce" and not logits:
             k = len(self.tokenizer.elements)
             probs = out[..., 3:3 + k].softmax(-1) * self.tokenizer.type_scale
             out = torch.cat([out[..., :3], probs, out[..., 3 + k:]], -1)
-            if tokens.mask is not None:
-                out = out * tokens.mask[..., None].to(out.dtype)
+            if mask is not None:
+                out = out * mask[..., None].to(out.dtype)
         return out
 
     def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
@@ -175,8 +223,18 @@ class Molecule3DModule(FlowMatchingModule):
     def flow_loss(self, tokens: TokenBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """The core's velocity loss, or with ``prediction="data"`` the error of the predicted clean atoms ``x_1``:
         MSE (coordinates weighted by ``coord_weight``), types by MSE or cross-entropy (``type_loss``)."""
-        if self.prediction == "velocity":
+        if self.prediction == "velocity" and self.coord_weight == 1.0:
             return super().flow_loss(tokens, generator)
+        if self.prediction == "velocity":  # the core's loss with the coordinate channels weighted
+            x_1, mask = tokens.x, tokens.mask
+            x_0 = self.sample_noise(x_1, tokens, generator)
+            t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
+            ps = self.path.sample(x_0, x_1, t)
+            v = self.velocity(tokens, ps.x_t, t, None)
+            coord, feats = masked_mse(v[..., :3], ps.u_t[..., :3], mask), masked_mse(v[..., 3:], ps.u_t[..., 3:], mask)
+            fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
+            aux = self.model.aux_loss()
+            return {"loss": fm + aux, "fm": fm, "aux": aux}
         x_1, mask = tokens.x, tokens.mask
         x_0 = self.sample_noise(x_1, tokens, generator)
         t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
@@ -217,9 +275,13 @@ class Molecule3DModule(FlowMatchingModule):
         mask = torch.arange(a, device=self.device)[None] < sizes[:, None]  # [n, a]
         template = TokenBatch(x=torch.zeros(n, a, self.tokenizer.token_dim, device=self.device), mask=mask)
         x_0 = self.centered_noise(template.x.shape, mask, g)
-        x = sample(lambda x, t, cond_drop=False: self.velocity(template, x, t, None), x_0,
-                   steps=steps or self.sample_steps, method=method or self.sample_method,
-                   schedule=self.sample_schedule)
+        self._sampling, self._sc_state = True, None
+        try:
+            x = sample(lambda x, t, cond_drop=False: self.velocity(template, x, t, None), x_0,
+                       steps=steps or self.sample_steps, method=method or self.sample_method,
+                       schedule=self.sample_schedule)
+        finally:
+            self._sampling, self._sc_state = False, None
         x = torch.cat([center(x[..., :3], mask), x[..., 3:]], -1) * mask[..., None]
         out = self.tokenizer.decode(template.replace(x=x))
         self.train(was)

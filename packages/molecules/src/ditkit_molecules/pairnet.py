@@ -16,6 +16,11 @@ The coordinate output is therefore exactly E(3)-equivariant (rotations, reflecti
 centre of mass the module keeps) and the type / charge output exactly invariant. The forward returns, per atom,
 ``[r_out - r_in (3), type-and-charge output (K + 1)]``: the module reads it as a velocity or as ``x_1 - x_t`` for
 the coordinates and ``x_1`` for the types (``prediction="data"``).
+
+``DistanceBiasDiT`` (the 3D default, ``network="distance"``) is the non-equivariant middle ground: tokens keep the
+absolute (centred, augmented) coordinates as in the plain DiT, and the same :class:`PairBiasBlock` s add a distance
+bias to every attention; a zero-initialised EGNN-style pair head corrects the coordinate output along interatomic
+directions. Optional self-conditioning feeds the model's previous clean-atom estimate back in.
 """
 
 from __future__ import annotations
@@ -33,6 +38,25 @@ def radial_basis(d: Tensor, centers: Tensor, width: float) -> Tensor:
     """Gaussian radial basis ``[..., R]`` of distances ``d [...]``."""
     return torch.exp(-(((d[..., None] - centers) / width) ** 2))
 
+
+
+def adaln_zero_init(net: nn.Module, keep: list[nn.Module]) -> None:
+    """DiT's adaLN-Zero initialisation of a pair network: Xavier linears (except the zero-initialised ``keep``
+    layers, e.g. coordinate heads), N(0, 0.02) time MLP, zero modulation in every block and zero final layers, so a
+    fresh network outputs zeros."""
+    for m in net.modules():
+        if isinstance(m, nn.Linear) and not any(m is k for k in keep):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    nn.init.normal_(net.t_embed.mlp[0].weight, std=0.02)
+    nn.init.normal_(net.t_embed.mlp[2].weight, std=0.02)
+    for blk in net.blocks:
+        nn.init.zeros_(blk.adaLN[-1].weight)
+        nn.init.zeros_(blk.adaLN[-1].bias)
+    for lin in (net.final_adaLN[-1], net.final):
+        nn.init.zeros_(lin.weight)
+        nn.init.zeros_(lin.bias)
 
 class PairBiasBlock(nn.Module):
     """adaLN-Zero DiT block whose self-attention adds a per-head bias ``[b, h, n, n]`` to the logits."""
@@ -112,19 +136,7 @@ class EquivariantPairDiT(nn.Module):
         self._init()
 
     def _init(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear) and not any(m is c.out for c in self.coord):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
-        for blk in self.blocks:
-            nn.init.zeros_(blk.adaLN[-1].weight)
-            nn.init.zeros_(blk.adaLN[-1].bias)
-        for lin in (self.final_adaLN[-1], self.final):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
+        adaln_zero_init(self, keep=[c.out for c in self.coord])
 
     def aux_loss(self) -> Tensor:
         return torch.zeros((), device=self.final.weight.device)
@@ -166,3 +178,100 @@ class EquivariantPairDiT(nn.Module):
         dr = (r - r0) * m
         dr = (dr - dr.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)) * m  # zero mean over atoms
         return torch.cat([dr, out_feats * m], -1)
+
+
+class DistanceBiasDiT(nn.Module):
+    """A DiT over atom tokens whose attention sees interatomic distances (not equivariant; use augmentation).
+
+    Tokens are the full atom vectors ``[coords, types, charge]`` as in the plain DiT (``x_embed`` is a seam, like
+    ``DiT.x_embed``: the module composes it with :class:`~ditkit_molecules.module3d.GeometricEmbed`). What it adds:
+
+    * every adaLN-Zero block (:class:`PairBiasBlock`) adds a per-head attention bias from radial basis functions of
+      the distances between the current (noisy) coordinates, so each atom can attend to its near neighbours;
+    * optionally (``coord_hidden > 0``) a zero-initialised EGNN-style pair head adds
+      ``sum_j w_ij (r_i - r_j) / (d_ij + 1)`` (``w_ij`` an MLP of the final tokens and pair features) to the
+      coordinate output, a rotation-equivariant correction along interatomic directions that can set bond lengths
+      directly.
+
+    * optionally (``self_condition``) self-conditioning (Chen et al., 2022): ``forward(..., x_sc=x1_hat)`` takes the
+      model's own previous estimate of the clean atoms; it enters the tokens through a linear embedding and the
+      attention bias / coordinate head through radial basis functions of the *estimated* distances, which are much
+      closer to the final geometry than the noisy ones. ``x_sc=None`` is the first pass.
+
+    Output ``[b, n, out_dim]`` like the DiT (a velocity, or clean atoms with ``prediction="data"``).
+
+    Args:
+        config: the DiT configuration (``in_dim``, ``dim``, ``depth``, ``heads``, ``mlp_ratio``, ``qk_norm``,
+            ``time_scale``; ``out_dim`` defaults to ``in_dim``).
+        coord_scale: Angstrom per coordinate unit.
+        rbf: radial basis functions of the pair features; centres evenly on ``[0, rbf_max]`` Angstrom.
+        rbf_max: largest basis centre (Angstrom).
+        pair_dim: width of the pair features.
+        coord_hidden: hidden width of the equivariant coordinate head (0: none).
+        self_condition: accept ``x_sc`` (see above).
+    """
+
+    def __init__(self, config: DiTConfig, coord_scale: float = 1.6, rbf: int = 16, rbf_max: float = 5.0,
+                 pair_dim: int = 16, coord_hidden: int = 32, self_condition: bool = False):
+        super().__init__()
+        self.config = cfg = config
+        self.coord_scale = float(coord_scale)
+        self.register_buffer("centers", torch.linspace(0.0, rbf_max, rbf), persistent=False)
+        self.width = float(rbf_max / (rbf - 1))
+        self.x_embed: nn.Module = nn.Linear(cfg.in_dim, cfg.dim)
+        self.t_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale)
+        self.pair_embed = nn.Sequential(nn.Linear(rbf, pair_dim), nn.SiLU(), nn.Linear(pair_dim, pair_dim))
+        self.blocks = nn.ModuleList(PairBiasBlock(cfg) for _ in range(cfg.depth))
+        self.bias = nn.ModuleList(nn.Linear(pair_dim, cfg.heads) for _ in range(cfg.depth))
+        self.coord = CoordUpdate(cfg.dim, pair_dim, coord_hidden) if coord_hidden else None
+        self.self_condition = self_condition
+        self.sc_embed = nn.Linear(cfg.in_dim, cfg.dim) if self_condition else None
+        self.sc_pair = nn.Linear(rbf, pair_dim) if self_condition else None
+        self.final_norm = RMSNorm(cfg.dim, affine=False)
+        self.final_adaLN = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 2 * cfg.dim))
+        self.final = nn.Linear(cfg.dim, cfg.output_dim)
+        self._init()
+
+    def _init(self) -> None:
+        adaln_zero_init(self, keep=[] if self.coord is None else [self.coord.out])
+
+    def aux_loss(self) -> Tensor:
+        return torch.zeros((), device=self.final.weight.device)
+
+    def _distances(self, r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        rel = r[:, :, None] - r[:, None]  # [b, n, n, 3]
+        d = (rel.pow(2).sum(-1) + 1e-8).sqrt()  # [b, n, n] coordinate units
+        return rel, d, radial_basis(d * self.coord_scale, self.centers, self.width)
+
+    def forward(self, x: Tensor, t: Tensor | float, *, mask: Tensor | None = None, x_sc: Tensor | None = None,
+                **_: object) -> Tensor:
+        """``x [b, n, in_dim]`` (coordinates first), ``t [b]`` -> ``[b, n, out_dim]``; padded atoms output 0.
+
+        ``x_sc [b, n, in_dim]``: the self-conditioning estimate of the clean atoms (``self_condition`` only)."""
+        b, n, _ = x.shape
+        t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
+        t = t.expand(b) if t.dim() == 0 else t.reshape(-1)
+        if mask is None:
+            mask = torch.ones(b, n, dtype=torch.bool, device=x.device)
+        if x_sc is not None and not self.self_condition:
+            raise ValueError("DistanceBiasDiT: x_sc given but self_condition=False")
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        pair_mask = (mask[:, :, None] & mask[:, None] & ~eye).to(x.dtype)  # [b, n, n]
+        rel, d, phi = self._distances(x[..., :3])
+        e = self.pair_embed(phi)  # [b, n, n, P]
+        h = self.x_embed(x)
+        if x_sc is not None:
+            x_sc = x_sc.detach() * mask[..., None].to(x.dtype)
+            h = h + self.sc_embed(x_sc)
+            e = e + self.sc_pair(self._distances(x_sc[..., :3])[2])
+        key_bias = torch.zeros(b, 1, 1, n, dtype=x.dtype, device=x.device).masked_fill(
+            ~mask[:, None, None, :], float("-inf"))
+        c = self.t_embed(t)
+        for blk, lin in zip(self.blocks, self.bias):
+            h = blk(h, c, rearrange(lin(e), "b q k h -> b h q k") + key_bias)
+        shift, scale = self.final_adaLN(c).chunk(2, dim=-1)
+        out = self.final(modulate(self.final_norm(h), shift, scale))
+        if self.coord is not None:
+            dr = self.coord(h, e, rel, d, pair_mask)  # [b, n, 3]
+            out = torch.cat([out[..., :3] + dr, out[..., 3:]], -1)
+        return out * mask[..., None].to(out.dtype)
