@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ditkit_audio.tokenizer import MelTokenizer
 from ditkit_audio.vocoder import Backbone
-from ditkit_audio.wavtools import MEL_KEYS, load_model, save_model
+from ditkit_audio.wavtools import MEL_KEYS, MelModule, load_model, save_model
 from ditkit_core.tokenizers import TokenBatch
 
 
@@ -70,7 +70,7 @@ class ScalarQuantizer(nn.Module):
 
 
 # ---------------------------------------------------------------------- codec
-class SQCodec(nn.Module):
+class SQCodec(MelModule):
     """Log-mel ``[b, f, n_mels]`` <-> scalar-quantised latent ``[b, f, latent_dim]`` on the grid of
     :class:`ScalarQuantizer`.
 
@@ -96,10 +96,7 @@ class SQCodec(nn.Module):
         layers: int = 3,
     ):
         super().__init__()
-        if mel_std <= 0:
-            raise ValueError(f"SQCodec.mel_std={mel_std}: must be > 0")
-        self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
-        self.mel_mean, self.mel_std = mel_mean, mel_std
+        self.set_mel_settings(sample_rate, n_fft, hop, n_mels, mel_mean, mel_std)
         self.latent_dim, self.scale, self.dim, self.intermediate, self.layers = (
             latent_dim,
             scale,
@@ -115,10 +112,6 @@ class SQCodec(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (*MEL_KEYS, "latent_dim", "scale", "dim", "intermediate", "layers")}
-
-    @property
-    def mel_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in MEL_KEYS}
 
     @property
     def frame_rate(self) -> float:
@@ -318,16 +311,7 @@ class CodecTokenizer(MelTokenizer):
         for p in model.parameters():
             p.requires_grad_(False)
         s = model.mel_settings
-        super().__init__(
-            sample_rate=s["sample_rate"],
-            n_fft=s["n_fft"],
-            hop=s["hop"],
-            n_mels=s["n_mels"],
-            mel_mean=s["mel_mean"],
-            mel_std=s["mel_std"],
-            text_kind=text_kind,
-            gl_iters=gl_iters,
-        )
+        super().__init__(**s, text_kind=text_kind, gl_iters=gl_iters)
         self.codec, self.vocoder, self.quantize_output = str(codec), vocoder, quantize_output
         self.model = model
         self.token_dim = model.latent_dim

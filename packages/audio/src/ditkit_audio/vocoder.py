@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ditkit_audio.wavtools import (
     MEL_KEYS,
+    MelModule,
     _cosine,
     audio_report,
     check_mel_settings,
@@ -129,7 +130,7 @@ class ISTFTHead(nn.Module):
         return self.synthesize(log_mag.clamp(max=self.max_log_mag).exp(), phase)
 
 
-class Vocoder(nn.Module):
+class Vocoder(MelModule):
     """Log-mel ``[b, f, n_mels]`` (natural log, as :class:`~ditkit_audio.audio.LogMel`) -> waveform
     ``[b, (f - 1) * hop]``.
 
@@ -152,20 +153,13 @@ class Vocoder(nn.Module):
         layers: int = 6,
     ):
         super().__init__()
-        if mel_std <= 0:
-            raise ValueError(f"Vocoder.mel_std={mel_std}: must be > 0")
-        self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
-        self.mel_mean, self.mel_std = mel_mean, mel_std
+        self.set_mel_settings(sample_rate, n_fft, hop, n_mels, mel_mean, mel_std)
         self.dim, self.intermediate, self.layers = dim, intermediate, layers
         self.backbone = Backbone(n_mels, dim, intermediate, layers)
         self.head = ISTFTHead(dim, n_fft, hop)
 
     def get_config(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (*MEL_KEYS, "dim", "intermediate", "layers")}
-
-    @property
-    def mel_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in MEL_KEYS}
 
     def check_compatible(self, tokenizer: Any, what: str = "this tokenizer") -> None:
         """Raise ``ValueError`` if ``tokenizer`` (or a dict) has other sample_rate / n_fft / hop / n_mels."""

@@ -19,6 +19,21 @@ MEL_KEYS = ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")
 MEL_DEFAULTS = {"sample_rate": 16000, "n_fft": 1024, "hop": 400, "n_mels": 64, "mel_mean": -5.5, "mel_std": 2.5}
 
 
+class MelModule(nn.Module):
+    """Base of the small mel models (vocoder, codec): holds the mel settings they are trained on (``MEL_KEYS``)."""
+
+    def set_mel_settings(self, sample_rate: int, n_fft: int, hop: int, n_mels: int, mel_mean: float,
+                         mel_std: float) -> None:
+        if mel_std <= 0:
+            raise ValueError(f"{type(self).__name__}.mel_std={mel_std}: must be > 0")
+        self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
+        self.mel_mean, self.mel_std = mel_mean, mel_std
+
+    @property
+    def mel_settings(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in MEL_KEYS}
+
+
 # ---------------------------------------------------------------------- settings
 def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
