@@ -179,16 +179,19 @@ class SITSTokenizer:
         xx = px.reshape(1, 1, 1, -1).float().expand_as(tt)
         return rearrange(torch.stack([tt, yy, xx], -1), "b t g n k -> b (t g n) k")
 
-    @staticmethod
-    def prior(name: str, observed: Tensor, given: Tensor, days: Tensor) -> Tensor:
-        """One prior cube ``[b, T, C, H, W]`` from the ``given`` entries of ``observed`` (0 where undefined)."""
-        if name == "interp":
-            return linear_interpolation(observed, given, days)
-        if name == "seasonal":
-            return seasonal_naive(observed, given, days, fallback=linear_interpolation(observed, given, days))
-        if name == "median":
-            return given_median(observed, given).expand_as(observed)
-        raise ValueError(f"SITSTokenizer.prior: unknown prior {name!r}; choose among {list(PRIORS)}")
+    def prior_cubes(self, observed: Tensor, given: Tensor, days: Tensor) -> dict[str, Tensor]:
+        """The configured priors from the ``given`` entries of ``observed`` (0 where undefined), each computed once:
+        ``interp`` / ``seasonal`` ``[b, T, C, H, W]`` (the seasonal lag falls back on the interpolation) and
+        ``median`` ``[b, 1, C, H, W]`` (also the level of ``level`` normalisation)."""
+        need = set(self.priors) | ({"median"} if self.level is not None else set())
+        out: dict[str, Tensor] = {}
+        if need & {"interp", "seasonal"}:
+            out["interp"] = linear_interpolation(observed, given, days)
+        if "seasonal" in need:
+            out["seasonal"] = seasonal_naive(observed, given, days, fallback=out["interp"])
+        if "median" in need:
+            out["median"] = given_median(observed, given)
+        return out
 
     def encode(self, raw: dict[str, Tensor]) -> TokenBatch:
         """Cube batch -> tokens.
@@ -218,10 +221,11 @@ class SITSTokenizer:
         given_t = self._to_tokens(given.float()) > 0.5
         cond = self._to_tokens(torch.where(given, torch.nan_to_num(observed, nan=0.0), torch.zeros_like(observed)))
         target = valid_t & ~given_t
-        prior = [self._to_tokens(self.prior(name, observed, given, raw["days"])) for name in self.priors]
+        cubes = self.prior_cubes(observed, given, raw["days"])
+        prior = [self._to_tokens(cubes[name].expand_as(observed)) for name in self.priors]
         level = scale = None
         if self.level is not None:
-            med = given_median(observed, given)  # [b, 1, C, H, W]
+            med = cubes["median"]  # [b, 1, C, H, W]
             level = self._to_tokens(med.expand_as(observed))
             if self.level == "median_mad":
                 mad = given_median((observed - med).abs(), given)
