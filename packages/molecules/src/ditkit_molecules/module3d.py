@@ -225,29 +225,22 @@ class Molecule3DModule(FlowMatchingModule):
         MSE (coordinates weighted by ``coord_weight``), types by MSE or cross-entropy (``type_loss``)."""
         if self.prediction == "velocity" and self.coord_weight == 1.0:
             return super().flow_loss(tokens, generator)
-        if self.prediction == "velocity":  # the core's loss with the coordinate channels weighted
-            x_1, mask = tokens.x, tokens.mask
-            x_0 = self.sample_noise(x_1, tokens, generator)
-            t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
-            ps = self.path.sample(x_0, x_1, t)
-            v = self.velocity(tokens, ps.x_t, t, None)
-            coord, feats = masked_mse(v[..., :3], ps.u_t[..., :3], mask), masked_mse(v[..., 3:], ps.u_t[..., 3:], mask)
-            fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
-            aux = self.model.aux_loss()
-            return {"loss": fm + aux, "fm": fm, "aux": aux}
         x_1, mask = tokens.x, tokens.mask
         x_0 = self.sample_noise(x_1, tokens, generator)
         t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
         ps = self.path.sample(x_0, x_1, t)
-        out = self.predict(tokens, ps.x_t, t, logits=True)
+        if self.prediction == "velocity":  # the core's loss with the coordinate channels weighted
+            out, target = self.velocity(tokens, ps.x_t, t, None), ps.u_t
+        else:
+            out, target = self.predict(tokens, ps.x_t, t, logits=True), x_1
         k = len(self.tokenizer.elements)
-        coord = masked_mse(out[..., :3], x_1[..., :3], mask)
-        if self.type_loss == "ce":
+        coord = masked_mse(out[..., :3], target[..., :3], mask)
+        if self.type_loss == "ce":  # prediction="data" only (checked in __init__)
             m = mask if mask is not None else torch.ones(x_1.shape[:2], dtype=torch.bool, device=x_1.device)
             ce = F.cross_entropy(out[..., 3:3 + k][m].float(), x_1[..., 3:3 + k][m].argmax(-1))
             feats = (ce + masked_mse(out[..., 3 + k:], x_1[..., 3 + k:], mask)) / 2
         else:
-            feats = masked_mse(out[..., 3:], x_1[..., 3:], mask)
+            feats = masked_mse(out[..., 3:], target[..., 3:], mask)
         fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
         aux = self.model.aux_loss()
         return {"loss": fm + aux, "fm": fm, "aux": aux}
