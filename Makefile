@@ -22,8 +22,9 @@ test-slow: ## the heavier tests (training to quality thresholds)
 test-gpu: ## CUDA-only tests
 	$(PYTEST) -q -m gpu
 
-lint: ## ruff over the monorepo
+lint: ## ruff check and ruff format --check over the monorepo
 	$(PY) -m ruff check packages apps tests benchmarks
+	$(PY) -m ruff format --check packages apps tests benchmarks
 
 format: ## ruff format + autofix
 	$(PY) -m ruff check --fix packages apps tests benchmarks; $(PY) -m ruff format packages apps tests benchmarks

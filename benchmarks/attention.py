@@ -65,19 +65,33 @@ def main() -> None:
                     continue
                 if backend == "flex" and n > 4096:  # eager flex materialises scores on CPU; compile it on GPU
                     continue
-                code = CHILD.format(bench=str(Path(__file__).parent), backend=backend, n=n, h=args.heads,
-                                    d=args.dim, padded=padded)
+                code = CHILD.format(
+                    bench=str(Path(__file__).parent), backend=backend, n=n, h=args.heads, d=args.dim, padded=padded
+                )
                 res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
                 if res.returncode:
-                    emit(bench="attention", backend=backend, tokens=n, padded=padded,
-                         error=res.stderr.strip().splitlines()[-1])
+                    emit(
+                        bench="attention",
+                        backend=backend,
+                        tokens=n,
+                        padded=padded,
+                        error=res.stderr.strip().splitlines()[-1],
+                    )
                     continue
                 r = json.loads(res.stdout.strip().splitlines()[-1])
                 scores = 2 * args.heads * n * n * 4
-                emit(bench="attention", backend=backend, resolved=r["resolved"], tokens=n, padded=padded,
-                     ms=round(1000 * r["seconds"], 2), peak_mib=round(r["peak_bytes"] / 2**20, 1),
-                     nn_scores_mib=round(scores / 2**20, 1), o_n_memory=r["peak_bytes"] < scores / 4,
-                     finite=r["finite"])
+                emit(
+                    bench="attention",
+                    backend=backend,
+                    resolved=r["resolved"],
+                    tokens=n,
+                    padded=padded,
+                    ms=round(1000 * r["seconds"], 2),
+                    peak_mib=round(r["peak_bytes"] / 2**20, 1),
+                    nn_scores_mib=round(scores / 2**20, 1),
+                    o_n_memory=r["peak_bytes"] < scores / 4,
+                    finite=r["finite"],
+                )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,16 @@ def ours(dim: int, depth: int, heads: int, in_ch: int, qk_norm: bool) -> tuple[t
 def peer(dim: int, depth: int, heads: int, in_ch: int, side: int):
     from diffusers import DiTTransformer2DModel
 
-    m = DiTTransformer2DModel(num_attention_heads=heads, attention_head_dim=dim // heads, in_channels=in_ch,
-                              out_channels=in_ch, num_layers=depth, sample_size=side, patch_size=1,
-                              num_embeds_ada_norm=1000)
+    m = DiTTransformer2DModel(
+        num_attention_heads=heads,
+        attention_head_dim=dim // heads,
+        in_channels=in_ch,
+        out_channels=in_ch,
+        num_layers=depth,
+        sample_size=side,
+        patch_size=1,
+        num_embeds_ada_norm=1000,
+    )
     return m, lambda x, t, y: m(x, timestep=(t * 1000), class_labels=y).sample
 
 
@@ -84,13 +91,24 @@ def main() -> None:
         m.to(device)
         for bf16 in (False, True):
             ours_s = timeit(step_fn(m, call, x_tok, t, y, bf16, device), repeats=args.repeats)
-            rec = dict(bench="core_dit", precision="bf16-autocast" if bf16 else "fp32", qk_norm=qk_norm, tokens=n,
-                       dim=args.dim, depth=args.depth, heads=args.heads, batch=args.batch,
-                       ditkit_tokens_per_s=round(args.batch * n / ours_s, 1))
+            rec = dict(
+                bench="core_dit",
+                precision="bf16-autocast" if bf16 else "fp32",
+                qk_norm=qk_norm,
+                tokens=n,
+                dim=args.dim,
+                depth=args.depth,
+                heads=args.heads,
+                batch=args.batch,
+                ditkit_tokens_per_s=round(args.batch * n / ours_s, 1),
+            )
             if p_model is not None:
                 peer_s = timeit(step_fn(p_model, p_call, x_img, t, y, bf16, device), repeats=args.repeats)
-                rec.update(peer="diffusers.DiTTransformer2DModel", peer_tokens_per_s=round(args.batch * n / peer_s, 1),
-                           ratio=round(peer_s / ours_s, 3))
+                rec.update(
+                    peer="diffusers.DiTTransformer2DModel",
+                    peer_tokens_per_s=round(args.batch * n / peer_s, 1),
+                    ratio=round(peer_s / ours_s, 3),
+                )
             emit(**rec)
     if device == "cuda":  # DiT-B at 1024 tokens, bf16: model-FLOPs utilisation
         m = DiT(DiTConfig.preset("B", in_dim=args.channels, num_classes=1000)).cuda()
@@ -101,8 +119,14 @@ def main() -> None:
         peak = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
         name = torch.cuda.get_device_name()
         peak_flops = next((v for k, v in peak.items() if k in name), float("nan"))
-        emit(bench="core_dit_mfu", model="DiT-B", tokens=1024, batch=b, step_s=round(s, 4),
-             mfu=round(b * dit_flops(1024, 768, 12) / s / peak_flops, 3))
+        emit(
+            bench="core_dit_mfu",
+            model="DiT-B",
+            tokens=1024,
+            batch=b,
+            step_s=round(s, 4),
+            mfu=round(b * dit_flops(1024, 768, 12) / s / peak_flops, 3),
+        )
 
 
 if __name__ == "__main__":

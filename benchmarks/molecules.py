@@ -24,8 +24,10 @@ import torch
 from ditkit_molecules.cli import evaluate, generate, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = {"3d": ("apps/molecules/configs/default.yaml", "outputs/molecules/3d/last.ckpt"),
-        "latent": ("apps/molecules/configs/latent.yaml", "outputs/molecules/latent/last.ckpt")}
+RUNS = {
+    "3d": ("apps/molecules/configs/default.yaml", "outputs/molecules/3d/last.ckpt"),
+    "latent": ("apps/molecules/configs/latent.yaml", "outputs/molecules/latent/last.ckpt"),
+}
 
 
 def emit(**kw) -> None:
@@ -48,30 +50,52 @@ def main() -> None:
             continue
         ckpt_path = ROOT / ckpt
         trained = ckpt_path.exists()
-        module, dm = load_run(ROOT / config, ckpt_path if trained else None,
-                              setup_data=trained and not args.throughput_only)
+        module, dm = load_run(
+            ROOT / config, ckpt_path if trained else None, setup_data=trained and not args.throughput_only
+        )
         generate(module, 4, seed=99)  # warm-up
         t0, c0 = time.perf_counter(), time.process_time()
         generate(module, args.throughput_n, seed=1)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         # wall-clock rate, and the rate per CPU-second of this process (insensitive to other load on the machine)
-        emit(benchmark="molecules", figure="molecules_per_s", model=name, value=args.throughput_n / dt,
-             per_cpu_s=args.throughput_n / dc, steps=module.sample_steps, method=module.sample_method,
-             threads=torch.get_num_threads(), trained=trained, device="cpu", load=os.getloadavg()[0])
+        emit(
+            benchmark="molecules",
+            figure="molecules_per_s",
+            model=name,
+            value=args.throughput_n / dt,
+            per_cpu_s=args.throughput_n / dc,
+            steps=module.sample_steps,
+            method=module.sample_method,
+            threads=torch.get_num_threads(),
+            trained=trained,
+            device="cpu",
+            load=os.getloadavg()[0],
+        )
         if args.throughput_only:
             continue
         if not trained:
-            emit(benchmark="molecules", figure="metrics", model=name, value=None,
-                 note=f"{ckpt} missing: run `make train-molecules` first")
+            emit(
+                benchmark="molecules",
+                figure="metrics",
+                model=name,
+                value=None,
+                note=f"{ckpt} missing: run `make train-molecules` first",
+            )
             continue
         n = args.n_3d if name == "3d" else args.n_latent
         rows = evaluate(module, dm, n, seed=0, with_fcd=not args.no_fcd)
         for metric, value in rows["model"].items():
             if metric in ("n", "molecules_per_s"):
                 continue
-            emit(benchmark="molecules", figure=metric, model=name, value=value,
-                 training_data=rows["training data"].get(metric), held_out_data=rows["held-out data"].get(metric),
-                 n=n)
+            emit(
+                benchmark="molecules",
+                figure=metric,
+                model=name,
+                value=value,
+                training_data=rows["training data"].get(metric),
+                held_out_data=rows["held-out data"].get(metric),
+                n=n,
+            )
 
 
 if __name__ == "__main__":

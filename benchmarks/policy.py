@@ -65,8 +65,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pretrained", default=str(ROOT / "outputs/policy/pretrained"), help="trained MoE policy")
-    ap.add_argument("--dense-pretrained", default=str(ROOT / "outputs/policy_dense/pretrained"),
-                    help="trained dense twin (apps/policy/configs/dense.yaml)")
+    ap.add_argument(
+        "--dense-pretrained",
+        default=str(ROOT / "outputs/policy_dense/pretrained"),
+        help="trained dense twin (apps/policy/configs/dense.yaml)",
+    )
     ap.add_argument("--data", default=str(ROOT / "data/policy/metaworld_demos.zarr"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -84,6 +87,7 @@ def main() -> None:
     params = {"dense": dense.num_active_parameters(), "moe": moe.num_active_parameters()}
 
     for steps in args.steps:
+
         def run(policy: PolicyModule, block=None, steps=steps) -> torch.Tensor:
             g = torch.Generator().manual_seed(0)
             with block if block is not None else nullcontext():
@@ -91,27 +95,39 @@ def main() -> None:
 
         ref = {"dense": run(dense), "moe": run(moe)}
         base_ms = None
-        variants = [("dense", dense, False, False), ("moe", moe, False, False),
-                    ("moe+expert_cache", moe, True, False), ("dense+block_cache", dense, False, True),
-                    ("moe+expert_cache+block_cache", moe, True, True)]
+        variants = [
+            ("dense", dense, False, False),
+            ("moe", moe, False, False),
+            ("moe+expert_cache", moe, True, False),
+            ("dense+block_cache", dense, False, True),
+            ("moe+expert_cache+block_cache", moe, True, True),
+        ]
         for name, policy, use_expert, use_block in variants:
             if use_block and steps < 4:
                 continue
             outer = expert_cache(policy, steps) if use_expert else nullcontext()
             with outer:
                 block = calibrate_block_cache(policy, calib["obs"], calib["task_id"], steps) if use_block else None
-                ms = 1000 * timeit(lambda policy=policy, block=block: run(policy, block), repeats=args.repeats,
-                                   warmup=3)
+                ms = 1000 * timeit(
+                    lambda policy=policy, block=block: run(policy, block), repeats=args.repeats, warmup=3
+                )
                 out = run(policy, block)
             kind = "moe" if policy is moe else "dense"
             base_ms = ms if name == "dense" else base_ms
-            emit(benchmark="policy_chunk_latency", variant=name, steps=steps, ms_per_chunk=round(ms, 3),
-                 dense_ms_per_chunk=round(base_ms, 3), speedup_vs_dense=round(base_ms / ms, 3),
-                 skip_ratio=round(block.stats.skip_ratio, 3) if block is not None else 0.0,
-                 max_action_diff=round(float((out - ref[kind]).abs().max()), 5),
-                 active_params=params[kind]["dit_active"] + params[kind]["encoder"],
-                 total_params=params[kind]["dit_total"] + params[kind]["encoder"], weights=weights[kind],
-                 goal_ms=10.0)
+            emit(
+                benchmark="policy_chunk_latency",
+                variant=name,
+                steps=steps,
+                ms_per_chunk=round(ms, 3),
+                dense_ms_per_chunk=round(base_ms, 3),
+                speedup_vs_dense=round(base_ms / ms, 3),
+                skip_ratio=round(block.stats.skip_ratio, 3) if block is not None else 0.0,
+                max_action_diff=round(float((out - ref[kind]).abs().max()), 5),
+                active_params=params[kind]["dit_active"] + params[kind]["encoder"],
+                total_params=params[kind]["dit_total"] + params[kind]["encoder"],
+                weights=weights[kind],
+                goal_ms=10.0,
+            )
 
 
 if __name__ == "__main__":

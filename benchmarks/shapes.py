@@ -50,23 +50,52 @@ def attention_figures(quick: bool, threads: int) -> None:
         res = {}
         for window in (0, 4):
             reps = 2 if voxels == 32 else 3
-            out = subprocess.run([sys.executable, "-c", ATTN_CHILD, str(voxels), "2", str(window), str(dim),
-                                  str(depth), str(1 if quick else reps), str(threads)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    ATTN_CHILD,
+                    str(voxels),
+                    "2",
+                    str(window),
+                    str(dim),
+                    str(depth),
+                    str(1 if quick else reps),
+                    str(threads),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res["window" if window else "global"] = json.loads(out.stdout.strip().splitlines()[-1])
         g, w = res["global"], res["window"]
         n, heads, win = g["tokens"], dim // 48, 4**3
         # score memory a non-fused backend (``math``) would materialise per block: n^2 vs (n / w^3) w^6 entries
         scores_global_mb, scores_window_mb = n * n * heads * 4 / 2**20, n * win * heads * 4 / 2**20
-        print(json.dumps({"figure": f"voxel_dit_attention_{voxels}^3", "voxels": voxels, "patch": 2,
-                          "tokens": g["tokens"], "window_patches": 4, "dim": dim, "depth": depth, "batch": 1,
-                          "window_time_s": round(w["time_s"], 4), "global_time_s": round(g["time_s"], 4),
-                          "speedup": round(g["time_s"] / w["time_s"], 2),
-                          "window_peak_mb": round(w["peak_rss_growth_mb"], 1),
-                          "global_peak_mb": round(g["peak_rss_growth_mb"], 1),
-                          "score_matrix_mb_global": round(scores_global_mb, 1),
-                          "score_matrix_mb_window": round(scores_window_mb, 1),
-                          "attention_backend": "auto (sdpa flash on CPU)", "threads": threads}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "figure": f"voxel_dit_attention_{voxels}^3",
+                    "voxels": voxels,
+                    "patch": 2,
+                    "tokens": g["tokens"],
+                    "window_patches": 4,
+                    "dim": dim,
+                    "depth": depth,
+                    "batch": 1,
+                    "window_time_s": round(w["time_s"], 4),
+                    "global_time_s": round(g["time_s"], 4),
+                    "speedup": round(g["time_s"] / w["time_s"], 2),
+                    "window_peak_mb": round(w["peak_rss_growth_mb"], 1),
+                    "global_peak_mb": round(g["peak_rss_growth_mb"], 1),
+                    "score_matrix_mb_global": round(scores_global_mb, 1),
+                    "score_matrix_mb_window": round(scores_window_mb, 1),
+                    "attention_backend": "auto (sdpa flash on CPU)",
+                    "threads": threads,
+                }
+            ),
+            flush=True,
+        )
 
 
 def metric_figures(n: int, points: int, emd_points: int) -> None:
@@ -89,21 +118,41 @@ def metric_figures(n: int, points: int, emd_points: int) -> None:
     t0 = time.perf_counter()
     ours = pairwise_chamfer(gen[:k], ref, method="kdtree")
     ours_s = (time.perf_counter() - t0) / (k * n)
-    print(json.dumps({"figure": f"chamfer_{n}_vs_{n}", "points": points, "pairs": (2 * n) ** 2 // 2,
-                      "protocol_time_s": round(cd_s, 2), "kdtree_per_pair_ms": round(1e3 * ours_s, 3),
-                      "dense_torch_peer_per_pair_ms": round(1e3 * peer_s, 3),
-                      "max_abs_diff_vs_dense": float(np.abs(ours.numpy() - peer).max()),
-                      "1-NNA-CD": cd["1-NNA-CD"]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "figure": f"chamfer_{n}_vs_{n}",
+                "points": points,
+                "pairs": (2 * n) ** 2 // 2,
+                "protocol_time_s": round(cd_s, 2),
+                "kdtree_per_pair_ms": round(1e3 * ours_s, 3),
+                "dense_torch_peer_per_pair_ms": round(1e3 * peer_s, 3),
+                "max_abs_diff_vs_dense": float(np.abs(ours.numpy() - peer).max()),
+                "1-NNA-CD": cd["1-NNA-CD"],
+            }
+        ),
+        flush=True,
+    )
     t0 = time.perf_counter()
     e = evaluate_sets(gen, ref, metrics=("emd",), emd_points=emd_points)
     emd_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emd(gen[0].numpy(), ref[0].numpy())
     full_pair = time.perf_counter() - t0  # one exact EMD at the full point count
-    print(json.dumps({"figure": f"emd_exact_{n}_vs_{n}", "emd_points": emd_points, "pairs": (2 * n) ** 2 // 2,
-                      "protocol_time_s": round(emd_s, 2), f"one_pair_at_{points}_points_s": round(full_pair, 3),
-                      f"extrapolated_protocol_at_{points}_h": round(full_pair * (2 * n) ** 2 / 2 / 3600, 2),
-                      "1-NNA-EMD": e["1-NNA-EMD"]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "figure": f"emd_exact_{n}_vs_{n}",
+                "emd_points": emd_points,
+                "pairs": (2 * n) ** 2 // 2,
+                "protocol_time_s": round(emd_s, 2),
+                f"one_pair_at_{points}_points_s": round(full_pair, 3),
+                f"extrapolated_protocol_at_{points}_h": round(full_pair * (2 * n) ** 2 / 2 / 3600, 2),
+                "1-NNA-EMD": e["1-NNA-EMD"],
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -37,16 +37,22 @@ def trained(config: Path, ckpt: Path, steps: int | None, retrain: bool):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--steps", type=int, default=None, help="training steps when no checkpoint exists (default: config)")
-    p.add_argument("--samples", type=int, default=None,
-                   help="draws per series (CRPS, median prediction; default: the config's eval_samples)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="draws per series (CRPS, median prediction; default: the config's eval_samples)",
+    )
     p.add_argument("--sample-steps", type=int, default=None, help="solver steps (default: the config's)")
     p.add_argument("--retrain", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--only", choices=["synthetic", "presto"], default=None)
     a = p.parse_args()
     from ditkit_geo.cli import evaluate_all
 
-    runs = [("synthetic", ROOT / "apps/sits/configs/default.yaml", ROOT / "outputs/sits/last.ckpt"),
-            ("presto", ROOT / "apps/sits/configs/presto.yaml", ROOT / "outputs/sits_presto/last.ckpt")]
+    runs = [
+        ("synthetic", ROOT / "apps/sits/configs/default.yaml", ROOT / "outputs/sits/last.ckpt"),
+        ("presto", ROOT / "apps/sits/configs/presto.yaml", ROOT / "outputs/sits_presto/last.ckpt"),
+    ]
     for name, config, ckpt in runs:
         if a.only and name != a.only:
             continue

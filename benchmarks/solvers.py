@@ -50,8 +50,14 @@ def main() -> None:
             t0 = time.perf_counter()
             x = sample(f, x0, steps=steps, method=method)
             dt = time.perf_counter() - t0
-            rec = dict(bench="solvers", method=method, steps=steps, nfe=f.nfe,
-                       max_error=float((x - exact).abs().max()), ms=round(1000 * dt, 2))
+            rec = dict(
+                bench="solvers",
+                method=method,
+                steps=steps,
+                nfe=f.nfe,
+                max_error=float((x - exact).abs().max()),
+                ms=round(1000 * dt, 2),
+            )
             peer_method = {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4"}.get(method)
             if ODESolver is not None and peer_method is not None:
                 g = Counted()
@@ -66,11 +72,19 @@ def main() -> None:
 
                 solver = ODESolver(velocity_model=Wrapped(g))
                 t0 = time.perf_counter()
-                y = solver.sample(x_init=x0, step_size=1.0 / steps, method=peer_method,
-                                  time_grid=torch.tensor([0.0, 1.0], dtype=torch.float64))
+                y = solver.sample(
+                    x_init=x0,
+                    step_size=1.0 / steps,
+                    method=peer_method,
+                    time_grid=torch.tensor([0.0, 1.0], dtype=torch.float64),
+                )
                 pdt = time.perf_counter() - t0
-                rec.update(peer="flow_matching.ODESolver", peer_nfe=g.nfe,
-                           peer_max_error=float((y - exact).abs().max()), peer_ms=round(1000 * pdt, 2))
+                rec.update(
+                    peer="flow_matching.ODESolver",
+                    peer_nfe=g.nfe,
+                    peer_max_error=float((y - exact).abs().max()),
+                    peer_ms=round(1000 * pdt, 2),
+                )
             emit(**rec)
     f = Counted()
     try:

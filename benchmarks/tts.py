@@ -25,8 +25,12 @@ from ditkit_audio.tokenizer import MelTokenizer  # noqa: E402
 from ditkit_audio.vocoder import Vocoder, resolve_vocoder  # noqa: E402
 from ditkit_core.nn import DiTConfig  # noqa: E402
 
-TEXTS = ["The old farmer paints the red boat today.", "Did the quiet child sleep near the river?",
-         "Seven brave horses walk home slowly.", "Why does the clever king call the doctor?"]
+TEXTS = [
+    "The old farmer paints the red boat today.",
+    "Did the quiet child sleep near the river?",
+    "Seven brave horses walk home slowly.",
+    "Why does the clever king call the doctor?",
+]
 
 
 class PlainTransformer(nn.Module):
@@ -37,8 +41,9 @@ class PlainTransformer(nn.Module):
         super().__init__()
         self.inp, self.out = nn.Linear(in_dim, dim), nn.Linear(dim, out_dim)
         self.t = nn.Sequential(nn.Linear(1, dim), nn.SiLU(), nn.Linear(dim, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, int(mlp_ratio * dim), dropout=0.0, batch_first=True,
-                                           norm_first=True, activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, int(mlp_ratio * dim), dropout=0.0, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.enc = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -50,8 +55,9 @@ def default_module(ckpt: str | None) -> TTSModule:
     if ckpt and Path(ckpt).exists():
         return TTSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     torch.manual_seed(0)  # same shapes as apps/tts/configs/default.yaml (untrained weights time the same)
-    return TTSModule(MelTokenizer(text_kind="phonemes"), DiTConfig(in_dim=64, dim=128, depth=4, heads=4, rope_axes=1),
-                     text_dim=64).eval()
+    return TTSModule(
+        MelTokenizer(text_kind="phonemes"), DiTConfig(in_dim=64, dim=128, depth=4, heads=4, rope_axes=1), text_dim=64
+    ).eval()
 
 
 def neural_vocoder(path: str, tok: MelTokenizer) -> tuple[Vocoder, str]:
@@ -88,11 +94,21 @@ def main() -> None:
         voc.vocode_batch(res["mels"])
         neural = time.perf_counter() - t0
         secs = sum(w.shape[0] for w in wavs) / sr
-        emit(figure="tts_rtf_cpu", steps=steps, cfg_scale=m.cfg_scale, sentences=len(TEXTS), audio_s=round(secs, 2),
-             rtf_total_griffinlim=round((acoustic + gl) / secs, 4), rtf_acoustic=round(acoustic / secs, 4),
-             rtf_griffinlim_only=round(gl / secs, 4), rtf_total_neural=round((acoustic + neural) / secs, 4),
-             rtf_neural_vocoder_only=round(neural / secs, 4), vocoder_speedup=round(gl / neural, 1),
-             neural_vocoder=voc_kind, goal="rtf < 0.5 at 16 steps on 2 cores")
+        emit(
+            figure="tts_rtf_cpu",
+            steps=steps,
+            cfg_scale=m.cfg_scale,
+            sentences=len(TEXTS),
+            audio_s=round(secs, 2),
+            rtf_total_griffinlim=round((acoustic + gl) / secs, 4),
+            rtf_acoustic=round(acoustic / secs, 4),
+            rtf_griffinlim_only=round(gl / secs, 4),
+            rtf_total_neural=round((acoustic + neural) / secs, 4),
+            rtf_neural_vocoder_only=round(neural / secs, 4),
+            vocoder_speedup=round(gl / neural, 1),
+            neural_vocoder=voc_kind,
+            goal="rtf < 0.5 at 16 steps on 2 cores",
+        )
 
     # backbone step time: the DiT (adaLN-Zero, RoPE, QK-norm) vs a plain transformer of the same width/depth/heads
     cfg = m.config
@@ -106,10 +122,19 @@ def main() -> None:
     with torch.no_grad():
         t_dit = timeit(lambda: m.model(x, t, mask=mask, pos=pos), repeats=a.repeats)
         t_base = timeit(lambda: base(x, t, mask), repeats=a.repeats)
-    emit(figure="tts_backbone_step", batch=b, frames=f, dim=cfg.dim, depth=cfg.depth,
-         dit_params=sum(p.numel() for p in m.model.parameters()),
-         baseline_params=sum(p.numel() for p in base.parameters()), dit_ms=round(1e3 * t_dit, 2),
-         baseline_ms=round(1e3 * t_base, 2), ratio_dit_over_baseline=round(t_dit / t_base, 3), baseline=peer)
+    emit(
+        figure="tts_backbone_step",
+        batch=b,
+        frames=f,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        dit_params=sum(p.numel() for p in m.model.parameters()),
+        baseline_params=sum(p.numel() for p in base.parameters()),
+        dit_ms=round(1e3 * t_dit, 2),
+        baseline_ms=round(1e3 * t_base, 2),
+        ratio_dit_over_baseline=round(t_dit / t_base, 3),
+        baseline=peer,
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,12 @@ def main() -> None:
     gen = module.sample_points(args.sets, 64, seed=0, steps=args.steps, method=args.method)
     ref = sample_points(args.distribution, gen.shape[0], torch.Generator().manual_seed(1))
     ed = float(energy_distance(gen, ref))
-    png = plot_samples(gen, ref, args.out / f"samples_{args.method}{args.steps}.png",
-                       title=f"{args.distribution}: {args.method} x{args.steps}, energy distance {ed:.4f}")
+    png = plot_samples(
+        gen,
+        ref,
+        args.out / f"samples_{args.method}{args.steps}.png",
+        title=f"{args.distribution}: {args.method} x{args.steps}, energy distance {ed:.4f}",
+    )
     save_pretrained(module, args.out / "pretrained")
     print(f"energy distance {ed:.4f}; wrote {png} and {args.out / 'pretrained'}")
 

@@ -77,18 +77,44 @@ def _write_lj(root, rows, wavs):
 
 def test_ljspeech_loader_counts_every_skip(tmp_path):
     good = _sine(secs=1.0)
-    _write_lj(tmp_path, [
-        "ok1|Hello there.|hello there.", "ok2|A small cat.", "bad|Corrupt file.", "emp|Empty file.",
-        "st|Stereo file.", "ghost|No wav here.", "oov|Price: $5.", "long|Too long.", "justid",
-    ], [("ok1", good, 22050), ("ok2", good, 16000), ("bad", b"not a wav", 0), ("emp", np.zeros(0, np.float32), 16000),
-        ("st", np.stack([good, good], 1), 22050), ("oov", good, 16000), ("long", _sine(secs=3.0), 16000),
-        ("orphan", good, 16000)])
+    _write_lj(
+        tmp_path,
+        [
+            "ok1|Hello there.|hello there.",
+            "ok2|A small cat.",
+            "bad|Corrupt file.",
+            "emp|Empty file.",
+            "st|Stereo file.",
+            "ghost|No wav here.",
+            "oov|Price: $5.",
+            "long|Too long.",
+            "justid",
+        ],
+        [
+            ("ok1", good, 22050),
+            ("ok2", good, 16000),
+            ("bad", b"not a wav", 0),
+            ("emp", np.zeros(0, np.float32), 16000),
+            ("st", np.stack([good, good], 1), 22050),
+            ("oov", good, 16000),
+            ("long", _sine(secs=3.0), 16000),
+            ("orphan", good, 16000),
+        ],
+    )
     lm, tok = LogMel(16000, 1024, 400, 64), TextTokenizer()
     items, rep = load_corpus(tmp_path, lm, tok, max_seconds=2.0)
     assert sorted(it["text"] for it in items) == ["A small cat.", "hello there."]
     assert rep.kept == 2 and rep.resampled == 1
-    assert dict(rep.skipped) == {"corrupt": 1, "empty": 1, "stereo": 1, "missing_wav": 1, "oov": 1, "too_long": 1,
-                                 "bad_row": 1, "missing_text": 1}
+    assert dict(rep.skipped) == {
+        "corrupt": 1,
+        "empty": 1,
+        "stereo": 1,
+        "missing_wav": 1,
+        "oov": 1,
+        "too_long": 1,
+        "bad_row": 1,
+        "missing_text": 1,
+    }
     assert any("metadata.csv:9" in m for m in rep.messages) and any("orphan.wav" in m for m in rep.messages)
     assert items[0]["mel"].shape[1] == 64
     items2, rep2 = load_corpus(tmp_path, lm, tok, max_seconds=2.0)  # cached

@@ -21,15 +21,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _module(**kw):
     torch.manual_seed(0)
-    return TTSModule(MelTokenizer(gl_iters=4), DiTConfig(in_dim=64, dim=32, depth=2, heads=2, rope_axes=1), text_dim=16,
-                     text_layers=1, duration_dim=16, duration_layers=1, **kw)
+    return TTSModule(
+        MelTokenizer(gl_iters=4),
+        DiTConfig(in_dim=64, dim=32, depth=2, heads=2, rope_axes=1),
+        text_dim=16,
+        text_layers=1,
+        duration_dim=16,
+        duration_layers=1,
+        **kw,
+    )
 
 
 def _batch(corpus, n=4):
     items, _ = load_corpus(corpus, LogMel(), TextTokenizer(), cache=False)
     tok = TextTokenizer()
-    return collate_tts([{"mel": it["mel"].float(), "ids": torch.tensor(tok.encode(it["text"])), "text": it["text"]}
-                        for it in items[:n]])
+    return collate_tts(
+        [
+            {"mel": it["mel"].float(), "ids": torch.tensor(tok.encode(it["text"])), "text": it["text"]}
+            for it in items[:n]
+        ]
+    )
 
 
 def test_mel_tokenizer_round_trip_is_exact(tiny_corpus):
@@ -86,13 +97,18 @@ def test_stretch_text_layout_and_cfg_drop(tiny_corpus):
     for i in range(idx.shape[0]):  # every frame of the audio sits on a symbol, in order; padding on none
         row = idx[i, : int(n[i])]
         assert row.min() == 0 and row.max() == int(batch["text_len"][i]) - 1 and (row[1:] >= row[:-1]).all()
-        assert idx[i, int(n[i]):].eq(-1).all()
+        assert idx[i, int(n[i]) :].eq(-1).all()
     with torch.no_grad():
         full = m.text_embedding(tokens)
         drop = torch.tensor([True] + [False] * (idx.shape[0] - 1))
         dropped = m.text_embedding(tokens, drop)
-        other = tokens.replace(meta={**tokens.meta, "ids": torch.roll(tokens.meta["ids"], 1, 0),
-                                     "text_len": torch.roll(tokens.meta["text_len"], 1, 0)})
+        other = tokens.replace(
+            meta={
+                **tokens.meta,
+                "ids": torch.roll(tokens.meta["ids"], 1, 0),
+                "text_len": torch.roll(tokens.meta["text_len"], 1, 0),
+            }
+        )
     assert torch.allclose(full[1:], dropped[1:]) and not torch.allclose(full[0], dropped[0])
     # the unconditional branch ignores the text: another text gives the same dropped embedding
     with torch.no_grad():
@@ -101,8 +117,14 @@ def test_stretch_text_layout_and_cfg_drop(tiny_corpus):
     m.symbol_frames.fill_(2.0)
     m.tail_frames.fill_(4.0)
     ids = torch.arange(2, 14)[None]
-    meta = m.text_meta(ids, torch.tensor([12]), 40, torch.tensor([20]), prompt_frames=torch.tensor([12]),
-                       prompt_text_len=torch.tensor([5]))
+    meta = m.text_meta(
+        ids,
+        torch.tensor([12]),
+        40,
+        torch.tensor([20]),
+        prompt_frames=torch.tensor([12]),
+        prompt_text_len=torch.tensor([5]),
+    )
     idx = meta["text_index"][0]
     assert set(idx[:12].tolist()) == set(range(5)) and set(idx[12:32].tolist()) == set(range(5, 12))
     assert idx[32:].eq(-1).all() and (idx[:32][1:] >= idx[:32][:-1]).all()
@@ -141,9 +163,15 @@ def test_pretrained_round_trip(tmp_path):
 
 
 def test_debug_config_trains_and_writes_samples(tmp_path):
-    run_config(ROOT / "apps/tts/configs/debug.yaml", "--trainer.default_root_dir", str(tmp_path),
-               "--data.init_args.root", str(tmp_path / "data"),
-               "--trainer.callbacks.init_args.out_dir", str(tmp_path / "samples"))
+    run_config(
+        ROOT / "apps/tts/configs/debug.yaml",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+        "--trainer.callbacks.init_args.out_dir",
+        str(tmp_path / "samples"),
+    )
     assert (tmp_path / "data" / "metadata.csv").exists()
     assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
 
@@ -185,8 +213,23 @@ def test_cli_sample_with_prompt(tiny_corpus, tmp_path, capsys):
     save_pretrained(_module(), tmp_path / "pre")
     wav = sorted((tiny_corpus / "wavs").glob("*.wav"))[0]
     text = (tiny_corpus / "metadata.csv").read_text().splitlines()[0].split("|")[1]
-    main(["sample", "--ckpt", str(tmp_path / "pre"), "--text", "A red cat. A small dog!", "--steps", "2",
-          "--prompt", str(wav), "--prompt-text", text, "--out", str(tmp_path / "x.wav")])
+    main(
+        [
+            "sample",
+            "--ckpt",
+            str(tmp_path / "pre"),
+            "--text",
+            "A red cat. A small dog!",
+            "--steps",
+            "2",
+            "--prompt",
+            str(wav),
+            "--prompt-text",
+            text,
+            "--out",
+            str(tmp_path / "x.wav"),
+        ]
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["pieces"] == ["a red cat.", "a small dog!"] and (tmp_path / "x.wav").exists()
     assert (tmp_path / "x.png").exists()

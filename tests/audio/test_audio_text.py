@@ -47,8 +47,9 @@ def test_stretch_spreads_symbols_uniformly_and_monotonically():
     short, _ = stretch_to_frames(torch.tensor([10]), torch.tensor([4]), 4)  # fewer frames than symbols
     assert short.tolist() == [[1, 3, 6, 8]]
     # a second segment (after a voice prompt) starts at its own text and frame offsets
-    seg, _ = stretch_to_frames(torch.tensor([2]), torch.tensor([4]), 8, text_start=torch.tensor([7]),
-                               frame_start=torch.tensor([3]))
+    seg, _ = stretch_to_frames(
+        torch.tensor([2]), torch.tensor([4]), 8, text_start=torch.tensor([7]), frame_start=torch.tensor([3])
+    )
     assert seg.tolist() == [[-1, -1, -1, 7, 7, 8, 8, -1]]
 
 
@@ -56,8 +57,7 @@ def test_weighted_stretch_and_fitted_symbol_frames():
     # weights 1 and 3 over 8 frames: symbol 1 takes three quarters; a tail of 4 on the last symbol
     index, _ = stretch_to_frames(torch.tensor([2]), torch.tensor([8]), 8, weights=torch.tensor([[1.0, 3.0]]))
     assert index.tolist() == [[0, 0, 1, 1, 1, 1, 1, 1]]
-    index, _ = stretch_to_frames(torch.tensor([2]), torch.tensor([8]), 8, weights=torch.tensor([[2.0, 2.0]]),
-                                 tail=4.0)
+    index, _ = stretch_to_frames(torch.tensor([2]), torch.tensor([8]), 8, weights=torch.tensor([[2.0, 2.0]]), tail=4.0)
     assert index.tolist() == [[0, 0, 1, 1, 1, 1, 1, 1]]
     index, _ = stretch_to_frames(torch.tensor([3]), torch.tensor([4]), 4, weights=torch.tensor([[1.0, 0.0, 1.0]]))
     assert 1 not in index.tolist()[0]  # weight 0: no frame of its own

@@ -7,10 +7,21 @@ from ditkit_core import DiT, DiTConfig
 from ditkit_core.nn import ConfigError
 from ditkit_core.testing import perturb_weights as perturb
 
-FULL = dict(in_dim=3, dim=48, depth=3, heads=4, rope_axes=1, registers=2, moe_experts=4, moe_top_k=2,
-            context_dim=8, num_classes=5, window=3, window_every=2, sandwich_norm=True)
-
-
+FULL = dict(
+    in_dim=3,
+    dim=48,
+    depth=3,
+    heads=4,
+    rope_axes=1,
+    registers=2,
+    moe_experts=4,
+    moe_top_k=2,
+    context_dim=8,
+    num_classes=5,
+    window=3,
+    window_every=2,
+    sandwich_norm=True,
+)
 
 
 @pytest.mark.parametrize("extra", [{}, FULL])
@@ -40,8 +51,7 @@ def test_padding_never_changes_real_tokens(backend):
     pp = torch.cat([pos, 100 * torch.rand(2, extra, 1)], 1)
     mask = torch.cat([torch.ones(2, n, dtype=torch.bool), torch.zeros(2, extra, dtype=torch.bool)], 1)
     with torch.set_grad_enabled(backend != "flex"):  # flex: forward only on CPU
-        ref = m(x, t, mask=torch.ones(2, n, dtype=torch.bool), pos=pos, context=ctx, context_mask=cmask,
-                cond=labels)
+        ref = m(x, t, mask=torch.ones(2, n, dtype=torch.bool), pos=pos, context=ctx, context_mask=cmask, cond=labels)
         out = m(xp, t, mask=mask, pos=pp, context=ctx, context_mask=cmask, cond=labels)
     assert ref.abs().max() > 1e-3  # the model is not trivially zero
     torch.testing.assert_close(out[:, :n], ref, atol=2e-5, rtol=1e-4)
@@ -70,13 +80,16 @@ def test_moe_balance_loss_and_active_parameters():
     assert m.num_parameters(active_only=True) < m.num_parameters()
 
 
-@pytest.mark.parametrize("kw, field", [
-    (dict(in_dim=3, dim=30, heads=4), "heads"),
-    (dict(in_dim=3, dim=32, heads=4, attn_backend="fast"), "attn_backend"),
-    (dict(in_dim=0), "in_dim"),
-    (dict(in_dim=3, dim=32, heads=4, rope_axes=3), "rope_axes"),
-    (dict(in_dim=3, moe_experts=2, moe_top_k=3), "moe_top_k"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(in_dim=3, dim=30, heads=4), "heads"),
+        (dict(in_dim=3, dim=32, heads=4, attn_backend="fast"), "attn_backend"),
+        (dict(in_dim=0), "in_dim"),
+        (dict(in_dim=3, dim=32, heads=4, rope_axes=3), "rope_axes"),
+        (dict(in_dim=3, moe_experts=2, moe_top_k=3), "moe_top_k"),
+    ],
+)
 def test_config_errors_name_field_and_value(kw, field):
     with pytest.raises(ConfigError, match=field):
         DiTConfig(**kw)

@@ -6,8 +6,17 @@ import os
 import numpy as np
 import pytest
 
-from ditkit_core.errors import (DataError, LoadReport, atomic_save, atomic_write, check_array, check_count,
-                                naming_file, read_text, safe_join)
+from ditkit_core.errors import (
+    DataError,
+    LoadReport,
+    atomic_save,
+    atomic_write,
+    check_array,
+    check_count,
+    naming_file,
+    read_text,
+    safe_join,
+)
 from ditkit_core.testing.fuzz import assert_clean, hostile_files, run_cases
 
 

@@ -18,16 +18,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def toy_module(**kw) -> Toy2DModule:
-    args = dict(tokenizer=IdentityTokenizer(2), model=DiTConfig(in_dim=2, dim=64, depth=2, heads=4),
-                time_sampler=TimeSampler("uniform"), lr=2e-3, warmup_steps=10, sample_steps=16,
-                sample_method="heun")
+    args = dict(
+        tokenizer=IdentityTokenizer(2),
+        model=DiTConfig(in_dim=2, dim=64, depth=2, heads=4),
+        time_sampler=TimeSampler("uniform"),
+        lr=2e-3,
+        warmup_steps=10,
+        sample_steps=16,
+        sample_method="heun",
+    )
     args.update(kw)
     return Toy2DModule(**args)
 
 
 def trainer(tmp_path, **kw) -> L.Trainer:
-    args = dict(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
-                enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+    args = dict(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
     args.update(kw)
     return L.Trainer(**args)
 
@@ -38,8 +51,9 @@ def test_metrics_closed_forms():
     assert energy_distance(x, x + 3).item() > 1.0
     assert sliced_wasserstein(x, x) == 0
     # 1D shift: W1 between a sample and its translate is the shift times E|<u, e>| over unit directions (2D: 2/pi)
-    assert sliced_wasserstein(x, x + torch.tensor([1.0, 0.0]), projections=4000).item() == pytest.approx(2 / 3.14159,
-                                                                                                          abs=0.03)
+    assert sliced_wasserstein(x, x + torch.tensor([1.0, 0.0]), projections=4000).item() == pytest.approx(
+        2 / 3.14159, abs=0.03
+    )
 
 
 def test_toy2d_learns_the_distribution(tmp_path):
@@ -87,8 +101,7 @@ def test_resume_continues_the_same_loss_curve(tmp_path):
     torch.manual_seed(0)
     full_m = toy_module(seed=1)
     rec = losses(full_m)
-    ck = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True, every_n_epochs=1,
-                                             save_top_k=-1)
+    ck = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True, every_n_epochs=1, save_top_k=-1)
     trainer(tmp_path, max_epochs=3, callbacks=[rec, ck], enable_checkpointing=True).fit(full_m, dm())
     torch.manual_seed(123)  # a different global RNG state must not matter
     resumed = toy_module(seed=1)
@@ -112,8 +125,11 @@ def test_generate_respects_mask_and_known_values():
 
 
 def test_debug_config_runs_through_the_cli_and_its_checkpoint_loads(tmp_path):
-    cli = run_config(ROOT / "apps/toy2d/configs/debug.yaml", f"--trainer.default_root_dir={tmp_path}",
-                     "--trainer.enable_checkpointing=true")
+    cli = run_config(
+        ROOT / "apps/toy2d/configs/debug.yaml",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_checkpointing=true",
+    )
     assert cli.trainer.global_step == 4
     ckpt = next(tmp_path.rglob("*.ckpt"))
     loaded = Toy2DModule.load_from_checkpoint(ckpt, map_location="cpu")
@@ -133,8 +149,12 @@ def test_directly_built_module_checkpoint_loads(tmp_path):
 
 
 def test_ema_preset_composes_with_an_app_config(tmp_path):
-    cli = run_config(ROOT / "apps/toy2d/configs/debug.yaml", "--config", str(ROOT / "shared/trainer/ema.yaml"),
-                     f"--trainer.default_root_dir={tmp_path}")
+    cli = run_config(
+        ROOT / "apps/toy2d/configs/debug.yaml",
+        "--config",
+        str(ROOT / "shared/trainer/ema.yaml"),
+        f"--trainer.default_root_dir={tmp_path}",
+    )
     names = [type(c).__name__ for c in cli.trainer.callbacks]
     assert "EMAWeightAveraging" in names
 
@@ -167,6 +187,9 @@ def test_compiled_blocks_match_eager():
 
 
 def test_module_accepts_plain_data_configs():
-    m = Toy2DModule(tokenizer={"class_path": "ditkit_core.tokenizers.IdentityTokenizer", "init_args": {"token_dim": 2}},
-                    model={"in_dim": 2, "dim": 32, "depth": 1, "heads": 2}, time_sampler={"kind": "uniform"})
+    m = Toy2DModule(
+        tokenizer={"class_path": "ditkit_core.tokenizers.IdentityTokenizer", "init_args": {"token_dim": 2}},
+        model={"in_dim": 2, "dim": 32, "depth": 1, "heads": 2},
+        time_sampler={"kind": "uniform"},
+    )
     assert m.config.dim == 32 and m.time_sampler.kind == "uniform" and m.tokenizer.token_dim == 2

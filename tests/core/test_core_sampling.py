@@ -38,8 +38,10 @@ def test_solver_order_of_accuracy(method, order):
 @pytest.mark.parametrize("method", ["euler", "midpoint", "heun", "rk4"])
 def test_solvers_transport_gaussian_flow_exactly_in_the_limit(method):
     x0 = torch.randn(64, 3, dtype=torch.float64)
-    errs = [(sample(lambda x, t: gaussian_velocity(x, t), x0, steps=s, method=method) - exact(x0)).abs().max()
-            for s in (16, 256)]
+    errs = [
+        (sample(lambda x, t: gaussian_velocity(x, t), x0, steps=s, method=method) - exact(x0)).abs().max()
+        for s in (16, 256)
+    ]
     assert errs[1] < errs[0] and errs[1] < 2e-2
 
 
@@ -63,8 +65,15 @@ def test_known_values_are_kept_exactly():
     known = torch.randn(4, 6, 2)
     km = torch.zeros(4, 6, 1, dtype=torch.bool)
     km[:, :3] = True
-    x, traj = sample(lambda x, t: gaussian_velocity(x, t), x0, steps=8, method="heun", known=known, known_mask=km,
-                     return_trajectory=True)
+    x, traj = sample(
+        lambda x, t: gaussian_velocity(x, t),
+        x0,
+        steps=8,
+        method="heun",
+        known=known,
+        known_mask=km,
+        return_trajectory=True,
+    )
     torch.testing.assert_close(x[:, :3], known[:, :3])
     assert len(traj) == 9
     torch.testing.assert_close(traj[4][:, :3], 0.5 * x0[:, :3] + 0.5 * known[:, :3])

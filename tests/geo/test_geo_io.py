@@ -76,8 +76,18 @@ def test_sits_validation_and_all_nan_series():
 def _write_tif(path, arr, nodata, rasterio):
     from rasterio.transform import from_origin
 
-    with rasterio.open(path, "w", driver="GTiff", height=arr.shape[1], width=arr.shape[2], count=arr.shape[0],
-                       dtype="float32", nodata=nodata, transform=from_origin(0, 0, 10, 10), crs="EPSG:32631") as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[1],
+        width=arr.shape[2],
+        count=arr.shape[0],
+        dtype="float32",
+        nodata=nodata,
+        transform=from_origin(0, 0, 10, 10),
+        crs="EPSG:32631",
+    ) as dst:
         dst.write(arr.astype(np.float32))
 
 
@@ -94,8 +104,9 @@ def test_geotiff_stack(tmp_path):
     d = load_geotiff_stack(paths, dates, ["B2", "B3", "B4"])
     assert d.shape == (1, 3, 3, 4, 4)
     assert d.days[0].tolist() == [0.0, 31.0, 60.0]
-    np.testing.assert_allclose(d.values[0, 0], frames[1].astype(np.float32)[[0, 1, 2]] * np.where(
-        np.isnan(d.values[0, 0]), np.nan, 1))
+    np.testing.assert_allclose(
+        d.values[0, 0], frames[1].astype(np.float32)[[0, 1, 2]] * np.where(np.isnan(d.values[0, 0]), np.nan, 1)
+    )
     assert np.isnan(d.values[0, 0, 2, 1, 1]) and np.isfinite(d.values).sum() == 3 * 3 * 16 - 1
     assert d.doy[0, 0] == 0.0
     _write_tif(tmp_path / "bad.tif", rng.random((2, 4, 4)), None, rasterio)

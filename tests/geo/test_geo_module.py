@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def small(seed=0):
     d = make_synthetic(8, size=16, t=6, seed=seed)
     ds = SITSDataset(Normalizer.fit(d).apply(d))
-    module = SITSModule(SITSTokenizer("synthetic", patch=8), DiTConfig(in_dim=1, dim=48, depth=2, heads=2,
-                                                                           rope_axes=3), sample_steps=4)
+    module = SITSModule(
+        SITSTokenizer("synthetic", patch=8), DiTConfig(in_dim=1, dim=48, depth=2, heads=2, rope_axes=3), sample_steps=4
+    )
     return module, ds
 
 

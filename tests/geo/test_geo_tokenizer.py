@@ -55,7 +55,7 @@ def test_location_features(batch):
     unit = f[:, 0, -3:]
     torch.testing.assert_close(unit.norm(dim=-1), torch.ones(4))
     torch.testing.assert_close(unit[0], torch.tensor([1.0, 0.0, 0.0]))
-    torch.testing.assert_close(unit[2], torch.tensor([0.0, -(0.5 ** 0.5), 0.5 ** 0.5]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(unit[2], torch.tensor([0.0, -(0.5**0.5), 0.5**0.5]), atol=1e-6, rtol=0)
     assert (f[:, :, -3:] == unit[:, None]).all()  # the same for every token of a series
     with pytest.raises(ValueError, match="needs finite latlon"):
         tok.encode(batch)
@@ -68,10 +68,10 @@ def test_masks_padding_and_nodata_are_never_targets(batch):
     tb = tok.encode({**batch, "values": values})
     target = ~tb.known_mask
     # NIR / SWIR / SAR groups have 2 bands: the third slot of their tokens is padding
-    width = tok.patch ** 2
+    width = tok.patch**2
     groups = tb.x.reshape(4, 6, 5, 16, -1)  # [b, t, g, patches, d]
-    assert not target.reshape_as(groups)[:, :, 2:, :, 2 * width:].any()
-    assert (groups[:, :, 2:, :, 2 * width:] == 0).all()
+    assert not target.reshape_as(groups)[:, :, 2:, :, 2 * width :].any()
+    assert (groups[:, :, 2:, :, 2 * width :] == 0).all()
     # entries given (observed) are not targets; unobserved (cloudy) valid ones are
     assert not (target & tb.meta["given"]).any()
     back = tok._to_cube(target.float(), 6, 16, 16) > 0.5

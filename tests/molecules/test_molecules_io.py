@@ -9,23 +9,29 @@ from ditkit_molecules.io import default_smiles_path, load_molecules, read_csv, r
 
 def test_smi_reports_each_problem_with_its_line(tmp_path):
     p = tmp_path / "mix.smi"
-    p.write_text("# comment\n"
-                 "CCO ethanol\n"            # line 2 ok
-                 "C1CC( broken\n"           # line 3 syntax error
-                 "CN(C)(C)(C)C five\n"      # line 4 valence error
-                 "\n"
-                 "CC[Se]C selenide\n"       # line 6 unsupported element
-                 "[CH2]C radical\n"         # line 7 radical
-                 "CC(=O)[O-].[Na+] salt\n"  # line 8 salt -> acetic acid
-                 "c1ccccc1 benzene\n")      # line 9 ok
+    p.write_text(
+        "# comment\n"
+        "CCO ethanol\n"  # line 2 ok
+        "C1CC( broken\n"  # line 3 syntax error
+        "CN(C)(C)(C)C five\n"  # line 4 valence error
+        "\n"
+        "CC[Se]C selenide\n"  # line 6 unsupported element
+        "[CH2]C radical\n"  # line 7 radical
+        "CC(=O)[O-].[Na+] salt\n"  # line 8 salt -> acetic acid
+        "c1ccccc1 benzene\n"
+    )  # line 9 ok
     recs, rep = read_smi(p)
     assert [r.smiles for r in recs] == ["CCO", "CC(=O)O", "c1ccccc1"]
     assert [r.name for r in recs] == ["ethanol", "salt", "benzene"]
     assert rep.read == 7 and rep.kept == 3 and rep.skipped == 4
     by_line = {i.line: (i.kind, i.action) for i in rep.issues}
-    assert by_line == {3: ("invalid_smiles", "skipped"), 4: ("invalid_smiles", "skipped"),
-                       6: ("unsupported_element", "skipped"), 7: ("radical", "skipped"),
-                       8: ("multi_fragment", "standardised")}
+    assert by_line == {
+        3: ("invalid_smiles", "skipped"),
+        4: ("invalid_smiles", "skipped"),
+        6: ("unsupported_element", "skipped"),
+        7: ("radical", "skipped"),
+        8: ("multi_fragment", "standardised"),
+    }
     assert "valence" in next(i.detail for i in rep.issues if i.line == 4).lower()
     assert "mix.smi:6" in str(next(i for i in rep.issues if i.line == 6))
     assert rep.counts()["invalid_smiles/skipped"] == 2
@@ -84,8 +90,10 @@ def test_default_data_and_split():
 
 
 # ------------------------------------------------------------------------------------------------ QM9 xyz
-QM9_PROPS = "157.7118 157.70997 157.70699 0. 13.21 -0.3877 0.1171 0.5048 35.3641 0.044749 -40.47893 -40.476062 " \
+QM9_PROPS = (
+    "157.7118 157.70997 157.70699 0. 13.21 -0.3877 0.1171 0.5048 35.3641 0.044749 -40.47893 -40.476062 "
     "-40.475117 -40.498597 6.469".replace(" ", "\t")
+)
 METHANE = f"""5
 gdb 1\t{QM9_PROPS}\t
 C\t-0.0126981359\t 1.0858041578\t 0.0080009958\t-0.535689
@@ -109,11 +117,16 @@ def qm9_record(smiles: str, index: int, given_smiles: str | None = None) -> str:
     AllChem.MMFFOptimizeMolecule(mol)
     pos = mol.GetConformer().GetPositions()
     props = "\t".join(["1.5", "2.5*^-1", "3.25"] + [f"{0.1 * k:.4f}" for k in range(12)])
-    atoms = "\n".join(f"{a.GetSymbol()}\t{x:.10f}\t{y:.10f}\t{z:.10f}\t{0.01 * i:.6f}*^0"
-                      for i, (a, (x, y, z)) in enumerate(zip(mol.GetAtoms(), pos)))
+    atoms = "\n".join(
+        f"{a.GetSymbol()}\t{x:.10f}\t{y:.10f}\t{z:.10f}\t{0.01 * i:.6f}*^0"
+        for i, (a, (x, y, z)) in enumerate(zip(mol.GetAtoms(), pos))
+    )
     s = given_smiles or smiles
-    return (f"{mol.GetNumAtoms()}\ngdb {index}\t{props}\t\n{atoms}\n" + "\t".join(["1000.0"] * 3) +
-            f"\n{s}\t{s}\t\nInChI=1S/x\tInChI=1S/x\n")
+    return (
+        f"{mol.GetNumAtoms()}\ngdb {index}\t{props}\t\n{atoms}\n"
+        + "\t".join(["1000.0"] * 3)
+        + f"\n{s}\t{s}\t\nInChI=1S/x\tInChI=1S/x\n"
+    )
 
 
 @pytest.fixture()
@@ -143,9 +156,11 @@ def test_qm9_xyz_folder(qm9_folder):
     assert recs[0].source == "dsgdb9nsd_000001.xyz"
     assert rep.read == 5 and rep.kept == 3 and rep.skipped == 2
     by_file = {(i.source, i.line): (i.kind, i.action) for i in rep.issues}
-    assert by_file == {("dsgdb9nsd_000003.xyz", 1): ("smiles_mismatch", "kept"),
-                       ("dsgdb9nsd_000004.xyz", 4): ("broken_record", "skipped"),
-                       ("sub/dsgdb9nsd_000005.xyz", 1): ("broken_record", "skipped")}
+    assert by_file == {
+        ("dsgdb9nsd_000003.xyz", 1): ("smiles_mismatch", "kept"),
+        ("dsgdb9nsd_000004.xyz", 4): ("broken_record", "skipped"),
+        ("sub/dsgdb9nsd_000005.xyz", 1): ("broken_record", "skipped"),
+    }
     assert "non-numeric" in str(next(i for i in rep.issues if i.line == 4))
     # the geometry is kept exactly, *^ exponents included
     from rdkit import Chem

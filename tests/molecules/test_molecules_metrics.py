@@ -29,8 +29,10 @@ def test_validity_uniqueness_novelty_exact():
 def test_sa_and_diversity_orders():
     from rdkit import Chem
 
-    easy, hard = sa_score(Chem.MolFromSmiles("c1ccccc1")), sa_score(
-        Chem.MolFromSmiles("CC1(C)C2CCC1(C)C(=O)C2"))  # camphor
+    easy, hard = (
+        sa_score(Chem.MolFromSmiles("c1ccccc1")),
+        sa_score(Chem.MolFromSmiles("CC1(C)C2CCC1(C)C(=O)C2")),
+    )  # camphor
     assert easy < hard
     assert internal_diversity(["CCO", "CCO"]) == 0.0
     assert internal_diversity(["CCO", "c1ccc2ccccc2c1"]) > 0.8
@@ -40,8 +42,16 @@ def test_sa_and_diversity_orders():
 @pytest.mark.skipif(not fcd_available(), reason="fcd_torch (extra [fcd]) not installed")
 def test_fcd_small_for_same_distribution():
     a = ["CCO", "CCN", "CCC", "c1ccccc1", "CC(=O)O", "CCOC", "c1ccncc1", "CCCl"] * 2
-    b = ["c1ccc2ccccc2c1", "O=C(O)c1ccccc1C(=O)O", "CCCCCCCCCCCC", "FC(F)(F)F", "ClC(Cl)(Cl)Cl",
-         "N#Cc1ccccc1", "O=[N+]([O-])c1ccccc1", "CC(C)(C)C"] * 2
+    b = [
+        "c1ccc2ccccc2c1",
+        "O=C(O)c1ccccc1C(=O)O",
+        "CCCCCCCCCCCC",
+        "FC(F)(F)F",
+        "ClC(Cl)(Cl)Cl",
+        "N#Cc1ccccc1",
+        "O=[N+]([O-])c1ccccc1",
+        "CC(C)(C)C",
+    ] * 2
     same = smiles_metrics(a, train=[], reference=a)["fcd"]
     other = smiles_metrics(a, train=[], reference=b)["fcd"]
     assert same < 1e-3 < other

@@ -22,8 +22,24 @@ from ditkit_molecules.module_latent import LatentMoleculeModule
 from ditkit_molecules.tokenizer import AtomTokenizer, SelfiesVocab
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "molecules" / "configs"
-SMILES = ["CCO", "CC(=O)O", "c1ccccc1", "CCN(CC)CC", "O=C(O)c1ccccc1", "CC(C)Cl", "C1CCOC1", "CC#N",
-          "NC(=O)c1ccncc1", "CSC", "FC(F)(F)c1ccccc1", "OCC(O)CO", "C=CC=O", "CCOC(C)=O", "c1ccoc1", "CNC"]
+SMILES = [
+    "CCO",
+    "CC(=O)O",
+    "c1ccccc1",
+    "CCN(CC)CC",
+    "O=C(O)c1ccccc1",
+    "CC(C)Cl",
+    "C1CCOC1",
+    "CC#N",
+    "NC(=O)c1ccncc1",
+    "CSC",
+    "FC(F)(F)c1ccccc1",
+    "OCC(O)CO",
+    "C=CC=O",
+    "CCOC(C)=O",
+    "c1ccoc1",
+    "CNC",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +50,16 @@ def atom_batch():
 def test_atom_tokenizer_round_trip(atom_batch):
     tok = AtomTokenizer()
     back_mask = atom_batch["numbers"] > 0
-    check_tokenizer_round_trip(tok, atom_batch, compare=lambda a, b: (
-        torch.testing.assert_close(b["coords"], a["coords"], atol=1e-6, rtol=0),
-        torch.testing.assert_close(b["numbers"], a["numbers"]),
-        torch.testing.assert_close(b["charges"], a["charges"]),
-        torch.testing.assert_close(b["mask"], back_mask)))
+    check_tokenizer_round_trip(
+        tok,
+        atom_batch,
+        compare=lambda a, b: (
+            torch.testing.assert_close(b["coords"], a["coords"], atol=1e-6, rtol=0),
+            torch.testing.assert_close(b["numbers"], a["numbers"]),
+            torch.testing.assert_close(b["charges"], a["charges"]),
+            torch.testing.assert_close(b["mask"], back_mask),
+        ),
+    )
     with pytest.raises(ValueError, match="atomic number 35"):
         tok.encode({**atom_batch, "numbers": atom_batch["numbers"].masked_fill(back_mask, 35)})
 
@@ -96,8 +117,11 @@ def test_3d_module_learns_and_samples(atom_batch, tmp_path):
     for x in mols:
         assert abs(x.coords.mean(0)).max() < 1e-4  # zero centre of mass
         assert set(x.numbers.tolist()) <= set(m.tokenizer.numbers.tolist())
-    check_pretrained_round_trip(m, lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5),
-                                                         mask=atom_batch["numbers"] > 0), tmp_path / "p3d")
+    check_pretrained_round_trip(
+        m,
+        lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5), mask=atom_batch["numbers"] > 0),
+        tmp_path / "p3d",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,16 +162,18 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
     torch.manual_seed(0)
     tok = _latent_tokenizer()
     tok.fit_statistics(smiles_batch["target"], smiles_batch["props"])
-    m = LatentMoleculeModule(tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), ae_steps=0,
-                             cond_dropout=0.1)
+    m = LatentMoleculeModule(
+        tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), ae_steps=0, cond_dropout=0.1
+    )
     m.stats_ready.fill_(True)
     m.tokenizer.requires_grad_(False)
     check_module_fits_batch(m, smiles_batch, steps=30, lr=3e-3, drop=0.3)
     out = m.sample_smiles(4, props=torch.tensor([0.5, 1.0, 1.5]), steps=2, cfg_scale=2.0)
     assert len(out) == 4 and all(isinstance(s, str) for s in out)
     tokens = m.tokenize(smiles_batch)
-    check_pretrained_round_trip(m, lambda mod: mod.model(tokens.x, torch.full((16,), 0.3), cond=tokens.cond),
-                                tmp_path / "plat")
+    check_pretrained_round_trip(
+        m, lambda mod: mod.model(tokens.x, torch.full((16,), 0.3), cond=tokens.cond), tmp_path / "plat"
+    )
 
 
 @pytest.mark.parametrize("config", ["debug.yaml", "debug_latent.yaml"])
@@ -188,8 +214,13 @@ def test_equivariant_network_symmetries(atom_batch):
 
     torch.manual_seed(0)
     tok = AtomTokenizer()
-    m = Molecule3DModule(tok, DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2), network="equivariant",
-                         prediction="data", pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16})
+    m = Molecule3DModule(
+        tok,
+        DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2),
+        network="equivariant",
+        prediction="data",
+        pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16},
+    )
     perturb_weights(m.model, 0.2)
     tokens = m.tokenize({k: v[:6] for k, v in atom_batch.items()})
     x = tokens.x.clone()
@@ -209,14 +240,20 @@ def test_equivariant_network_symmetries(atom_batch):
     pmask = torch.cat([tokens.mask, torch.zeros(6, 3, dtype=torch.bool)], 1)
     out3 = m.model(padded, t, mask=pmask)
     torch.testing.assert_close(out3[:, : x.shape[1]], out, atol=1e-4, rtol=1e-4)
-    assert (out3[:, x.shape[1]:] == 0).all()
+    assert (out3[:, x.shape[1] :] == 0).all()
 
 
 def test_equivariant_module_learns_and_samples(atom_batch, tmp_path):
     torch.manual_seed(0)
     tok = AtomTokenizer()
-    m = Molecule3DModule(tok, DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2), network="equivariant",
-                         prediction="data", type_loss="ce", pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16})
+    m = Molecule3DModule(
+        tok,
+        DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2),
+        network="equivariant",
+        prediction="data",
+        type_loss="ce",
+        pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16},
+    )
     m.size_hist.zero_()
     m.size_hist[[9, 12]] = 1.0
     check_module_fits_batch(m, atom_batch, steps=30, lr=3e-3, drop=0.3)
@@ -224,14 +261,23 @@ def test_equivariant_module_learns_and_samples(atom_batch, tmp_path):
     for x in mols:
         assert abs(x.coords.mean(0)).max() < 1e-4
         assert set(x.numbers.tolist()) <= set(m.tokenizer.numbers.tolist())
-    check_pretrained_round_trip(m, lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5),
-                                                         mask=atom_batch["numbers"] > 0), tmp_path / "peq")
+    check_pretrained_round_trip(
+        m,
+        lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5), mask=atom_batch["numbers"] > 0),
+        tmp_path / "peq",
+    )
 
 
 def _distance_module(**kw):
     tok = AtomTokenizer()
-    return Molecule3DModule(tok, DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2), network="distance",
-                            geometric_features=8, pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16}, **kw)
+    return Molecule3DModule(
+        tok,
+        DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2),
+        network="distance",
+        geometric_features=8,
+        pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16},
+        **kw,
+    )
 
 
 def test_distance_network_shapes_permutation_and_padding(atom_batch):
@@ -256,7 +302,7 @@ def test_distance_network_shapes_permutation_and_padding(atom_batch):
     pmask = torch.cat([mask, torch.zeros(6, 3, dtype=torch.bool)], 1)
     out3 = m.model(padded, t, mask=pmask, x_sc=torch.cat([x_sc, torch.randn(6, 3, x.shape[-1])], 1))
     torch.testing.assert_close(out3[:, : x.shape[1]], out, atol=1e-4, rtol=1e-4)
-    assert (out3[:, x.shape[1]:] == 0).all()
+    assert (out3[:, x.shape[1] :] == 0).all()
     # the attention bias reads distances: rescaling the geometry (same tokens otherwise) changes the bias term
     e = m.model.pair_embed(m.model._distances(x[..., :3])[2])
     e2 = m.model.pair_embed(m.model._distances(1.2 * x[..., :3])[2])
@@ -279,5 +325,8 @@ def test_distance_module_learns_and_samples(atom_batch, tmp_path, self_condition
     for x in mols:
         assert abs(x.coords.mean(0)).max() < 1e-4
         assert set(x.numbers.tolist()) <= set(m.tokenizer.numbers.tolist())
-    check_pretrained_round_trip(m, lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5),
-                                                         mask=atom_batch["numbers"] > 0), tmp_path / "pdist")
+    check_pretrained_round_trip(
+        m,
+        lambda mod: mod.model(m.tokenizer.encode(atom_batch).x, torch.full((16,), 0.5), mask=atom_batch["numbers"] > 0),
+        tmp_path / "pdist",
+    )

@@ -15,8 +15,14 @@ APP = Path(__file__).resolve().parents[2] / "apps" / "molecules" / "configs"
 
 def _config(tmp_path: Path, name: str, **changes) -> Path:
     cfg = yaml.safe_load((APP / name).read_text())
-    cfg["trainer"].update(default_root_dir=str(tmp_path), logger=False, callbacks=[], enable_checkpointing=False,
-                          enable_progress_bar=False, max_steps=changes.pop("max_steps"))
+    cfg["trainer"].update(
+        default_root_dir=str(tmp_path),
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        max_steps=changes.pop("max_steps"),
+    )
     cfg["model"]["init_args"].update(changes.pop("model", {}))
     cfg["data"]["init_args"].update(cache_dir=str(tmp_path / "cache"), **changes.pop("data", {}))
     path = tmp_path / name
@@ -28,8 +34,9 @@ def _config(tmp_path: Path, name: str, **changes) -> Path:
 def test_latent_model_valid_unique_novel(tmp_path):
     from ditkit_molecules.metrics import smiles_metrics
 
-    cfg = _config(tmp_path, "latent.yaml", max_steps=900, model={"ae_steps": 600, "eval_samples": 0},
-                  data={"limit": 1500})
+    cfg = _config(
+        tmp_path, "latent.yaml", max_steps=900, model={"ae_steps": 600, "eval_samples": 0}, data={"limit": 1500}
+    )
     run = run_config(cfg)
     module, dm = run.model, run.datamodule
     m = smiles_metrics(module.sample_smiles(200, seed=0), dm.train_smiles, with_fcd=False)

@@ -52,8 +52,10 @@ def _corrupt(tmp_path, how: str):
     return path
 
 
-@pytest.mark.parametrize("how, words", [("nan", ["NaN", "step 4", "column 1"]), ("length", ["length mismatch"]),
-                                        ("missing", ["missing key", "action"])])
+@pytest.mark.parametrize(
+    "how, words",
+    [("nan", ["NaN", "step 4", "column 1"]), ("length", ["length mismatch"]), ("missing", ["missing key", "action"])],
+)
 def test_malformed_episode_rejected_with_index(tmp_path, how, words):
     path = _corrupt(tmp_path, how)
     with pytest.raises(EpisodeError) as err:

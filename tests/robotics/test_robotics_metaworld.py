@@ -39,12 +39,31 @@ def test_evaluate_pipeline_table_and_caches():
     from ditkit_robotics import ActionChunkTokenizer, PolicyModule
     from ditkit_robotics.evaluate import evaluate
 
-    cfg = DiTConfig(in_dim=4, dim=32, depth=2, heads=2, mlp_ratio=2.0, cond_dim=32, context_dim=32, learned_pos=16,
-                    moe_experts=2, moe_top_k=1, moe_shared=1, moe_router="time")
+    cfg = DiTConfig(
+        in_dim=4,
+        dim=32,
+        depth=2,
+        heads=2,
+        mlp_ratio=2.0,
+        cond_dim=32,
+        context_dim=32,
+        learned_pos=16,
+        moe_experts=2,
+        moe_top_k=1,
+        moe_shared=1,
+        moe_router="time",
+    )
     policy = PolicyModule(ActionChunkTokenizer(), cfg, num_tasks=2, sample_steps=4)
     calib = {"obs": torch.randn(4, 2, 39), "task_id": torch.tensor([0, 1, 0, 1])}
-    res = evaluate(policy, ["reach-v3", "button-press-topdown-v3"], episodes=1, steps=4, cache="expert+block",
-                   max_steps=16, calib=calib)
+    res = evaluate(
+        policy,
+        ["reach-v3", "button-press-topdown-v3"],
+        episodes=1,
+        steps=4,
+        cache="expert+block",
+        max_steps=16,
+        calib=calib,
+    )
     assert set(res["tasks"]) == {"reach-v3", "button-press-topdown-v3"} and res["cache"] == "expert+block"
     assert res["crashed"] == 0 and all(r["steps"] == 16 for r in res["tasks"].values())
     assert "| **mean** |" in res["table"] and "scripted expert" in res["table"]

@@ -36,8 +36,14 @@ def _batch(n: int = 16):
 
 def test_tokenizer_round_trip_and_clip():
     tok = ActionChunkTokenizer(action_dim=2, obs_dim=6, horizon=8, action_low=[-0.5, -1], action_high=[0.5, 1])
-    tok.fit({"obs_min": -torch.ones(6) * 3, "obs_max": torch.ones(6) * 2, "action_min": torch.tensor([-2.0, 0.0]),
-             "action_max": torch.tensor([2.0, 4.0])})
+    tok.fit(
+        {
+            "obs_min": -torch.ones(6) * 3,
+            "obs_max": torch.ones(6) * 2,
+            "action_min": torch.tensor([-2.0, 0.0]),
+            "action_max": torch.tensor([2.0, 4.0]),
+        }
+    )
     raw = {"action": torch.rand(3, 8, 2) * 4 - 1}
     check_tokenizer_round_trip(tok, raw, atol=1e-6)
     x = tok.encode(raw).x
@@ -108,11 +114,18 @@ def test_module_fits_batch_dense_and_moe():
 
 def test_pretrained_round_trip(tmp_path):
     p = _policy()
-    p.tokenizer.fit({"obs_min": -torch.ones(6), "obs_max": torch.ones(6) * 2, "action_min": -torch.ones(2) * 0.5,
-                     "action_max": torch.ones(2)})
+    p.tokenizer.fit(
+        {
+            "obs_min": -torch.ones(6),
+            "obs_max": torch.ones(6) * 2,
+            "action_min": -torch.ones(2) * 0.5,
+            "action_max": torch.ones(2),
+        }
+    )
     b = _batch(3)
     loaded = check_pretrained_round_trip(
-        p, lambda m: m.predict_action(b["obs"], b["task_id"], generator=torch.Generator().manual_seed(0)), tmp_path)
+        p, lambda m: m.predict_action(b["obs"], b["task_id"], generator=torch.Generator().manual_seed(0)), tmp_path
+    )
     assert bool(loaded.tokenizer.fitted) and torch.equal(loaded.tokenizer.act_min, p.tokenizer.act_min)
 
 

@@ -45,10 +45,28 @@ def test_policy_learns_synthetic_reaching():
     data = ChunkDataset(eps, n_obs_steps=2, horizon=8).data
     tok = ActionChunkTokenizer(action_dim=2, obs_dim=6, horizon=8, n_obs_steps=2)
     flat_obs, flat_act = data["obs"].flatten(0, 1), data["action"].flatten(0, 1)
-    tok.fit({"obs_min": flat_obs.min(0).values, "obs_max": flat_obs.max(0).values,
-             "action_min": flat_act.min(0).values, "action_max": flat_act.max(0).values})
-    cfg = DiTConfig(in_dim=2, dim=48, depth=2, heads=2, mlp_ratio=2.0, cond_dim=48, context_dim=48, learned_pos=8,
-                    moe_experts=4, moe_top_k=1, moe_shared=1, moe_router="time")
+    tok.fit(
+        {
+            "obs_min": flat_obs.min(0).values,
+            "obs_max": flat_obs.max(0).values,
+            "action_min": flat_act.min(0).values,
+            "action_max": flat_act.max(0).values,
+        }
+    )
+    cfg = DiTConfig(
+        in_dim=2,
+        dim=48,
+        depth=2,
+        heads=2,
+        mlp_ratio=2.0,
+        cond_dim=48,
+        context_dim=48,
+        learned_pos=8,
+        moe_experts=4,
+        moe_top_k=1,
+        moe_shared=1,
+        moe_router="time",
+    )
     policy = PolicyModule(tok, cfg, num_tasks=2, n_action_steps=4, sample_steps=4)
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)

@@ -61,8 +61,9 @@ def test_classes_differ_in_shape_statistics():
     # mean Chamfer distance within a class is smaller than across classes (the dataset is learnable by class)
     from ditkit_shapes.metrics import pairwise_chamfer
 
-    clouds = torch.stack([torch.from_numpy(normalize_points(make_shape(c, 256, s), "unit_sphere"))
-                          for c in CLASSES for s in range(4)])
+    clouds = torch.stack(
+        [torch.from_numpy(normalize_points(make_shape(c, 256, s), "unit_sphere")) for c in CLASSES for s in range(4)]
+    )
     d = pairwise_chamfer(clouds, clouds, symmetric=True)
     same = torch.block_diag(*[torch.ones(4, 4)] * len(CLASSES)).bool() & ~torch.eye(len(clouds), dtype=torch.bool)
     assert d[same].mean() < 0.5 * d[~torch.block_diag(*[torch.ones(4, 4)] * len(CLASSES)).bool()].mean()
@@ -80,8 +81,15 @@ def test_write_dataset_layout_and_loader(tmp_path):
 
 
 def test_datamodule_generates_and_uses_train_stats(tmp_path):
-    dm = ShapesDataModule(root=str(tmp_path / "gen"), classes=["lamp", "table"], points=128, train_points=64,
-                          normalize="dataset", batch_size=4, train_limit=5)
+    dm = ShapesDataModule(
+        root=str(tmp_path / "gen"),
+        classes=["lamp", "table"],
+        points=128,
+        train_points=64,
+        normalize="dataset",
+        batch_size=4,
+        train_limit=5,
+    )
     # small procedural set written on demand
     write_dataset(dm.root, classes=("lamp", "table"), sizes={"train": 6, "val": 2, "test": 2}, points=128)
     dm.setup()
@@ -107,12 +115,15 @@ def test_read_npy_ply_off_obj(tmp_path):
         np.testing.assert_allclose(np.abs(s).max(1), 0.5, atol=1e-5)  # every sample lies on a face of the cube
 
 
-@pytest.mark.parametrize("content, message", [
-    (np.zeros((0, 3)), "empty point cloud"),
-    (np.ones((10, 3)), "degenerate"),
-    (np.zeros((10, 4)), r"shape \[p, 3\]"),
-    (np.zeros(30), r"shape \[p, 3\]"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (np.zeros((0, 3)), "empty point cloud"),
+        (np.ones((10, 3)), "degenerate"),
+        (np.zeros((10, 4)), r"shape \[p, 3\]"),
+        (np.zeros(30), r"shape \[p, 3\]"),
+    ],
+)
 def test_invalid_npy_files_name_file_and_problem(tmp_path, content, message):
     path = tmp_path / "bad.npy"
     np.save(path, content)

@@ -15,8 +15,9 @@ def brute_chamfer(x, y):
 
 
 def brute_emd(x, y):
-    return min(np.mean([np.linalg.norm(x[i] - y[j]) for i, j in enumerate(p)]) for p in
-               itertools.permutations(range(len(y))))
+    return min(
+        np.mean([np.linalg.norm(x[i] - y[j]) for i, j in enumerate(p)]) for p in itertools.permutations(range(len(y)))
+    )
 
 
 def test_chamfer_matches_brute_force_and_limits():
@@ -60,8 +61,15 @@ def brute_protocol(d_ss, d_rr, d_sr):
         for j in range(ns + nr):
             if i == j:
                 continue
-            dij = (d_ss[i][j] if i < ns and j < ns else d_rr[i - ns][j - ns] if i >= ns and j >= ns
-                   else d_sr[i][j - ns] if i < ns else d_sr[j][i - ns])
+            dij = (
+                d_ss[i][j]
+                if i < ns and j < ns
+                else d_rr[i - ns][j - ns]
+                if i >= ns and j >= ns
+                else d_sr[i][j - ns]
+                if i < ns
+                else d_sr[j][i - ns]
+            )
             if dij < best:
                 best, label = dij, j < ns
         correct += label == (i < ns)

@@ -17,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def shape_batch(points: int = 128, per_class: int = 1) -> dict[str, torch.Tensor]:
-    clouds = [torch.from_numpy(normalize_points(make_shape(c, points, 10 * i + k), "unit_sphere"))
-              for i, c in enumerate(CLASSES) for k in range(per_class)]
+    clouds = [
+        torch.from_numpy(normalize_points(make_shape(c, points, 10 * i + k), "unit_sphere"))
+        for i, c in enumerate(CLASSES)
+        for k in range(per_class)
+    ]
     return {"points": torch.stack(clouds), "label": torch.arange(len(CLASSES)).repeat_interleave(per_class)}
 
 
@@ -90,8 +93,13 @@ def test_pretrained_round_trip(tmp_path):
 
 
 def test_debug_config_runs_through_ditkit_fit(tmp_path):
-    cli = run_config(ROOT / "apps/shapes/configs/debug.yaml", "--trainer.default_root_dir", str(tmp_path),
-                     "--data.init_args.root", str(tmp_path / "data"))
+    cli = run_config(
+        ROOT / "apps/shapes/configs/debug.yaml",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+    )
     assert cli.trainer.global_step == 3
     assert (tmp_path / "data" / "chair" / "test").is_dir()
     assert cli.model.class_names == list(CLASSES)
@@ -105,8 +113,12 @@ def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):
     root = write_dataset(tmp_path / "d", classes=("lamp", "mug"), sizes={"train": 3, "test": 3}, points=128)
     seen = []
     monkeypatch.setattr(cli, "evaluate_sets", lambda gen, ref, *a: seen.append((gen, ref)) or {"1-NNA-CD": 0.5})
-    m = ShapesModule(PointTokenizer(), DiTConfig(in_dim=3, dim=32, depth=1, heads=2, num_classes=2),
-                     class_names=["lamp", "mug"], sample_steps=2)
+    m = ShapesModule(
+        PointTokenizer(),
+        DiTConfig(in_dim=3, dim=32, depth=1, heads=2, num_classes=2),
+        class_names=["lamp", "mug"],
+        sample_steps=2,
+    )
     rows = cli.evaluate(m, str(root), ["mug"], n=2, points=32, stored_points=128, metrics=("cd",))
     assert rows[0]["class"] == "mug" and rows[0]["n"] == 2
     for gen, ref in seen:
@@ -124,12 +136,17 @@ def test_point_model_learns_one_class_by_the_domain_metric():
     from ditkit_shapes.metrics import pairwise_chamfer
 
     def clouds(name: str, n: int, offset: int) -> torch.Tensor:
-        return torch.stack([torch.from_numpy(normalize_points(make_shape(name, 128, offset + i), "unit_sphere"))
-                            for i in range(n)])
+        return torch.stack(
+            [torch.from_numpy(normalize_points(make_shape(name, 128, offset + i), "unit_sphere")) for i in range(n)]
+        )
 
     train, test, other = clouds("lamp", 64, 0), clouds("lamp", 16, 1000), clouds("mug", 16, 2000)
-    m = ShapesModule(PointTokenizer(class_conditional=False), DiTConfig(in_dim=3, dim=64, depth=3, heads=4),
-                     sample_steps=16, sample_points=128)
+    m = ShapesModule(
+        PointTokenizer(class_conditional=False),
+        DiTConfig(in_dim=3, dim=64, depth=3, heads=4),
+        sample_steps=16,
+        sample_points=128,
+    )
     opt = torch.optim.AdamW(m.parameters(), lr=2e-3)
     torch.manual_seed(0)
     for step in range(400):

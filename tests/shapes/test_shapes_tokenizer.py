@@ -71,8 +71,9 @@ def test_point_and_voxel_velocities_are_permutation_equivariant():
     dit = randomize(DiT(DiTConfig(in_dim=3, dim=32, depth=2, heads=2, num_classes=3)))
     torch.testing.assert_close(dit(x[:, perm], t, cond=labels), dit(x, t, cond=labels)[:, perm], atol=1e-5, rtol=0)
     tok = VoxelPatchTokenizer(resolution=8, patch=2, channels=4)
-    vox = randomize(VoxelVelocity(tok, DiT(DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3,
-                                                     num_classes=3)), hidden=16))
+    vox = randomize(
+        VoxelVelocity(tok, DiT(DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3, num_classes=3)), hidden=16)
+    )
     torch.testing.assert_close(vox(x[:, perm], t, cond=labels), vox(x, t, cond=labels)[:, perm], atol=1e-5, rtol=0)
 
 

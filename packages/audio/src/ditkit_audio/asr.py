@@ -30,13 +30,22 @@ class CTCProbe(nn.Module):
         mel_mean, mel_std: input normalisation.
     """
 
-    def __init__(self, n_mels: int = 64, vocab: int = 37, dim: int = 144, depth: int = 3, heads: int = 4,
-                 mel_mean: float = -5.5, mel_std: float = 2.5):
+    def __init__(
+        self,
+        n_mels: int = 64,
+        vocab: int = 37,
+        dim: int = 144,
+        depth: int = 3,
+        heads: int = 4,
+        mel_mean: float = -5.5,
+        mel_std: float = 2.5,
+    ):
         super().__init__()
         self.n_mels, self.vocab, self.dim, self.depth, self.heads = n_mels, vocab, dim, depth, heads
         self.mel_mean, self.mel_std = mel_mean, mel_std
-        self.conv = nn.Sequential(nn.Conv1d(n_mels, dim, 5, stride=2, padding=2), nn.GELU(),
-                                  nn.Conv1d(dim, dim, 5, padding=2), nn.GELU())
+        self.conv = nn.Sequential(
+            nn.Conv1d(n_mels, dim, 5, stride=2, padding=2), nn.GELU(), nn.Conv1d(dim, dim, 5, padding=2), nn.GELU()
+        )
         layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.out = nn.Linear(dim, vocab)
@@ -60,7 +69,7 @@ class CTCProbe(nn.Module):
         self.eval()
         out = []
         for k in range(0, len(mels), batch_size):
-            mel, mask = mel_batch(mels[k: k + batch_size])
+            mel, mask = mel_batch(mels[k : k + batch_size])
             lp, lens = self(mel, mask)
             best = lp.argmax(-1)  # [b, t]
             for row, n in zip(best, lens):
@@ -69,9 +78,18 @@ class CTCProbe(nn.Module):
         return out
 
 
-def train_probe(items: list[dict[str, Any]], text: TextTokenizer, *, steps: int = 1500, batch_size: int = 16,
-                lr: float = 1e-3, max_seconds: float | None = None, seed: int = 0, log_every: int = 100,
-                **model_kw: Any) -> CTCProbe:
+def train_probe(
+    items: list[dict[str, Any]],
+    text: TextTokenizer,
+    *,
+    steps: int = 1500,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    log_every: int = 100,
+    **model_kw: Any,
+) -> CTCProbe:
     """Train :class:`CTCProbe` on ``[{"mel", "text"}]`` with SpecAugment-style time/frequency masking and a little
     Gaussian noise on the log-mel (so it tolerates vocoded / generated speech)."""
     g = torch.Generator().manual_seed(seed)
@@ -91,13 +109,14 @@ def train_probe(items: list[dict[str, Any]], text: TextTokenizer, *, steps: int 
         for b in range(mel.shape[0]):  # two frequency masks and one time mask per utterance
             for _ in range(2):
                 f0 = int(torch.randint(0, mel.shape[2] - 8, (1,), generator=g))
-                mel[b, :, f0: f0 + int(torch.randint(0, 8, (1,), generator=g))] = -11.5
+                mel[b, :, f0 : f0 + int(torch.randint(0, 8, (1,), generator=g))] = -11.5
             t0_ = int(torch.randint(0, max(1, int(mask[b].sum()) - 10), (1,), generator=g))
-            mel[b, t0_: t0_ + int(torch.randint(0, 10, (1,), generator=g))] = -11.5
+            mel[b, t0_ : t0_ + int(torch.randint(0, 10, (1,), generator=g))] = -11.5
         tgt = [ids[i] for i in idx]
         lp, lens = model(mel, mask)
-        loss = F.ctc_loss(lp.transpose(0, 1), torch.cat(tgt), lens, torch.tensor([len(t) for t in tgt]),
-                          blank=0, zero_infinity=True)
+        loss = F.ctc_loss(
+            lp.transpose(0, 1), torch.cat(tgt), lens, torch.tensor([len(t) for t in tgt]), blank=0, zero_infinity=True
+        )
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -19,8 +19,9 @@ class AudioError(ValueError):
         self.path, self.reason, self.detail = str(path), reason, detail
 
 
-def read_wav(path: str | Path, *, sample_rate: int | None = None, resample: bool = True,
-             stereo: str = "error") -> Tensor:
+def read_wav(
+    path: str | Path, *, sample_rate: int | None = None, resample: bool = True, stereo: str = "error"
+) -> Tensor:
     """Read a mono wav as float32 ``[s]`` in [-1, 1].
 
     Args:
@@ -128,16 +129,31 @@ class LogMel(nn.Module):
         gl_iters: Griffin-Lim iterations of :meth:`invert`.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
-                 f_max: float | None = None, gl_iters: int = 32):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
+        f_max: float | None = None,
+        gl_iters: int = 32,
+    ):
         super().__init__()
         import torchaudio.transforms as T
 
         self.sample_rate, self.n_fft, self.hop, self.n_mels, self.gl_iters = sample_rate, n_fft, hop, n_mels, gl_iters
         self.f_max = f_max
         fm = f_max or sample_rate / 2
-        self.mel = T.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_max=fm, power=1.0,
-                                    norm="slaney", mel_scale="slaney")
+        self.mel = T.MelSpectrogram(
+            sample_rate,
+            n_fft=n_fft,
+            hop_length=hop,
+            n_mels=n_mels,
+            f_max=fm,
+            power=1.0,
+            norm="slaney",
+            mel_scale="slaney",
+        )
         self.gl = T.GriffinLim(n_fft=n_fft, hop_length=hop, power=1.0, n_iter=gl_iters)
 
     @property

@@ -31,8 +31,16 @@ def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[
     from ditkit_audio.data import TTSDataModule
 
     tok = module.tokenizer
-    dm = TTSDataModule(data, sample_rate=tok.sample_rate, n_fft=tok.n_fft, hop=tok.hop, n_mels=tok.n_mels,
-                       text_kind=tok.text_kind, val_size=val_size, seed=seed)
+    dm = TTSDataModule(
+        data,
+        sample_rate=tok.sample_rate,
+        n_fft=tok.n_fft,
+        hop=tok.hop,
+        n_mels=tok.n_mels,
+        text_kind=tok.text_kind,
+        val_size=val_size,
+        seed=seed,
+    )
     dm.setup()
     return dm, dm.heldout()
 
@@ -57,15 +65,25 @@ def cmd_sample(a: argparse.Namespace) -> None:
             raise SystemExit("sample: --prompt needs --prompt-text (the transcript of the prompt)")
         prompt_mel = tok.features(normalize_loudness(read_wav(a.prompt, sample_rate=tok.sample_rate, stereo="mix")))
     t = time.perf_counter()
-    res = synthesize(module, [a.text], steps=a.steps, cfg_scale=a.cfg, duration=a.duration, prompt_mel=prompt_mel,
-                     prompt_text=a.prompt_text or None, seed=a.seed, vocoder=a.vocoder or None)
+    res = synthesize(
+        module,
+        [a.text],
+        steps=a.steps,
+        cfg_scale=a.cfg,
+        duration=a.duration,
+        prompt_mel=prompt_mel,
+        prompt_text=a.prompt_text or None,
+        seed=a.seed,
+        vocoder=a.vocoder or None,
+    )
     dt = time.perf_counter() - t
     wav = res["wavs"][0]
     out = write_wav(a.out, wav, tok.sample_rate)
     plot_mels([res["mels"][0]], ["generated"], Path(a.out).with_suffix(".png"), title=a.text[:100])
     secs = wav.shape[0] / tok.sample_rate
-    print(json.dumps({"wav": str(out), "pieces": res["pieces"][0], "seconds": round(secs, 2),
-                      "rtf": round(dt / secs, 3)}))
+    print(
+        json.dumps({"wav": str(out), "pieces": res["pieces"][0], "seconds": round(secs, 2), "rtf": round(dt / secs, 3)})
+    )
 
 
 def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
@@ -86,13 +104,24 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
     save_probe(model, a.out)
     refs = [it["text"] for it in dm.val.items]
     hyps = model.transcribe([it["mel"].float() for it in dm.val.items], dm.text)
-    print(json.dumps({"asr_probe": str(a.out), "heldout_cer": round(error_rate(refs, hyps), 4),
-                      "heldout_wer": round(error_rate(refs, hyps, "word"), 4), "example": [refs[0], hyps[0]]}))
+    print(
+        json.dumps(
+            {
+                "asr_probe": str(a.out),
+                "heldout_cer": round(error_rate(refs, hyps), 4),
+                "heldout_wer": round(error_rate(refs, hyps, "word"), 4),
+                "example": [refs[0], hyps[0]],
+            }
+        )
+    )
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    print(json.dumps(evaluate(a.ckpt, a.data, a.asr, n=a.n, steps=a.steps, val_size=a.val_size,
-                              vocoder=a.vocoder or None)))
+    print(
+        json.dumps(
+            evaluate(a.ckpt, a.data, a.asr, n=a.n, steps=a.steps, val_size=a.val_size, vocoder=a.vocoder or None)
+        )
+    )
 
 
 def cmd_train_vocoder(a: argparse.Namespace) -> None:
@@ -113,8 +142,17 @@ def cmd_eval_codec(a: argparse.Namespace) -> None:
     print(json.dumps(evaluate_from_config(a.config, codec=a.codec or None, vocoder=a.vocoder or None)))
 
 
-def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int = 16, val_size: int = 64,
-             cfg_scale: float | None = None, vocoder: str | None = None) -> dict[str, Any]:
+def evaluate(
+    ckpt: str,
+    data: str,
+    asr: str | None,
+    *,
+    n: int = 32,
+    steps: int = 16,
+    val_size: int = 64,
+    cfg_scale: float | None = None,
+    vocoder: str | None = None,
+) -> dict[str, Any]:
     """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF.
 
     ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
@@ -137,19 +175,26 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
     secs = sum(w.shape[0] for w in gen_wavs) / tok.sample_rate
     ids, lens = tok.text.batch(texts)
     true_frames = torch.tensor([m.shape[0] for m in gt])
-    out: dict[str, Any] = {"figure": "tts_eval", "utterances": len(items), "steps": steps,
-                           f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}":
-                               round(dt / secs, 4),
-                           "vocoder": vocoder or getattr(tok, "vocoder", None) or "griffinlim",
-                           "threads": torch.get_num_threads()}
+    out: dict[str, Any] = {
+        "figure": "tts_eval",
+        "utterances": len(items),
+        "steps": steps,
+        f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}": round(dt / secs, 4),
+        "vocoder": vocoder or getattr(tok, "vocoder", None) or "griffinlim",
+        "threads": torch.get_num_threads(),
+    }
     out["duration_predictor"] = duration_error(module.predict_frames(ids, lens, "predictor"), true_frames)
     out["duration_heuristic"] = duration_error(module.predict_frames(ids, lens, "heuristic"), true_frames)
     out["mcd_dtw_db"] = round(sum(mcd_dtw(g, m) for g, m in zip(gt, gen_mels)) / len(gt), 3)
     from ditkit_audio.audio import normalize_loudness, read_wav
     from ditkit_audio.metrics import f0_rmse_dtw
 
-    f0s = [f0_rmse_dtw(g, m, normalize_loudness(read_wav(it["path"], sample_rate=tok.sample_rate)), w,
-                       tok.sample_rate, tok.hop) for g, m, w, it in zip(gt, gen_mels, gen_wavs, items)]
+    f0s = [
+        f0_rmse_dtw(
+            g, m, normalize_loudness(read_wav(it["path"], sample_rate=tok.sample_rate)), w, tok.sample_rate, tok.hop
+        )
+        for g, m, w, it in zip(gt, gen_mels, gen_wavs, items)
+    ]
     vals = [f["f0_rmse_hz"] for f in f0s if f["f0_rmse_hz"] == f["f0_rmse_hz"]]
     out["f0_rmse_hz"] = round(sum(vals) / max(len(vals), 1), 2)
     out["voicing_error"] = round(sum(f["voicing_error"] for f in f0s) / len(f0s), 4)
@@ -167,8 +212,13 @@ def evaluate(ckpt: str, data: str, asr: str | None, *, n: int = 32, steps: int =
 
             voc_gt = resolve_vocoder(vocoder, tok).vocode_batch(gt)
             extra = (("ground_truth_vocoder", [tok.features(w) for w in voc_gt]),)
-        for name, mels in (("ground_truth", gt), ("ground_truth_griffinlim", gl_gt), ("generated_wav", regen),
-                           ("generated_mel", gen_mels), *extra):
+        for name, mels in (
+            ("ground_truth", gt),
+            ("ground_truth_griffinlim", gl_gt),
+            ("generated_wav", regen),
+            ("generated_mel", gen_mels),
+            *extra,
+        ):
             hyps = probe.transcribe(mels, probe_text)
             out[f"cer_{name}"] = round(error_rate(texts, hyps), 4)
             out[f"wer_{name}"] = round(error_rate(texts, hyps, "word"), 4)
@@ -225,8 +275,15 @@ def main(argv: list[str] | None = None) -> None:
     ec.add_argument("--codec", default="", help="codec directory (default: the config's out)")
     ec.add_argument("--vocoder", default="", help="vocoder directory (default: the config's)")
     a = p.parse_args(argv)
-    {"data": cmd_data, "sample": cmd_sample, "train-asr": cmd_train_asr, "eval": cmd_eval,
-     "train-vocoder": cmd_train_vocoder, "train-codec": cmd_train_codec, "eval-codec": cmd_eval_codec}[a.cmd](a)
+    {
+        "data": cmd_data,
+        "sample": cmd_sample,
+        "train-asr": cmd_train_asr,
+        "eval": cmd_eval,
+        "train-vocoder": cmd_train_vocoder,
+        "train-codec": cmd_train_codec,
+        "eval-codec": cmd_eval_codec,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

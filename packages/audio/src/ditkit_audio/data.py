@@ -30,9 +30,16 @@ DEFAULT_VOICES = ("en+f3", "en+m3", "en-us+f2", "en+m1")
 
 
 # ---------------------------------------------------------------------- embedded corpus
-def synthesize_corpus(out_dir: str | Path, n: int = 2000, *, seed: int = 0, voices: tuple[str, ...] = DEFAULT_VOICES,
-                      rates: tuple[int, int] = (140, 180), pitches: tuple[int, int] = (35, 65),
-                      workers: int = 2) -> Path:
+def synthesize_corpus(
+    out_dir: str | Path,
+    n: int = 2000,
+    *,
+    seed: int = 0,
+    voices: tuple[str, ...] = DEFAULT_VOICES,
+    rates: tuple[int, int] = (140, 180),
+    pitches: tuple[int, int] = (35, 65),
+    workers: int = 2,
+) -> Path:
     """Speak ``n`` generated sentences with espeak-ng into the LJSpeech layout.
 
     Writes ``out_dir/metadata.csv`` (``id|text|normalised text``), ``out_dir/wavs/<id>.wav`` (22.05 kHz, espeak-ng's
@@ -57,8 +64,12 @@ def synthesize_corpus(out_dir: str | Path, n: int = 2000, *, seed: int = 0, voic
 
     def run(job: tuple[str, str, str, int, int]) -> None:
         uid, s, v, r, p = job
-        res = subprocess.run([exe, "-v", v, "-s", str(r), "-p", str(p), "-w", str(out / "wavs" / f"{uid}.wav"), s],
-                             capture_output=True, text=True, check=False)
+        res = subprocess.run(
+            [exe, "-v", v, "-s", str(r), "-p", str(p), "-w", str(out / "wavs" / f"{uid}.wav"), s],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"synthesize_corpus: espeak-ng failed for {uid} {s!r}: {res.stderr.strip()}")
 
@@ -97,8 +108,12 @@ class LoadReport:
         return f"kept {self.kept} utterances (resampled {self.resampled}); skipped: {parts}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "resampled": self.resampled, "skipped": dict(self.skipped),
-                "messages": self.messages}
+        return {
+            "kept": self.kept,
+            "resampled": self.resampled,
+            "skipped": dict(self.skipped),
+            "messages": self.messages,
+        }
 
 
 def scan_ljspeech(root: Path, report: LoadReport) -> list[Utterance]:
@@ -139,7 +154,7 @@ def _nested_transcript(wav: Path, root: Path) -> Path | None:
     rel = wav.relative_to(root).parts  # VCTK: wav48/<spk>/<id>.wav -> txt/<spk>/<id>.txt
     for i, part in enumerate(rel[:-1]):
         if part.startswith("wav"):
-            p = root.joinpath(*rel[:i], "txt", *rel[i + 1:-1], wav.stem + ".txt")
+            p = root.joinpath(*rel[:i], "txt", *rel[i + 1 : -1], wav.stem + ".txt")
             if p.exists():
                 return p
     return None
@@ -179,9 +194,18 @@ def scan_corpus(root: str | Path, layout: str = "auto", report: LoadReport | Non
 
 
 # ---------------------------------------------------------------------- features
-def load_features(items: list[Utterance], logmel: LogMel, text: TextTokenizer, *, min_seconds: float = 0.3,
-                  max_seconds: float = 8.0, loudness_db: float | None = -23.0, resample: bool = True,
-                  stereo: str = "error", report: LoadReport | None = None) -> tuple[list[dict[str, Any]], LoadReport]:
+def load_features(
+    items: list[Utterance],
+    logmel: LogMel,
+    text: TextTokenizer,
+    *,
+    min_seconds: float = 0.3,
+    max_seconds: float = 8.0,
+    loudness_db: float | None = -23.0,
+    resample: bool = True,
+    stereo: str = "error",
+    report: LoadReport | None = None,
+) -> tuple[list[dict[str, Any]], LoadReport]:
     """Read, check, resample, loudness-normalise and featurise utterances.
 
     Returns:
@@ -228,21 +252,32 @@ def load_features(items: list[Utterance], logmel: LogMel, text: TextTokenizer, *
     return out, report
 
 
-def load_corpus(root: str | Path, logmel: LogMel, text: TextTokenizer, *, layout: str = "auto",
-                cache: bool = True, **kw: Any) -> tuple[list[dict[str, Any]], LoadReport]:
+def load_corpus(
+    root: str | Path, logmel: LogMel, text: TextTokenizer, *, layout: str = "auto", cache: bool = True, **kw: Any
+) -> tuple[list[dict[str, Any]], LoadReport]:
     """:func:`scan_corpus` + :func:`load_features`, cached in ``root/.ditkit_cache`` keyed by files and settings."""
     root = Path(root)
     report = LoadReport()
     items = scan_corpus(root, layout, report)
-    key = json.dumps({"files": [(str(u.path), u.path.stat().st_size, u.path.stat().st_mtime_ns, u.text)
-                                for u in items], "skips": report.messages,
-                      "mel": [logmel.sample_rate, logmel.n_fft, logmel.hop, logmel.n_mels, logmel.f_max],
-                      "text": [text.kind, text.symbols], "kw": sorted(kw.items())}, default=str)
+    key = json.dumps(
+        {
+            "files": [(str(u.path), u.path.stat().st_size, u.path.stat().st_mtime_ns, u.text) for u in items],
+            "skips": report.messages,
+            "mel": [logmel.sample_rate, logmel.n_fft, logmel.hop, logmel.n_mels, logmel.f_max],
+            "text": [text.kind, text.symbols],
+            "kw": sorted(kw.items()),
+        },
+        default=str,
+    )
     path = root / ".ditkit_cache" / f"feats_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     if cache and path.exists():
         blob = torch.load(path, weights_only=True)
-        rep = LoadReport(blob["report"]["kept"], blob["report"]["resampled"], Counter(blob["report"]["skipped"]),
-                         blob["report"]["messages"])
+        rep = LoadReport(
+            blob["report"]["kept"],
+            blob["report"]["resampled"],
+            Counter(blob["report"]["skipped"]),
+            blob["report"]["messages"],
+        )
         return blob["items"], rep
     feats, report = load_features(items, logmel, text, report=report, **kw)
     if cache:
@@ -279,8 +314,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         drop_last: drop a final short batch of each chunk.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, bucket: int = 32, seed: int = 0,
-                 drop_last: bool = True):
+    def __init__(self, lengths: list[int], batch_size: int, bucket: int = 32, seed: int = 0, drop_last: bool = True):
         self.lengths, self.batch_size, self.bucket, self.seed = list(lengths), batch_size, max(1, bucket), seed
         self.drop_last = drop_last
         # Lightning calls set_epoch on ``batch_sampler.sampler``: the epoch-seeded shuffle lives there
@@ -295,9 +329,9 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         chunk = self.bucket * self.batch_size
         out = []
         for k in range(0, len(perm), chunk):
-            part = sorted(perm[k: k + chunk], key=lambda i: self.lengths[i])
+            part = sorted(perm[k : k + chunk], key=lambda i: self.lengths[i])
             for j in range(0, len(part), self.batch_size):
-                b = part[j: j + self.batch_size]
+                b = part[j : j + self.batch_size]
                 if len(b) == self.batch_size or not self.drop_last:
                     out.append(b)
         order = torch.randperm(len(out), generator=g).tolist()
@@ -321,8 +355,13 @@ def collate_tts(batch: list[dict[str, Any]]) -> dict[str, Any]:
         n = it["mel"].shape[0]
         mel[i, :n], mask[i, :n] = it["mel"], True
         ids[i, : it["ids"].shape[0]] = it["ids"]
-    return {"mel": mel, "mask": mask, "ids": ids, "text_len": torch.tensor([it["ids"].shape[0] for it in batch]),
-            "text": [it["text"] for it in batch]}
+    return {
+        "mel": mel,
+        "mask": mask,
+        "ids": ids,
+        "text_len": torch.tensor([it["ids"].shape[0] for it in batch]),
+        "text": [it["text"] for it in batch],
+    }
 
 
 class TTSDataModule(L.LightningDataModule):
@@ -344,16 +383,35 @@ class TTSDataModule(L.LightningDataModule):
         seed: split and shuffle seed.
     """
 
-    def __init__(self, root: str = "outputs/tts/data", layout: str = "auto", synthesize: int = 0,
-                 sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
-                 text_kind: str = "chars", min_seconds: float = 0.3, max_seconds: float = 6.0,
-                 loudness_db: float | None = -23.0, val_size: int = 32, batch_size: int = 16, limit: int = 0,
-                 cache: bool = True, bucket: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        root: str = "outputs/tts/data",
+        layout: str = "auto",
+        synthesize: int = 0,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
+        text_kind: str = "chars",
+        min_seconds: float = 0.3,
+        max_seconds: float = 6.0,
+        loudness_db: float | None = -23.0,
+        val_size: int = 32,
+        batch_size: int = 16,
+        limit: int = 0,
+        cache: bool = True,
+        bucket: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         self.root, self.layout, self.synthesize = root, layout, synthesize
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
-        self.text_kind, self.min_seconds, self.max_seconds, self.loudness_db = text_kind, min_seconds, max_seconds, \
-            loudness_db
+        self.text_kind, self.min_seconds, self.max_seconds, self.loudness_db = (
+            text_kind,
+            min_seconds,
+            max_seconds,
+            loudness_db,
+        )
         self.val_size, self.batch_size, self.limit, self.cache, self.seed = val_size, batch_size, limit, cache, seed
         self.bucket = bucket
         self.report: LoadReport | None = None
@@ -367,35 +425,49 @@ class TTSDataModule(L.LightningDataModule):
             synthesize_corpus(root, self.synthesize, seed=self.seed)
         logmel = LogMel(self.sample_rate, self.n_fft, self.hop, self.n_mels)
         self.text = TextTokenizer(self.text_kind)
-        items, self.report = load_corpus(root, logmel, self.text, layout=self.layout, cache=self.cache,
-                                         min_seconds=self.min_seconds, max_seconds=self.max_seconds,
-                                         loudness_db=self.loudness_db)
+        items, self.report = load_corpus(
+            root,
+            logmel,
+            self.text,
+            layout=self.layout,
+            cache=self.cache,
+            min_seconds=self.min_seconds,
+            max_seconds=self.max_seconds,
+            loudness_db=self.loudness_db,
+        )
         print(f"[TTSDataModule] {root}: {self.report.summary()}")
         for m in self.report.messages[:5]:
             print(f"[TTSDataModule]   skipped {m}")
         if self.limit:
             items = items[: self.limit]
         if len(items) <= self.val_size:
-            raise ValueError(f"TTSDataModule: {len(items)} usable utterances in {root}, need more than "
-                             f"val_size={self.val_size}")
+            raise ValueError(
+                f"TTSDataModule: {len(items)} usable utterances in {root}, need more than val_size={self.val_size}"
+            )
         perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(self.seed)).tolist()
         self.train = TTSDataset([items[i] for i in perm[: -self.val_size]], self.text)
-        self.val = TTSDataset([items[i] for i in perm[-self.val_size:]], self.text)
+        self.val = TTSDataset([items[i] for i in perm[-self.val_size :]], self.text)
         frames = torch.tensor([float(it["mel"].shape[0]) for it in self.train.items])
         chars = torch.tensor([float(len(i)) for i in self.train.ids])
         self.frames_per_symbol = float(frames.sum() / chars.sum())
         # expected frames per symbol + trailing silence from sentence totals (the stretch prior of the text encoder)
-        self.symbol_frames, self.tail_frames = fit_symbol_frames(self.train.ids, frames.tolist(),
-                                                                 self.text.vocab_size)
+        self.symbol_frames, self.tail_frames = fit_symbol_frames(self.train.ids, frames.tolist(), self.text.vocab_size)
 
     def train_dataloader(self):
         if self.bucket > 0:
             lengths = [int(it["mel"].shape[0]) for it in self.train.items]
-            sampler = LengthBucketBatchSampler(lengths, self.batch_size, self.bucket, self.seed,
-                                               drop_last=len(self.train) > self.batch_size)
+            sampler = LengthBucketBatchSampler(
+                lengths, self.batch_size, self.bucket, self.seed, drop_last=len(self.train) > self.batch_size
+            )
             return DataLoader(self.train, batch_sampler=sampler, collate_fn=collate_tts)
-        return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed, collate_fn=collate_tts,
-                             drop_last=len(self.train) > self.batch_size)
+        return seeded_loader(
+            self.train,
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            collate_fn=collate_tts,
+            drop_last=len(self.train) > self.batch_size,
+        )
 
     def val_dataloader(self):
         return seeded_loader(self.val, self.batch_size, shuffle=False, collate_fn=collate_tts)

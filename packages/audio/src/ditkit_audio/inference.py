@@ -15,11 +15,25 @@ from ditkit_core.tokenizers import TokenBatch
 
 
 @torch.no_grad()
-def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_scale: float | None = None,
-               schedule: str | None = None, sway: float | None = None, method: str | None = None,
-               duration: str = "predictor", prompt_mel: Tensor | None = None, prompt_text: str | None = None,
-               seed: int = 0, max_chars: int = 120, crossfade_s: float = 0.05, vocode: bool = True,
-               speed: float = 1.0, vocoder: Any = None) -> dict[str, Any]:
+def synthesize(
+    module: Any,
+    texts: list[str],
+    *,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    schedule: str | None = None,
+    sway: float | None = None,
+    method: str | None = None,
+    duration: str = "predictor",
+    prompt_mel: Tensor | None = None,
+    prompt_text: str | None = None,
+    seed: int = 0,
+    max_chars: int = 120,
+    crossfade_s: float = 0.05,
+    vocode: bool = True,
+    speed: float = 1.0,
+    vocoder: Any = None,
+) -> dict[str, Any]:
     """Speak ``texts`` with a :class:`~ditkit_audio.module.TTSModule` (all sentences in one batch).
 
     Args:
@@ -75,20 +89,29 @@ def synthesize(module: Any, texts: list[str], *, steps: int | None = None, cfg_s
         known[:, :P] = True
     pos = torch.arange(F_, device=dev, dtype=torch.float32)[None, :, None].expand(B, F_, 1)
     if P:
-        meta = module.text_meta(ids, lens, F_, n, prompt_frames=torch.full_like(n, P),
-                                prompt_text_len=torch.full_like(lens, len(pseq)))
+        meta = module.text_meta(
+            ids, lens, F_, n, prompt_frames=torch.full_like(n, P), prompt_text_len=torch.full_like(lens, len(pseq))
+        )
     else:
         meta = module.text_meta(ids, lens, F_, n)
     template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta=meta)
     g = torch.Generator(device=dev).manual_seed(seed)
-    out = module.generate(template, steps=steps, method=method, schedule=schedule, cfg_scale=cfg_scale,
-                          known=x, known_mask=known[..., None], generator=g,
-                          sway=module.sway if sway is None else sway).x
-    mels = [tok.denormalize(out[i, P: P + int(n[i])]).cpu() for i in range(B)]
+    out = module.generate(
+        template,
+        steps=steps,
+        method=method,
+        schedule=schedule,
+        cfg_scale=cfg_scale,
+        known=x,
+        known_mask=known[..., None],
+        generator=g,
+        sway=module.sway if sway is None else sway,
+    ).x
+    mels = [tok.denormalize(out[i, P : P + int(n[i])]).cpu() for i in range(B)]
     res: dict[str, Any] = {"pieces": pieces, "frames": [], "mels": []}
     k = 0
     for p in pieces:
-        ms = mels[k: k + len(p)]
+        ms = mels[k : k + len(p)]
         res["frames"].append([m.shape[0] for m in ms])
         res["mels"].append(torch.cat(ms, 0))
         if vocode:

@@ -48,7 +48,7 @@ def mel_cepstrum(logmel: Tensor, n_coeffs: int = 24) -> Tensor:
     m = logmel.shape[-1]
     k = torch.arange(m, dtype=torch.float64)
     basis = torch.cos(math.pi / m * (k[None, :] + 0.5) * k[:, None]) / m  # [coef, m]
-    return (logmel.double() @ basis.T)[..., 1: n_coeffs + 1].float()
+    return (logmel.double() @ basis.T)[..., 1 : n_coeffs + 1].float()
 
 
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +90,15 @@ def duration_error(pred_frames: Tensor, true_frames: Tensor) -> dict[str, float]
     return {"rel": float(((p - t).abs() / t).mean()), "abs_frames": float((p - t).abs().mean())}
 
 
-def f0_track(wav: Tensor, sample_rate: int, hop: int, win: int = 1024, fmin: float = 70.0, fmax: float = 400.0,
-             voicing: float = 0.45) -> Tensor:
+def f0_track(
+    wav: Tensor,
+    sample_rate: int,
+    hop: int,
+    win: int = 1024,
+    fmin: float = 70.0,
+    fmax: float = 400.0,
+    voicing: float = 0.45,
+) -> Tensor:
     """Autocorrelation pitch ``[f]`` in Hz (0 = unvoiced) on the same centred frames as the log-mel.
 
     A frame is voiced when its normalised autocorrelation peak in ``[sr / fmax, sr / fmin]`` exceeds ``voicing`` and
@@ -111,8 +118,9 @@ def f0_track(wav: Tensor, sample_rate: int, hop: int, win: int = 1024, fmin: flo
     return torch.where(voiced, f0, torch.zeros_like(f0))
 
 
-def f0_rmse_dtw(ref_logmel: Tensor, gen_logmel: Tensor, ref_wav: Tensor, gen_wav: Tensor, sample_rate: int,
-                hop: int) -> dict[str, float]:
+def f0_rmse_dtw(
+    ref_logmel: Tensor, gen_logmel: Tensor, ref_wav: Tensor, gen_wav: Tensor, sample_rate: int, hop: int
+) -> dict[str, float]:
     """F0 RMSE (Hz) over frames voiced in both signals, aligned by the cepstral DTW path; plus voicing disagreement."""
     a, b = mel_cepstrum(ref_logmel), mel_cepstrum(gen_logmel)
     pi, pj = dtw_path(torch.cdist(a[None].double(), b[None].double())[0].numpy())

@@ -68,8 +68,15 @@ class TextEncoder(nn.Module):
             self.symbol_blocks = nn.ModuleList(ConvNeXtBlock1d(dim) for _ in range(symbol_layers))
             self.frac = nn.Linear(2, dim)
 
-    def forward(self, ids: Tensor, drop: Tensor | None = None, index: Tensor | None = None,
-                frac: Tensor | None = None, text_len: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        ids: Tensor,
+        drop: Tensor | None = None,
+        index: Tensor | None = None,
+        frac: Tensor | None = None,
+        text_len: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """``filler``: per-frame ids ``[b, f]``. ``stretch``: symbol ids ``[b, L]`` with ``text_len [b]``, the
         frame -> symbol ``index [b, f]`` (-1: no symbol) and ``frac [b, f]``; ``mask [b, f]`` marks real frames.
         ``drop [b]`` bool replaces a row's text by filler tokens (CFG's unconditional branch)."""

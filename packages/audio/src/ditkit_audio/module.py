@@ -57,23 +57,53 @@ class TTSModule(FlowMatchingModule):
             sample_schedule, cfg_scale: as in :class:`~ditkit_core.lightning.FlowMatchingModule`.
     """
 
-    def __init__(self, tokenizer: MelTokenizer, model: DiTConfig, text_dim: int = 64, text_layers: int = 2,
-                 text_align: str = "stretch", symbol_layers: int = 2, stretch_weights: str = "fitted",
-                 duration_dim: int = 96, duration_layers: int = 2, duration_weight: float = 0.1,
-                 mask_range: tuple[float, float] = (0.7, 1.0), sway: float = -1.0, n_write: int = 3,
-                 time_sampler: TimeSampler | None = None, lr: float = 5e-4, weight_decay: float = 0.01,
-                 warmup_steps: int = 100, max_steps: int | None = None, cond_dropout: float = 0.2, seed: int = 0,
-                 sample_steps: int = 16, sample_method: str = "euler", sample_schedule: str = "sway",
-                 cfg_scale: float = 2.0):
+    def __init__(
+        self,
+        tokenizer: MelTokenizer,
+        model: DiTConfig,
+        text_dim: int = 64,
+        text_layers: int = 2,
+        text_align: str = "stretch",
+        symbol_layers: int = 2,
+        stretch_weights: str = "fitted",
+        duration_dim: int = 96,
+        duration_layers: int = 2,
+        duration_weight: float = 0.1,
+        mask_range: tuple[float, float] = (0.7, 1.0),
+        sway: float = -1.0,
+        n_write: int = 3,
+        time_sampler: TimeSampler | None = None,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        cond_dropout: float = 0.2,
+        seed: int = 0,
+        sample_steps: int = 16,
+        sample_method: str = "euler",
+        sample_schedule: str = "sway",
+        cfg_scale: float = 2.0,
+    ):
         if not 0.0 < mask_range[0] <= mask_range[1] <= 1.0:
             raise ValueError(f"TTSModule.mask_range={mask_range}: need 0 < min <= max <= 1")
         if isinstance(tokenizer, dict):  # rebuilt from a checkpoint's hyper-parameters
             tokenizer = from_config(tokenizer)
         base = dataclasses.replace(model, in_dim=tokenizer.token_dim, out_dim=tokenizer.token_dim)
-        super().__init__(tokenizer, base, time_sampler=time_sampler, lr=lr, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, max_steps=max_steps, cond_dropout=cond_dropout, seed=seed,
-                         sample_steps=sample_steps, sample_method=sample_method, sample_schedule=sample_schedule,
-                         cfg_scale=cfg_scale)
+        super().__init__(
+            tokenizer,
+            base,
+            time_sampler=time_sampler,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            max_steps=max_steps,
+            cond_dropout=cond_dropout,
+            seed=seed,
+            sample_steps=sample_steps,
+            sample_method=sample_method,
+            sample_schedule=sample_schedule,
+            cfg_scale=cfg_scale,
+        )
         m = tokenizer.token_dim  # n_mels for MelTokenizer, latent_dim for the SQ-codec's CodecTokenizer
         self.config = dataclasses.replace(model, in_dim=2 * m + text_dim, out_dim=m)
         self.model = DiT(self.config)
@@ -83,8 +113,12 @@ class TTSModule(FlowMatchingModule):
         self.text_align, self.stretch_weights = text_align, stretch_weights
         self.text_encoder = TextEncoder(vocab, text_dim, text_layers, text_align, symbol_layers)
         self.duration = DurationPredictor(vocab, duration_dim, duration_layers)
-        self.duration_weight, self.mask_range, self.sway, self.n_write = duration_weight, tuple(mask_range), sway, \
-            n_write
+        self.duration_weight, self.mask_range, self.sway, self.n_write = (
+            duration_weight,
+            tuple(mask_range),
+            sway,
+            n_write,
+        )
         # frames per text symbol of the training corpus: the character-rate duration heuristic (set at fit start)
         self.register_buffer("frames_per_symbol", torch.tensor(4.0))
         # expected frames per symbol id and trailing silence (stretch_weights="fitted"; set at fit start)
@@ -104,8 +138,15 @@ class TTSModule(FlowMatchingModule):
         infill = (idx >= start[:, None]) & (idx < (start + span)[:, None])
         return mask & ~infill
 
-    def text_meta(self, ids: Tensor, text_len: Tensor, total: int, frames: Tensor,
-                  prompt_frames: Tensor | None = None, prompt_text_len: Tensor | None = None) -> dict[str, Tensor]:
+    def text_meta(
+        self,
+        ids: Tensor,
+        text_len: Tensor,
+        total: int,
+        frames: Tensor,
+        prompt_frames: Tensor | None = None,
+        prompt_text_len: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Per-frame text layout for :meth:`velocity`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
         ``total`` frames. With a voice prompt the first ``prompt_text_len`` symbols are spread over the first
         ``prompt_frames`` frames and the rest over the following ``frames``."""
@@ -119,8 +160,15 @@ class TTSModule(FlowMatchingModule):
             index, frac = stretch_to_frames(text_len, frames, total, weights=w, tail=tail)
         else:
             i0, f0 = stretch_to_frames(prompt_text_len, prompt_frames, total, weights=w, tail=tail)
-            i1, f1 = stretch_to_frames(text_len - prompt_text_len, frames, total, text_start=prompt_text_len,
-                                       frame_start=prompt_frames, weights=w, tail=tail)
+            i1, f1 = stretch_to_frames(
+                text_len - prompt_text_len,
+                frames,
+                total,
+                text_start=prompt_text_len,
+                frame_start=prompt_frames,
+                weights=w,
+                tail=tail,
+            )
             index, frac = torch.where(i0 >= 0, i0, i1), torch.where(i0 >= 0, f0, f1)
         return {"ids": ids, "text_len": text_len, "text_index": index, "text_frac": frac}
 
@@ -129,8 +177,9 @@ class TTSModule(FlowMatchingModule):
         m = tokens.meta
         if self.text_align == "filler":
             return self.text_encoder(m["filled"], drop_cond)
-        return self.text_encoder(m["ids"], drop_cond, index=m["text_index"], frac=m["text_frac"],
-                                 text_len=m["text_len"], mask=tokens.mask)
+        return self.text_encoder(
+            m["ids"], drop_cond, index=m["text_index"], frac=m["text_frac"], text_len=m["text_len"], mask=tokens.mask
+        )
 
     def tokenize(self, batch: dict[str, Any]) -> TokenBatch:
         tokens = self.tokenizer.encode(batch)
@@ -175,8 +224,10 @@ class TTSModule(FlowMatchingModule):
         tok = self.tokenizer
         for name in ("sample_rate", "n_fft", "hop", "n_mels", "text_kind"):
             if hasattr(dm, name) and getattr(dm, name) != getattr(tok, name):
-                raise ValueError(f"TTSModule: data.{name}={getattr(dm, name)!r} differs from "
-                                 f"model.tokenizer.{name}={getattr(tok, name)!r}")
+                raise ValueError(
+                    f"TTSModule: data.{name}={getattr(dm, name)!r} differs from "
+                    f"model.tokenizer.{name}={getattr(tok, name)!r}"
+                )
         if getattr(dm, "frames_per_symbol", None):
             self.frames_per_symbol.fill_(dm.frames_per_symbol)
         if self.stretch_weights == "fitted" and getattr(dm, "symbol_frames", None) is not None:
@@ -217,6 +268,12 @@ class TTSModule(FlowMatchingModule):
         out, paths = Path(out_dir), []
         for i, (it, mel, wav) in enumerate(zip(items, res["mels"], res["wavs"])):
             paths.append(write_wav(out / f"tts_{tag}_{i}.wav", wav, self.tokenizer.sample_rate))
-            paths.append(plot_mels([it["mel"].float(), mel], ["ground truth", "generated"],
-                                   out / f"tts_{tag}_{i}.png", title=it["text"]))
+            paths.append(
+                plot_mels(
+                    [it["mel"].float(), mel],
+                    ["ground truth", "generated"],
+                    out / f"tts_{tag}_{i}.png",
+                    title=it["text"],
+                )
+            )
         return paths

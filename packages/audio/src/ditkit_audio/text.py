@@ -15,8 +15,7 @@ from torch import Tensor
 
 DEFAULT_CHARS = " abcdefghijklmnopqrstuvwxyz'.,?!-;:"
 """Symbols of the character tokenizer (after :func:`normalize_text`)."""
-DEFAULT_IPA = (" .,?!-;:'abdefhijklmnoprstuvwxzæçðøŋœɐɑɒɔɕəɘɚɛɜɝɞɟɡɣɤɥɨɪɫɬɭɯɰɱɲɳɴɵɸɹɺɻɽɾʀʁʂʃʈʉʊʋʌʍʎʏʐʑʒʔʕʙʜʝʟʡʢ"
-               "ʲˈˌːˑ̩̃̆̊θχᵻ‍")
+DEFAULT_IPA = " .,?!-;:'abdefhijklmnoprstuvwxzæçðøŋœɐɑɒɔɕəɘɚɛɜɝɞɟɡɣɤɥɨɪɫɬɭɯɰɱɲɳɴɵɸɹɺɻɽɾʀʁʂʃʈʉʊʋʌʍʎʏʐʑʒʔʕʙʜʝʟʡʢʲˈˌːˑ̩̃̆̊θχᵻ‍"
 """Symbols of the phoneme tokenizer: the IPA that espeak-ng prints for English (plus punctuation)."""
 
 PAD, FILLER = 0, 1
@@ -58,8 +57,9 @@ class TextTokenizer:
         on_unknown: ``"error"`` raises naming the character and its position, ``"skip"`` drops it.
     """
 
-    def __init__(self, kind: str = "chars", symbols: str | None = None, voice: str = "en-us",
-                 on_unknown: str = "error"):
+    def __init__(
+        self, kind: str = "chars", symbols: str | None = None, voice: str = "en-us", on_unknown: str = "error"
+    ):
         if kind not in ("chars", "phonemes"):
             raise ValueError(f"TextTokenizer.kind={kind!r}: choose 'chars' or 'phonemes'")
         if on_unknown not in ("error", "skip"):
@@ -103,8 +103,10 @@ class TextTokenizer:
             if c in self._index:
                 ids.append(self._index[c])
             elif self.on_unknown == "error":
-                raise ValueError(f"TextTokenizer: symbol {c!r} (U+{ord(c):04X}) at position {i} of {sym!r} is not "
-                                 f"in the {self.kind} vocabulary")
+                raise ValueError(
+                    f"TextTokenizer: symbol {c!r} (U+{ord(c):04X}) at position {i} of {sym!r} is not "
+                    f"in the {self.kind} vocabulary"
+                )
         if not ids:
             raise ValueError(f"TextTokenizer: text {text!r} has no symbols in the vocabulary")
         return ids
@@ -150,9 +152,15 @@ def fill_to_frames(ids: Tensor, text_len: Tensor, frames: int) -> Tensor:
     return out
 
 
-def stretch_to_frames(text_len: Tensor, frames: Tensor, total: int, text_start: Tensor | None = None,
-                      frame_start: Tensor | None = None, weights: Tensor | None = None,
-                      tail: float | Tensor = 0.0) -> tuple[Tensor, Tensor]:
+def stretch_to_frames(
+    text_len: Tensor,
+    frames: Tensor,
+    total: int,
+    text_start: Tensor | None = None,
+    frame_start: Tensor | None = None,
+    weights: Tensor | None = None,
+    tail: float | Tensor = 0.0,
+) -> tuple[Tensor, Tensor]:
     """Text-to-frame stretching without an aligner: which symbol each frame falls on when a text of ``text_len``
     symbols is spread over ``frames`` frames in proportion to per-symbol weights (uniformly by default); the model
     corrects the local timing.
@@ -200,8 +208,9 @@ def stretch_to_frames(text_len: Tensor, frames: Tensor, total: int, text_start: 
     return index, torch.where(inside, frac, torch.zeros_like(frac))
 
 
-def fit_symbol_frames(ids: Sequence[Tensor], frames: Sequence[float], vocab: int, ridge: float = 100.0,
-                      min_ratio: float = 0.25) -> tuple[Tensor, float]:
+def fit_symbol_frames(
+    ids: Sequence[Tensor], frames: Sequence[float], vocab: int, ridge: float = 100.0, min_ratio: float = 0.25
+) -> tuple[Tensor, float]:
     """Expected frames per symbol and the trailing silence, fitted to sentence totals only (no alignment).
 
     Ridge least squares of ``frames_i ~ sum_s count_i(s) w_s + tail`` with ``w`` pulled towards the corpus mean
@@ -230,15 +239,80 @@ def fit_symbol_frames(ids: Sequence[Tensor], frames: Sequence[float], vocab: int
 # ---------------------------------------------------------------------- sentence generator
 _WORDS = {
     "det": ["the", "a", "every", "one", "that", "this", "my", "your", "some"],
-    "adj": ["red", "green", "small", "quiet", "happy", "old", "bright", "cold", "young", "heavy", "gentle", "brave",
-            "dark", "soft", "quick", "lazy", "tall", "clever", "strange", "warm"],
-    "noun": ["cat", "dog", "bird", "farmer", "teacher", "river", "garden", "window", "child", "horse", "city",
-             "doctor", "boat", "forest", "king", "letter", "mountain", "painter", "table", "village"],
-    "verb": ["sees", "finds", "likes", "follows", "paints", "watches", "carries", "opens", "visits", "helps",
-             "calls", "builds", "remembers", "brings", "holds"],
+    "adj": [
+        "red",
+        "green",
+        "small",
+        "quiet",
+        "happy",
+        "old",
+        "bright",
+        "cold",
+        "young",
+        "heavy",
+        "gentle",
+        "brave",
+        "dark",
+        "soft",
+        "quick",
+        "lazy",
+        "tall",
+        "clever",
+        "strange",
+        "warm",
+    ],
+    "noun": [
+        "cat",
+        "dog",
+        "bird",
+        "farmer",
+        "teacher",
+        "river",
+        "garden",
+        "window",
+        "child",
+        "horse",
+        "city",
+        "doctor",
+        "boat",
+        "forest",
+        "king",
+        "letter",
+        "mountain",
+        "painter",
+        "table",
+        "village",
+    ],
+    "verb": [
+        "sees",
+        "finds",
+        "likes",
+        "follows",
+        "paints",
+        "watches",
+        "carries",
+        "opens",
+        "visits",
+        "helps",
+        "calls",
+        "builds",
+        "remembers",
+        "brings",
+        "holds",
+    ],
     "ivp": ["sleeps", "sings", "waits", "runs away", "smiles", "laughs", "walks home", "falls asleep", "listens"],
-    "adv": ["today", "slowly", "at night", "in the morning", "again", "quietly", "near the river", "after dinner",
-            "every day", "once more"],
+    "adv": [
+        "today",
+        "slowly",
+        "at night",
+        "in the morning",
+        "again",
+        "quietly",
+        "near the river",
+        "after dinner",
+        "every day",
+        "once more",
+    ],
     "num": ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve"],
 }
 _TEMPLATES = [

@@ -25,8 +25,17 @@ class MelTokenizer:
         gl_iters: Griffin-Lim iterations of :meth:`to_wav`.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop: int = 400, n_mels: int = 64,
-                 mel_mean: float = -5.5, mel_std: float = 2.5, text_kind: str = "chars", gl_iters: int = 32):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
+        mel_mean: float = -5.5,
+        mel_std: float = 2.5,
+        text_kind: str = "chars",
+        gl_iters: int = 32,
+    ):
         if mel_std <= 0:
             raise ValueError(f"MelTokenizer.mel_std={mel_std}: must be > 0")
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
@@ -73,8 +82,11 @@ class MelTokenizer:
 
     def decode(self, tokens: TokenBatch) -> dict[str, Any]:
         """Tokens -> ``{"mel": [b, f, n_mels] (0 on padding), "mask": [b, f]}`` (+ the text fields of ``meta``)."""
-        mask = tokens.mask if tokens.mask is not None else torch.ones(tokens.x.shape[:2], dtype=torch.bool,
-                                                                       device=tokens.x.device)
+        mask = (
+            tokens.mask
+            if tokens.mask is not None
+            else torch.ones(tokens.x.shape[:2], dtype=torch.bool, device=tokens.x.device)
+        )
         mel = self.denormalize(tokens.x, mask)
         mel = torch.where(mask[..., None], mel, torch.zeros((), dtype=mel.dtype, device=mel.device))
         return {"mel": mel, "mask": mask, **tokens.meta}

@@ -20,8 +20,7 @@ def plot_mels(mels: list[Tensor], titles: list[str], path: str | Path, title: st
     vmin = min(float(m.min()) for m in mels)
     vmax = max(float(m.max()) for m in mels)
     for ax, m, t in zip(axes[:, 0], mels, titles):
-        ax.imshow(m.detach().cpu().float().T.numpy(), origin="lower", aspect="auto", vmin=vmin, vmax=vmax,
-                  cmap="magma")
+        ax.imshow(m.detach().cpu().float().T.numpy(), origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
         ax.set_title(t, fontsize=9)
         ax.set_ylabel("mel")
     axes[-1, 0].set_xlabel("frame")

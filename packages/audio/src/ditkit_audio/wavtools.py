@@ -22,8 +22,9 @@ MEL_DEFAULTS = {"sample_rate": 16000, "n_fft": 1024, "hop": 400, "n_mels": 64, "
 class MelModule(nn.Module):
     """Base of the small mel models (vocoder, codec): holds the mel settings they are trained on (``MEL_KEYS``)."""
 
-    def set_mel_settings(self, sample_rate: int, n_fft: int, hop: int, n_mels: int, mel_mean: float,
-                         mel_std: float) -> None:
+    def set_mel_settings(
+        self, sample_rate: int, n_fft: int, hop: int, n_mels: int, mel_mean: float, mel_std: float
+    ) -> None:
         if mel_std <= 0:
             raise ValueError(f"{type(self).__name__}.mel_std={mel_std}: must be > 0")
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels

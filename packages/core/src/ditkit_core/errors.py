@@ -47,8 +47,16 @@ class DataError(ValueError):
         record: say "record" instead of "line" (binary formats, SDF blocks).
     """
 
-    def __init__(self, reason: str, *, path: str | os.PathLike | None = None, line: int | None = None,
-                 field: str | None = None, value: Any = None, record: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        value: Any = None,
+        record: bool = False,
+    ):
         self.reason, self.path, self.line, self.field, self.value = reason, path, line, field, value
         where = "" if path is None else str(path)
         if line is not None:
@@ -105,8 +113,9 @@ def atomic_save(path: str | os.PathLike, writer: Any, suffix: str | None = None)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
+    )
     os.close(fd)
     try:
         writer(tmp)
@@ -118,8 +127,16 @@ def atomic_save(path: str | os.PathLike, writer: Any, suffix: str | None = None)
     return path
 
 
-def check_array(value: Any, *, path: str | os.PathLike | None, field: str, allow_nan: bool = True,
-                allow_inf: bool = False, float32: bool = True, line: int | None = None) -> np.ndarray:
+def check_array(
+    value: Any,
+    *,
+    path: str | os.PathLike | None,
+    field: str,
+    allow_nan: bool = True,
+    allow_inf: bool = False,
+    float32: bool = True,
+    line: int | None = None,
+) -> np.ndarray:
     """Validate a numeric array from a file: real dtype, finite (or NaN where allowed), within float32 range.
 
     Args:
@@ -137,11 +154,15 @@ def check_array(value: Any, *, path: str | os.PathLike | None, field: str, allow
     """
     arr = np.asarray(value)
     if np.iscomplexobj(arr):
-        raise DataError(f"complex values (dtype {arr.dtype}) are not accepted; the imaginary part would be lost",
-                        path=path, field=field, value=arr.dtype, line=line)
+        raise DataError(
+            f"complex values (dtype {arr.dtype}) are not accepted; the imaginary part would be lost",
+            path=path,
+            field=field,
+            value=arr.dtype,
+            line=line,
+        )
     if arr.dtype.kind not in "biuf":
-        raise DataError(f"expected numbers, got dtype {arr.dtype}", path=path, field=field, value=arr.dtype,
-                        line=line)
+        raise DataError(f"expected numbers, got dtype {arr.dtype}", path=path, field=field, value=arr.dtype, line=line)
     if arr.dtype.kind == "f" and arr.size:
         nan = np.isnan(arr)
         if not allow_nan and nan.any():
@@ -154,13 +175,15 @@ def check_array(value: Any, *, path: str | os.PathLike | None, field: str, allow
             finite = arr[np.isfinite(arr)]
             if finite.size and float(np.abs(finite).max()) > FLOAT32_MAX:
                 big = float(finite.flat[int(np.abs(finite).argmax())])
-                raise DataError("value beyond float32 range (would become inf)", path=path, field=field, value=big,
-                                line=line)
+                raise DataError(
+                    "value beyond float32 range (would become inf)", path=path, field=field, value=big, line=line
+                )
     return arr
 
 
-def check_count(n: Any, limit: int, *, path: str | os.PathLike | None, field: str, minimum: int = 0,
-                line: int | None = None) -> int:
+def check_count(
+    n: Any, limit: int, *, path: str | os.PathLike | None, field: str, minimum: int = 0, line: int | None = None
+) -> int:
     """A count read from a header: an integer in ``[minimum, limit]``, so hostile sizes never allocate."""
     try:
         value = int(n)
@@ -174,13 +197,18 @@ def check_count(n: Any, limit: int, *, path: str | os.PathLike | None, field: st
     return value
 
 
-def safe_join(root: str | os.PathLike, name: str, *, path: str | os.PathLike | None = None, field: str = "path",
-              line: int | None = None) -> Path:
+def safe_join(
+    root: str | os.PathLike,
+    name: str,
+    *,
+    path: str | os.PathLike | None = None,
+    field: str = "path",
+    line: int | None = None,
+) -> Path:
     """``root / name`` for a name read from a file, refusing absolute names and names that leave ``root``."""
     root = Path(root)
     if not name or os.path.isabs(name) or "\x00" in name:
-        raise DataError("must be a relative name inside the data folder", path=path, field=field, value=name,
-                        line=line)
+        raise DataError("must be a relative name inside the data folder", path=path, field=field, value=name, line=line)
     full = (root / name).resolve()
     if full != root.resolve() and root.resolve() not in full.parents:
         raise DataError(f"leaves the data folder {root}", path=path, field=field, value=name, line=line)
@@ -199,8 +227,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = 1 << 30) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})", path=path,
-                        line=line) from e
+        raise DataError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})", path=path, line=line) from e
 
 
 @dataclass
@@ -229,8 +256,15 @@ class LoadReport:
     kept: int = 0
     skips: list[Skip] = field(default_factory=list)
 
-    def skip(self, reason: str, *, path: str | os.PathLike | None = None, line: int | None = None,
-             field: str | None = None, value: Any = None) -> None:
+    def skip(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        value: Any = None,
+    ) -> None:
         """Record one skipped record."""
         self.skips.append(Skip(reason, str(path if path is not None else self.source), line, field, value))
 
@@ -264,5 +298,15 @@ class LoadReport:
             raise DataError(f"no usable record ({reasons})", path=self.source)
 
 
-__all__ = ["DataError", "LoadReport", "Skip", "atomic_save", "atomic_write", "check_array", "check_count",
-           "naming_file", "read_text", "safe_join"]
+__all__ = [
+    "DataError",
+    "LoadReport",
+    "Skip",
+    "atomic_save",
+    "atomic_write",
+    "check_array",
+    "check_count",
+    "naming_file",
+    "read_text",
+    "safe_join",
+]

@@ -43,9 +43,17 @@ def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[A
 
     cfg = yaml.safe_load(Path(config).read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        cfg["trainer"].update(max_steps=steps, callbacks=[], enable_checkpointing=False, logger=False,
-                              default_root_dir=tmp, enable_progress_bar=False, val_check_interval=None,
-                              limit_val_batches=0, **trainer)
+        cfg["trainer"].update(
+            max_steps=steps,
+            callbacks=[],
+            enable_checkpointing=False,
+            logger=False,
+            default_root_dir=tmp,
+            enable_progress_bar=False,
+            val_check_interval=None,
+            limit_val_batches=0,
+            **trainer,
+        )
         cfg["trainer"].pop("check_val_every_n_epoch", None)
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(cfg))
@@ -53,8 +61,16 @@ def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[A
     return cli.model.eval(), cli.datamodule
 
 
-def evaluate_all(module: Any, dm: Any, *, samples: int | None = None, steps: int | None = None, ratio: float = 0.3,
-                 horizon: int = 4, tasks: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+def evaluate_all(
+    module: Any,
+    dm: Any,
+    *,
+    samples: int | None = None,
+    steps: int | None = None,
+    ratio: float = 0.3,
+    horizon: int = 4,
+    tasks: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
     """Every task the data allow, on the test split; returns one record per task.
 
     ``samples`` / ``steps`` default to the module's ``eval_samples`` / ``sample_steps`` (set in the app config).
@@ -65,8 +81,11 @@ def evaluate_all(module: Any, dm: Any, *, samples: int | None = None, steps: int
 
     ds, raw = dm.splits["test"], dm.raw["test"]
     data = dm.source
-    tasks = tasks or (("reconstruction", "forecast", "cloud_removal", "change") if raw.cloud is not None
-                      else ("reconstruction", "forecast"))
+    tasks = tasks or (
+        ("reconstruction", "forecast", "cloud_removal", "change")
+        if raw.cloud is not None
+        else ("reconstruction", "forecast")
+    )
     out = []
     for task in tasks:
         if task == "reconstruction":
@@ -82,8 +101,16 @@ def evaluate_all(module: Any, dm: Any, *, samples: int | None = None, steps: int
             rec = evaluate_change(module, ds, raw.change, samples=samples, steps=steps)
         else:
             raise ValueError(f"evaluate_all: unknown task {task!r}")
-        out.append({"task": task, "data": data, "series": len(ds), "samples": samples, "sample_steps": steps,
-                    **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}})
+        out.append(
+            {
+                "task": task,
+                "data": data,
+                "series": len(ds),
+                "samples": samples,
+                "sample_steps": steps,
+                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()},
+            }
+        )
     return out
 
 

@@ -45,8 +45,13 @@ class SITSDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        item = {"values": self.values[i], "observed": self.observed[i], "days": self.days[i], "doy": self.doy[i],
-                "index": torch.tensor(i)}
+        item = {
+            "values": self.values[i],
+            "observed": self.observed[i],
+            "days": self.days[i],
+            "doy": self.doy[i],
+            "index": torch.tensor(i),
+        }
         if self.change is not None:
             item["change"] = self.change[i]
         if self.latlon is not None:
@@ -56,8 +61,13 @@ class SITSDataset(Dataset):
     def batch(self, index: np.ndarray | list[int]) -> dict[str, Tensor]:
         """Stacked items (for evaluation without a DataLoader)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        out = {"values": self.values[idx], "observed": self.observed[idx], "days": self.days[idx],
-               "doy": self.doy[idx], "index": idx}
+        out = {
+            "values": self.values[idx],
+            "observed": self.observed[idx],
+            "days": self.days[idx],
+            "doy": self.doy[idx],
+            "index": idx,
+        }
         if self.change is not None:
             out["change"] = self.change[idx]
         if self.latlon is not None:
@@ -65,8 +75,9 @@ class SITSDataset(Dataset):
         return out
 
 
-def load_source(source: Source, path: str | None = None, *, n: int = 512, size: int = 16, t: int = 16,
-                seed: int = 0) -> SITS:
+def load_source(
+    source: Source, path: str | None = None, *, n: int = 512, size: int = 16, t: int = 16, seed: int = 0
+) -> SITS:
     """Raw (unnormalised) data of a source."""
     if source == "synthetic":
         return make_synthetic(n, size=size, t=t, seed=seed)
@@ -92,8 +103,18 @@ class SITSDataModule(L.LightningDataModule):
         seed: data seed (synthetic val/test use ``seed + 1`` / ``seed + 2``).
     """
 
-    def __init__(self, source: Source = "synthetic", path: str | None = None, n_train: int = 512, n_val: int = 32,
-                 n_test: int = 64, size: int = 16, t: int = 16, batch_size: int = 16, seed: int = 0):
+    def __init__(
+        self,
+        source: Source = "synthetic",
+        path: str | None = None,
+        n_train: int = 512,
+        n_val: int = 32,
+        n_test: int = 64,
+        size: int = 16,
+        t: int = 16,
+        batch_size: int = 16,
+        seed: int = 0,
+    ):
         super().__init__()
         self.source, self.path = source, path
         self.n_train, self.n_val, self.n_test, self.size, self.t = n_train, n_val, n_test, size, t
@@ -104,9 +125,11 @@ class SITSDataModule(L.LightningDataModule):
         if self.raw:
             return
         if self.source == "synthetic":
-            self.raw = {"train": load_source("synthetic", n=self.n_train, size=self.size, t=self.t, seed=self.seed),
-                        "val": load_source("synthetic", n=self.n_val, size=self.size, t=self.t, seed=self.seed + 1),
-                        "test": load_source("synthetic", n=self.n_test, size=self.size, t=self.t, seed=self.seed + 2)}
+            self.raw = {
+                "train": load_source("synthetic", n=self.n_train, size=self.size, t=self.t, seed=self.seed),
+                "val": load_source("synthetic", n=self.n_val, size=self.size, t=self.t, seed=self.seed + 1),
+                "test": load_source("synthetic", n=self.n_test, size=self.size, t=self.t, seed=self.seed + 2),
+            }
         else:
             full = load_source(self.source, self.path).usable()
             if "is_test" in full.extra:

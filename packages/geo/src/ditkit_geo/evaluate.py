@@ -30,8 +30,9 @@ from ditkit_geo.series import Normalizer
 from ditkit_geo.tasks import date_mask
 
 
-def _complete(module: Any, ds: SITSDataset, given: Tensor, samples: int, steps: int | None, chunk: int = 64,
-              seed: int = 0) -> Tensor:
+def _complete(
+    module: Any, ds: SITSDataset, given: Tensor, samples: int, steps: int | None, chunk: int = 64, seed: int = 0
+) -> Tensor:
     """``[S, N, T, C, H, W]`` draws for the whole dataset, in chunks."""
     outs = []
     for start in range(0, len(ds), chunk):
@@ -43,12 +44,16 @@ def _complete(module: Any, ds: SITSDataset, given: Tensor, samples: int, steps: 
 
 def _value_metrics(prefix: str, draws: Tensor, truth: Tensor, mask: Tensor) -> dict[str, float]:
     med = draws.median(0).values
-    return {f"{prefix}_mae": masked_mae(med, truth, mask), f"{prefix}_rmse": masked_rmse(med, truth, mask),
-            f"{prefix}_crps": crps_ensemble(draws, truth, mask)}
+    return {
+        f"{prefix}_mae": masked_mae(med, truth, mask),
+        f"{prefix}_rmse": masked_rmse(med, truth, mask),
+        f"{prefix}_crps": crps_ensemble(draws, truth, mask),
+    }
 
 
-def evaluate_reconstruction(module: Any, ds: SITSDataset, *, ratio: float = 0.3, samples: int = 4,
-                            steps: int | None = None, seed: int = 0) -> dict[str, float]:
+def evaluate_reconstruction(
+    module: Any, ds: SITSDataset, *, ratio: float = 0.3, samples: int = 4, steps: int | None = None, seed: int = 0
+) -> dict[str, float]:
     """Hide ``ratio`` of the dates (every non-static group) and reconstruct them.
 
     Baselines: linear interpolation (the goal's reference) and the per-pixel median of the given dates.
@@ -65,8 +70,11 @@ def evaluate_reconstruction(module: Any, ds: SITSDataset, *, ratio: float = 0.3,
     draws = _complete(module, ds, given, samples, steps, seed=seed)
     lin = linear_interpolation(obs, given, days)
     out = _value_metrics("model", draws, v, target)
-    out.update(linear_mae=masked_mae(lin, v, target), linear_rmse=masked_rmse(lin, v, target),
-               pixel_median_mae=masked_mae(given_median(obs, given).expand_as(v), v, target))
+    out.update(
+        linear_mae=masked_mae(lin, v, target),
+        linear_rmse=masked_rmse(lin, v, target),
+        pixel_median_mae=masked_mae(given_median(obs, given).expand_as(v), v, target),
+    )
     opt = tok.group_channel_mask(tok.optical_names)[None, None, :, None, None] & target
     if opt.any():
         med = draws.median(0).values
@@ -75,8 +83,9 @@ def evaluate_reconstruction(module: Any, ds: SITSDataset, *, ratio: float = 0.3,
     return out
 
 
-def evaluate_forecast(module: Any, ds: SITSDataset, *, horizon: int = 4, samples: int = 4, steps: int | None = None,
-                      seed: int = 0) -> dict[str, float]:
+def evaluate_forecast(
+    module: Any, ds: SITSDataset, *, horizon: int = 4, samples: int = 4, steps: int | None = None, seed: int = 0
+) -> dict[str, float]:
     """Hide the last ``horizon`` dates and forecast them; baselines: last value and seasonal-naive (365 days)."""
     tok = module.tokenizer
     v, obs, days = ds.values, ds.observed, ds.days
@@ -90,14 +99,18 @@ def evaluate_forecast(module: Any, ds: SITSDataset, *, horizon: int = 4, samples
     draws = _complete(module, ds, given, samples, steps, seed=seed)
     out = _value_metrics("model", draws, v, target)
     lv, sn = last_value(obs, given), seasonal_naive(obs, given, days)
-    out.update(last_value_mae=masked_mae(lv, v, target), seasonal_naive_mae=masked_mae(sn, v, target),
-               seasonal_naive_rmse=masked_rmse(sn, v, target))
+    out.update(
+        last_value_mae=masked_mae(lv, v, target),
+        seasonal_naive_mae=masked_mae(sn, v, target),
+        seasonal_naive_rmse=masked_rmse(sn, v, target),
+    )
     out["mae_improvement_vs_seasonal_naive"] = 1 - out["model_mae"] / out["seasonal_naive_mae"]
     return out
 
 
-def evaluate_cloud_removal(module: Any, ds: SITSDataset, normalizer: Normalizer, *, samples: int = 4,
-                           steps: int | None = None, seed: int = 0) -> dict[str, float]:
+def evaluate_cloud_removal(
+    module: Any, ds: SITSDataset, normalizer: Normalizer, *, samples: int = 4, steps: int | None = None, seed: int = 0
+) -> dict[str, float]:
     """Fill the optical values under real clouds/shadows (SAR and clear dates given); baseline: linear interpolation.
 
     PSNR / SSIM / spectral angle are measured on reflectance images of the cloud-affected dates (clear pixels
@@ -135,8 +148,16 @@ def _split_f1(score: Tensor, truth: Tensor) -> float:
     return f1_score(score[half:] > cand[int(np.argmax(f1s))], truth[half:])
 
 
-def evaluate_change(module: Any, ds: SITSDataset, change: np.ndarray, *, horizon: int | None = None,
-                    samples: int = 4, steps: int | None = None, seed: int = 0) -> dict[str, float]:
+def evaluate_change(
+    module: Any,
+    ds: SITSDataset,
+    change: np.ndarray,
+    *,
+    horizon: int | None = None,
+    samples: int = 4,
+    steps: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
     """Change detection: the change-map head, and a generated continuation compared with the observed one.
 
     ``model_head_f1`` (when the module has a change head): its per-pixel probability on the whole observed series.
@@ -158,8 +179,10 @@ def evaluate_change(module: Any, ds: SITSDataset, change: np.ndarray, *, horizon
     if getattr(module, "change_head", None) is not None:
         prob = torch.cat([module.change_map(ds.batch(list(range(s, min(n, s + 64))))).cpu() for s in range(0, n, 64)])
         out["model_head_f1"] = _split_f1(prob, truth)
-    for name, pred in (("model_residual", draws.median(0).values),
-                       ("seasonal_naive", seasonal_naive(obs, given, days))):
+    for name, pred in (
+        ("model_residual", draws.median(0).values),
+        ("seasonal_naive", seasonal_naive(obs, given, days)),
+    ):
         res = torch.where(scored, (torch.nan_to_num(obs) - pred).abs(), torch.zeros_like(pred))
         score = res.sum((1, 2)) / scored.sum((1, 2)).clamp_min(1)  # [N, H, W]
         out[f"{name}_f1"] = _split_f1(score, truth)

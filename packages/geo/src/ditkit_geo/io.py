@@ -19,8 +19,26 @@ import numpy as np
 
 from ditkit_geo.series import SITS
 
-PRESTO_BANDS = ["VV", "VH", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
-                "temperature_2m", "total_precipitation", "elevation", "slope", "NDVI"]
+PRESTO_BANDS = [
+    "VV",
+    "VH",
+    "B2",
+    "B3",
+    "B4",
+    "B5",
+    "B6",
+    "B7",
+    "B8",
+    "B8A",
+    "B9",
+    "B11",
+    "B12",
+    "temperature_2m",
+    "total_precipitation",
+    "elevation",
+    "slope",
+    "NDVI",
+]
 
 
 def _need(module: str):
@@ -32,8 +50,15 @@ def _need(module: str):
         raise ImportError(f"ditkit_geo.io needs {module!r}: pip install 'ditkit-geo[io]'") from e
 
 
-def load_pixel_arrays(values: np.ndarray, days: np.ndarray, bands: Sequence[str], *, doy: np.ndarray | None = None,
-                      nodata: float | None = None, source: str = "<arrays>") -> SITS:
+def load_pixel_arrays(
+    values: np.ndarray,
+    days: np.ndarray,
+    bands: Sequence[str],
+    *,
+    doy: np.ndarray | None = None,
+    nodata: float | None = None,
+    source: str = "<arrays>",
+) -> SITS:
     """Pixel series ``[N, T, C]`` -> :class:`SITS` with ``H = W = 1``.
 
     Args:
@@ -87,8 +112,13 @@ def save_npz(data: SITS, path: str | Path) -> Path:
     """Write a :class:`SITS` as a compressed ``.npz`` (optional fields only when present)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"values": data.values, "observed": data.observed, "days": data.days, "doy": data.doy,
-              "bands": np.array(data.bands)}
+    arrays = {
+        "values": data.values,
+        "observed": data.observed,
+        "days": data.days,
+        "doy": data.doy,
+        "bands": np.array(data.bands),
+    }
     for k in ("change", "cloud", "cloudy"):
         if getattr(data, k) is not None:
             arrays[k] = getattr(data, k)
@@ -110,8 +140,16 @@ def load_npz(path: str | Path) -> SITS:
         doy = z["doy"] if "doy" in z else z["days"] % 365.0
         opt = {k: (z[k] if k in z else None) for k in ("change", "cloud", "cloudy")}
         extra = {k[6:]: z[k] for k in z.files if k.startswith("extra_")}
-        return SITS(values=values, observed=observed, days=z["days"], doy=doy, bands=[str(b) for b in z["bands"]],
-                    source=str(path), extra=extra, **opt).sorted()
+        return SITS(
+            values=values,
+            observed=observed,
+            days=z["days"],
+            doy=doy,
+            bands=[str(b) for b in z["bands"]],
+            source=str(path),
+            extra=extra,
+            **opt,
+        ).sorted()
 
 
 def _parse_date(s: str | dt.date | np.datetime64, where: str) -> dt.date:
@@ -134,8 +172,13 @@ def _days(dates: Sequence[dt.date]) -> tuple[np.ndarray, np.ndarray]:
     return days, doy
 
 
-def load_geotiff_stack(paths: Sequence[str | Path], dates: Sequence[str | dt.date], bands: Sequence[str], *,
-                       cloud_paths: Sequence[str | Path] | None = None) -> SITS:
+def load_geotiff_stack(
+    paths: Sequence[str | Path],
+    dates: Sequence[str | dt.date],
+    bands: Sequence[str],
+    *,
+    cloud_paths: Sequence[str | Path] | None = None,
+) -> SITS:
     """One multi-band GeoTIFF per acquisition -> one series ``[1, T, C, H, W]``.
 
     Pixels equal to each file's ``nodata`` (raster metadata) or non-finite become NaN and are never targets.
@@ -173,12 +216,27 @@ def load_geotiff_stack(paths: Sequence[str | Path], dates: Sequence[str | dt.dat
             raise ValueError(f"load_geotiff_stack: cloud masks {cloud.shape[2:]} vs rasters {values.shape[3:]}")
         observed = np.where(cloud[:, :, None], np.nan, observed)
     days, doy = _days([_parse_date(d, "load_geotiff_stack") for d in dates])
-    return SITS(values=values, observed=observed, days=days[None], doy=doy[None], bands=list(bands), cloud=cloud,
-                source=str(paths[0])).sorted()
+    return SITS(
+        values=values,
+        observed=observed,
+        days=days[None],
+        doy=doy[None],
+        bands=list(bands),
+        cloud=cloud,
+        source=str(paths[0]),
+    ).sorted()
 
 
-def load_datacube(path: str | Path, *, variable: str | None = None, bands: Sequence[str] | None = None,
-                  time_dim: str = "time", band_dim: str = "band", y_dim: str = "y", x_dim: str = "x") -> SITS:
+def load_datacube(
+    path: str | Path,
+    *,
+    variable: str | None = None,
+    bands: Sequence[str] | None = None,
+    time_dim: str = "time",
+    band_dim: str = "band",
+    y_dim: str = "y",
+    x_dim: str = "x",
+) -> SITS:
     """A NetCDF (``.nc``) or Zarr (``.zarr``) cube -> one series ``[1, T, C, H, W]``.
 
     Either one variable with a band dimension (``variable`` set, dims ``time, band, y, x``), or one 3-D variable
@@ -214,5 +272,6 @@ def load_datacube(path: str | Path, *, variable: str | None = None, bands: Seque
         ds.close()
     dates = [_parse_date(t, str(path)) for t in np.atleast_1d(times)]
     days, doy = _days(dates)
-    return SITS(values=arr[None], observed=arr[None].copy(), days=days[None], doy=doy[None], bands=names,
-                source=str(path)).sorted()
+    return SITS(
+        values=arr[None], observed=arr[None].copy(), days=days[None], doy=doy[None], bands=names, source=str(path)
+    ).sorted()

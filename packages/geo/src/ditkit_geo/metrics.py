@@ -42,7 +42,7 @@ def psnr(pred: Tensor, truth: Tensor, data_range: float) -> float:
     """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` over all finite entries."""
     m = torch.isfinite(truth)
     mse = float(((pred - truth) ** 2)[m].mean())
-    return 10 * math.log10(data_range ** 2 / max(mse, 1e-12))
+    return 10 * math.log10(data_range**2 / max(mse, 1e-12))
 
 
 def ssim(pred: Tensor, truth: Tensor, data_range: float, window: int = 7) -> float:
@@ -52,8 +52,8 @@ def ssim(pred: Tensor, truth: Tensor, data_range: float, window: int = 7) -> flo
     window = min(window, x.shape[-1], x.shape[-2])
     pool = lambda a: F.avg_pool2d(a, window, stride=1)  # noqa: E731
     mx, my = pool(x), pool(y)
-    vx, vy, cxy = pool(x * x) - mx ** 2, pool(y * y) - my ** 2, pool(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    vx, vy, cxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(s.mean())
 
 
@@ -125,8 +125,14 @@ def given_median(observed: Tensor, given: Tensor, fill: float = 0.0) -> Tensor:
     return torch.nan_to_num(med, nan=fill)
 
 
-def seasonal_naive(observed: Tensor, given: Tensor, days: Tensor, period: float = 365.0,
-                   tolerance: float = 45.0, fallback: Tensor | None = None) -> Tensor:
+def seasonal_naive(
+    observed: Tensor,
+    given: Tensor,
+    days: Tensor,
+    period: float = 365.0,
+    tolerance: float = 45.0,
+    fallback: Tensor | None = None,
+) -> Tensor:
     """Value of the given date closest to one ``period`` earlier (within ``tolerance`` days), else ``fallback``.
 
     ``fallback`` (like ``observed``) defaults to :func:`last_value` (the classic seasonal-naive forecast).
@@ -137,7 +143,7 @@ def seasonal_naive(observed: Tensor, given: Tensor, days: Tensor, period: float 
     out = base.clone()
     expand = (n, t) + (1,) * (observed.dim() - 2)
     for j in range(t):
-        dist = (days - (days[:, j:j + 1] - period)).abs().reshape(expand).expand_as(observed)  # [N, T, ...]
+        dist = (days - (days[:, j : j + 1] - period)).abs().reshape(expand).expand_as(observed)  # [N, T, ...]
         dist = torch.where(given, dist, torch.full_like(dist, float("inf")))
         best, arg = dist.min(1)  # [N, ...]
         val = obs.gather(1, arg[:, None]).squeeze(1)

@@ -64,17 +64,42 @@ class SITSModule(FlowMatchingModule):
             sample_schedule: as in :class:`~ditkit_core.lightning.FlowMatchingModule`.
     """
 
-    def __init__(self, tokenizer: SITSTokenizer, model: DiTConfig, tasks: dict[str, float] | None = None,
-                 mask_ratio: tuple[float, float] = (0.1, 0.6), max_horizon: float = 0.34, eval_samples: int = 4,
-                 ema_decay: float = 0.0, change_head: bool = False, change_weight: float = 0.2,
-                 source_center: str | None = None,
-                 time_sampler: TimeSampler | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
-                 warmup_steps: int = 100, max_steps: int | None = None, seed: int = 0, sample_steps: int = 16,
-                 sample_method: str = "euler", sample_schedule: str = "uniform"):
+    def __init__(
+        self,
+        tokenizer: SITSTokenizer,
+        model: DiTConfig,
+        tasks: dict[str, float] | None = None,
+        mask_ratio: tuple[float, float] = (0.1, 0.6),
+        max_horizon: float = 0.34,
+        eval_samples: int = 4,
+        ema_decay: float = 0.0,
+        change_head: bool = False,
+        change_weight: float = 0.2,
+        source_center: str | None = None,
+        time_sampler: TimeSampler | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        seed: int = 0,
+        sample_steps: int = 16,
+        sample_method: str = "euler",
+        sample_schedule: str = "uniform",
+    ):
         base = dataclasses.replace(model, in_dim=tokenizer.token_dim, out_dim=tokenizer.token_dim)
-        super().__init__(tokenizer, base, time_sampler=time_sampler, lr=lr, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, max_steps=max_steps, seed=seed, sample_steps=sample_steps,
-                         sample_method=sample_method, sample_schedule=sample_schedule)
+        super().__init__(
+            tokenizer,
+            base,
+            time_sampler=time_sampler,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            max_steps=max_steps,
+            seed=seed,
+            sample_steps=sample_steps,
+            sample_method=sample_method,
+            sample_schedule=sample_schedule,
+        )
         self.config = dataclasses.replace(model, in_dim=tokenizer.input_dim, out_dim=tokenizer.token_dim)
         self.model = DiT(self.config)
         self.tasks = dict(tasks or DEFAULT_TASKS)
@@ -83,16 +108,18 @@ class SITSModule(FlowMatchingModule):
         self.register_buffer("optical_ch", tokenizer.group_channel_mask(tokenizer.optical_names), persistent=False)
         self.ema_decay, self.change_weight = float(ema_decay), float(change_weight)
         if source_center is not None and source_center not in tokenizer.priors:
-            raise ValueError(f"SITSModule.source_center={source_center!r}: not among the tokenizer's priors "
-                             f"{tokenizer.priors}")
+            raise ValueError(
+                f"SITSModule.source_center={source_center!r}: not among the tokenizer's priors {tokenizer.priors}"
+            )
         self.source_center = source_center
         self.model_ema: DiT | None = None
         if self.ema_decay > 0:
             self.model_ema = copy.deepcopy(self.model).requires_grad_(False)
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-        p2 = tokenizer.patch ** 2
-        self.change_head = nn.Sequential(nn.LayerNorm(self.config.dim), nn.Linear(self.config.dim, p2)) \
-            if change_head else None
+        p2 = tokenizer.patch**2
+        self.change_head = (
+            nn.Sequential(nn.LayerNorm(self.config.dim), nn.Linear(self.config.dim, p2)) if change_head else None
+        )
 
     # ------------------------------------------------------------------ hooks
     def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
@@ -102,17 +129,25 @@ class SITSModule(FlowMatchingModule):
             seed += int(batch["index"][0]) if "index" in batch else 0
             g = torch.Generator().manual_seed(seed)
             ok = torch.isfinite(batch["observed"]).cpu()
-            given, _ = sample_given(ok, self.tokenizer.channel_group, self.static_ch.cpu(), self.optical_ch.cpu(),
-                                    probs=self.tasks, ratio=self.mask_ratio, max_horizon=self.max_horizon,
-                                    generator=g)
+            given, _ = sample_given(
+                ok,
+                self.tokenizer.channel_group,
+                self.static_ch.cpu(),
+                self.optical_ch.cpu(),
+                probs=self.tasks,
+                ratio=self.mask_ratio,
+                max_horizon=self.max_horizon,
+                generator=g,
+            )
             batch = {**batch, "given": given.to(batch["observed"].device)}
         return self.tokenizer.encode(batch)
 
     def model_input(self, tokens: TokenBatch, x_t: Tensor) -> Tensor:
         """``[b, n, (3 + P) d + f]``: noisy tokens, given values, given mask, priors, group / day-of-year features."""
         m = tokens.meta
-        return torch.cat([x_t, m["cond"], m["given"].to(x_t.dtype), m["priors"].to(x_t.dtype),
-                          m["features"].to(x_t.dtype)], -1)
+        return torch.cat(
+            [x_t, m["cond"], m["given"].to(x_t.dtype), m["priors"].to(x_t.dtype), m["features"].to(x_t.dtype)], -1
+        )
 
     def sample_noise(self, x_1: Tensor, tokens: TokenBatch, generator: torch.Generator | None = None) -> Tensor:
         """``x_0 = N(0, I)``, shifted by the ``source_center`` prior tokens when set."""
@@ -120,7 +155,7 @@ class SITSModule(FlowMatchingModule):
         if self.source_center is None:
             return noise
         d, k = self.tokenizer.token_dim, self.tokenizer.priors.index(self.source_center)
-        return noise + tokens.meta["priors"][..., k * d:(k + 1) * d].to(x_1.dtype)
+        return noise + tokens.meta["priors"][..., k * d : (k + 1) * d].to(x_1.dtype)
 
     @property
     def net(self) -> DiT:
@@ -145,8 +180,16 @@ class SITSModule(FlowMatchingModule):
         t, h, w = tokens.meta["shape"]
         p = self.tokenizer.patch
         logit = self.change_head(store["h"])  # [b, n, p * p]
-        logit = rearrange(logit, "b (t g py px) (p1 p2) -> b (t g) (py p1) (px p2)", t=t, g=self.tokenizer.num_groups,
-                          py=h // p, px=w // p, p1=p, p2=p)
+        logit = rearrange(
+            logit,
+            "b (t g py px) (p1 p2) -> b (t g) (py p1) (px p2)",
+            t=t,
+            g=self.tokenizer.num_groups,
+            py=h // p,
+            px=w // p,
+            p1=p,
+            p2=p,
+        )
         return logit.mean(1)  # [b, H, W]
 
     @torch.no_grad()
@@ -184,8 +227,9 @@ class SITSModule(FlowMatchingModule):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def complete(self, batch: dict[str, Tensor], given: Tensor, *, samples: int = 4, steps: int | None = None,
-                 seed: int = 0) -> Tensor:
+    def complete(
+        self, batch: dict[str, Tensor], given: Tensor, *, samples: int = 4, steps: int | None = None, seed: int = 0
+    ) -> Tensor:
         """Fill everything not given: ``samples`` draws ``[s, b, T, C, H, W]`` (given entries equal observed).
 
         Args:
@@ -201,8 +245,9 @@ class SITSModule(FlowMatchingModule):
         out = []
         for s in range(samples):
             g = torch.Generator(device=dev).manual_seed(seed * 7919 + s)
-            gen = self.generate(tokens, steps=steps, known=tokens.meta["cond"], known_mask=tokens.meta["given"],
-                                generator=g)
+            gen = self.generate(
+                tokens, steps=steps, known=tokens.meta["cond"], known_mask=tokens.meta["given"], generator=g
+            )
             out.append(self.tokenizer.decode(gen)["values"])
         return torch.stack(out)
 

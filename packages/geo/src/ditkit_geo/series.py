@@ -60,8 +60,9 @@ class SITS:
         if self.observed.shape != v.shape:
             raise ValueError(f"{self.source}: observed shape {self.observed.shape} != values shape {v.shape}")
         if len(self.bands) != c:
-            raise ValueError(f"{self.source}: {c} channels in the arrays but {len(self.bands)} band names "
-                             f"({self.bands})")
+            raise ValueError(
+                f"{self.source}: {c} channels in the arrays but {len(self.bands)} band names ({self.bands})"
+            )
         for name in ("days", "doy"):
             a = getattr(self, name)
             if a.shape != (n, t):
@@ -84,13 +85,22 @@ class SITS:
 
     def subset(self, index: np.ndarray | slice) -> SITS:
         """Series selected by ``index`` along N."""
-        opt = {k: (None if getattr(self, k) is None else getattr(self, k)[index])
-               for k in ("change", "cloud", "cloudy")}
+        opt = {
+            k: (None if getattr(self, k) is None else getattr(self, k)[index]) for k in ("change", "cloud", "cloudy")
+        }
         n = len(self)
-        extra = {k: (v[index] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v)
-                 for k, v in self.extra.items()}  # per-series arrays (is_test, latlon) follow the selection
-        return replace(self, values=self.values[index], observed=self.observed[index], days=self.days[index],
-                       doy=self.doy[index], extra=extra, **opt)
+        extra = {
+            k: (v[index] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v) for k, v in self.extra.items()
+        }  # per-series arrays (is_test, latlon) follow the selection
+        return replace(
+            self,
+            values=self.values[index],
+            observed=self.observed[index],
+            days=self.days[index],
+            doy=self.doy[index],
+            extra=extra,
+            **opt,
+        )
 
     def sorted(self) -> SITS:
         """Sort every series by acquisition day (all per-date arrays follow); repeated days raise ValueError."""
@@ -98,8 +108,10 @@ class SITS:
         d = np.take_along_axis(self.days, order, 1)
         if (np.diff(d, axis=1) <= 0).any():
             i, j = np.argwhere(np.diff(d, axis=1) <= 0)[0]
-            raise ValueError(f"{self.source}: series {i} has a repeated acquisition day {d[i, j]} (dates must be "
-                             f"distinct; merge or drop duplicate acquisitions first)")
+            raise ValueError(
+                f"{self.source}: series {i} has a repeated acquisition day {d[i, j]} (dates must be "
+                f"distinct; merge or drop duplicate acquisitions first)"
+            )
         if (order == np.arange(order.shape[1])).all():
             return self
 
@@ -109,8 +121,15 @@ class SITS:
             idx = order.reshape(order.shape + (1,) * (a.ndim - 2))
             return np.take_along_axis(a, idx, 1)
 
-        return replace(self, values=take(self.values), observed=take(self.observed), days=d,
-                       doy=take(self.doy), cloud=take(self.cloud), cloudy=take(self.cloudy))
+        return replace(
+            self,
+            values=take(self.values),
+            observed=take(self.observed),
+            days=d,
+            doy=take(self.doy),
+            cloud=take(self.cloud),
+            cloudy=take(self.cloudy),
+        )
 
     def usable(self) -> SITS:
         """Drop series that hold no finite value at all (nothing to condition on nor to learn)."""
@@ -126,8 +145,9 @@ class SITS:
             raise ValueError(f"{self.source}: bands {missing} not found; available: {self.bands}")
         idx = [self.bands.index(b) for b in bands]
         cloudy = None if self.cloudy is None else self.cloudy[:, :, idx]
-        return replace(self, values=self.values[:, :, idx], observed=self.observed[:, :, idx], bands=list(bands),
-                       cloudy=cloudy)
+        return replace(
+            self, values=self.values[:, :, idx], observed=self.observed[:, :, idx], bands=list(bands), cloudy=cloudy
+        )
 
 
 @dataclass

@@ -46,8 +46,9 @@ PHENOLOGY: dict[str, tuple[float, float, float, float, float, float] | None] = {
 }
 
 
-def double_logistic(doy: np.ndarray, base: float, amp: float, sos: np.ndarray | float, eos: np.ndarray | float,
-                    k1: float, k2: float) -> np.ndarray:
+def double_logistic(
+    doy: np.ndarray, base: float, amp: float, sos: np.ndarray | float, eos: np.ndarray | float, k1: float, k2: float
+) -> np.ndarray:
     """Green cover ``base + amp * (sigmoid(k1 (d - sos)) - sigmoid(k2 (d - eos)))`` (broadcasting)."""
     sig = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731  logistic without overflow
     return base + amp * (sig(k1 * (doy - sos)) - sig(k2 * (doy - eos)))
@@ -86,8 +87,9 @@ def _cover(cls: str, doy: np.ndarray, sos_j: np.ndarray, eos_j: np.ndarray) -> n
     return np.clip(base + fc, 0.0, 1.0)
 
 
-def _scene(rng: np.random.Generator, size: int, t: int, years: float, cloud_rate: float, p_change: float,
-           looks: float) -> dict[str, np.ndarray]:
+def _scene(
+    rng: np.random.Generator, size: int, t: int, years: float, cloud_rate: float, p_change: float, looks: float
+) -> dict[str, np.ndarray]:
     n_bands = len(BANDS)
     # dates: jittered regular grid over `years` years
     span = 365.0 * years
@@ -171,12 +173,28 @@ def _scene(rng: np.random.Generator, size: int, t: int, years: float, cloud_rate
     c4 = cloud[:, None]
     cloudy[:, :10] = np.where(c4, (1 - opacity) * truth[:, :10] + opacity * white, cloudy[:, :10])
     cloudy[:, :10] = np.where(shadow[:, None], truth[:, :10] * 0.35, cloudy[:, :10])
-    return {"truth": truth, "cloudy": cloudy, "cloud": cloud | shadow, "days": days, "doy": doy, "change": change,
-            "classes": cls_map}
+    return {
+        "truth": truth,
+        "cloudy": cloudy,
+        "cloud": cloud | shadow,
+        "days": days,
+        "doy": doy,
+        "change": change,
+        "classes": cls_map,
+    }
 
 
-def make_synthetic(n: int = 256, *, size: int = 16, t: int = 16, years: float = 2.0, cloud_rate: float = 0.2,
-                   p_change: float = 0.5, looks: float = 8.0, seed: int = 0) -> SITS:
+def make_synthetic(
+    n: int = 256,
+    *,
+    size: int = 16,
+    t: int = 16,
+    years: float = 2.0,
+    cloud_rate: float = 0.2,
+    p_change: float = 0.5,
+    looks: float = 8.0,
+    seed: int = 0,
+) -> SITS:
     """Generate ``n`` synthetic scenes.
 
     Args:
@@ -199,6 +217,15 @@ def make_synthetic(n: int = 256, *, size: int = 16, t: int = 16, years: float = 
     stack = {k: np.stack([s[k] for s in scenes]) for k in scenes[0]}
     observed = stack["truth"].copy()
     observed[:, :, :10] = np.where(stack["cloud"][:, :, None], np.nan, observed[:, :, :10])
-    return SITS(values=stack["truth"], observed=observed, days=stack["days"], doy=stack["doy"], bands=list(BANDS),
-                change=stack["change"], cloud=stack["cloud"], cloudy=stack["cloudy"], source=f"synthetic(seed={seed})",
-                extra={"classes": stack["classes"]})
+    return SITS(
+        values=stack["truth"],
+        observed=observed,
+        days=stack["days"],
+        doy=stack["doy"],
+        bands=list(BANDS),
+        change=stack["change"],
+        cloud=stack["cloud"],
+        cloudy=stack["cloudy"],
+        source=f"synthetic(seed={seed})",
+        extra={"classes": stack["classes"]},
+    )

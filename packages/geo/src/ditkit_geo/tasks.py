@@ -39,9 +39,17 @@ def blob_mask(b: int, t: int, h: int, w: int, cover: Tensor, generator: torch.Ge
     return (field > thr).reshape(b, t, h, w)
 
 
-def sample_given(observed_ok: Tensor, channel_group: Tensor, static: Tensor, optical: Tensor, *,
-                 probs: dict[str, float], ratio: tuple[float, float] = (0.1, 0.6), max_horizon: float = 0.34,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, list[str]]:
+def sample_given(
+    observed_ok: Tensor,
+    channel_group: Tensor,
+    static: Tensor,
+    optical: Tensor,
+    *,
+    probs: dict[str, float],
+    ratio: tuple[float, float] = (0.1, 0.6),
+    max_horizon: float = 0.34,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, list[str]]:
     """Draw one task per series and return its ``given`` mask.
 
     Args:

@@ -34,15 +34,29 @@ from ditkit_geo.metrics import given_median, linear_interpolation, seasonal_naiv
 PRIORS = ("interp", "seasonal", "median")
 
 GROUP_PRESETS: dict[str, dict[str, list[str]]] = {
-    "synthetic": {"VIS": ["B2", "B3", "B4"], "RE": ["B5", "B6", "B7"], "NIR": ["B8", "B8A"], "SWIR": ["B11", "B12"],
-                  "SAR": ["VV", "VH"]},
-    "presto": {"S1": ["VV", "VH"], "RGB": ["B2", "B3", "B4"], "RE": ["B5", "B6", "B7"], "NIR": ["B8", "B8A", "B9"],
-               "SWIR": ["B11", "B12"], "ERA5": ["temperature_2m", "total_precipitation"],
-               "SRTM": ["elevation", "slope"], "NDVI": ["NDVI"]},
+    "synthetic": {
+        "VIS": ["B2", "B3", "B4"],
+        "RE": ["B5", "B6", "B7"],
+        "NIR": ["B8", "B8A"],
+        "SWIR": ["B11", "B12"],
+        "SAR": ["VV", "VH"],
+    },
+    "presto": {
+        "S1": ["VV", "VH"],
+        "RGB": ["B2", "B3", "B4"],
+        "RE": ["B5", "B6", "B7"],
+        "NIR": ["B8", "B8A", "B9"],
+        "SWIR": ["B11", "B12"],
+        "ERA5": ["temperature_2m", "total_precipitation"],
+        "SRTM": ["elevation", "slope"],
+        "NDVI": ["NDVI"],
+    },
 }
 STATIC_PRESETS: dict[str, list[str]] = {"synthetic": [], "presto": ["SRTM"]}
-OPTICAL_PRESETS: dict[str, list[str]] = {"synthetic": ["VIS", "RE", "NIR", "SWIR"],
-                                         "presto": ["RGB", "RE", "NIR", "SWIR", "NDVI"]}
+OPTICAL_PRESETS: dict[str, list[str]] = {
+    "synthetic": ["VIS", "RE", "NIR", "SWIR"],
+    "presto": ["RGB", "RE", "NIR", "SWIR", "NDVI"],
+}
 
 
 class SITSTokenizer:
@@ -63,10 +77,17 @@ class SITSTokenizer:
             0.1), or None.
     """
 
-    def __init__(self, groups: dict[str, list[str]] | str = "synthetic", patch: int = 4,
-                 static_groups: list[str] | None = None, optical_groups: list[str] | None = None,
-                 doy_harmonics: int = 2, priors: list[str] | tuple[str, ...] = PRIORS, location: bool = False,
-                 level: str | None = None):
+    def __init__(
+        self,
+        groups: dict[str, list[str]] | str = "synthetic",
+        patch: int = 4,
+        static_groups: list[str] | None = None,
+        optical_groups: list[str] | None = None,
+        doy_harmonics: int = 2,
+        priors: list[str] | tuple[str, ...] = PRIORS,
+        location: bool = False,
+        level: str | None = None,
+    ):
         preset = groups if isinstance(groups, str) else None
         if preset is not None and preset not in GROUP_PRESETS:
             raise ValueError(f"SITSTokenizer.groups={preset!r}: unknown preset; choose one of {sorted(GROUP_PRESETS)}")
@@ -99,7 +120,7 @@ class SITSTokenizer:
         self.min_scale = 0.1  # z-score units: the floor of the "median_mad" scale (static bands have MAD 0)
         self.group_sizes = [len(v) for v in table.values()]
         self.width = max(self.group_sizes)
-        self.token_dim = self.width * self.patch ** 2
+        self.token_dim = self.width * self.patch**2
         self.num_groups = len(table)
         self.location = bool(location)
         self.feature_dim = self.num_groups + 2 * self.doy_harmonics + (3 if self.location else 0)
@@ -127,7 +148,7 @@ class SITSTokenizer:
             raise ValueError(f"SITSTokenizer: image {h}x{w} is not divisible by patch={p}")
         out, start = [], 0
         for size in self.group_sizes:
-            g = cube[:, :, start:start + size]  # [b, t, size, h, w]
+            g = cube[:, :, start : start + size]  # [b, t, size, h, w]
             g = rearrange(g, "b t c (py p1) (px p2) -> b t py px (c p1 p2)", p1=p, p2=p)
             pad = self.token_dim - g.shape[-1]
             out.append(torch.nn.functional.pad(g, (0, pad)) if pad else g)
@@ -160,8 +181,9 @@ class SITSTokenizer:
         if self.location:
             if latlon is None or latlon.shape != (b, 2) or not torch.isfinite(latlon).all():
                 got = None if latlon is None else tuple(latlon.shape)
-                raise ValueError(f"SITSTokenizer(location=True): the batch needs finite latlon [b, 2]=[{b}, 2] "
-                                 f"(degrees), got {got}")
+                raise ValueError(
+                    f"SITSTokenizer(location=True): the batch needs finite latlon [b, 2]=[{b}, 2] (degrees), got {got}"
+                )
             lat, lon = torch.deg2rad(latlon.float()).unbind(-1)
             unit = torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], -1)  # [b, 3]
             parts.append(unit[:, None, None, None].expand(-1, t, self.num_groups, npatch, -1))
@@ -171,8 +193,9 @@ class SITSTokenizer:
         """``[b, n, 3]``: (months since first date, patch row, patch column)."""
         b, t = days.shape
         p = self.patch
-        py, px = torch.meshgrid(torch.arange(h // p, device=days.device), torch.arange(w // p, device=days.device),
-                                indexing="ij")
+        py, px = torch.meshgrid(
+            torch.arange(h // p, device=days.device), torch.arange(w // p, device=days.device), indexing="ij"
+        )
         months = (days - days[:, :1]).float() / 30.4375  # [b, t]
         tt = months[:, :, None, None].expand(-1, -1, self.num_groups, py.numel())
         yy = py.reshape(1, 1, 1, -1).float().expand_as(tt)
@@ -235,9 +258,18 @@ class SITSTokenizer:
             x, cond = (x - level) * inv * valid_t, (cond - level) * inv * given_t
             prior = [(p - level) * inv for p in prior]
         prior = torch.cat(prior, -1) if prior else x.new_zeros(b, x.shape[1], 0)
-        meta = {"level": level, "scale": scale, "given": given_t, "cond": cond, "valid": valid_t, "priors": prior,
-                "features": self.features(raw["doy"], h, w, raw.get("latlon")),
-                "shape": (t, h, w), "days": raw["days"], "doy": raw["doy"]}
+        meta = {
+            "level": level,
+            "scale": scale,
+            "given": given_t,
+            "cond": cond,
+            "valid": valid_t,
+            "priors": prior,
+            "features": self.features(raw["doy"], h, w, raw.get("latlon")),
+            "shape": (t, h, w),
+            "days": raw["days"],
+            "doy": raw["doy"],
+        }
         return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, meta=meta)
 
     def decode(self, tokens: TokenBatch) -> dict[str, Tensor]:

@@ -29,12 +29,24 @@ def _ndvi(cube: np.ndarray, bands: list[str]) -> np.ndarray:
     return (b8 - b4) / (b8 + b4)
 
 
-def plot_cloud_removal(cloudy: np.ndarray, filled: np.ndarray, truth: np.ndarray, bands: list[str], path: Path,
-                       dates: list[int], title: str = "") -> Path:
+def plot_cloud_removal(
+    cloudy: np.ndarray,
+    filled: np.ndarray,
+    truth: np.ndarray,
+    bands: list[str],
+    path: Path,
+    dates: list[int],
+    title: str = "",
+) -> Path:
     """Rows: cloudy RGB, filled RGB, true RGB, filled NDVI, true NDVI; columns: ``dates`` (cubes ``[T, C, H, W]``)."""
     plt = _plt()
-    rows = [("cloudy RGB", cloudy, "rgb"), ("ditkit RGB (median)", filled, "rgb"), ("truth RGB", truth, "rgb"),
-            ("ditkit NDVI (median)", filled, "ndvi"), ("truth NDVI", truth, "ndvi")]
+    rows = [
+        ("cloudy RGB", cloudy, "rgb"),
+        ("ditkit RGB (median)", filled, "rgb"),
+        ("truth RGB", truth, "rgb"),
+        ("ditkit NDVI (median)", filled, "ndvi"),
+        ("truth NDVI", truth, "ndvi"),
+    ]
     fig, axes = plt.subplots(len(rows), len(dates), figsize=(1.8 * len(dates), 1.8 * len(rows)), squeeze=False)
     for r, (name, cube, kind) in enumerate(rows):
         for c, d in enumerate(dates):
@@ -42,8 +54,9 @@ def plot_cloud_removal(cloudy: np.ndarray, filled: np.ndarray, truth: np.ndarray
             if kind == "rgb":
                 ax.imshow(_rgb(np.nan_to_num(cube[d]), bands), interpolation="nearest")
             else:
-                ax.imshow(_ndvi(np.nan_to_num(cube[d]), bands), vmin=-0.2, vmax=0.9, cmap="YlGn",
-                          interpolation="nearest")
+                ax.imshow(
+                    _ndvi(np.nan_to_num(cube[d]), bands), vmin=-0.2, vmax=0.9, cmap="YlGn", interpolation="nearest"
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -58,8 +71,16 @@ def plot_cloud_removal(cloudy: np.ndarray, filled: np.ndarray, truth: np.ndarray
     return path
 
 
-def plot_forecast(days: np.ndarray, truth: np.ndarray, draws: np.ndarray, baseline: np.ndarray, split: int,
-                  path: Path, title: str = "", ylabel: str = "NDVI") -> Path:
+def plot_forecast(
+    days: np.ndarray,
+    truth: np.ndarray,
+    draws: np.ndarray,
+    baseline: np.ndarray,
+    split: int,
+    path: Path,
+    title: str = "",
+    ylabel: str = "NDVI",
+) -> Path:
     """Curves of one quantity: truth, model draws (median and range) and a baseline; ``split`` = first hidden date."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -108,8 +129,17 @@ def write_task_figures(module: Any, dm: Any, out_dir: Path, tag: str, n: int = 2
     for i in idx:
         tr = series(torch.nan_to_num(v[i]))
         dr = np.stack([series(d[i]) for d in draws])
-        paths.append(plot_forecast(days[i].numpy(), tr, dr, series(sn[i]), t - h,
-                                   out_dir / f"sits_forecast_{i}_{tag}.png", title=f"forecast of the last {h} dates"))
+        paths.append(
+            plot_forecast(
+                days[i].numpy(),
+                tr,
+                dr,
+                series(sn[i]),
+                t - h,
+                out_dir / f"sits_forecast_{i}_{tag}.png",
+                title=f"forecast of the last {h} dates",
+            )
+        )
     if v.shape[-1] > 1 and "B4" in bands:  # images: cloud removal frames
         draws_c = module.complete(batch, ok, samples=samples, seed=2).cpu().median(0).values  # median of the draws
         raw = dm.raw["val"]
@@ -117,7 +147,15 @@ def write_task_figures(module: Any, dm: Any, out_dir: Path, tag: str, n: int = 2
             frac = (~ok[i]).float().mean((1, 2, 3)).numpy()
             dates = [int(d) for d in np.argsort(-frac)[:4]]
             cloudy = raw.cloudy[i] if raw.cloudy is not None else norm.invert(np.nan_to_num(obs[i].numpy()))
-            paths.append(plot_cloud_removal(cloudy, norm.invert(draws_c[i].numpy()), raw.values[i], bands,
-                                            out_dir / f"sits_cloud_removal_{i}_{tag}.png", sorted(dates),
-                                            title="cloud removal (SAR + clear dates given)"))
+            paths.append(
+                plot_cloud_removal(
+                    cloudy,
+                    norm.invert(draws_c[i].numpy()),
+                    raw.values[i],
+                    bands,
+                    out_dir / f"sits_cloud_removal_{i}_{tag}.png",
+                    sorted(dates),
+                    title="cloud removal (SAR + clear dates given)",
+                )
+            )
     return paths

@@ -34,8 +34,9 @@ class SelfiesAutoencoder(nn.Module):
         embed: symbol embedding width.
     """
 
-    def __init__(self, vocab_size: int, latent_tokens: int = 4, latent_dim: int = 16, hidden: int = 256,
-                 embed: int = 64):
+    def __init__(
+        self, vocab_size: int, latent_tokens: int = 4, latent_dim: int = 16, hidden: int = 256, embed: int = 64
+    ):
         super().__init__()
         self.latent_tokens, self.latent_dim = latent_tokens, latent_dim
         zdim = latent_tokens * latent_dim
@@ -65,8 +66,9 @@ class SelfiesAutoencoder(nn.Module):
         return self.out(y)
 
     @torch.no_grad()
-    def generate(self, z: Tensor, max_len: int, temperature: float = 0.0,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def generate(
+        self, z: Tensor, max_len: int, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Decode latents ``z [b, L, dz]`` to ids ``[b, max_len + 1]`` (greedy when ``temperature == 0``)."""
         b = z.shape[0]
         zf = rearrange(z, "b l d -> b (l d)")
@@ -96,7 +98,7 @@ class SelfiesAutoencoder(nn.Module):
 def trim(*ids: Tensor) -> list[Tensor]:
     """Cut id batches ``[b, T]`` to the longest non-padded length among them (saves recurrent steps)."""
     n = max(int((x != SelfiesVocab.PAD).sum(1).max()) for x in ids)
-    return [x[:, :max(n, 2)] for x in ids]
+    return [x[:, : max(n, 2)] for x in ids]
 
 
 def info_nce(a: Tensor, b: Tensor, tau: float) -> Tensor:
@@ -122,9 +124,18 @@ class LatentTokenizer(nn.Module):
         l2_weight: weight of the latent L2 penalty.
     """
 
-    def __init__(self, max_len: int = 48, latent_tokens: int = 4, latent_dim: int = 16, hidden: int = 256,
-                 embed: int = 64, latent_noise: float = 0.1, nce_weight: float = 0.5, temperature: float = 0.1,
-                 l2_weight: float = 1e-3):
+    def __init__(
+        self,
+        max_len: int = 48,
+        latent_tokens: int = 4,
+        latent_dim: int = 16,
+        hidden: int = 256,
+        embed: int = 64,
+        latent_noise: float = 0.1,
+        nce_weight: float = 0.5,
+        temperature: float = 0.1,
+        l2_weight: float = 1e-3,
+    ):
         super().__init__()
         self.max_len, self.latent_tokens, self.latent_dim = max_len, latent_tokens, latent_dim
         self.hidden, self.embed, self.latent_noise = hidden, embed, latent_noise
@@ -156,7 +167,7 @@ class LatentTokenizer(nn.Module):
     @torch.no_grad()
     def fit_statistics(self, ids: Tensor, props: Tensor, batch_size: int = 512) -> None:
         """Set the latent and property standardisation from data (``ids [N, T]``, ``props [N, 3]``)."""
-        zs = torch.cat([self.ae.encode(trim(ids[i:i + batch_size])[0]) for i in range(0, len(ids), batch_size)])
+        zs = torch.cat([self.ae.encode(trim(ids[i : i + batch_size])[0]) for i in range(0, len(ids), batch_size)])
         self.z_mean.copy_(zs.mean((0, 1)))
         self.z_std.copy_(zs.std((0, 1)).clamp_min(1e-4))
         self.prop_mean.copy_(props.mean(0))
@@ -173,8 +184,9 @@ class LatentTokenizer(nn.Module):
         return TokenBatch(x=z, cond=cond, context=raw.get("context"), context_mask=raw.get("context_mask"))
 
     @torch.no_grad()
-    def decode(self, tokens: TokenBatch, temperature: float = 0.0,
-               generator: torch.Generator | None = None) -> list[str]:
+    def decode(
+        self, tokens: TokenBatch, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> list[str]:
         z = tokens.x * self.z_std + self.z_mean
         ids = self.ae.generate(z, self.max_len, temperature, generator)
         return [self.vocab.decode_ids(row.tolist()) for row in ids]

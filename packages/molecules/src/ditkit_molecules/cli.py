@@ -52,8 +52,15 @@ def is_3d(module: Any) -> bool:
     return hasattr(module, "sample_molecules")
 
 
-def generate(module: Any, n: int, seed: int = 0, steps: int | None = None, batch: int = 250,
-             props: Tensor | None = None, cfg_scale: float | None = None) -> list[Any]:
+def generate(
+    module: Any,
+    n: int,
+    seed: int = 0,
+    steps: int | None = None,
+    batch: int = 250,
+    props: Tensor | None = None,
+    cfg_scale: float | None = None,
+) -> list[Any]:
     """``n`` samples: :class:`~ditkit_molecules.geometry.Conformer` s (3D) or SMILES (latent; optionally guided to
     ``props`` = (QED, logP, MW / 100)), in batches."""
     out: list[Any] = []
@@ -94,8 +101,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(f"wrote {p}")
 
 
-def evaluate(module: Any, dm: Any, n: int, seed: int = 0, steps: int | None = None,
-             with_fcd: bool = True) -> dict[str, dict[str, float]]:
+def evaluate(
+    module: Any, dm: Any, n: int, seed: int = 0, steps: int | None = None, with_fcd: bool = True
+) -> dict[str, dict[str, float]]:
     """Metric rows: ``training data`` (ceiling), ``held-out data`` and ``model``; novelty is against training."""
     from ditkit_molecules.metrics import geometry_metrics, smiles_metrics
 
@@ -147,15 +155,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
         ce = conditioning_error(module, dm, min(args.n, len(dm.val)), args.seed)
         rows["property control"] = ce
         table += "\n\nproperty control (MAE to held-out targets; QED, logP, MW/100):\n\n" + format_table(
-            {"guided (cfg 2)": {k[5:]: v for k, v in ce.items() if k.startswith("cond_")},
-             "unconditional": {k[7:]: v for k, v in ce.items() if k.startswith("uncond_")}})
+            {
+                "guided (cfg 2)": {k[5:]: v for k, v in ce.items() if k.startswith("cond_")},
+                "unconditional": {k[7:]: v for k, v in ce.items() if k.startswith("uncond_")},
+            }
+        )
     print(table)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(f"{args.config} ({args.ckpt}), n={args.n}\n\n{table}\n")
-        clean = {k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in r.items()}
-                 for k, r in rows.items()}
+        clean = {
+            k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in r.items()}
+            for k, r in rows.items()
+        }
         out.with_suffix(".json").write_text(json.dumps(clean, indent=2))
         print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
 

@@ -27,12 +27,23 @@ from ditkit_molecules.tokenizer import SelfiesVocab
 log = logging.getLogger(__name__)
 
 
-def load_records(path: str | Path | None, *, column: str | int | None = None, elements: Sequence[str] = DRUG_ELEMENTS,
-                 min_heavy_atoms: int = 2, max_heavy_atoms: int = 1000,
-                 limit: int | None = None) -> tuple[list[MolRecord], LoadReport]:
+def load_records(
+    path: str | Path | None,
+    *,
+    column: str | int | None = None,
+    elements: Sequence[str] = DRUG_ELEMENTS,
+    min_heavy_atoms: int = 2,
+    max_heavy_atoms: int = 1000,
+    limit: int | None = None,
+) -> tuple[list[MolRecord], LoadReport]:
     """Load and standardise molecules from ``path`` (default: RDKit's ``first_5K.smi``); keep at most ``limit``."""
-    records, report = load_molecules(path or default_smiles_path(), column=column, elements=tuple(elements),
-                                     min_heavy_atoms=min_heavy_atoms, max_heavy_atoms=max_heavy_atoms)
+    records, report = load_molecules(
+        path or default_smiles_path(),
+        column=column,
+        elements=tuple(elements),
+        min_heavy_atoms=min_heavy_atoms,
+        max_heavy_atoms=max_heavy_atoms,
+    )
     log.info(report.summary())
     return (records[:limit] if limit else records), report
 
@@ -49,9 +60,11 @@ class ConformerDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         c = self.items[i]
-        return {"numbers": torch.as_tensor(c.numbers, dtype=torch.long),
-                "coords": torch.as_tensor(c.coords, dtype=torch.float32),
-                "charges": torch.as_tensor(c.charges, dtype=torch.long)}
+        return {
+            "numbers": torch.as_tensor(c.numbers, dtype=torch.long),
+            "coords": torch.as_tensor(c.coords, dtype=torch.float32),
+            "charges": torch.as_tensor(c.charges, dtype=torch.long),
+        }
 
 
 def collate_atoms(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -85,10 +98,19 @@ class Conformer3DDataModule(L.LightningDataModule):
         limit: use at most this many molecules (tests).
     """
 
-    def __init__(self, path: str | None = None, column: str | int | None = None,
-                 elements: Sequence[str] = ("C", "N", "O", "F", "S", "Cl"), max_heavy_atoms: int = 12,
-                 max_atoms: int = 40, val_fraction: float = 0.1, batch_size: int = 64, seed: int = 0,
-                 cache_dir: str | None = "outputs/molecules/cache", limit: int | None = None):
+    def __init__(
+        self,
+        path: str | None = None,
+        column: str | int | None = None,
+        elements: Sequence[str] = ("C", "N", "O", "F", "S", "Cl"),
+        max_heavy_atoms: int = 12,
+        max_atoms: int = 40,
+        val_fraction: float = 0.1,
+        batch_size: int = 64,
+        seed: int = 0,
+        cache_dir: str | None = "outputs/molecules/cache",
+        limit: int | None = None,
+    ):
         super().__init__()
         self.path, self.column, self.elements = path, column, tuple(elements)
         self.max_heavy_atoms, self.max_atoms, self.val_fraction = max_heavy_atoms, max_atoms, val_fraction
@@ -98,8 +120,13 @@ class Conformer3DDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train", None) is not None:
             return
-        records, self.report = load_records(self.path, column=self.column, elements=self.elements,
-                                            max_heavy_atoms=self.max_heavy_atoms, limit=self.limit)
+        records, self.report = load_records(
+            self.path,
+            column=self.column,
+            elements=self.elements,
+            max_heavy_atoms=self.max_heavy_atoms,
+            limit=self.limit,
+        )
         if not records:
             raise ValueError(f"Conformer3DDataModule: no usable molecule in {self.path or default_smiles_path()}")
         train, val = split_records(records, self.val_fraction, self.seed)
@@ -107,19 +134,27 @@ class Conformer3DDataModule(L.LightningDataModule):
         self.val_smiles = [r.smiles for r in val]
 
         def confs(recs: list[MolRecord], seed: int) -> list[Conformer]:
-            cs = conformers([r.smiles for r in recs], seed=seed, cache_dir=self.cache_dir,
-                            molblocks=[r.molblock for r in recs])
+            cs = conformers(
+                [r.smiles for r in recs], seed=seed, cache_dir=self.cache_dir, molblocks=[r.molblock for r in recs]
+            )
             return [c for c in cs if len(c.numbers) <= self.max_atoms]
 
         self.train = ConformerDataset(confs(train, self.seed))
         self.val = ConformerDataset(confs(val, self.seed + 1_000_000))
         sizes = np.array([len(c.numbers) for c in self.train.items])
-        self.size_hist = torch.as_tensor(np.bincount(sizes, minlength=self.max_atoms + 1)[: self.max_atoms + 1],
-                                         dtype=torch.float32)
+        self.size_hist = torch.as_tensor(
+            np.bincount(sizes, minlength=self.max_atoms + 1)[: self.max_atoms + 1], dtype=torch.float32
+        )
 
     def train_dataloader(self):
-        return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed, collate_fn=collate_atoms,
-                             drop_last=len(self.train) > self.batch_size)
+        return seeded_loader(
+            self.train,
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            collate_fn=collate_atoms,
+            drop_last=len(self.train) > self.batch_size,
+        )
 
     def val_dataloader(self):
         return seeded_loader(self.val, self.batch_size, shuffle=False, collate_fn=collate_atoms)
@@ -148,8 +183,14 @@ class EnumeratedSmilesDataset(Dataset):
     ``selfies_<hash>.npz`` (hash of the SMILES, ``n_enum``, ``seed`` and the vocabulary).
     """
 
-    def __init__(self, smiles: list[str], vocab: SelfiesVocab, n_enum: int = 8, seed: int = 0,
-                 cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        smiles: list[str],
+        vocab: SelfiesVocab,
+        n_enum: int = 8,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ):
         key = hashlib.sha1(json.dumps([1, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"selfies_{key}.npz" if cache_dir is not None else None
         if path is not None and path.exists():
@@ -160,14 +201,24 @@ class EnumeratedSmilesDataset(Dataset):
             self.smiles, targets, enums, props, counts, self.skipped = self._build(smiles, vocab, n_enum, seed)
             if path is not None and self.smiles:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(path, smiles=np.array(self.smiles), skipped=self.skipped, targets=targets.numpy(),
-                                    enums=enums.numpy(), props=props.numpy(), counts=counts.numpy())
+                np.savez_compressed(
+                    path,
+                    smiles=np.array(self.smiles),
+                    skipped=self.skipped,
+                    targets=targets.numpy(),
+                    enums=enums.numpy(),
+                    props=props.numpy(),
+                    counts=counts.numpy(),
+                )
         if self.skipped:
-            log.warning("EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
-                        self.skipped, len(smiles))
+            log.warning(
+                "EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
+                self.skipped,
+                len(smiles),
+            )
         self.targets = list(targets)  # [T] each
         off = torch.cumsum(counts, 0) - counts
-        self.enums = [enums[o:o + c] for o, c in zip(off.tolist(), counts.tolist())]  # [k, T] each
+        self.enums = [enums[o : o + c] for o, c in zip(off.tolist(), counts.tolist())]  # [k, T] each
         self.props = list(props)  # [3] each
 
     @staticmethod
@@ -196,8 +247,14 @@ class EnumeratedSmilesDataset(Dataset):
         if not kept:
             t = torch.zeros(0, vocab.max_len + 2, dtype=torch.long)
             return kept, t, t, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), skipped
-        return (kept, vocab.pad(targets), vocab.pad(enums), torch.tensor(props, dtype=torch.float32),
-                torch.tensor(counts, dtype=torch.long), skipped)
+        return (
+            kept,
+            vocab.pad(targets),
+            vocab.pad(enums),
+            torch.tensor(props, dtype=torch.float32),
+            torch.tensor(counts, dtype=torch.long),
+            skipped,
+        )
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -225,10 +282,20 @@ class SmilesDataModule(L.LightningDataModule):
         limit: use at most this many molecules (tests).
     """
 
-    def __init__(self, path: str | None = None, column: str | int | None = None,
-                 elements: Sequence[str] = DRUG_ELEMENTS, max_heavy_atoms: int = 25, max_len: int = 48,
-                 n_enum: int = 8, val_fraction: float = 0.1, batch_size: int = 128, seed: int = 0,
-                 cache_dir: str | None = "outputs/molecules/cache", limit: int | None = None):
+    def __init__(
+        self,
+        path: str | None = None,
+        column: str | int | None = None,
+        elements: Sequence[str] = DRUG_ELEMENTS,
+        max_heavy_atoms: int = 25,
+        max_len: int = 48,
+        n_enum: int = 8,
+        val_fraction: float = 0.1,
+        batch_size: int = 128,
+        seed: int = 0,
+        cache_dir: str | None = "outputs/molecules/cache",
+        limit: int | None = None,
+    ):
         super().__init__()
         self.path, self.column, self.elements, self.max_heavy_atoms = path, column, tuple(elements), max_heavy_atoms
         self.max_len, self.n_enum, self.val_fraction = max_len, n_enum, val_fraction
@@ -238,21 +305,27 @@ class SmilesDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train", None) is not None:
             return
-        records, self.report = load_records(self.path, column=self.column, elements=self.elements,
-                                            max_heavy_atoms=self.max_heavy_atoms, limit=self.limit)
+        records, self.report = load_records(
+            self.path,
+            column=self.column,
+            elements=self.elements,
+            max_heavy_atoms=self.max_heavy_atoms,
+            limit=self.limit,
+        )
         train, val = split_records(records, self.val_fraction, self.seed)
         vocab = SelfiesVocab(self.max_len)
-        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed,
-                                             self.cache_dir)
-        self.val = EnumeratedSmilesDataset([r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000,
-                                           self.cache_dir)
+        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed, self.cache_dir)
+        self.val = EnumeratedSmilesDataset(
+            [r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000, self.cache_dir
+        )
         if not len(self.train):
             raise ValueError(f"SmilesDataModule: no usable molecule in {self.path or default_smiles_path()}")
         self.train_smiles, self.val_smiles = self.train.smiles, self.val.smiles
 
     def train_dataloader(self):
-        return seeded_loader(self.train, self.batch_size, shuffle=True, seed=self.seed,
-                             drop_last=len(self.train) > self.batch_size)
+        return seeded_loader(
+            self.train, self.batch_size, shuffle=True, seed=self.seed, drop_last=len(self.train) > self.batch_size
+        )
 
     def val_dataloader(self):
         return seeded_loader(self.val, self.batch_size, shuffle=False)

@@ -27,10 +27,26 @@ from ditkit_molecules.io import _rdkit
 log = logging.getLogger(__name__)
 
 VALENCES: dict[tuple[str, int], tuple[int, ...]] = {
-    ("H", 0): (1,), ("C", 0): (4,), ("N", 0): (3,), ("O", 0): (2,), ("F", 0): (1,), ("S", 0): (2, 4, 6),
-    ("Cl", 0): (1,), ("Br", 0): (1,), ("I", 0): (1,), ("P", 0): (3, 5), ("B", 0): (3,),
-    ("N", 1): (4,), ("N", -1): (2,), ("O", 1): (3,), ("O", -1): (1,), ("C", 1): (3,), ("C", -1): (3,),
-    ("S", 1): (3,), ("S", -1): (1,), ("P", 1): (4,),
+    ("H", 0): (1,),
+    ("C", 0): (4,),
+    ("N", 0): (3,),
+    ("O", 0): (2,),
+    ("F", 0): (1,),
+    ("S", 0): (2, 4, 6),
+    ("Cl", 0): (1,),
+    ("Br", 0): (1,),
+    ("I", 0): (1,),
+    ("P", 0): (3, 5),
+    ("B", 0): (3,),
+    ("N", 1): (4,),
+    ("N", -1): (2,),
+    ("O", 1): (3,),
+    ("O", -1): (1,),
+    ("C", 1): (3,),
+    ("C", -1): (3,),
+    ("S", 1): (3,),
+    ("S", -1): (1,),
+    ("P", 1): (4,),
 }
 """Allowed bond-order sums by (element, formal charge)."""
 
@@ -73,8 +89,9 @@ def mol_to_arrays(mol: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return numbers, charges, coords - coords.mean(0, keepdims=True)
 
 
-def conformers(smiles: list[str], *, seed: int = 0, cache_dir: str | Path | None = None,
-               molblocks: list[str | None] | None = None) -> list[Conformer]:
+def conformers(
+    smiles: list[str], *, seed: int = 0, cache_dir: str | Path | None = None, molblocks: list[str | None] | None = None
+) -> list[Conformer]:
     """3D conformers for ``smiles`` (molecules that fail to embed are logged and left out).
 
     Args:
@@ -90,7 +107,9 @@ def conformers(smiles: list[str], *, seed: int = 0, cache_dir: str | Path | None
         z = np.load(path, allow_pickle=False)
         out, off = [], 0
         for s, n in zip(z["smiles"].tolist(), z["sizes"].tolist()):
-            out.append(Conformer(s, z["numbers"][off:off + n], z["charges"][off:off + n], z["coords"][off:off + n]))
+            out.append(
+                Conformer(s, z["numbers"][off : off + n], z["charges"][off : off + n], z["coords"][off : off + n])
+            )
             off += n
         return out
     out, failed = [], 0
@@ -105,11 +124,14 @@ def conformers(smiles: list[str], *, seed: int = 0, cache_dir: str | Path | None
         log.warning("conformers: %d of %d molecules failed to embed and were left out", failed, len(smiles))
     if path is not None and out:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, smiles=np.array([c.smiles for c in out]),
-                            sizes=np.array([len(c.numbers) for c in out]),
-                            numbers=np.concatenate([c.numbers for c in out]),
-                            charges=np.concatenate([c.charges for c in out]),
-                            coords=np.concatenate([c.coords for c in out]))
+        np.savez_compressed(
+            path,
+            smiles=np.array([c.smiles for c in out]),
+            sizes=np.array([len(c.numbers) for c in out]),
+            numbers=np.concatenate([c.numbers for c in out]),
+            charges=np.concatenate([c.charges for c in out]),
+            coords=np.concatenate([c.coords for c in out]),
+        )
     return out
 
 

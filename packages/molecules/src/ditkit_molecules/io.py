@@ -90,8 +90,9 @@ class LoadReport:
         return f"{self.source}: read {self.read}, kept {self.kept}, skipped {self.skipped} ({parts})"
 
     def merge(self, other: LoadReport) -> LoadReport:
-        return LoadReport(f"{self.source}+{other.source}", self.read + other.read, self.kept + other.kept,
-                          self.issues + other.issues)
+        return LoadReport(
+            f"{self.source}+{other.source}", self.read + other.read, self.kept + other.kept, self.issues + other.issues
+        )
 
 
 @dataclass
@@ -113,9 +114,15 @@ class MolRecord:
     molblock: str | None = None
 
 
-def standardise(mol: Any, *, elements: tuple[str, ...] = DRUG_ELEMENTS, min_heavy_atoms: int = 1,
-                max_heavy_atoms: int = 1000, keep_largest_fragment: bool = True,
-                neutralise: bool = True) -> tuple[Any | None, list[tuple[str, str, str]]]:
+def standardise(
+    mol: Any,
+    *,
+    elements: tuple[str, ...] = DRUG_ELEMENTS,
+    min_heavy_atoms: int = 1,
+    max_heavy_atoms: int = 1000,
+    keep_largest_fragment: bool = True,
+    neutralise: bool = True,
+) -> tuple[Any | None, list[tuple[str, str, str]]]:
     """Apply the documented standardisation to an RDKit molecule.
 
     Args:
@@ -140,8 +147,9 @@ def standardise(mol: Any, *, elements: tuple[str, ...] = DRUG_ELEMENTS, min_heav
             return None, [("multi_fragment", f"{len(frags)} fragments", "skipped")]
         before = Chem.MolToSmiles(mol)
         mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
-        notes.append(("multi_fragment", f"{len(frags)} fragments in {before}: kept {Chem.MolToSmiles(mol)}",
-                      "standardised"))
+        notes.append(
+            ("multi_fragment", f"{len(frags)} fragments in {before}: kept {Chem.MolToSmiles(mol)}", "standardised")
+        )
     if neutralise:
         mol = rdMolStandardize.Uncharger().uncharge(mol)
     bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetSymbol() not in elements and a.GetAtomicNum() != 1})
@@ -189,8 +197,7 @@ class _Collector:
             return
         if molblock is not None and notes:  # coordinates of a changed molecule no longer match: drop them
             molblock = None
-        self.records.append(MolRecord(Chem.MolToSmiles(mol), name, self.source or self.report.source, record,
-                                      molblock))
+        self.records.append(MolRecord(Chem.MolToSmiles(mol), name, self.source or self.report.source, record, molblock))
         self.report.kept += 1
 
     def add_smiles(self, smiles: str, name: str, record: int, line: int) -> None:
@@ -219,8 +226,15 @@ def read_smiles_list(smiles: list[str], *, source: str = "<list>", **std: Any) -
     return c.finish()
 
 
-def read_smi(path: str | os.PathLike, *, column: int = 0, name_column: int | None = 1, delimiter: str | None = None,
-             header: bool = False, **std: Any) -> tuple[list[MolRecord], LoadReport]:
+def read_smi(
+    path: str | os.PathLike,
+    *,
+    column: int = 0,
+    name_column: int | None = 1,
+    delimiter: str | None = None,
+    header: bool = False,
+    **std: Any,
+) -> tuple[list[MolRecord], LoadReport]:
     """Read a whitespace- (or ``delimiter``-) separated SMILES file.
 
     Args:
@@ -252,8 +266,9 @@ def read_smi(path: str | os.PathLike, *, column: int = 0, name_column: int | Non
     return c.finish()
 
 
-def read_csv(path: str | os.PathLike, *, column: str = "smiles", name_column: str | None = None,
-             **std: Any) -> tuple[list[MolRecord], LoadReport]:
+def read_csv(
+    path: str | os.PathLike, *, column: str = "smiles", name_column: str | None = None, **std: Any
+) -> tuple[list[MolRecord], LoadReport]:
     """Read a CSV with a header (MOSES-style ``SMILES,SPLIT`` files included).
 
     Args:
@@ -311,8 +326,12 @@ def read_sdf(path: str | os.PathLike, **std: Any) -> tuple[list[MolRecord], Load
         mol = Chem.MolFromMolBlock(block, removeHs=False)
         if mol is None:
             raw = Chem.MolFromMolBlock(block, sanitize=False, removeHs=False)
-            detail = "unparsable mol block" if raw is None else "; ".join(
-                p.Message() for p in Chem.DetectChemistryProblems(raw)) or "RDKit could not sanitise the record"
+            detail = (
+                "unparsable mol block"
+                if raw is None
+                else "; ".join(p.Message() for p in Chem.DetectChemistryProblems(raw))
+                or "RDKit could not sanitise the record"
+            )
             c.issue(record, first, "broken_record", detail)
             continue
         name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
@@ -322,8 +341,9 @@ def read_sdf(path: str | os.PathLike, **std: Any) -> tuple[list[MolRecord], Load
     return c.finish()
 
 
-def load_molecules(path: str | os.PathLike, *, column: str | int | None = None,
-                   **std: Any) -> tuple[list[MolRecord], LoadReport]:
+def load_molecules(
+    path: str | os.PathLike, *, column: str | int | None = None, **std: Any
+) -> tuple[list[MolRecord], LoadReport]:
     """Dispatch on the suffix: ``.smi``/``.smiles``/``.txt``, ``.csv``, ``.sdf``/``.sd``, ``.xyz`` (QM9 extended
     xyz), a folder of ``.xyz`` files or a tar archive of them (:func:`ditkit_molecules.xyz.read_xyz`).
 
@@ -346,8 +366,10 @@ def load_molecules(path: str | os.PathLike, *, column: str | int | None = None,
         return read_csv(path, column=str(column or "smiles"), **std)
     if suffix in (".sdf", ".sd"):
         return read_sdf(path, **std)
-    raise ValueError(f"load_molecules: {path}: unknown suffix {suffix!r}; use .smi, .csv, .sdf, .xyz, a folder of "
-                     ".xyz files or a tar archive of them")
+    raise ValueError(
+        f"load_molecules: {path}: unknown suffix {suffix!r}; use .smi, .csv, .sdf, .xyz, a folder of "
+        ".xyz files or a tar archive of them"
+    )
 
 
 def default_smiles_path() -> Path:

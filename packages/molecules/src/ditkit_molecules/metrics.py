@@ -91,8 +91,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def smiles_metrics(generated: list[str], train: list[str] | set[str], reference: list[str] | None = None,
-                   with_fcd: bool = True) -> dict[str, float]:
+def smiles_metrics(
+    generated: list[str], train: list[str] | set[str], reference: list[str] | None = None, with_fcd: bool = True
+) -> dict[str, float]:
     """MOSES-style metrics of generated SMILES.
 
     Args:
@@ -120,7 +121,10 @@ def smiles_metrics(generated: list[str], train: list[str] | set[str], reference:
         "validity": len(valid) / n,
         "uniqueness": len(uniq) / len(valid) if valid else float("nan"),
         "novelty": len(novel) / len(uniq) if uniq else float("nan"),
-        "qed": qed, "qed_std": qed_std, "sa": sa, "sa_std": sa_std,
+        "qed": qed,
+        "qed_std": qed_std,
+        "sa": sa,
+        "sa_std": sa_std,
         "logp": _mean_std([Crippen.MolLogP(m) for m in mols])[0],
         "mw": _mean_std([Descriptors.MolWt(m) for m in mols])[0],
         "int_div": internal_diversity(uniq),
@@ -142,8 +146,13 @@ def stability_metrics(mols: list[Conformer]) -> dict[str, float]:
     return {"atom_stability": stable_atoms / max(atoms, 1), "mol_stability": stable_mols / max(len(mols), 1)}
 
 
-def geometry_metrics(mols: list[Conformer], train: list[str] | set[str], reference: list[str] | None = None,
-                     with_fcd: bool = True, rmsd_max: int = 200) -> dict[str, float]:
+def geometry_metrics(
+    mols: list[Conformer],
+    train: list[str] | set[str],
+    reference: list[str] | None = None,
+    with_fcd: bool = True,
+    rmsd_max: int = 200,
+) -> dict[str, float]:
     """3D metrics: stability, validity of inferred bonds, connectivity, RMSD to the MMFF minimum, plus
     :func:`smiles_metrics` of the largest fragments of the valid molecules (validity over all samples).
 
@@ -173,9 +182,14 @@ def geometry_metrics(mols: list[Conformer], train: list[str] | set[str], referen
         m.smiles = Chem.MolToSmiles(heavy)
         smiles.append(m.smiles)
     out = smiles_metrics(smiles, train, reference, with_fcd)
-    out.update({"atom_stability": stable_atoms / max(atoms, 1), "mol_stability": stable_mols / max(len(mols), 1),
-                "connected": connected / max(len(mols), 1),
-                "rmsd_mmff": float(np.mean(rmsds)) if rmsds else float("nan")})
+    out.update(
+        {
+            "atom_stability": stable_atoms / max(atoms, 1),
+            "mol_stability": stable_mols / max(len(mols), 1),
+            "connected": connected / max(len(mols), 1),
+            "rmsd_mmff": float(np.mean(rmsds)) if rmsds else float("nan"),
+        }
+    )
     return out
 
 

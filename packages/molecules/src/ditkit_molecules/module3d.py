@@ -41,10 +41,20 @@ def random_rotations(b: int, generator: torch.Generator | None = None, device: A
     q = torch.randn(b, 4, generator=generator, device=device)
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
-    rot = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)
+    rot = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - z * w),
+            2 * (x * z + y * w),
+            2 * (x * y + z * w),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - x * w),
+            2 * (x * z - y * w),
+            2 * (y * z + x * w),
+            1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    )
     return rot.reshape(b, 3, 3)
 
 
@@ -72,7 +82,7 @@ class GeometricEmbed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pos = x[..., :3].float() * self.coord_scale  # [b, n, 3] Angstrom
-        types = x[..., 3:3 + self.n_types].float()  # [b, n, K]
+        types = x[..., 3 : 3 + self.n_types].float()  # [b, n, K]
         d = torch.cdist(pos, pos)  # [b, n, n]
         phi = torch.exp(-(((d[..., None] - self.centers) / self.width) ** 2))  # [b, n, n, R]
         eye = torch.eye(d.shape[1], device=x.device, dtype=phi.dtype)
@@ -114,10 +124,21 @@ class Molecule3DModule(FlowMatchingModule):
         **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options.
     """
 
-    def __init__(self, tokenizer: AtomTokenizer, model: DiTConfig, rotate: bool = True, geometric_features: int = 16,
-                 eval_samples: int = 64, network: str = "dit", pair: dict[str, Any] | None = None,
-                 prediction: str = "velocity", type_loss: str = "mse", coord_weight: float = 1.0,
-                 self_condition: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        tokenizer: AtomTokenizer,
+        model: DiTConfig,
+        rotate: bool = True,
+        geometric_features: int = 16,
+        eval_samples: int = 64,
+        network: str = "dit",
+        pair: dict[str, Any] | None = None,
+        prediction: str = "velocity",
+        type_loss: str = "mse",
+        coord_weight: float = 1.0,
+        self_condition: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(tokenizer, model, **kwargs)
         if network not in ("dit", "equivariant", "distance"):
             raise ValueError(f"Molecule3DModule.network={network!r}: must be 'dit', 'equivariant' or 'distance'")
@@ -138,11 +159,13 @@ class Molecule3DModule(FlowMatchingModule):
         elif network == "distance":
             from ditkit_molecules.pairnet import DistanceBiasDiT
 
-            self.model = DistanceBiasDiT(self.config, tokenizer.coord_scale, self_condition=self_condition,
-                                         **(pair or {}))
+            self.model = DistanceBiasDiT(
+                self.config, tokenizer.coord_scale, self_condition=self_condition, **(pair or {})
+            )
         if network != "equivariant" and geometric_features:
-            self.model.x_embed = GeometricEmbed(self.model.x_embed, len(tokenizer.elements), tokenizer.coord_scale,
-                                                geometric_features)
+            self.model.x_embed = GeometricEmbed(
+                self.model.x_embed, len(tokenizer.elements), tokenizer.coord_scale, geometric_features
+            )
         hist = torch.zeros(tokenizer.max_atoms + 1)
         hist[min(9, tokenizer.max_atoms)] = 1.0  # placeholder until fit() copies the data's histogram
         self.register_buffer("size_hist", hist)
@@ -197,8 +220,9 @@ class Molecule3DModule(FlowMatchingModule):
                         x_sc = self.clean_estimate(first, x_t, t)
             out = self._head(self.model(x_t, t, x_sc=x_sc, **kwargs), x_t, logits, tokens.mask)
             if self._sampling:
-                self._sc_state = self.clean_estimate(self._head(out, x_t, False, tokens.mask) if logits else out,
-                                                     x_t, t).detach()
+                self._sc_state = self.clean_estimate(
+                    self._head(out, x_t, False, tokens.mask) if logits else out, x_t, t
+                ).detach()
             return out
         return self._head(self.model(x_t, t, **kwargs), x_t, logits, tokens.mask)
 
@@ -207,8 +231,8 @@ class Molecule3DModule(FlowMatchingModule):
             out = torch.cat([x_t[..., :3] + out[..., :3], out[..., 3:]], -1)
         if self.type_loss == "ce" and not logits:
             k = len(self.tokenizer.elements)
-            probs = out[..., 3:3 + k].softmax(-1) * self.tokenizer.type_scale
-            out = torch.cat([out[..., :3], probs, out[..., 3 + k:]], -1)
+            probs = out[..., 3 : 3 + k].softmax(-1) * self.tokenizer.type_scale
+            out = torch.cat([out[..., :3], probs, out[..., 3 + k :]], -1)
             if mask is not None:
                 out = out * mask[..., None].to(out.dtype)
         return out
@@ -237,8 +261,8 @@ class Molecule3DModule(FlowMatchingModule):
         coord = masked_mse(out[..., :3], target[..., :3], mask)
         if self.type_loss == "ce":  # prediction="data" only (checked in __init__)
             m = mask if mask is not None else torch.ones(x_1.shape[:2], dtype=torch.bool, device=x_1.device)
-            ce = F.cross_entropy(out[..., 3:3 + k][m].float(), x_1[..., 3:3 + k][m].argmax(-1))
-            feats = (ce + masked_mse(out[..., 3 + k:], x_1[..., 3 + k:], mask)) / 2
+            ce = F.cross_entropy(out[..., 3 : 3 + k][m].float(), x_1[..., 3 : 3 + k][m].argmax(-1))
+            feats = (ce + masked_mse(out[..., 3 + k :], x_1[..., 3 + k :], mask)) / 2
         else:
             feats = masked_mse(out[..., 3:], target[..., 3:], mask)
         fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
@@ -247,8 +271,9 @@ class Molecule3DModule(FlowMatchingModule):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample_molecules(self, n: int, *, seed: int = 0, steps: int | None = None, method: str | None = None,
-                         sizes: Tensor | None = None) -> list[Conformer]:
+    def sample_molecules(
+        self, n: int, *, seed: int = 0, steps: int | None = None, method: str | None = None, sizes: Tensor | None = None
+    ) -> list[Conformer]:
         """Generate ``n`` molecules as :class:`Conformer` s (``smiles`` is filled in by evaluation).
 
         Args:
@@ -261,8 +286,9 @@ class Molecule3DModule(FlowMatchingModule):
         self.eval()
         g = torch.Generator(device=self.device).manual_seed(seed)
         if sizes is None:
-            sizes = torch.multinomial(self.size_hist.float().cpu(), n, replacement=True,
-                                      generator=torch.Generator().manual_seed(seed))
+            sizes = torch.multinomial(
+                self.size_hist.float().cpu(), n, replacement=True, generator=torch.Generator().manual_seed(seed)
+            )
         sizes = sizes.to(self.device)
         a = int(sizes.max())
         mask = torch.arange(a, device=self.device)[None] < sizes[:, None]  # [n, a]
@@ -270,9 +296,13 @@ class Molecule3DModule(FlowMatchingModule):
         x_0 = self.centered_noise(template.x.shape, mask, g)
         self._sampling, self._sc_state = True, None
         try:
-            x = sample(lambda x, t, cond_drop=False: self.velocity(template, x, t, None), x_0,
-                       steps=steps or self.sample_steps, method=method or self.sample_method,
-                       schedule=self.sample_schedule)
+            x = sample(
+                lambda x, t, cond_drop=False: self.velocity(template, x, t, None),
+                x_0,
+                steps=steps or self.sample_steps,
+                method=method or self.sample_method,
+                schedule=self.sample_schedule,
+            )
         finally:
             self._sampling, self._sc_state = False, None
         x = torch.cat([center(x[..., :3], mask), x[..., 3:]], -1) * mask[..., None]
@@ -281,8 +311,14 @@ class Molecule3DModule(FlowMatchingModule):
         mols = []
         for i in range(n):
             k = int(sizes[i])
-            mols.append(Conformer("", out["numbers"][i, :k].cpu().numpy(), out["charges"][i, :k].cpu().numpy(),
-                                  out["coords"][i, :k].float().cpu().numpy()))
+            mols.append(
+                Conformer(
+                    "",
+                    out["numbers"][i, :k].cpu().numpy(),
+                    out["charges"][i, :k].cpu().numpy(),
+                    out["coords"][i, :k].float().cpu().numpy(),
+                )
+            )
         return mols
 
     def on_validation_epoch_end(self) -> None:

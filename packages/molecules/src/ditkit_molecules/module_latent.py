@@ -40,8 +40,16 @@ class LatentMoleculeModule(FlowMatchingModule):
         **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options (``lr`` is the DiT learning rate).
     """
 
-    def __init__(self, tokenizer: LatentTokenizer, model: DiTConfig, ae_steps: int = 1500, ae_lr: float = 2e-3,
-                 eval_samples: int = 128, decode_temperature: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        tokenizer: LatentTokenizer,
+        model: DiTConfig,
+        ae_steps: int = 1500,
+        ae_lr: float = 2e-3,
+        eval_samples: int = 128,
+        decode_temperature: float = 0.0,
+        **kwargs: Any,
+    ):
         super().__init__(tokenizer, model, **kwargs)
         self.ae_steps, self.ae_lr = ae_steps, ae_lr
         self.eval_samples, self.decode_temperature = eval_samples, decode_temperature
@@ -98,9 +106,13 @@ class LatentMoleculeModule(FlowMatchingModule):
     def configure_optimizers(self) -> dict[str, Any]:
         ae = list(self.tokenizer.parameters())
         dit = list(self.model.parameters())
-        opt = torch.optim.AdamW([{"params": ae, "lr": self.ae_lr, "weight_decay": 0.0},
-                                 {"params": dit, "lr": self.lr, "weight_decay": self.weight_decay}],
-                                betas=self.betas)
+        opt = torch.optim.AdamW(
+            [
+                {"params": ae, "lr": self.ae_lr, "weight_decay": 0.0},
+                {"params": dit, "lr": self.lr, "weight_decay": self.weight_decay},
+            ],
+            betas=self.betas,
+        )
         total = self.max_steps
         if total is None:
             total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
@@ -124,8 +136,16 @@ class LatentMoleculeModule(FlowMatchingModule):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def sample_smiles(self, n: int, *, props: Tensor | None = None, seed: int = 0, steps: int | None = None,
-                      cfg_scale: float | None = None, context: Tensor | None = None) -> list[str]:
+    def sample_smiles(
+        self,
+        n: int,
+        *,
+        props: Tensor | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        context: Tensor | None = None,
+    ) -> list[str]:
         """Generate ``n`` SMILES ('' where nothing decodes).
 
         Args:
@@ -152,8 +172,13 @@ class LatentMoleculeModule(FlowMatchingModule):
         return out
 
     def on_validation_epoch_end(self) -> None:
-        if (self.eval_samples <= 0 or self._trainer is None or self.trainer.sanity_checking
-                or self.in_ae_phase or not bool(self.stats_ready)):
+        if (
+            self.eval_samples <= 0
+            or self._trainer is None
+            or self.trainer.sanity_checking
+            or self.in_ae_phase
+            or not bool(self.stats_ready)
+        ):
             return
         from ditkit_molecules.metrics import canonical
 

@@ -39,7 +39,6 @@ def radial_basis(d: Tensor, centers: Tensor, width: float) -> Tensor:
     return torch.exp(-(((d[..., None] - centers) / width) ** 2))
 
 
-
 def adaln_zero_init(net: nn.Module, keep: list[nn.Module]) -> None:
     """DiT's adaLN-Zero initialisation of a pair network: Xavier linears (except the zero-initialised ``keep``
     layers, e.g. coordinate heads), N(0, 0.02) time MLP, zero modulation in every block and zero final layers, so a
@@ -58,6 +57,7 @@ def adaln_zero_init(net: nn.Module, keep: list[nn.Module]) -> None:
         nn.init.zeros_(lin.weight)
         nn.init.zeros_(lin.bias)
 
+
 class PairBiasBlock(nn.Module):
     """adaLN-Zero DiT block whose self-attention adds a per-head bias ``[b, h, n, n]`` to the logits."""
 
@@ -75,8 +75,9 @@ class PairBiasBlock(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor, bias: Tensor) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)  # 6 x [b, d]
-        q, k, v = rearrange(self.qkv(modulate(self.norm1(x), shift1, scale1)), "b n (three h d) -> three b h n d",
-                            three=3, h=self.heads)
+        q, k, v = rearrange(
+            self.qkv(modulate(self.norm1(x), shift1, scale1)), "b n (three h d) -> three b h n d", three=3, h=self.heads
+        )
         h = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v, attn_mask=bias)  # [b, h, n, d]
         x = torch.addcmul(x, gate1[:, None], self.proj(rearrange(h, "b h n d -> b n (h d)")))
         return torch.addcmul(x, gate2[:, None], self.mlp(modulate(self.norm2(x), shift2, scale2)))
@@ -114,8 +115,16 @@ class EquivariantPairDiT(nn.Module):
         update_every_block: update coordinates (and distances) after every block; False = once at the end.
     """
 
-    def __init__(self, config: DiTConfig, coord_scale: float = 1.6, rbf: int = 32, rbf_max: float = 8.0,
-                 pair_dim: int = 32, coord_hidden: int = 64, update_every_block: bool = True):
+    def __init__(
+        self,
+        config: DiTConfig,
+        coord_scale: float = 1.6,
+        rbf: int = 32,
+        rbf_max: float = 8.0,
+        pair_dim: int = 32,
+        coord_hidden: int = 64,
+        update_every_block: bool = True,
+    ):
         super().__init__()
         self.config = cfg = config
         self.coord_scale, self.update_every_block = float(coord_scale), update_every_block
@@ -158,7 +167,8 @@ class EquivariantPairDiT(nn.Module):
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
         pair_mask = (mask[:, :, None] & mask[:, None] & ~eye).to(x.dtype)  # [b, n, n]
         key_bias = torch.zeros(b, 1, 1, n, dtype=x.dtype, device=x.device).masked_fill(
-            ~mask[:, None, None, :], float("-inf"))
+            ~mask[:, None, None, :], float("-inf")
+        )
         rel, d, phi, e = self._geometry(r0, pair_mask)
         neigh = torch.einsum("bijr,bjk->birk", phi, feats)  # [b, n, R, K + 1]
         h = self.x_embed(feats) + self.neigh_embed(rearrange(neigh, "b n r k -> b n (r k)"))
@@ -211,8 +221,16 @@ class DistanceBiasDiT(nn.Module):
         self_condition: accept ``x_sc`` (see above).
     """
 
-    def __init__(self, config: DiTConfig, coord_scale: float = 1.6, rbf: int = 16, rbf_max: float = 5.0,
-                 pair_dim: int = 16, coord_hidden: int = 32, self_condition: bool = False):
+    def __init__(
+        self,
+        config: DiTConfig,
+        coord_scale: float = 1.6,
+        rbf: int = 16,
+        rbf_max: float = 5.0,
+        pair_dim: int = 16,
+        coord_hidden: int = 32,
+        self_condition: bool = False,
+    ):
         super().__init__()
         self.config = cfg = config
         self.coord_scale = float(coord_scale)
@@ -243,8 +261,9 @@ class DistanceBiasDiT(nn.Module):
         d = (rel.pow(2).sum(-1) + 1e-8).sqrt()  # [b, n, n] coordinate units
         return rel, d, radial_basis(d * self.coord_scale, self.centers, self.width)
 
-    def forward(self, x: Tensor, t: Tensor | float, *, mask: Tensor | None = None, x_sc: Tensor | None = None,
-                **_: object) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor | float, *, mask: Tensor | None = None, x_sc: Tensor | None = None, **_: object
+    ) -> Tensor:
         """``x [b, n, in_dim]`` (coordinates first), ``t [b]`` -> ``[b, n, out_dim]``; padded atoms output 0.
 
         ``x_sc [b, n, in_dim]``: the self-conditioning estimate of the clean atoms (``self_condition`` only)."""
@@ -265,7 +284,8 @@ class DistanceBiasDiT(nn.Module):
             h = h + self.sc_embed(x_sc)
             e = e + self.sc_pair(self._distances(x_sc[..., :3])[2])
         key_bias = torch.zeros(b, 1, 1, n, dtype=x.dtype, device=x.device).masked_fill(
-            ~mask[:, None, None, :], float("-inf"))
+            ~mask[:, None, None, :], float("-inf")
+        )
         c = self.t_embed(t)
         for blk, lin in zip(self.blocks, self.bias):
             h = blk(h, c, rearrange(lin(e), "b q k h -> b h q k") + key_bias)

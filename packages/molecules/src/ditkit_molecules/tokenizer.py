@@ -35,8 +35,14 @@ class AtomTokenizer:
     ``decode`` returns the same keys plus ``mask`` (element = argmax, charge rounded).
     """
 
-    def __init__(self, elements: Sequence[str] = ("H", "C", "N", "O", "F", "S", "Cl"), max_atoms: int = 40,
-                 coord_scale: float = 1.6, type_scale: float = 1.0, charge_scale: float = 1.0):
+    def __init__(
+        self,
+        elements: Sequence[str] = ("H", "C", "N", "O", "F", "S", "Cl"),
+        max_atoms: int = 40,
+        coord_scale: float = 1.6,
+        type_scale: float = 1.0,
+        charge_scale: float = 1.0,
+    ):
         unknown = [e for e in elements if e not in PERIODIC]
         if unknown:
             raise ValueError(f"AtomTokenizer.elements: unknown element(s) {unknown}; known: {sorted(PERIODIC)}")
@@ -65,8 +71,14 @@ class AtomTokenizer:
         if numbers.shape[1] > self.max_atoms:
             raise ValueError(f"AtomTokenizer: {numbers.shape[1]} atoms > max_atoms={self.max_atoms}")
         onehot = F.one_hot(idx.clamp_min(0), len(self.elements)).to(coords.dtype) * mask[..., None]  # [b, a, K]
-        x = torch.cat([coords / self.coord_scale, onehot * self.type_scale,
-                       charges[..., None].to(coords.dtype) * self.charge_scale], -1)  # [b, a, 3 + K + 1]
+        x = torch.cat(
+            [
+                coords / self.coord_scale,
+                onehot * self.type_scale,
+                charges[..., None].to(coords.dtype) * self.charge_scale,
+            ],
+            -1,
+        )  # [b, a, 3 + K + 1]
         return TokenBatch(x=x * mask[..., None], mask=mask)
 
     def decode(self, tokens: TokenBatch) -> dict[str, Tensor]:
@@ -74,7 +86,7 @@ class AtomTokenizer:
         mask = tokens.mask if tokens.mask is not None else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         k = len(self.elements)
         coords = x[..., :3] * self.coord_scale
-        numbers = self.numbers.to(x.device)[x[..., 3:3 + k].argmax(-1)] * mask
+        numbers = self.numbers.to(x.device)[x[..., 3 : 3 + k].argmax(-1)] * mask
         charges = torch.round(x[..., 3 + k] / self.charge_scale).long() * mask
         return {"numbers": numbers, "coords": coords * mask[..., None], "charges": charges, "mask": mask}
 
@@ -132,7 +144,7 @@ class SelfiesVocab:
         """Right-pad id lists to ``[b, max_len + 2]``."""
         out = torch.full((len(seqs), self.max_len + 2), self.PAD, dtype=torch.long)
         for i, s in enumerate(seqs):
-            out[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+            out[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
         return out
 
     def decode_ids(self, ids: Sequence[int]) -> str:

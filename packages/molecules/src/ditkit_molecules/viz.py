@@ -15,8 +15,14 @@ def write_smiles(smiles: list[str], path: Path) -> Path:
     return path
 
 
-def draw_grid(smiles: list[str], path: Path, per_row: int = 4, max_mols: int = 16, size: int = 250,
-              legends: list[str] | None = None) -> Path:
+def draw_grid(
+    smiles: list[str],
+    path: Path,
+    per_row: int = 4,
+    max_mols: int = 16,
+    size: int = 250,
+    legends: list[str] | None = None,
+) -> Path:
     """PNG grid of up to ``max_mols`` valid molecules drawn by RDKit."""
     Chem = _rdkit()
     from rdkit.Chem import Draw
@@ -76,6 +82,9 @@ def write_3d_outputs(mols: list[Conformer], out_dir: Path, stem: str) -> list[Pa
         if g is None:
             continue
         shown.append(g)
-        legends.append(f"#{i} " + ("valid" if b.mol is not None else "no bond orders")
-                       + f", stable atoms {b.atom_stable.mean():.0%}")
+        legends.append(
+            f"#{i} "
+            + ("valid" if b.mol is not None else "no bond orders")
+            + f", stable atoms {b.atom_stable.mean():.0%}"
+        )
     return [sdf, draw_mols(shown, legends, out_dir / f"{stem}.png")]

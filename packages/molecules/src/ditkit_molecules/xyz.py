@@ -87,7 +87,7 @@ def parse_xyz_record(lines: list[str], start: int = 0) -> XyzRecord:
     if len(words) >= 2 + len(QM9_PROPERTIES) and words[0] == "gdb":
         name = f"gdb {words[1]}"
         try:
-            props = {k: _qm9_float(v) for k, v in zip(QM9_PROPERTIES, words[2:2 + len(QM9_PROPERTIES)])}
+            props = {k: _qm9_float(v) for k, v in zip(QM9_PROPERTIES, words[2 : 2 + len(QM9_PROPERTIES)])}
         except ValueError:
             raise XyzParseError(1, f"unreadable QM9 property in {comment[:60]!r}") from None
     symbols, coords, charges = [], [], []
@@ -115,8 +115,9 @@ def parse_xyz_record(lines: list[str], start: int = 0) -> XyzRecord:
     else:  # plain xyz: skip to the next count line
         while start + used < len(lines) and not _is_count(lines[start + used]):
             used += 1
-    return XyzRecord(symbols, coords, comment, props, name,
-                     None if any(q is None for q in charges) else charges, smiles, used)  # type: ignore[arg-type]
+    return XyzRecord(
+        symbols, coords, comment, props, name, None if any(q is None for q in charges) else charges, smiles, used
+    )  # type: ignore[arg-type]
 
 
 def _is_count(line: str) -> bool:
@@ -165,15 +166,15 @@ def _xyz_sources(path: Path) -> list[tuple[str, list[str]]]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".xyz")
         if not files:
             raise FileNotFoundError(f"load_molecules: no .xyz file under {path}")
-        return [(str(p.relative_to(path)), p.read_text(encoding="utf-8", errors="replace").splitlines())
-                for p in files]
+        return [(str(p.relative_to(path)), p.read_text(encoding="utf-8", errors="replace").splitlines()) for p in files]
     if any(name.endswith(s) for s in XYZ_ARCHIVES):
         import tarfile
 
         out = []
         with tarfile.open(path) as tar:
-            for m in sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(".xyz")),
-                            key=lambda m: m.name):
+            for m in sorted(
+                (m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(".xyz")), key=lambda m: m.name
+            ):
                 f = tar.extractfile(m)
                 if f is not None:
                     out.append((m.name, f.read().decode("utf-8", errors="replace").splitlines()))
@@ -183,8 +184,7 @@ def _xyz_sources(path: Path) -> list[tuple[str, list[str]]]:
     return [(path.name, path.read_text(encoding="utf-8", errors="replace").splitlines())]
 
 
-def read_xyz(path: str | os.PathLike, *, check_smiles: bool = True,
-             **std: Any) -> tuple[list[MolRecord], LoadReport]:
+def read_xyz(path: str | os.PathLike, *, check_smiles: bool = True, **std: Any) -> tuple[list[MolRecord], LoadReport]:
     """Read (QM9 extended) xyz molecules from a file, a folder of files (e.g. the extracted
     ``dsgdb9nsd.xyz.tar.bz2``) or the tar archive itself.
 
@@ -234,8 +234,9 @@ def read_xyz(path: str | os.PathLike, *, check_smiles: bool = True,
                     Chem.RemoveStereochemistry(ours)
                     a, b = Chem.MolToSmiles(ours), Chem.MolToSmiles(given)
                     if a != b:
-                        c.issue(record, line, "smiles_mismatch", f"{rec.name}: geometry gives {a}, file says {b}",
-                                "kept")
+                        c.issue(
+                            record, line, "smiles_mismatch", f"{rec.name}: geometry gives {a}, file says {b}", "kept"
+                        )
             for k, v in rec.properties.items():
                 mol.SetDoubleProp(k, v)
             molblock = Chem.MolToMolBlock(mol)

@@ -12,5 +12,15 @@ from ditkit_robotics.model import ExpertCache, ObsEncoder, solver_times
 from ditkit_robotics.module import PolicyModule
 from ditkit_robotics.tokenizer import ActionChunkTokenizer
 
-__all__ = ["ActionChunkTokenizer", "ChunkDataset", "Episode", "EpisodeError", "ExpertCache", "ObsEncoder",
-           "PolicyDataModule", "PolicyModule", "load_episodes", "solver_times"]
+__all__ = [
+    "ActionChunkTokenizer",
+    "ChunkDataset",
+    "Episode",
+    "EpisodeError",
+    "ExpertCache",
+    "ObsEncoder",
+    "PolicyDataModule",
+    "PolicyModule",
+    "load_episodes",
+    "solver_times",
+]

@@ -32,17 +32,36 @@ def cmd_eval(args: argparse.Namespace) -> None:
         tasks = list(attrs["tasks"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = evaluate(policy, tasks, episodes=args.episodes, seed=args.seed, steps=args.steps, cache=args.cache,
-                   max_steps=args.max_steps, expert=not args.no_expert,
-                   gif=None if args.no_gif else out / f"rollout_{tasks[0]}.gif",
-                   calib=calibration_batch(args.data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
-                   if "block" in args.cache else None)
+    res = evaluate(
+        policy,
+        tasks,
+        episodes=args.episodes,
+        seed=args.seed,
+        steps=args.steps,
+        cache=args.cache,
+        max_steps=args.max_steps,
+        expert=not args.no_expert,
+        gif=None if args.no_gif else out / f"rollout_{tasks[0]}.gif",
+        calib=calibration_batch(args.data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
+        if "block" in args.cache
+        else None,
+    )
     (out / f"eval{args.tag}.json").write_text(json.dumps(res, indent=2))
     (out / f"eval{args.tag}.md").write_text(res["table"] + "\n")
     print(res["table"])
-    print(json.dumps({"metric": "policy_mean_success", "value": res["mean_success"],
-                      "expert": res.get("mean_expert_success"), "crashed": res["crashed"],
-                      "episodes_per_task": args.episodes, "steps": args.steps, "cache": res["cache"]}))
+    print(
+        json.dumps(
+            {
+                "metric": "policy_mean_success",
+                "value": res["mean_success"],
+                "expert": res.get("mean_expert_success"),
+                "crashed": res["crashed"],
+                "episodes_per_task": args.episodes,
+                "steps": args.steps,
+                "cache": res["cache"],
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,18 +100,28 @@ def validate_episode(data: dict[str, Any], index: int, source: str | Path) -> Ep
         bad = ~np.isfinite(a)
         if bad.any():
             step, col = np.argwhere(bad)[0]
-            raise EpisodeError(f"{where}: '{k}' has {int(bad.sum())} NaN/inf value(s), first at step {step}, "
-                               f"column {col}")
+            raise EpisodeError(
+                f"{where}: '{k}' has {int(bad.sum())} NaN/inf value(s), first at step {step}, column {col}"
+            )
         arrays[k] = a
     if arrays["obs"].shape[0] != arrays["action"].shape[0]:
-        raise EpisodeError(f"{where}: length mismatch, obs has {arrays['obs'].shape[0]} steps and action has "
-                           f"{arrays['action'].shape[0]}")
+        raise EpisodeError(
+            f"{where}: length mismatch, obs has {arrays['obs'].shape[0]} steps and action has "
+            f"{arrays['action'].shape[0]}"
+        )
     if "length" in data and int(data["length"]) != arrays["obs"].shape[0]:
-        raise EpisodeError(f"{where}: length mismatch, declared length {int(data['length'])} but the data hold "
-                           f"{arrays['obs'].shape[0]} steps")
-    return Episode(obs=arrays["obs"], action=arrays["action"], task_id=int(data.get("task_id", 0)),
-                   task=str(data.get("task", "")), success=bool(data.get("success", True)),
-                   seed=int(data.get("seed", -1)))
+        raise EpisodeError(
+            f"{where}: length mismatch, declared length {int(data['length'])} but the data hold "
+            f"{arrays['obs'].shape[0]} steps"
+        )
+    return Episode(
+        obs=arrays["obs"],
+        action=arrays["action"],
+        task_id=int(data.get("task_id", 0)),
+        task=str(data.get("task", "")),
+        success=bool(data.get("success", True)),
+        seed=int(data.get("seed", -1)),
+    )
 
 
 def _check_dims(episodes: list[tuple[int, Episode]], source: str | Path) -> None:
@@ -121,12 +131,15 @@ def _check_dims(episodes: list[tuple[int, Episode]], source: str | Path) -> None
     for i, e in episodes[1:]:
         for k in REQUIRED_KEYS:
             if getattr(e, k).shape[1] != getattr(e0, k).shape[1]:
-                raise EpisodeError(f"{source}: episode {i}: '{k}' width {getattr(e, k).shape[1]} differs from "
-                                   f"episode {i0} ({getattr(e0, k).shape[1]})")
+                raise EpisodeError(
+                    f"{source}: episode {i}: '{k}' width {getattr(e, k).shape[1]} differs from "
+                    f"episode {i0} ({getattr(e0, k).shape[1]})"
+                )
 
 
-def _collect(raw: list[tuple[int, dict[str, Any]]], source: str | Path,
-             on_error: Literal["raise", "skip"]) -> list[Episode]:
+def _collect(
+    raw: list[tuple[int, dict[str, Any]]], source: str | Path, on_error: Literal["raise", "skip"]
+) -> list[Episode]:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     good: list[tuple[int, Episode]] = []
@@ -142,29 +155,45 @@ def _collect(raw: list[tuple[int, dict[str, Any]]], source: str | Path,
 
 
 # ---------------------------------------------------------------------------------------------- zarr
-def write_zarr_episodes(path: str | Path, episodes: Sequence[Episode], *, tasks: Sequence[str],
-                        action_low: Sequence[float], action_high: Sequence[float], source: str = "") -> Path:
+def write_zarr_episodes(
+    path: str | Path,
+    episodes: Sequence[Episode],
+    *,
+    tasks: Sequence[str],
+    action_low: Sequence[float],
+    action_high: Sequence[float],
+    source: str = "",
+) -> Path:
     """Write episodes in the ditkit zarr schema (see the module docstring); overwrites ``path``."""
     import zarr
 
     if not episodes:
         raise ValueError("write_zarr_episodes: no episodes to write")
     root = zarr.open_group(str(path), mode="w")
-    root.attrs.update({"format": FORMAT, "version": VERSION, "obs_dim": int(episodes[0].obs.shape[1]),
-                       "action_dim": int(episodes[0].action.shape[1]), "action_low": [float(v) for v in action_low],
-                       "action_high": [float(v) for v in action_high], "tasks": list(tasks), "source": source})
+    root.attrs.update(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "obs_dim": int(episodes[0].obs.shape[1]),
+            "action_dim": int(episodes[0].action.shape[1]),
+            "action_low": [float(v) for v in action_low],
+            "action_high": [float(v) for v in action_high],
+            "tasks": list(tasks),
+            "source": source,
+        }
+    )
     eps = root.create_group("episodes")
     for i, ep in enumerate(episodes):
         g = eps.create_group(f"{i:06d}")
         g.create_array("obs", data=np.asarray(ep.obs, dtype=np.float32))
         g.create_array("action", data=np.asarray(ep.action, dtype=np.float32))
-        g.attrs.update({"task": ep.task, "task_id": int(ep.task_id), "success": bool(ep.success),
-                        "seed": int(ep.seed)})
+        g.attrs.update({"task": ep.task, "task_id": int(ep.task_id), "success": bool(ep.success), "seed": int(ep.seed)})
     return Path(path)
 
 
-def load_zarr_episodes(path: str | Path, on_error: Literal["raise", "skip"] = "raise"
-                       ) -> tuple[list[Episode], dict[str, Any]]:
+def load_zarr_episodes(
+    path: str | Path, on_error: Literal["raise", "skip"] = "raise"
+) -> tuple[list[Episode], dict[str, Any]]:
     """Read a ditkit zarr episode store.
 
     Args:
@@ -225,28 +254,52 @@ def write_lerobot_episodes(root: str | Path, episodes: Sequence[Episode], tasks:
     pd = _parquet_libs()
     root = Path(root)
     (root / "meta").mkdir(parents=True, exist_ok=True)
-    (root / "meta" / "tasks.jsonl").write_text("".join(json.dumps({"task_index": i, "task": t}) + "\n"
-                                                       for i, t in enumerate(tasks)))
-    (root / "meta" / "episodes.jsonl").write_text("".join(
-        json.dumps({"episode_index": i, "tasks": [ep.task], "length": len(ep)}) + "\n"
-        for i, ep in enumerate(episodes)))
-    (root / "meta" / "info.json").write_text(json.dumps({"fps": fps, "total_episodes": len(episodes), "features": {
-        "observation.state": {"dtype": "float32", "shape": [int(episodes[0].obs.shape[1])]},
-        "action": {"dtype": "float32", "shape": [int(episodes[0].action.shape[1])]}}}))
+    (root / "meta" / "tasks.jsonl").write_text(
+        "".join(json.dumps({"task_index": i, "task": t}) + "\n" for i, t in enumerate(tasks))
+    )
+    (root / "meta" / "episodes.jsonl").write_text(
+        "".join(
+            json.dumps({"episode_index": i, "tasks": [ep.task], "length": len(ep)}) + "\n"
+            for i, ep in enumerate(episodes)
+        )
+    )
+    (root / "meta" / "info.json").write_text(
+        json.dumps(
+            {
+                "fps": fps,
+                "total_episodes": len(episodes),
+                "features": {
+                    "observation.state": {"dtype": "float32", "shape": [int(episodes[0].obs.shape[1])]},
+                    "action": {"dtype": "float32", "shape": [int(episodes[0].action.shape[1])]},
+                },
+            }
+        )
+    )
     for i, ep in enumerate(episodes):
         d = root / "data" / f"chunk-{i // 1000:03d}"
         d.mkdir(parents=True, exist_ok=True)
         T = len(ep)
-        df = pd.DataFrame({"observation.state": list(ep.obs.astype(np.float32)),
-                           "action": list(ep.action.astype(np.float32)), "episode_index": [i] * T,
-                           "frame_index": np.arange(T), "timestamp": np.arange(T) / fps,
-                           "task_index": [ep.task_id] * T})
+        df = pd.DataFrame(
+            {
+                "observation.state": list(ep.obs.astype(np.float32)),
+                "action": list(ep.action.astype(np.float32)),
+                "episode_index": [i] * T,
+                "frame_index": np.arange(T),
+                "timestamp": np.arange(T) / fps,
+                "task_index": [ep.task_id] * T,
+            }
+        )
         df.to_parquet(d / f"episode_{i:06d}.parquet")
     return root
 
 
-def load_lerobot_episodes(root: str | Path, *, obs_key: str = "observation.state", action_key: str = "action",
-                          on_error: Literal["raise", "skip"] = "raise") -> tuple[list[Episode], dict[str, Any]]:
+def load_lerobot_episodes(
+    root: str | Path,
+    *,
+    obs_key: str = "observation.state",
+    action_key: str = "action",
+    on_error: Literal["raise", "skip"] = "raise",
+) -> tuple[list[Episode], dict[str, Any]]:
     """Read a LeRobot-style (v2) episode folder of parquet files.
 
     Args:
@@ -269,8 +322,11 @@ def load_lerobot_episodes(root: str | Path, *, obs_key: str = "observation.state
         tasks = [r["task"] for r in rows]
     lengths: dict[int, int] = {}
     if (root / "meta" / "episodes.jsonl").exists():
-        lengths = {int(r["episode_index"]): int(r["length"]) for r in _read_jsonl(root / "meta" / "episodes.jsonl")
-                   if "length" in r}
+        lengths = {
+            int(r["episode_index"]): int(r["length"])
+            for r in _read_jsonl(root / "meta" / "episodes.jsonl")
+            if "length" in r
+        }
     info = json.loads((root / "meta" / "info.json").read_text()) if (root / "meta" / "info.json").exists() else {}
     raw = []
     for f in files:
@@ -320,9 +376,11 @@ def make_windows(episodes: Sequence[Episode], n_obs_steps: int, horizon: int) ->
         obs.append(ep.obs[oi])
         act.append(ep.action[ai])
         task.append(np.full(T, ep.task_id))
-    return {"obs": torch.from_numpy(np.concatenate(obs)).float(),
-            "action": torch.from_numpy(np.concatenate(act)).float(),
-            "task_id": torch.from_numpy(np.concatenate(task)).long()}
+    return {
+        "obs": torch.from_numpy(np.concatenate(obs)).float(),
+        "action": torch.from_numpy(np.concatenate(act)).float(),
+        "task_id": torch.from_numpy(np.concatenate(task)).long(),
+    }
 
 
 class ChunkDataset(Dataset):
@@ -340,8 +398,9 @@ class ChunkDataset(Dataset):
         return {k: v[i] for k, v in self.data.items()}
 
 
-def synthetic_episodes(n: int = 8, length: int = 24, obs_dim: int = 6, action_dim: int = 2, tasks: int = 2,
-                       seed: int = 0) -> list[Episode]:
+def synthetic_episodes(
+    n: int = 8, length: int = 24, obs_dim: int = 6, action_dim: int = 2, tasks: int = 2, seed: int = 0
+) -> list[Episode]:
     """Tiny reaching demonstrations for tests: a point moves towards a goal with ``action = clip(goal - pos)``.
 
     ``obs = [pos, goal, 0...]`` (``action_dim`` each, zero padded to ``obs_dim``); the goal depends on the task.
@@ -356,7 +415,7 @@ def synthetic_episodes(n: int = 8, length: int = 24, obs_dim: int = 6, action_di
         for _ in range(length):
             a = np.clip(2.0 * (goal - pos), -1, 1)
             o = np.zeros(obs_dim)
-            o[:action_dim], o[action_dim:2 * action_dim] = pos, goal
+            o[:action_dim], o[action_dim : 2 * action_dim] = pos, goal
             obs.append(o)
             act.append(a)
             pos = pos + 0.2 * a
@@ -378,9 +437,17 @@ class PolicyDataModule(L.LightningDataModule):
         seed: shuffle seed.
     """
 
-    def __init__(self, path: str = "data/policy/metaworld_demos.zarr", n_obs_steps: int = 2, horizon: int = 16,
-                 val_episodes: int = 5, batch_size: int = 256, only_success: bool = True,
-                 on_error: Literal["raise", "skip"] = "raise", seed: int = 0):
+    def __init__(
+        self,
+        path: str = "data/policy/metaworld_demos.zarr",
+        n_obs_steps: int = 2,
+        horizon: int = 16,
+        val_episodes: int = 5,
+        batch_size: int = 256,
+        only_success: bool = True,
+        on_error: Literal["raise", "skip"] = "raise",
+        seed: int = 0,
+    ):
         super().__init__()
         self.path, self.n_obs_steps, self.horizon = path, n_obs_steps, horizon
         self.val_episodes, self.batch_size, self.only_success = val_episodes, batch_size, only_success
@@ -415,8 +482,12 @@ class PolicyDataModule(L.LightningDataModule):
         """Per-dimension min / max of observations and actions over the training samples."""
         d = self.train_set.data
         obs, act = d["obs"].flatten(0, 1), d["action"].flatten(0, 1)
-        return {"obs_min": obs.min(0).values, "obs_max": obs.max(0).values,
-                "action_min": act.min(0).values, "action_max": act.max(0).values}
+        return {
+            "obs_min": obs.min(0).values,
+            "obs_max": obs.max(0).values,
+            "action_min": act.min(0).values,
+            "action_max": act.max(0).values,
+        }
 
     def train_dataloader(self):
         return seeded_loader(self.train_set, self.batch_size, shuffle=True, seed=self.seed, drop_last=True)

@@ -38,8 +38,9 @@ def make_env(task: str, seed: int = 0, render: bool = False, size: int = 224, ca
     gym, policies = _metaworld()
     if task not in policies:
         raise ValueError(f"make_env: unknown Meta-World task {task!r}; e.g. {sorted(policies)[:5]}")
-    kw: dict[str, Any] = {"render_mode": "rgb_array", "camera_name": camera, "width": size, "height": size} \
-        if render else {}
+    kw: dict[str, Any] = (
+        {"render_mode": "rgb_array", "camera_name": camera, "width": size, "height": size} if render else {}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return gym.make("Meta-World/MT1", env_name=task, seed=seed, disable_env_checker=True, **kw)
@@ -58,8 +59,9 @@ def expert_policy(task: str) -> Callable[[np.ndarray], np.ndarray]:
     return act
 
 
-def expert_episode(task: str, task_id: int, seed: int, env=None, max_steps: int = 200,
-                   extra_steps: int = 10) -> Episode:
+def expert_episode(
+    task: str, task_id: int, seed: int, env=None, max_steps: int = 200, extra_steps: int = 10
+) -> Episode:
     """Record one scripted-expert demonstration, stopping ``extra_steps`` after the first success."""
     env = env or make_env(task, seed)
     act = expert_policy(task)
@@ -77,8 +79,13 @@ def expert_episode(task: str, task_id: int, seed: int, env=None, max_steps: int 
     return Episode(np.stack(obs_l), np.stack(act_l), task_id, task, success, seed)
 
 
-def generate_demos(path: str | Path, tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: int = 50,
-                   seed: int = 0, max_steps: int = 200) -> dict[str, Any]:
+def generate_demos(
+    path: str | Path,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    episodes_per_task: int = 50,
+    seed: int = 0,
+    max_steps: int = 200,
+) -> dict[str, Any]:
     """Write ``episodes_per_task`` expert demonstrations per task (seeds ``seed .. seed + N - 1``) to a zarr store.
 
     Returns:
@@ -90,10 +97,19 @@ def generate_demos(path: str | Path, tasks: Sequence[str] = DEFAULT_TASKS, episo
         eps = [expert_episode(task, tid, seed + i, env, max_steps) for i in range(episodes_per_task)]
         env.close()
         episodes += eps
-        summary[task] = {"episodes": len(eps), "steps": int(sum(len(e) for e in eps)),
-                         "expert_success": float(np.mean([e.success for e in eps]))}
-    write_zarr_episodes(path, episodes, tasks=list(tasks), action_low=[-1.0] * 4, action_high=[1.0] * 4,
-                        source=f"metaworld scripted experts, MT1, seeds {seed}..{seed + episodes_per_task - 1}")
+        summary[task] = {
+            "episodes": len(eps),
+            "steps": int(sum(len(e) for e in eps)),
+            "expert_success": float(np.mean([e.success for e in eps])),
+        }
+    write_zarr_episodes(
+        path,
+        episodes,
+        tasks=list(tasks),
+        action_low=[-1.0] * 4,
+        action_high=[1.0] * 4,
+        source=f"metaworld scripted experts, MT1, seeds {seed}..{seed + episodes_per_task - 1}",
+    )
     return summary
 
 
@@ -109,9 +125,19 @@ class RolloutResult:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
-def rollout(env, act_chunk: Callable[[np.ndarray], np.ndarray], seed: int, *, n_obs_steps: int = 2,
-            n_action_steps: int = 8, max_steps: int = 500, record: bool = False, record_every: int = 2,
-            low: float = -1.0, high: float = 1.0) -> RolloutResult:
+def rollout(
+    env,
+    act_chunk: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    *,
+    n_obs_steps: int = 2,
+    n_action_steps: int = 8,
+    max_steps: int = 500,
+    record: bool = False,
+    record_every: int = 2,
+    low: float = -1.0,
+    high: float = 1.0,
+) -> RolloutResult:
     """Receding-horizon control: predict a chunk from the last ``n_obs_steps`` observations, run its first
     ``n_action_steps`` actions (clipped to the bounds), re-plan; stop at success, at the time limit, or when the
     simulator raises (the episode then counts as a crashed failure).

@@ -21,8 +21,9 @@ from ditkit_robotics.viz import write_gif
 CACHES = ("none", "expert", "block", "expert+block")
 
 
-def policy_chunker(policy: PolicyModule, task_id: int, steps: int, seed: int = 0,
-                   block_cache: BlockCache | None = None):
+def policy_chunker(
+    policy: PolicyModule, task_id: int, steps: int, seed: int = 0, block_cache: BlockCache | None = None
+):
     """``obs history [n_obs, obs_dim] -> actions [horizon, action_dim]`` (numpy) for ``rollout``.
 
     A ``block_cache`` is entered afresh for every chunk (its schedule counts solver calls within one sampling).
@@ -43,12 +44,23 @@ def expert_cache(policy: PolicyModule, steps: int) -> ExpertCache:
     return ExpertCache(policy, solver_times(steps, policy.sample_method, policy.sample_schedule))
 
 
-def calibrate_block_cache(policy: PolicyModule, obs: torch.Tensor, task_id: torch.Tensor | None, steps: int,
-                          threshold: float = 0.15, max_gap: int = 3) -> BlockCache:
+def calibrate_block_cache(
+    policy: PolicyModule,
+    obs: torch.Tensor,
+    task_id: torch.Tensor | None,
+    steps: int,
+    threshold: float = 0.15,
+    max_gap: int = 3,
+) -> BlockCache:
     """Block-wise adaptive caching: per-block recompute steps chosen on a calibration batch of observations."""
     g = torch.Generator().manual_seed(0)
-    return BlockCache.calibrate(policy, lambda: policy.predict_action(obs, task_id, steps=steps, generator=g),
-                                threshold=threshold, order=1, max_gap=max_gap)
+    return BlockCache.calibrate(
+        policy,
+        lambda: policy.predict_action(obs, task_id, steps=steps, generator=g),
+        threshold=threshold,
+        order=1,
+        max_gap=max_gap,
+    )
 
 
 def sampler_caches(policy: PolicyModule, steps: int, cache: str, calib: dict[str, torch.Tensor] | None = None):
@@ -65,9 +77,19 @@ def sampler_caches(policy: PolicyModule, steps: int, cache: str, calib: dict[str
     return outer, block
 
 
-def evaluate(policy: PolicyModule, tasks: Sequence[str], episodes: int = 20, seed: int = 1000, steps: int = 10,
-             cache: str = "auto", max_steps: int = 500, expert: bool = True, gif: Path | None = None,
-             gif_task: str | None = None, calib: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def evaluate(
+    policy: PolicyModule,
+    tasks: Sequence[str],
+    episodes: int = 20,
+    seed: int = 1000,
+    steps: int = 10,
+    cache: str = "auto",
+    max_steps: int = 500,
+    expert: bool = True,
+    gif: Path | None = None,
+    gif_task: str | None = None,
+    calib: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """Roll the policy out ``episodes`` times per task with seeds ``seed + i`` (never used for demonstrations).
 
     Args:
@@ -98,31 +120,61 @@ def evaluate(policy: PolicyModule, tasks: Sequence[str], episodes: int = 20, see
     with outer:
         for tid, task in enumerate(tasks):
             env = make_env(task, seed)
-            res = [rollout(env, policy_chunker(policy, tid, steps, seed + i, block), seed + i,
-                           n_obs_steps=tok.n_obs_steps,
-                           n_action_steps=policy.n_action_steps, max_steps=max_steps, low=low, high=high)
-                   for i in range(episodes)]
+            res = [
+                rollout(
+                    env,
+                    policy_chunker(policy, tid, steps, seed + i, block),
+                    seed + i,
+                    n_obs_steps=tok.n_obs_steps,
+                    n_action_steps=policy.n_action_steps,
+                    max_steps=max_steps,
+                    low=low,
+                    high=high,
+                )
+                for i in range(episodes)
+            ]
             env.close()
-            row = {"success": float(np.mean([r.success for r in res])), "crashed": int(sum(r.crashed for r in res)),
-                   "steps": float(np.mean([r.steps for r in res])),
-                   "chunk_ms": float(np.median([m for r in res for m in r.chunk_ms]))}
+            row = {
+                "success": float(np.mean([r.success for r in res])),
+                "crashed": int(sum(r.crashed for r in res)),
+                "steps": float(np.mean([r.steps for r in res])),
+                "chunk_ms": float(np.median([m for r in res for m in r.chunk_ms])),
+            }
             if expert:
                 env = make_env(task, seed)
-                ex = [rollout(env, expert_chunker(task, tok.horizon), seed + i, n_obs_steps=1, n_action_steps=1,
-                              max_steps=max_steps) for i in range(episodes)]
+                ex = [
+                    rollout(
+                        env,
+                        expert_chunker(task, tok.horizon),
+                        seed + i,
+                        n_obs_steps=1,
+                        n_action_steps=1,
+                        max_steps=max_steps,
+                    )
+                    for i in range(episodes)
+                ]
                 env.close()
                 row["expert_success"] = float(np.mean([r.success for r in ex]))
                 row["expert_crashed"] = int(sum(r.crashed for r in ex))
             out["tasks"][task] = row
-            print(f"[eval] {task}: success {row['success']:.2f} (expert {row.get('expert_success', float('nan')):.2f})"
-                  f", crashed {row['crashed']}, {row['chunk_ms']:.1f} ms/chunk", flush=True)
+            print(
+                f"[eval] {task}: success {row['success']:.2f} (expert {row.get('expert_success', float('nan')):.2f})"
+                f", crashed {row['crashed']}, {row['chunk_ms']:.1f} ms/chunk",
+                flush=True,
+            )
         if gif is not None:
             task = gif_task or tasks[0]
             env = make_env(task, seed, render=True, size=160)
-            r = rollout(env, policy_chunker(policy, list(tasks).index(task), steps, seed, block), seed,
-                        n_obs_steps=tok.n_obs_steps, n_action_steps=policy.n_action_steps,
-                        max_steps=min(max_steps, 200),
-                        record=True, record_every=2)
+            r = rollout(
+                env,
+                policy_chunker(policy, list(tasks).index(task), steps, seed, block),
+                seed,
+                n_obs_steps=tok.n_obs_steps,
+                n_action_steps=policy.n_action_steps,
+                max_steps=min(max_steps, 200),
+                record=True,
+                record_every=2,
+            )
             env.close()
             out["gif"] = str(write_gif(r.frames, Path(gif)))
             out["gif_success"] = r.success
@@ -152,8 +204,11 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyMod
 
     from ditkit_robotics.tokenizer import ActionChunkTokenizer
 
-    cfg_path = Path(config) if config else next((p / "config.yaml" for p in path.parents
-                                                 if (p / "config.yaml").exists()), None)
+    cfg_path = (
+        Path(config)
+        if config
+        else next((p / "config.yaml" for p in path.parents if (p / "config.yaml").exists()), None)
+    )
     if cfg_path is None or not cfg_path.exists():
         raise FileNotFoundError(f"load_policy: no config.yaml found above {path}; pass config=")
     args = dict(yaml.safe_load(cfg_path.read_text())["model"]["init_args"])
@@ -164,8 +219,9 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyMod
     return policy.eval()
 
 
-def calibration_batch(store: str | Path, n: int = 32, n_obs_steps: int = 2,
-                      horizon: int = 16) -> dict[str, torch.Tensor]:
+def calibration_batch(
+    store: str | Path, n: int = 32, n_obs_steps: int = 2, horizon: int = 16
+) -> dict[str, torch.Tensor]:
     """``n`` evenly spaced (obs history, task id) windows of a demonstration store, for block-cache calibration."""
     from ditkit_robotics.data import load_episodes, make_windows
 

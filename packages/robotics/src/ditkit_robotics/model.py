@@ -41,8 +41,11 @@ class ObsEncoder(nn.Module):
         self.step = nn.Sequential(nn.Linear(obs_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.step_pos = nn.Parameter(torch.randn(n_obs_steps, dim) * 0.02)
         self.task = nn.Embedding(num_tasks, dim) if num_tasks > 1 else None
-        self.glob = nn.Sequential(nn.Linear(n_obs_steps * obs_dim + (dim if self.task is not None else 0), dim),
-                                  nn.SiLU(), nn.Linear(dim, dim))
+        self.glob = nn.Sequential(
+            nn.Linear(n_obs_steps * obs_dim + (dim if self.task is not None else 0), dim),
+            nn.SiLU(),
+            nn.Linear(dim, dim),
+        )
 
     def forward(self, obs: Tensor, task_id: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Encode a history.
@@ -55,8 +58,9 @@ class ObsEncoder(nn.Module):
             ``cond [b, dim]`` and ``context [b, n_obs_steps (+1), dim]``.
         """
         if obs.dim() != 3 or obs.shape[1] != self.n_obs_steps:
-            raise ValueError(f"ObsEncoder: obs must be [b, n_obs_steps={self.n_obs_steps}, obs_dim], "
-                             f"got {tuple(obs.shape)}")
+            raise ValueError(
+                f"ObsEncoder: obs must be [b, n_obs_steps={self.n_obs_steps}, obs_dim], got {tuple(obs.shape)}"
+            )
         ctx = self.step(obs) + self.step_pos  # [b, n_obs, dim]
         flat = rearrange(obs, "b s d -> b (s d)")
         if self.task is not None:
@@ -122,8 +126,10 @@ class ExpertCache:
             raise ValueError("ExpertCache: the model contains no MoE DiT (DiTConfig.moe_experts=0)")
         for d in self.dits:
             if d.config.moe_router != "time":
-                raise ValueError(f"ExpertCache: routes must depend on t only; DiTConfig.moe_router="
-                                 f"{d.config.moe_router!r} (use 'time')")
+                raise ValueError(
+                    f"ExpertCache: routes must depend on t only; DiTConfig.moe_router="
+                    f"{d.config.moe_router!r} (use 'time')"
+                )
         self.times = times.flatten().float()
         self.hits = self.misses = 0
         self._tables: list[tuple[Tensor, list[list[_FusedExperts]]]] = []

@@ -36,10 +36,23 @@ class PolicyModule(FlowMatchingModule):
         sample_method, sample_schedule: see :class:`ditkit_core.lightning.FlowMatchingModule`.
     """
 
-    def __init__(self, tokenizer: ActionChunkTokenizer, model: DiTConfig, num_tasks: int = 0, n_action_steps: int = 8,
-                 time_sampler: TimeSampler | None = None, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 warmup_steps: int = 100, max_steps: int | None = None, min_lr_ratio: float = 0.05, seed: int = 0,
-                 sample_steps: int = 10, sample_method: str = "euler", sample_schedule: str = "uniform"):
+    def __init__(
+        self,
+        tokenizer: ActionChunkTokenizer,
+        model: DiTConfig,
+        num_tasks: int = 0,
+        n_action_steps: int = 8,
+        time_sampler: TimeSampler | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        min_lr_ratio: float = 0.05,
+        seed: int = 0,
+        sample_steps: int = 10,
+        sample_method: str = "euler",
+        sample_schedule: str = "uniform",
+    ):
         # LightningCLI stores the parsed YAML (plain dicts) as hyper-parameters, so configs written by
         # save_pretrained after a CLI run come back as dicts: accept both forms.
         if isinstance(model, dict):
@@ -49,17 +62,31 @@ class PolicyModule(FlowMatchingModule):
         if model.cond_dim <= 0:
             raise ValueError(f"PolicyModule: model.cond_dim={model.cond_dim} must be > 0 (observation encoder width)")
         if model.context_dim not in (0, model.cond_dim):
-            raise ValueError(f"PolicyModule: model.context_dim={model.context_dim} must be 0 or cond_dim="
-                             f"{model.cond_dim}")
+            raise ValueError(
+                f"PolicyModule: model.context_dim={model.context_dim} must be 0 or cond_dim={model.cond_dim}"
+            )
         if model.learned_pos < tokenizer.horizon:
-            raise ValueError(f"PolicyModule: model.learned_pos={model.learned_pos} must be >= tokenizer.horizon="
-                             f"{tokenizer.horizon}")
+            raise ValueError(
+                f"PolicyModule: model.learned_pos={model.learned_pos} must be >= tokenizer.horizon={tokenizer.horizon}"
+            )
         if not 1 <= n_action_steps <= tokenizer.horizon:
-            raise ValueError(f"PolicyModule: n_action_steps={n_action_steps} must be in [1, horizon="
-                             f"{tokenizer.horizon}]")
-        super().__init__(tokenizer, model, time_sampler=time_sampler, lr=lr, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, max_steps=max_steps, min_lr_ratio=min_lr_ratio, seed=seed,
-                         sample_steps=sample_steps, sample_method=sample_method, sample_schedule=sample_schedule)
+            raise ValueError(
+                f"PolicyModule: n_action_steps={n_action_steps} must be in [1, horizon={tokenizer.horizon}]"
+            )
+        super().__init__(
+            tokenizer,
+            model,
+            time_sampler=time_sampler,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            max_steps=max_steps,
+            min_lr_ratio=min_lr_ratio,
+            seed=seed,
+            sample_steps=sample_steps,
+            sample_method=sample_method,
+            sample_schedule=sample_schedule,
+        )
         self.num_tasks, self.n_action_steps = num_tasks, n_action_steps
         self.encoder = ObsEncoder(tokenizer.obs_dim, tokenizer.n_obs_steps, model.cond_dim, num_tasks)
 
@@ -83,9 +110,16 @@ class PolicyModule(FlowMatchingModule):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict_action(self, obs: Tensor, task_id: Tensor | None = None, *, steps: int | None = None,
-                       method: str | None = None, generator: torch.Generator | None = None,
-                       clip: bool = True) -> Tensor:
+    def predict_action(
+        self,
+        obs: Tensor,
+        task_id: Tensor | None = None,
+        *,
+        steps: int | None = None,
+        method: str | None = None,
+        generator: torch.Generator | None = None,
+        clip: bool = True,
+    ) -> Tensor:
         """Sample an action chunk for each observation history.
 
         Args:
@@ -103,16 +137,22 @@ class PolicyModule(FlowMatchingModule):
         self.eval()
         tok = self.tokenizer
         b = obs.shape[0]
-        cond, ctx = self.condition(tok.normalize_obs(obs.float().to(self.device)),
-                                   None if task_id is None else task_id.to(self.device).long())
+        cond, ctx = self.condition(
+            tok.normalize_obs(obs.float().to(self.device)), None if task_id is None else task_id.to(self.device).long()
+        )
         pos = action_positions(b, tok.horizon, self.device)
         x_0 = torch.randn(b, tok.horizon, tok.action_dim, generator=generator, device=self.device)
 
         def fn(x: Tensor, t: Tensor) -> Tensor:
             return self.model(x, t, pos=pos, context=ctx, cond=cond)
 
-        x = sample(fn, x_0, steps=steps or self.sample_steps, method=method or self.sample_method,
-                   schedule=self.sample_schedule)
+        x = sample(
+            fn,
+            x_0,
+            steps=steps or self.sample_steps,
+            method=method or self.sample_method,
+            schedule=self.sample_schedule,
+        )
         self.train(was_training)
         return tok.decode(TokenBatch(x=x), clip=clip)["action"]
 
@@ -132,8 +172,9 @@ class PolicyModule(FlowMatchingModule):
         d = dm.val_set.data
         n = min(256, d["obs"].shape[0])
         g = torch.Generator(device=self.device).manual_seed(0)
-        pred = self.predict_action(d["obs"][:n].to(self.device), d["task_id"][:n].to(self.device), generator=g,
-                                   clip=False)
+        pred = self.predict_action(
+            d["obs"][:n].to(self.device), d["task_id"][:n].to(self.device), generator=g, clip=False
+        )
         err = (pred - d["action"][:n].to(self.device))[:, : self.n_action_steps].pow(2).mean()
         self.log("val/action_mse", err, prog_bar=True)
 
@@ -148,10 +189,19 @@ class PolicyModule(FlowMatchingModule):
         idx = torch.linspace(0, d["obs"].shape[0] - 1, 4).long()
         g = torch.Generator(device=self.device).manual_seed(0)
         pred = self.predict_action(d["obs"][idx].to(self.device), d["task_id"][idx].to(self.device), generator=g)
-        return [plot_chunks(pred.cpu(), d["action"][idx], Path(out_dir) / f"policy_chunks_{tag}.png",
-                            n_action_steps=self.n_action_steps)]
+        return [
+            plot_chunks(
+                pred.cpu(),
+                d["action"][idx],
+                Path(out_dir) / f"policy_chunks_{tag}.png",
+                n_action_steps=self.n_action_steps,
+            )
+        ]
 
     def num_active_parameters(self) -> dict[str, Any]:
         """Total and active (per token) parameter counts of the DiT."""
-        return {"dit_total": self.model.num_parameters(), "dit_active": self.model.num_parameters(active_only=True),
-                "encoder": sum(p.numel() for p in self.encoder.parameters())}
+        return {
+            "dit_total": self.model.num_parameters(),
+            "dit_active": self.model.num_parameters(active_only=True),
+            "encoder": sum(p.numel() for p in self.encoder.parameters()),
+        }

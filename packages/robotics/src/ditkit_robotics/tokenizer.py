@@ -28,18 +28,29 @@ class ActionChunkTokenizer(nn.Module):
         action_high: upper env bound per action dimension (default +1).
     """
 
-    def __init__(self, action_dim: int = 4, obs_dim: int = 39, horizon: int = 16, n_obs_steps: int = 2,
-                 action_low: Sequence[float] | None = None, action_high: Sequence[float] | None = None):
+    def __init__(
+        self,
+        action_dim: int = 4,
+        obs_dim: int = 39,
+        horizon: int = 16,
+        n_obs_steps: int = 2,
+        action_low: Sequence[float] | None = None,
+        action_high: Sequence[float] | None = None,
+    ):
         super().__init__()
         if min(action_dim, obs_dim, horizon, n_obs_steps) < 1:
-            raise ValueError(f"ActionChunkTokenizer: dims must be >= 1, got action_dim={action_dim}, "
-                             f"obs_dim={obs_dim}, horizon={horizon}, n_obs_steps={n_obs_steps}")
+            raise ValueError(
+                f"ActionChunkTokenizer: dims must be >= 1, got action_dim={action_dim}, "
+                f"obs_dim={obs_dim}, horizon={horizon}, n_obs_steps={n_obs_steps}"
+            )
         self.action_dim, self.obs_dim, self.horizon, self.n_obs_steps = action_dim, obs_dim, horizon, n_obs_steps
         self.action_low = list(action_low) if action_low is not None else [-1.0] * action_dim
         self.action_high = list(action_high) if action_high is not None else [1.0] * action_dim
         if len(self.action_low) != action_dim or len(self.action_high) != action_dim:
-            raise ValueError(f"ActionChunkTokenizer: action_low / action_high need {action_dim} values, got "
-                             f"{len(self.action_low)} / {len(self.action_high)}")
+            raise ValueError(
+                f"ActionChunkTokenizer: action_low / action_high need {action_dim} values, got "
+                f"{len(self.action_low)} / {len(self.action_high)}"
+            )
         self.token_dim = action_dim
         self.register_buffer("act_min", -torch.ones(action_dim))
         self.register_buffer("act_max", torch.ones(action_dim))
@@ -93,8 +104,10 @@ class ActionChunkTokenizer(nn.Module):
             raise KeyError(f"ActionChunkTokenizer.encode: batch needs key 'action', got keys {sorted(raw)}")
         a = raw["action"]
         if a.dim() != 3 or a.shape[1:] != (self.horizon, self.action_dim):
-            raise ValueError(f"ActionChunkTokenizer.encode: action must be [b, {self.horizon}, {self.action_dim}], "
-                             f"got {tuple(a.shape)}")
+            raise ValueError(
+                f"ActionChunkTokenizer.encode: action must be [b, {self.horizon}, {self.action_dim}], "
+                f"got {tuple(a.shape)}"
+            )
         b = a.shape[0]
         pos = repeat(torch.arange(self.horizon, device=a.device), "n -> b n 1", b=b)
         meta = {}

@@ -60,10 +60,20 @@ def cmd_sample(a: argparse.Namespace) -> None:
     print(f"wrote {render_grid(grid, out / 'completion.png', titles=titles, cols=len(names))}")
 
 
-def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, n: int = 48, points: int = 1024,
-             normalize: str = "unit_sphere", emd_points: int | None = 256, steps: int | None = None,
-             seed: int = 0, metrics: tuple[str, ...] = ("cd", "emd"), cfg_scale: float | None = None,
-             stored_points: int = 2048) -> list[dict]:
+def evaluate(
+    module: ShapesModule,
+    data: str,
+    classes: list[str] | None = None,
+    n: int = 48,
+    points: int = 1024,
+    normalize: str = "unit_sphere",
+    emd_points: int | None = 256,
+    steps: int | None = None,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("cd", "emd"),
+    cfg_scale: float | None = None,
+    stored_points: int = 2048,
+) -> list[dict]:
     """Per-class rows ``{class, model: {...}, data: {...}}`` of PointFlow metrics against the test split.
 
     Reference clouds (test, and train for the data's own level) are prepared exactly as the training clouds:
@@ -91,14 +101,25 @@ def evaluate(module: ShapesModule, data: str, classes: list[str] | None = None, 
         label = names.index(c)
         ref = subset_points(test.class_points(label)[:n], points, seed + 1000 + label)
         t0 = time.perf_counter()
-        gen = module.sample_clouds([label] * len(ref), points=points, seed=seed + label, steps=steps,
-                                   cfg_scale=cfg_scale)
+        gen = module.sample_clouds(
+            [label] * len(ref), points=points, seed=seed + label, steps=steps, cfg_scale=cfg_scale
+        )
         gen_s = time.perf_counter() - t0
-        row = {"class": c, "n": len(ref), "points": points, "cfg": cfg_scale or module.cfg_scale,
-               "sample_s": round(gen_s, 1),
-               "model": evaluate_sets(gen, ref, metrics, emd_points, seed),
-               "data": evaluate_sets(subset_points(train.class_points(label)[: len(ref)], points,
-                                                   seed + 2000 + label), ref, metrics, emd_points, seed)}
+        row = {
+            "class": c,
+            "n": len(ref),
+            "points": points,
+            "cfg": cfg_scale or module.cfg_scale,
+            "sample_s": round(gen_s, 1),
+            "model": evaluate_sets(gen, ref, metrics, emd_points, seed),
+            "data": evaluate_sets(
+                subset_points(train.class_points(label)[: len(ref)], points, seed + 2000 + label),
+                ref,
+                metrics,
+                emd_points,
+                seed,
+            ),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -118,8 +139,20 @@ def markdown_table(rows: list[dict]) -> str:
 
 def cmd_eval(a: argparse.Namespace) -> None:
     module = load(a.ckpt, a.data)
-    rows = evaluate(module, a.data, a.classes, a.n, a.points or module.sample_points, a.normalize, a.emd_points,
-                    a.steps, a.seed, tuple(a.metrics), a.cfg, a.stored_points)
+    rows = evaluate(
+        module,
+        a.data,
+        a.classes,
+        a.n,
+        a.points or module.sample_points,
+        a.normalize,
+        a.emd_points,
+        a.steps,
+        a.seed,
+        tuple(a.metrics),
+        a.cfg,
+        a.stored_points,
+    )
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(rows, indent=1))
@@ -151,8 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     ep.add_argument("--n", type=int, default=48)
     ep.add_argument("--emd-points", type=int, default=256)
     ep.add_argument("--metrics", nargs="+", default=["cd", "emd"])
-    ep.add_argument("--stored-points", type=int, default=2048,
-                    help="points per stored cloud; references are normalised on all of them, then subsampled")
+    ep.add_argument(
+        "--stored-points",
+        type=int,
+        default=2048,
+        help="points per stored cloud; references are normalised on all of them, then subsampled",
+    )
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from ditkit_shapes.procedural import main as data_main

@@ -56,15 +56,21 @@ def validate_points(pts: np.ndarray, where: str = "points", eps: float = 1e-9) -
     bad = ~np.isfinite(pts).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise PointCloudError(f"{where}: {int(bad.sum())} point(s) with NaN/Inf coordinates, first at row {i}: "
-                              f"{pts[i].tolist()}")
+        raise PointCloudError(
+            f"{where}: {int(bad.sum())} point(s) with NaN/Inf coordinates, first at row {i}: {pts[i].tolist()}"
+        )
     if float(np.ptp(pts, axis=0).max()) <= eps:
         raise PointCloudError(f"{where}: degenerate cloud: all {pts.shape[0]} points equal {pts[0].tolist()}")
     return pts.astype(np.float32)
 
 
-def resample(pts: np.ndarray, points: int, rng: np.random.Generator, where: str = "points",
-             count: Literal["resample", "error"] = "resample") -> np.ndarray:
+def resample(
+    pts: np.ndarray,
+    points: int,
+    rng: np.random.Generator,
+    where: str = "points",
+    count: Literal["resample", "error"] = "resample",
+) -> np.ndarray:
     """Bring a cloud ``[p, 3]`` to ``[points, 3]`` (see the module docstring for the rule)."""
     p = pts.shape[0]
     if p == points:
@@ -151,8 +157,10 @@ def write_ply(path: str | Path, pts: np.ndarray | Tensor) -> Path:
     validate_points(pts, str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = f"ply\nformat ascii 1.0\nelement vertex {len(pts)}\nproperty float x\nproperty float y\n" \
-             "property float z\nend_header\n"
+    header = (
+        f"ply\nformat ascii 1.0\nelement vertex {len(pts)}\nproperty float x\nproperty float y\n"
+        "property float z\nend_header\n"
+    )
     with open(path, "w") as f:
         f.write(header)
         np.savetxt(f, pts, fmt="%.6f")
@@ -196,10 +204,19 @@ class ShapeFolderDataset(Dataset):
         seed: seed of the resampling and mesh sampling.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", classes: list[str] | None = None, points: int = 2048,
-                 normalize: Normalize = "unit_sphere", stats: tuple[np.ndarray, float] | None = None,
-                 count: Literal["resample", "error"] = "resample", subsample: int = 0, fixed_subsample: bool = False,
-                 seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        classes: list[str] | None = None,
+        points: int = 2048,
+        normalize: Normalize = "unit_sphere",
+        stats: tuple[np.ndarray, float] | None = None,
+        count: Literal["resample", "error"] = "resample",
+        subsample: int = 0,
+        fixed_subsample: bool = False,
+        seed: int = 0,
+    ):
         files = list_files(root, split, classes)
         self.classes = list(files)
         rng = np.random.default_rng(seed)
@@ -253,10 +270,19 @@ class ShapesDataModule(L.LightningDataModule):
         seed: seed of resampling / shuffling.
     """
 
-    def __init__(self, root: str = "outputs/shapes/data", classes: list[str] | None = None, points: int = 2048,
-                 train_points: int = 0, normalize: Normalize = "unit_sphere", batch_size: int = 32,
-                 generate_if_missing: bool = True, train_limit: int = 0,
-                 generate_sizes: dict[str, int] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        root: str = "outputs/shapes/data",
+        classes: list[str] | None = None,
+        points: int = 2048,
+        train_points: int = 0,
+        normalize: Normalize = "unit_sphere",
+        batch_size: int = 32,
+        generate_if_missing: bool = True,
+        train_limit: int = 0,
+        generate_sizes: dict[str, int] | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         self.root, self.classes, self.points, self.train_points = root, classes, points, train_points
         self.normalize, self.batch_size, self.generate_if_missing = normalize, batch_size, generate_if_missing
@@ -269,9 +295,17 @@ class ShapesDataModule(L.LightningDataModule):
             write_dataset(self.root, sizes=self.generate_sizes, points=self.points, seed=self.seed)
 
     def dataset(self, split: str, stats: tuple[np.ndarray, float] | None = None) -> ShapeFolderDataset:
-        return ShapeFolderDataset(self.root, split, self.classes, self.points, self.normalize, stats=stats,
-                                  subsample=self.train_points if split in ("train", "val") else 0,
-                                  fixed_subsample=split == "val", seed=self.seed)
+        return ShapeFolderDataset(
+            self.root,
+            split,
+            self.classes,
+            self.points,
+            self.normalize,
+            stats=stats,
+            subsample=self.train_points if split in ("train", "val") else 0,
+            fixed_subsample=split == "val",
+            seed=self.seed,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train"):
@@ -279,8 +313,9 @@ class ShapesDataModule(L.LightningDataModule):
         self.prepare_data()
         self.train = self.dataset("train")
         if self.train_limit:
-            keep = torch.cat([torch.nonzero(self.train.labels == c)[: self.train_limit, 0]
-                              for c in range(len(self.train.classes))])
+            keep = torch.cat(
+                [torch.nonzero(self.train.labels == c)[: self.train_limit, 0] for c in range(len(self.train.classes))]
+            )
             self.train.points, self.train.labels = self.train.points[keep], self.train.labels[keep]
         self.class_names = self.train.classes
         self.val = self.dataset("val", self.train.stats)

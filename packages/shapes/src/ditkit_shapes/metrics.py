@@ -44,8 +44,9 @@ def emd(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
     return float(cost[rows, cols].mean())
 
 
-def pairwise_chamfer(a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bool = False,
-                     method: str = "auto") -> Tensor:
+def pairwise_chamfer(
+    a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bool = False, method: str = "auto"
+) -> Tensor:
     """Chamfer distances ``[n_a, n_b]`` between two sets of clouds ``a [n_a, p, 3]``, ``b [n_b, q, 3]``.
 
     Args:
@@ -75,7 +76,7 @@ def pairwise_chamfer(a: Tensor, b: Tensor, max_elems: int = 2**24, symmetric: bo
         for i in range(na):
             start = i + 1 if symmetric else 0
             for j in range(start, nb, chunk):
-                out[i, j:j + chunk] = chamfer(a[i][None], b[j:j + chunk])
+                out[i, j : j + chunk] = chamfer(a[i][None], b[j : j + chunk])
     else:
         raise ValueError(f"pairwise_chamfer: unknown method {method!r}; choose auto, kdtree or torch")
     if symmetric:
@@ -121,21 +122,30 @@ def one_nna(d_ss: Tensor, d_rr: Tensor, d_sr: Tensor) -> float:
     return float((labels[full.argmin(1)] == labels).float().mean())
 
 
-def distance_blocks(gen: Tensor, ref: Tensor, metric: str, emd_points: int | None = None,
-                    seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+def distance_blocks(
+    gen: Tensor, ref: Tensor, metric: str, emd_points: int | None = None, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
     """``(d_ss, d_rr, d_sr)`` for ``metric`` in ``cd`` / ``emd``."""
     gen, ref = _as_tensor(gen), _as_tensor(ref)
     if metric == "cd":
-        return (pairwise_chamfer(gen, gen, symmetric=True), pairwise_chamfer(ref, ref, symmetric=True),
-                pairwise_chamfer(gen, ref))
+        return (
+            pairwise_chamfer(gen, gen, symmetric=True),
+            pairwise_chamfer(ref, ref, symmetric=True),
+            pairwise_chamfer(gen, ref),
+        )
     if metric == "emd":
         gen, ref = subset_points(gen, emd_points, seed), subset_points(ref, emd_points, seed + 1)
         return pairwise_emd(gen, gen, symmetric=True), pairwise_emd(ref, ref, symmetric=True), pairwise_emd(gen, ref)
     raise ValueError(f"distance_blocks: unknown metric {metric!r}; choose cd or emd")
 
 
-def evaluate_sets(gen: Tensor | np.ndarray, ref: Tensor | np.ndarray, metrics: tuple[str, ...] = ("cd", "emd"),
-                  emd_points: int | None = 512, seed: int = 0) -> dict[str, float]:
+def evaluate_sets(
+    gen: Tensor | np.ndarray,
+    ref: Tensor | np.ndarray,
+    metrics: tuple[str, ...] = ("cd", "emd"),
+    emd_points: int | None = 512,
+    seed: int = 0,
+) -> dict[str, float]:
     """PointFlow protocol between generated clouds ``gen [n_s, p, 3]`` and reference clouds ``ref [n_r, q, 3]``.
 
     Returns:

@@ -31,12 +31,16 @@ class FourierPointEmbed(nn.Module):
     def __init__(self, base: nn.Linear, n_freqs: int = 8, min_freq: float = 1.0, max_freq: float = 32.0):
         super().__init__()
         if n_freqs < 1 or not 0 < min_freq <= max_freq:
-            raise ValueError(f"FourierPointEmbed: need n_freqs >= 1 and 0 < min_freq <= max_freq, got "
-                             f"{n_freqs}, {min_freq}, {max_freq}")
+            raise ValueError(
+                f"FourierPointEmbed: need n_freqs >= 1 and 0 < min_freq <= max_freq, got "
+                f"{n_freqs}, {min_freq}, {max_freq}"
+            )
         self.base = base
-        self.register_buffer("freqs", torch.logspace(torch.log10(torch.tensor(min_freq)),
-                                                     torch.log10(torch.tensor(max_freq)), n_freqs),
-                             persistent=False)
+        self.register_buffer(
+            "freqs",
+            torch.logspace(torch.log10(torch.tensor(min_freq)), torch.log10(torch.tensor(max_freq)), n_freqs),
+            persistent=False,
+        )
         self.proj = nn.Linear(2 * base.in_features * n_freqs, base.out_features)
 
     def features(self, x: Tensor) -> Tensor:
@@ -89,9 +93,17 @@ class Window3DDiT(DiT):
         if n != self.grid**3:
             raise ValueError(f"Window3DDiT: expected {self.grid}^3 = {self.grid**3} tokens, got {n}")
         nw = (self.grid // self.window) ** 3
-        rep = (lambda v: None if v is None else v.repeat_interleave(nw, 0))  # noqa: E731
-        local = replace(inp, c=rep(inp.c), temb=rep(inp.temb), t=rep(inp.t), mask=self._split(inp.mask),
-                        angles=self._split(inp.angles), context=rep(inp.context), context_mask=rep(inp.context_mask))
+        rep = lambda v: None if v is None else v.repeat_interleave(nw, 0)  # noqa: E731
+        local = replace(
+            inp,
+            c=rep(inp.c),
+            temb=rep(inp.temb),
+            t=rep(inp.t),
+            mask=self._split(inp.mask),
+            angles=self._split(inp.angles),
+            context=rep(inp.context),
+            context_mask=rep(inp.context_mask),
+        )
         for i, blk in enumerate(self.blocks):
             if self.is_window_block(i):
                 h = self._merge(blk(self._split(h), local), b)  # [b * nw, w^3, d] inside
@@ -119,13 +131,22 @@ class VoxelVelocity(nn.Module):
         c = tokenizer.channels
         self.tokenizer, self.dit = tokenizer, dit
         self.lift = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, c))
-        self.head = nn.Sequential(nn.Linear(2 * c + 3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                  nn.Linear(hidden, 3))
+        self.head = nn.Sequential(
+            nn.Linear(2 * c + 3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3)
+        )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: Tensor, t: Tensor, *, mask: Tensor | None = None, cond: Tensor | None = None,
-                drop_cond: Tensor | None = None, **_: object) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        *,
+        mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        drop_cond: Tensor | None = None,
+        **_: object,
+    ) -> Tensor:
         """Velocity ``[b, p, 3]`` of points ``x [b, p, 3]`` at times ``t [b]``."""
         tok = self.tokenizer
         coords = normalize_to_grid(x, mask)  # [b, p, 3] in [-1, 1]

@@ -44,30 +44,63 @@ class ShapesModule(FlowMatchingModule):
         seed, sample_steps, sample_method, sample_schedule, cfg_scale: see :class:`FlowMatchingModule`.
     """
 
-    def __init__(self, tokenizer: PointTokenizer | VoxelPatchTokenizer, model: DiTConfig, window3d: int = 0,
-                 window_every: int = 2, point_hidden: int = 64, class_names: list[str] | None = None,
-                 sample_points: int = 2048, time_sampler: TimeSampler | None = None, sigma_min: float = 0.0,
-                 lr: float = 1e-3, weight_decay: float = 0.0, warmup_steps: int = 100, max_steps: int | None = None,
-                 min_lr_ratio: float = 0.1, cond_dropout: float = 0.1, ot_pairing: bool = False, seed: int = 0,
-                 sample_steps: int = 32, sample_method: str = "heun", sample_schedule: str = "uniform",
-                 cfg_scale: float = 1.0, fourier_features: int = 0, fourier_max_freq: float = 32.0):
+    def __init__(
+        self,
+        tokenizer: PointTokenizer | VoxelPatchTokenizer,
+        model: DiTConfig,
+        window3d: int = 0,
+        window_every: int = 2,
+        point_hidden: int = 64,
+        class_names: list[str] | None = None,
+        sample_points: int = 2048,
+        time_sampler: TimeSampler | None = None,
+        sigma_min: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        min_lr_ratio: float = 0.1,
+        cond_dropout: float = 0.1,
+        ot_pairing: bool = False,
+        seed: int = 0,
+        sample_steps: int = 32,
+        sample_method: str = "heun",
+        sample_schedule: str = "uniform",
+        cfg_scale: float = 1.0,
+        fourier_features: int = 0,
+        fourier_max_freq: float = 32.0,
+    ):
         if isinstance(model, dict):
             model = DiTConfig.from_dict(model)
         if isinstance(time_sampler, dict):
             time_sampler = TimeSampler(**time_sampler)
-        super().__init__(tokenizer, model, time_sampler=time_sampler, sigma_min=sigma_min, lr=lr,
-                         weight_decay=weight_decay, warmup_steps=warmup_steps, max_steps=max_steps,
-                         min_lr_ratio=min_lr_ratio, cond_dropout=cond_dropout, ot_pairing=ot_pairing, seed=seed,
-                         sample_steps=sample_steps, sample_method=sample_method, sample_schedule=sample_schedule,
-                         cfg_scale=cfg_scale)
+        super().__init__(
+            tokenizer,
+            model,
+            time_sampler=time_sampler,
+            sigma_min=sigma_min,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            max_steps=max_steps,
+            min_lr_ratio=min_lr_ratio,
+            cond_dropout=cond_dropout,
+            ot_pairing=ot_pairing,
+            seed=seed,
+            sample_steps=sample_steps,
+            sample_method=sample_method,
+            sample_schedule=sample_schedule,
+            cfg_scale=cfg_scale,
+        )
         self.window3d, self.window_every, self.point_hidden = window3d, window_every, point_hidden
         self.class_names, self.sample_points = class_names, sample_points
         self.voxel = isinstance(self.tokenizer, VoxelPatchTokenizer)
         if self.voxel:
             tok = self.tokenizer
             if model.output_dim != tok.token_dim:
-                raise ValueError(f"ShapesModule: model.out_dim={model.output_dim} must equal the voxel token width "
-                                 f"{tok.token_dim}")
+                raise ValueError(
+                    f"ShapesModule: model.out_dim={model.output_dim} must equal the voxel token width {tok.token_dim}"
+                )
             dit = Window3DDiT(model, tok.grid, window3d, window_every) if window3d else self.model
             self.model = VoxelVelocity(tok, dit, point_hidden)
         elif window3d:
@@ -94,26 +127,31 @@ class ShapesModule(FlowMatchingModule):
         names = getattr(dm, "class_names", None)
         if names is not None:
             if self.config.num_classes and len(names) != self.config.num_classes:
-                raise ValueError(f"ShapesModule: model.num_classes={self.config.num_classes} but the data has "
-                                 f"{len(names)} classes {names}")
+                raise ValueError(
+                    f"ShapesModule: model.num_classes={self.config.num_classes} but the data has "
+                    f"{len(names)} classes {names}"
+                )
             self.class_names = list(names)
             self.hparams["class_names"] = list(names)  # checkpoints and save_pretrained keep the label names
 
     # ------------------------------------------------------------------ generation
-    def sample_clouds(self, labels: Tensor | list[int] | None, n: int = 1, points: int | None = None,
-                      seed: int = 0, **kw: Any) -> Tensor:
+    def sample_clouds(
+        self, labels: Tensor | list[int] | None, n: int = 1, points: int | None = None, seed: int = 0, **kw: Any
+    ) -> Tensor:
         """Generate clouds ``[len(labels) or n, points, 3]`` for class ``labels`` (None: unconditional)."""
         points = points or self.sample_points
         if labels is not None:
             labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
             n = labels.shape[0]
         g = torch.Generator(device=self.device).manual_seed(seed)
-        template = TokenBatch(x=torch.zeros(n, points, 3, device=self.device),
-                              cond=labels if self.config.num_classes else None)
+        template = TokenBatch(
+            x=torch.zeros(n, points, 3, device=self.device), cond=labels if self.config.num_classes else None
+        )
         return self.generate(template, generator=g, **kw).x
 
-    def complete(self, partial: Tensor, known_mask: Tensor, labels: Tensor | None = None, seed: int = 0,
-                 **kw: Any) -> Tensor:
+    def complete(
+        self, partial: Tensor, known_mask: Tensor, labels: Tensor | None = None, seed: int = 0, **kw: Any
+    ) -> Tensor:
         """Complete clouds ``partial [b, p, 3]`` whose points with ``known_mask [b, p]`` True are given.
 
         Known points follow the noise-to-data path exactly (known-value conditioning) and come out unchanged;

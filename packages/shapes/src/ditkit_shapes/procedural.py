@@ -97,8 +97,9 @@ def ellipsoid(center, radii) -> Primitive:
     return Primitive(area, sample)
 
 
-def torus(center, big_r: float, small_r: float, axis: int = 1, arc: float = 2 * math.pi,
-          arc_start: float = 0.0) -> Primitive:
+def torus(
+    center, big_r: float, small_r: float, axis: int = 1, arc: float = 2 * math.pi, arc_start: float = 0.0
+) -> Primitive:
     """Torus surface around ``axis`` (a partial torus when ``arc < 2 pi``), area-uniform by rejection."""
     c = np.asarray(center, float)
     area = arc * small_r * 2 * math.pi * big_r
@@ -154,17 +155,28 @@ def _lamp(rng: np.random.Generator) -> list[Primitive]:
     h = rng.uniform(1.0, 1.8)
     base_r, shade_h = rng.uniform(0.25, 0.4), rng.uniform(0.3, 0.5)
     r_top, r_bot = rng.uniform(0.12, 0.22), rng.uniform(0.3, 0.45)
-    return [frustum([0, 0.03, 0], base_r, base_r * 0.9, 0.06),
-            frustum([0, h / 2, 0], 0.03, 0.03, h, caps=False),
-            frustum([0, h, 0], r_bot, r_top, shade_h, caps=False)]
+    return [
+        frustum([0, 0.03, 0], base_r, base_r * 0.9, 0.06),
+        frustum([0, h / 2, 0], 0.03, 0.03, h, caps=False),
+        frustum([0, h, 0], r_bot, r_top, shade_h, caps=False),
+    ]
 
 
 def _mug(rng: np.random.Generator) -> list[Primitive]:
     r, h = rng.uniform(0.35, 0.5), rng.uniform(0.7, 1.1)
-    handle = torus([r + 0.12, h / 2, 0], rng.uniform(0.18, 0.25), rng.uniform(0.03, 0.05), axis=2,
-                   arc=math.pi * 1.2, arc_start=-math.pi * 0.6)
-    return [frustum([0, h / 2, 0], r, r * rng.uniform(1.0, 1.15), h, caps=False),
-            frustum([0, 0.0, 0], r, r, 1e-3, caps=True), handle]
+    handle = torus(
+        [r + 0.12, h / 2, 0],
+        rng.uniform(0.18, 0.25),
+        rng.uniform(0.03, 0.05),
+        axis=2,
+        arc=math.pi * 1.2,
+        arc_start=-math.pi * 0.6,
+    )
+    return [
+        frustum([0, h / 2, 0], r, r * rng.uniform(1.0, 1.15), h, caps=False),
+        frustum([0, 0.0, 0], r, r, 1e-3, caps=True),
+        handle,
+    ]
 
 
 def _airplane(rng: np.random.Generator) -> list[Primitive]:
@@ -172,18 +184,22 @@ def _airplane(rng: np.random.Generator) -> list[Primitive]:
     span, chord = rng.uniform(1.6, 2.4), rng.uniform(0.3, 0.5)
     wing_z = rng.uniform(-0.1, 0.15)
     tail_span = rng.uniform(0.5, 0.8)
-    return [ellipsoid([0, 0, 0], [rad, rad, length / 2]),
-            box([0, 0, wing_z], [span, 0.03, chord]),
-            box([0, 0.02, -length / 2 + 0.15], [tail_span, 0.02, 0.2]),
-            box([0, rad + 0.12, -length / 2 + 0.15], [0.02, 0.3, 0.22])]
+    return [
+        ellipsoid([0, 0, 0], [rad, rad, length / 2]),
+        box([0, 0, wing_z], [span, 0.03, chord]),
+        box([0, 0.02, -length / 2 + 0.15], [tail_span, 0.02, 0.2]),
+        box([0, rad + 0.12, -length / 2 + 0.15], [0.02, 0.3, 0.22]),
+    ]
 
 
 def _car(rng: np.random.Generator) -> list[Primitive]:
     length, width, body_h = rng.uniform(1.6, 2.2), rng.uniform(0.7, 0.9), rng.uniform(0.3, 0.45)
     wheel_r = rng.uniform(0.14, 0.2)
     cab_l, cab_h = length * rng.uniform(0.4, 0.6), rng.uniform(0.25, 0.35)
-    parts = [box([0, wheel_r + body_h / 2, 0], [width, body_h, length]),
-             box([0, wheel_r + body_h + cab_h / 2, -rng.uniform(0, 0.2)], [width * 0.9, cab_h, cab_l], "xyzXYZ")]
+    parts = [
+        box([0, wheel_r + body_h / 2, 0], [width, body_h, length]),
+        box([0, wheel_r + body_h + cab_h / 2, -rng.uniform(0, 0.2)], [width * 0.9, cab_h, cab_l], "xyzXYZ"),
+    ]
     for sx in (-1, 1):
         for sz in (-1, 1):
             parts.append(frustum([sx * width / 2, wheel_r, sz * length * 0.32], wheel_r, wheel_r, 0.12, axis=0))
@@ -191,7 +207,13 @@ def _car(rng: np.random.Generator) -> list[Primitive]:
 
 
 BUILDERS: dict[str, Callable[[np.random.Generator], list[Primitive]]] = {
-    "airplane": _airplane, "car": _car, "chair": _chair, "lamp": _lamp, "mug": _mug, "table": _table}
+    "airplane": _airplane,
+    "car": _car,
+    "chair": _chair,
+    "lamp": _lamp,
+    "mug": _mug,
+    "table": _table,
+}
 
 
 def _deform(rng: np.random.Generator, pts: np.ndarray, strength: float) -> np.ndarray:
@@ -206,8 +228,9 @@ def _deform(rng: np.random.Generator, pts: np.ndarray, strength: float) -> np.nd
     return pts
 
 
-def make_shape(name: str, points: int = 2048, seed: int | np.random.Generator = 0, deform: float = 1.0,
-               noise: float = 0.0) -> np.ndarray:
+def make_shape(
+    name: str, points: int = 2048, seed: int | np.random.Generator = 0, deform: float = 1.0, noise: float = 0.0
+) -> np.ndarray:
     """One procedural shape of class ``name`` as ``[points, 3]`` float32 surface samples.
 
     Args:
@@ -235,8 +258,14 @@ def shape_seed(seed: int, cls: str, split: str, index: int) -> np.random.Generat
     return np.random.default_rng([seed, CLASSES.index(cls), SPLITS.index(split), index])
 
 
-def write_dataset(root: str | Path, *, classes: tuple[str, ...] = CLASSES, sizes: dict[str, int] | None = None,
-                  points: int = 2048, seed: int = 0) -> Path:
+def write_dataset(
+    root: str | Path,
+    *,
+    classes: tuple[str, ...] = CLASSES,
+    sizes: dict[str, int] | None = None,
+    points: int = 2048,
+    seed: int = 0,
+) -> Path:
     """Write the procedural dataset as ``root/<class>/<split>/<index>.npy`` and return ``root``.
 
     Args:
@@ -271,8 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     from ditkit_shapes.data import normalize_points
     from ditkit_shapes.viz import render_grid
 
-    clouds = [normalize_points(make_shape(c, a.points, shape_seed(a.seed, c, "train", i)), "unit_sphere")
-              for c in CLASSES for i in range(2)]
+    clouds = [
+        normalize_points(make_shape(c, a.points, shape_seed(a.seed, c, "train", i)), "unit_sphere")
+        for c in CLASSES
+        for i in range(2)
+    ]
     png = render_grid(np.stack(clouds), root / "preview.png", titles=[c for c in CLASSES for _ in range(2)])
     print(f"wrote {len(CLASSES)} classes to {root} (preview: {png})")
 

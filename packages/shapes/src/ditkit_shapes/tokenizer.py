@@ -145,8 +145,10 @@ class VoxelPatchTokenizer:
         coords = normalize_to_grid(pts.float(), raw.get("mask"))
         feats = raw.get("features", coords)
         if feats.shape[-1] != self.channels:
-            raise ValueError(f"VoxelPatchTokenizer.encode: features have {feats.shape[-1]} channels, "
-                             f"expected channels={self.channels}")
+            raise ValueError(
+                f"VoxelPatchTokenizer.encode: features have {feats.shape[-1]} channels, "
+                f"expected channels={self.channels}"
+            )
         grid, _ = voxelize(feats, coords, self.resolution, raw.get("mask"))
         cond = raw.get("label") if self.class_conditional else None
         x = self.patchify(grid)

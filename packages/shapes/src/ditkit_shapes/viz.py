@@ -8,8 +8,15 @@ import numpy as np
 import torch
 
 
-def render_grid(clouds: torch.Tensor | np.ndarray, path: str | Path, titles: list[str] | None = None,
-                cols: int = 4, point_size: float = 1.0, elev: float = 20.0, azim: float = -60.0) -> Path:
+def render_grid(
+    clouds: torch.Tensor | np.ndarray,
+    path: str | Path,
+    titles: list[str] | None = None,
+    cols: int = 4,
+    point_size: float = 1.0,
+    elev: float = 20.0,
+    azim: float = -60.0,
+) -> Path:
     """Write a PNG grid of 3D scatter renders of ``clouds [n, p, 3]`` (y-up coordinates) and return its path."""
     import matplotlib
 

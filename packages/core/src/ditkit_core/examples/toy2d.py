@@ -73,8 +73,15 @@ class Toy2DDataModule(L.LightningDataModule):
         seed: data seed (validation uses ``seed + 1``).
     """
 
-    def __init__(self, distribution: Distribution = "checkerboard", points: int = 64, train_sets: int = 2048,
-                 val_sets: int = 64, batch_size: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        distribution: Distribution = "checkerboard",
+        points: int = 64,
+        train_sets: int = 2048,
+        val_sets: int = 64,
+        batch_size: int = 64,
+        seed: int = 0,
+    ):
         super().__init__()
         self.distribution, self.points, self.batch_size, self.seed = distribution, points, batch_size, seed
         self.train_sets, self.val_sets = train_sets, val_sets
@@ -115,8 +122,14 @@ class Toy2DModule(FlowMatchingModule):
         points = dm.points if dm is not None else 64
         gen = self.sample_points(32, points, seed=0).cpu()
         ref = sample_points(dist, gen.shape[0], torch.Generator().manual_seed(1))
-        return [plot_samples(gen, ref, Path(out_dir) / f"toy2d_{dist}_{tag}.png",
-                             title=f"{dist} {tag}: energy distance {float(energy_distance(gen, ref)):.4f}")]
+        return [
+            plot_samples(
+                gen,
+                ref,
+                Path(out_dir) / f"toy2d_{dist}_{tag}.png",
+                title=f"{dist} {tag}: energy distance {float(energy_distance(gen, ref)):.4f}",
+            )
+        ]
 
 
 def plot_samples(gen: Tensor, ref: Tensor, path: Path, title: str = "") -> Path:

@@ -32,8 +32,9 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None, weight:
     return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
-def drop_conditions(b: int, p: float, device: torch.device | str = "cpu",
-                    generator: torch.Generator | None = None) -> Tensor | None:
+def drop_conditions(
+    b: int, p: float, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+) -> Tensor | None:
     """Per-sample bool ``[b]``: True = drop the condition (train the unconditional branch for CFG)."""
     if p <= 0:
         return None

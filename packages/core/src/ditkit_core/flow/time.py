@@ -19,8 +19,9 @@ def shift_time(t: Tensor, shift: float) -> Tensor:
     return t / (t + shift * (1 - t))
 
 
-def length_shift(n_tokens: int, base_tokens: int = 256, base_shift: float = 1.0, max_tokens: int = 4096,
-                 max_shift: float = 3.0) -> float:
+def length_shift(
+    n_tokens: int, base_tokens: int = 256, base_shift: float = 1.0, max_tokens: int = 4096, max_shift: float = 3.0
+) -> float:
     """Length/resolution-dependent shift: ``log(shift)`` linear in ``n`` between two anchors (SD3 / Flux rule)."""
     if max_tokens == base_tokens:
         return base_shift

@@ -31,9 +31,23 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, num_workers: int = 0,
-                  collate_fn: Callable | None = None, drop_last: bool = False) -> DataLoader:
+def seeded_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+    collate_fn: Callable | None = None,
+    drop_last: bool = False,
+) -> DataLoader:
     """A DataLoader whose order depends on ``(seed, epoch)`` only (see :class:`EpochShuffleSampler`)."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffleSampler(dataset, seed, shuffle),
-                      num_workers=num_workers, collate_fn=collate_fn, drop_last=drop_last,
-                      persistent_workers=num_workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochShuffleSampler(dataset, seed, shuffle),
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+    )

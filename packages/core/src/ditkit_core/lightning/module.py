@@ -58,12 +58,26 @@ class FlowMatchingModule(L.LightningModule):
         cfg_scale: default guidance scale for :meth:`generate`.
     """
 
-    def __init__(self, tokenizer: Tokenizer, model: DiTConfig, time_sampler: TimeSampler | None = None,
-                 sigma_min: float = 0.0, lr: float = 3e-4, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.99), warmup_steps: int = 100, max_steps: int | None = None,
-                 min_lr_ratio: float = 0.1, cond_dropout: float = 0.0, ot_pairing: bool = False, seed: int = 0,
-                 sample_steps: int = 32, sample_method: str = "euler", sample_schedule: str = "uniform",
-                 cfg_scale: float = 1.0):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        model: DiTConfig,
+        time_sampler: TimeSampler | None = None,
+        sigma_min: float = 0.0,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.99),
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        min_lr_ratio: float = 0.1,
+        cond_dropout: float = 0.0,
+        ot_pairing: bool = False,
+        seed: int = 0,
+        sample_steps: int = 32,
+        sample_method: str = "euler",
+        sample_schedule: str = "uniform",
+        cfg_scale: float = 1.0,
+    ):
         super().__init__()
         if isinstance(tokenizer, dict) and "class_path" in tokenizer:  # rebuilt from a checkpoint's hparams
             tokenizer = from_config(tokenizer)
@@ -75,8 +89,11 @@ class FlowMatchingModule(L.LightningModule):
         try:  # keep the tokenizer as plain class_path/init_args data so checkpoints load with weights_only
             self.hparams["tokenizer"] = to_config(tokenizer, "tokenizer")
         except TypeError as e:
-            warnings.warn(f"FlowMatchingModule: tokenizer not stored in hparams ({e}); pass it to "
-                          "load_from_checkpoint(tokenizer=...)", stacklevel=2)
+            warnings.warn(
+                f"FlowMatchingModule: tokenizer not stored in hparams ({e}); pass it to "
+                "load_from_checkpoint(tokenizer=...)",
+                stacklevel=2,
+            )
         self.tokenizer = tokenizer
         if model.in_dim <= 0:
             raise ValueError("FlowMatchingModule: model.in_dim must be set")
@@ -158,8 +175,11 @@ class FlowMatchingModule(L.LightningModule):
         for name, p in self.named_parameters():
             if p.requires_grad:
                 (no_decay if _no_decay(name, p) else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr, betas=self.betas)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+            betas=self.betas,
+        )
         total = self.max_steps
         if total is None:
             total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
@@ -176,10 +196,20 @@ class FlowMatchingModule(L.LightningModule):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate(self, template: TokenBatch, *, steps: int | None = None, method: str | None = None,
-                 schedule: str | None = None, cfg_scale: float | None = None, known: Tensor | None = None,
-                 known_mask: Tensor | None = None, generator: torch.Generator | None = None,
-                 progress: bool = False, **solver_kwargs: Any) -> TokenBatch:
+    def generate(
+        self,
+        template: TokenBatch,
+        *,
+        steps: int | None = None,
+        method: str | None = None,
+        schedule: str | None = None,
+        cfg_scale: float | None = None,
+        known: Tensor | None = None,
+        known_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        **solver_kwargs: Any,
+    ) -> TokenBatch:
         """Sample tokens shaped like ``template.x`` under ``template``'s conditioning.
 
         Args:
@@ -201,9 +231,18 @@ class FlowMatchingModule(L.LightningModule):
             drop = torch.full((x.shape[0],), cond_drop, dtype=torch.bool, device=x.device) if cond_drop else None
             return self.velocity(template, x, t, drop)
 
-        x = sample(fn, x_0, steps=steps or self.sample_steps, method=method or self.sample_method,
-                   schedule=schedule or self.sample_schedule, cfg_scale=scale, known=known, known_mask=known_mask,
-                   progress=progress, **solver_kwargs)
+        x = sample(
+            fn,
+            x_0,
+            steps=steps or self.sample_steps,
+            method=method or self.sample_method,
+            schedule=schedule or self.sample_schedule,
+            cfg_scale=scale,
+            known=known,
+            known_mask=known_mask,
+            progress=progress,
+            **solver_kwargs,
+        )
         if template.mask is not None:
             x = x * template.mask[..., None].to(x.dtype)
         self.train(was_training)

@@ -37,8 +37,7 @@ def to_config(obj: Any, where: str = "module") -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        args = {f.name: to_config(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj)
-                if f.init}
+        args = {f.name: to_config(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj) if f.init}
         return {"class_path": _class_path(obj), "init_args": args}
     if hasattr(obj, "get_config"):
         return {"class_path": _class_path(obj), "init_args": to_config(obj.get_config(), where)}
@@ -54,8 +53,10 @@ def to_config(obj: Any, where: str = "module") -> Any:
         elif p.default is not inspect.Parameter.empty:
             continue
         else:
-            raise TypeError(f"save_pretrained: cannot serialise {where} ({_class_path(obj)}): init argument {name!r} "
-                            f"is not stored as an attribute; store it or define get_config()")
+            raise TypeError(
+                f"save_pretrained: cannot serialise {where} ({_class_path(obj)}): init argument {name!r} "
+                f"is not stored as an attribute; store it or define get_config()"
+            )
         args[name] = to_config(value, f"{where}.{name}")
     return {"class_path": _class_path(obj), "init_args": args}
 

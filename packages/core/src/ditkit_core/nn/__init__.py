@@ -6,5 +6,14 @@ from ditkit_core.nn.dit import DiT, DiTBlock
 from ditkit_core.nn.layers import MoEMlp, RMSNorm
 from ditkit_core.nn.rope import RotaryEmbedding
 
-__all__ = ["DiT", "DiTBlock", "DiTConfig", "ConfigError", "attention", "BackendUnavailableError", "MoEMlp",
-           "RMSNorm", "RotaryEmbedding"]
+__all__ = [
+    "DiT",
+    "DiTBlock",
+    "DiTConfig",
+    "ConfigError",
+    "attention",
+    "BackendUnavailableError",
+    "MoEMlp",
+    "RMSNorm",
+    "RotaryEmbedding",
+]

@@ -51,8 +51,9 @@ def flex_available() -> bool:
 
 def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError(f"attention: q, k, v must be [b, h, n, d]; got {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(v.shape)}")
+        raise ValueError(
+            f"attention: q, k, v must be [b, h, n, d]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3]:
         raise ValueError(f"attention: incompatible shapes q={tuple(q.shape)} k={tuple(k.shape)} v={tuple(v.shape)}")
     if mask is None:
@@ -66,14 +67,22 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
             raise ValueError(f"attention: key-padding mask must be [b, n_k]=({b}, {nk}), got {tuple(mask.shape)}")
     elif mask.dim() == 4:
         if mask.shape[0] != b or mask.shape[1] not in (1, h) or tuple(mask.shape[2:]) != (nq, nk):
-            raise ValueError(f"attention: dense mask must be [b, 1 or h, n_q, n_k]=({b}, 1|{h}, {nq}, {nk}), "
-                             f"got {tuple(mask.shape)}")
+            raise ValueError(
+                f"attention: dense mask must be [b, 1 or h, n_q, n_k]=({b}, 1|{h}, {nq}, {nk}), got {tuple(mask.shape)}"
+            )
     else:
         raise ValueError(f"attention: mask must be [b, n_k] or [b, 1|h, n_q, n_k], got {tuple(mask.shape)}")
 
 
-def dense_mask(mask: Tensor | None, nq: int, nk: int, *, window: int | None = None, causal: bool = False,
-               device: torch.device | None = None) -> Tensor | None:
+def dense_mask(
+    mask: Tensor | None,
+    nq: int,
+    nk: int,
+    *,
+    window: int | None = None,
+    causal: bool = False,
+    device: torch.device | None = None,
+) -> Tensor | None:
     """Combine key padding / dense mask, window and causal rules into one ``[b|1, 1|h, n_q, n_k]`` bool mask.
 
     Used by the ``math`` reference (and for dense masks on ``sdpa``); materialises ``n_q * n_k`` booleans.
@@ -115,8 +124,9 @@ def _sdpa_dense(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: 
     return out * has_key.to(out.dtype) if not bool(has_key.all()) else out
 
 
-def _local_blocked(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, window: int, causal: bool,
-                   scale: float) -> Tensor:
+def _local_blocked(
+    q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, window: int, causal: bool, scale: float
+) -> Tensor:
     """Exact sliding-window attention ``|i - j| <= window`` in ``O(n * window)`` memory (self-attention)."""
     b, h, n, d = q.shape
     w = window
@@ -157,8 +167,9 @@ def _local_blocked(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, win
     return out[:, :, :n]
 
 
-def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool,
-          scale: float) -> Tensor:
+def _sdpa(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool, scale: float
+) -> Tensor:
     nq, nk = q.shape[2], k.shape[2]
     if window is not None and (mask is None or mask.dim() == 2):
         if nq != nk:
@@ -171,13 +182,16 @@ def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | No
     return _sdpa_dense(q, k, v, dense_mask(mask, nq, nk, window=window, causal=causal, device=q.device), scale)
 
 
-def _flex(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool,
-          scale: float) -> Tensor:
+def _flex(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool, scale: float
+) -> Tensor:
     if not flex_available():
         raise BackendUnavailableError("attention backend 'flex' needs torch>=2.5 (torch.nn.attention.flex_attention)")
     if q.device.type == "cpu" and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        raise BackendUnavailableError("attention backend 'flex' has no backward on CPU (PyTorch limitation); "
-                                      "use 'sdpa' for CPU training, or run flex under torch.no_grad()")
+        raise BackendUnavailableError(
+            "attention backend 'flex' has no backward on CPU (PyTorch limitation); "
+            "use 'sdpa' for CPU training, or run flex under torch.no_grad()"
+        )
     if q.device.type == "cpu":
         q, k, v = q.detach(), k.detach(), v.detach()
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -203,11 +217,13 @@ def _flex(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | No
     return out
 
 
-def _flash(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool,
-           scale: float) -> Tensor:
+def _flash(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool, scale: float
+) -> Tensor:
     if not flash_attn_available():
-        raise BackendUnavailableError("attention backend 'flash' needs the flash-attn package: "
-                                      "pip install 'ditkit-core[flash]' (CUDA only)")
+        raise BackendUnavailableError(
+            "attention backend 'flash' needs the flash-attn package: pip install 'ditkit-core[flash]' (CUDA only)"
+        )
     if not q.is_cuda:
         raise BackendUnavailableError("attention backend 'flash' runs on CUDA tensors only")
     if q.dtype not in (torch.float16, torch.bfloat16):
@@ -231,8 +247,7 @@ def _flash(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | N
     kp, cuk, lk, maxk = pack(k, kmask)
     vp, _, _, _ = pack(v, kmask)
     ws = (window, window) if window is not None else (-1, -1)
-    out_p = flash_attn_varlen_func(qp, kp, vp, cuq, cuk, maxq, maxk, softmax_scale=scale, causal=causal,
-                                   window_size=ws)
+    out_p = flash_attn_varlen_func(qp, kp, vp, cuq, cuk, maxq, maxk, softmax_scale=scale, causal=causal, window_size=ws)
     out = q.new_zeros(b, nq, h, d)
     out[qmask] = out_p
     out = rearrange(out, "b n h d -> b h n d")
@@ -252,8 +267,17 @@ def resolve_backend(backend: str, q: Tensor, mask: Tensor | None = None) -> str:
     return "sdpa"
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, backend: Backend | str = "auto",
-              window: int | None = None, causal: bool = False, scale: float | None = None) -> Tensor:
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask: Tensor | None = None,
+    backend: Backend | str = "auto",
+    window: int | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """Scaled dot-product attention with masking, local windows and causal rules over selectable backends.
 
     Args:
@@ -279,8 +303,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, ba
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     name = resolve_backend(backend, q, mask)
     if name == "math":
-        return _math(q, k, v, dense_mask(mask, q.shape[2], k.shape[2], window=window, causal=causal,
-                                         device=q.device), scale)
+        return _math(
+            q, k, v, dense_mask(mask, q.shape[2], k.shape[2], window=window, causal=causal, device=q.device), scale
+        )
     if name == "sdpa":
         return _sdpa(q, k, v, mask, window, causal, scale)
     if name == "flex":

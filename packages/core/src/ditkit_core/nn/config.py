@@ -107,8 +107,11 @@ class DiTConfig:
         need(self.moe_router in ROUTERS, "moe_router", f"must be one of {ROUTERS}")
         if self.rope_axes:
             head_dim = self.dim // self.heads
-            need(head_dim % (2 * self.rope_axes) == 0, "rope_axes",
-                 f"head dim {head_dim} must be divisible by 2 * rope_axes")
+            need(
+                head_dim % (2 * self.rope_axes) == 0,
+                "rope_axes",
+                f"head dim {head_dim} must be divisible by 2 * rope_axes",
+            )
         if self.moe_experts:
             need(0 < self.moe_top_k <= self.moe_experts, "moe_top_k", f"must be in [1, moe_experts={self.moe_experts}]")
         need(self.window is None or self.window > 0, "window", "must be a positive integer or None")

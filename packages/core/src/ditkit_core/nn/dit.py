@@ -88,8 +88,9 @@ class DiTBlock(nn.Module):
         self.norm2 = RMSNorm(cfg.dim, affine=False)
         hidden = int(cfg.dim * cfg.mlp_ratio)
         if cfg.moe_experts:
-            self.mlp: nn.Module = MoEMlp(cfg.dim, hidden, cfg.moe_experts, cfg.moe_top_k, cfg.moe_shared,
-                                         cfg.moe_router, cfg.dropout)
+            self.mlp: nn.Module = MoEMlp(
+                cfg.dim, hidden, cfg.moe_experts, cfg.moe_top_k, cfg.moe_shared, cfg.moe_router, cfg.dropout
+            )
         else:
             self.mlp = Mlp(cfg.dim, hidden, dropout=cfg.dropout)
         self.post_attn = RMSNorm(cfg.dim) if cfg.sandwich_norm else nn.Identity()
@@ -139,13 +140,19 @@ class DiT(nn.Module):
         self.config = cfg = config
         self.x_embed = nn.Linear(cfg.in_dim, cfg.dim)
         self.t_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale)
-        self.cond_embed = nn.Sequential(nn.Linear(cfg.cond_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim)) \
-            if cfg.cond_dim else None
+        self.cond_embed = (
+            nn.Sequential(nn.Linear(cfg.cond_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+            if cfg.cond_dim
+            else None
+        )
         self.null_cond = nn.Parameter(torch.zeros(cfg.dim)) if cfg.cond_dim else None
         self.label_embed = nn.Embedding(cfg.num_classes + 1, cfg.dim) if cfg.num_classes else None
         self.pos_table = nn.Embedding(cfg.learned_pos, cfg.dim) if cfg.learned_pos else None
-        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_axes, cfg.rope_theta, cfg.rope_scaling, cfg.rope_scale) \
-            if cfg.rope_axes else None
+        self.rope = (
+            RotaryEmbedding(cfg.head_dim, cfg.rope_axes, cfg.rope_theta, cfg.rope_scaling, cfg.rope_scale)
+            if cfg.rope_axes
+            else None
+        )
         self.register_tokens = nn.Parameter(torch.zeros(cfg.registers, cfg.dim)) if cfg.registers else None
         self.blocks = nn.ModuleList(DiTBlock(cfg, i) for i in range(cfg.depth))
         self.final = FinalLayer(cfg.dim, cfg.output_dim)
@@ -184,8 +191,16 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.linear.bias)
 
     # ------------------------------------------------------------------ helpers
-    def _check(self, x: Tensor, t: Tensor, mask: Tensor | None, pos: Tensor | None, context: Tensor | None,
-               context_mask: Tensor | None, cond: Tensor | None) -> Tensor:
+    def _check(
+        self,
+        x: Tensor,
+        t: Tensor,
+        mask: Tensor | None,
+        pos: Tensor | None,
+        context: Tensor | None,
+        context_mask: Tensor | None,
+        cond: Tensor | None,
+    ) -> Tensor:
         cfg = self.config
         if x.dim() != 3 or x.shape[-1] != cfg.in_dim:
             raise ValueError(f"DiT: x must be [b, n, in_dim={cfg.in_dim}], got {tuple(x.shape)}")
@@ -206,11 +221,13 @@ class DiT(nn.Module):
             if not cfg.context_dim:
                 raise ValueError("DiT: context given but DiTConfig.context_dim=0 (no cross-attention)")
             if context.dim() != 3 or context.shape[0] != b or context.shape[-1] != cfg.context_dim:
-                raise ValueError(f"DiT: context must be [b={b}, m, context_dim={cfg.context_dim}], "
-                                 f"got {tuple(context.shape)}")
+                raise ValueError(
+                    f"DiT: context must be [b={b}, m, context_dim={cfg.context_dim}], got {tuple(context.shape)}"
+                )
             if context_mask is not None and tuple(context_mask.shape) != tuple(context.shape[:2]):
-                raise ValueError(f"DiT: context_mask must be [b, m]={tuple(context.shape[:2])}, "
-                                 f"got {tuple(context_mask.shape)}")
+                raise ValueError(
+                    f"DiT: context_mask must be [b, m]={tuple(context.shape[:2])}, got {tuple(context_mask.shape)}"
+                )
         if cond is not None:
             if cfg.num_classes and cond.dtype in (torch.int32, torch.int64):
                 if cond.shape != (b,):
@@ -254,9 +271,18 @@ class DiT(nn.Module):
         return self.config.moe_balance_weight * torch.stack([loss.float() for loss in losses]).mean()
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor, t: Tensor | float, *, mask: Tensor | None = None, pos: Tensor | None = None,
-                context: Tensor | None = None, context_mask: Tensor | None = None, cond: Tensor | None = None,
-                drop_cond: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        *,
+        mask: Tensor | None = None,
+        pos: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        drop_cond: Tensor | None = None,
+    ) -> Tensor:
         """Predict the velocity of every token.
 
         Args:

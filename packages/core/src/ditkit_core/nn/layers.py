@@ -86,8 +86,16 @@ class MoEMlp(nn.Module):
         router: ``token``, ``token_time`` or ``time``.
     """
 
-    def __init__(self, dim: int, hidden: int, experts: int, top_k: int = 2, shared: int = 1,
-                 router: str = "token", dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        experts: int,
+        top_k: int = 2,
+        shared: int = 1,
+        router: str = "token",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.experts = nn.ModuleList(Mlp(dim, hidden, dropout=dropout) for _ in range(experts))
         self.shared = nn.ModuleList(Mlp(dim, hidden, dropout=dropout) for _ in range(shared))

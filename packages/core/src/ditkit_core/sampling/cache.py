@@ -150,7 +150,6 @@ class StepCache(_CacheContext):
         return run_blocks
 
 
-
 class BlockCache(_CacheContext):
     """Per-block reuse of residuals across solver calls, with optional first-order Taylor forecasting.
 
@@ -162,8 +161,9 @@ class BlockCache(_CacheContext):
         order: 0 reuses the last residual; 1 extrapolates linearly in ``t`` from the last two evaluations.
     """
 
-    def __init__(self, model: nn.Module, schedule: dict[int, set[int]] | None = None, interval: int = 2,
-                 order: int = 1):
+    def __init__(
+        self, model: nn.Module, schedule: dict[int, set[int]] | None = None, interval: int = 2, order: int = 1
+    ):
         self.dits = find_dits(model)
         if not self.dits:
             raise ValueError("BlockCache: the model contains no ditkit_core.nn.DiT")
@@ -220,10 +220,10 @@ class BlockCache(_CacheContext):
 
         return run_blocks
 
-
     @classmethod
-    def calibrate(cls, model: nn.Module, run: Callable[[], object], threshold: float = 0.1, order: int = 1,
-                  max_gap: int = 4) -> BlockCache:
+    def calibrate(
+        cls, model: nn.Module, run: Callable[[], object], threshold: float = 0.1, order: int = 1, max_gap: int = 4
+    ) -> BlockCache:
         """Choose each block's recompute calls from a calibration run (Block-wise Adaptive Caching).
 
         ``run()`` performs one full sampling with ``model`` (every block evaluated). For each block the relative

@@ -19,8 +19,15 @@ SCHEDULES = ("uniform", "shift", "sigmoid", "sway")
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
 
-def time_grid(steps: int, schedule: str = "uniform", *, shift: float = 3.0, sway: float = -1.0,
-              sigmoid_k: float = 6.0, device: torch.device | str = "cpu") -> Tensor:
+def time_grid(
+    steps: int,
+    schedule: str = "uniform",
+    *,
+    shift: float = 3.0,
+    sway: float = -1.0,
+    sigmoid_k: float = 6.0,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """Monotone grid of ``steps + 1`` times from 0 (noise) to 1 (data).
 
     Args:
@@ -52,8 +59,12 @@ def time_grid(steps: int, schedule: str = "uniform", *, shift: float = 3.0, sway
     return t.to(device=device, dtype=torch.float32)
 
 
-def guided(velocity_fn: VelocityFn, cfg_scale: float = 1.0, cfg_rescale: float = 0.0,
-           cfg_interval: tuple[float, float] | None = None) -> VelocityFn:
+def guided(
+    velocity_fn: VelocityFn,
+    cfg_scale: float = 1.0,
+    cfg_rescale: float = 0.0,
+    cfg_interval: tuple[float, float] | None = None,
+) -> VelocityFn:
     """Wrap a velocity with classifier-free guidance.
 
     ``v = v_u + w (v_c - v_u)``; with ``cfg_rescale = phi`` the guided velocity is rescaled to the per-sample
@@ -109,13 +120,25 @@ def _step(fn: Callable[[Tensor, Tensor], Tensor], method: str, x: Tensor, t0: Te
 
 
 @torch.no_grad()
-def sample(velocity_fn: VelocityFn, x_0: Tensor, *, steps: int = 32,
-           method: Literal["euler", "midpoint", "heun", "rk4", "dopri5"] = "euler",
-           schedule: Literal["uniform", "shift", "sigmoid", "sway"] = "uniform", shift: float = 3.0,
-           sway: float = -1.0, cfg_scale: float = 1.0, cfg_rescale: float = 0.0,
-           cfg_interval: tuple[float, float] | None = None, known: Tensor | None = None,
-           known_mask: Tensor | None = None, return_trajectory: bool = False, progress: bool = False,
-           atol: float = 1e-5, rtol: float = 1e-5) -> Tensor | tuple[Tensor, list[Tensor]]:
+def sample(
+    velocity_fn: VelocityFn,
+    x_0: Tensor,
+    *,
+    steps: int = 32,
+    method: Literal["euler", "midpoint", "heun", "rk4", "dopri5"] = "euler",
+    schedule: Literal["uniform", "shift", "sigmoid", "sway"] = "uniform",
+    shift: float = 3.0,
+    sway: float = -1.0,
+    cfg_scale: float = 1.0,
+    cfg_rescale: float = 0.0,
+    cfg_interval: tuple[float, float] | None = None,
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Integrate ``dx/dt = v(x, t)`` from noise ``x_0`` at t = 0 to a sample at t = 1.
 
     Args:
@@ -168,8 +191,14 @@ def sample(velocity_fn: VelocityFn, x_0: Tensor, *, steps: int = 32,
     return (x, traj) if return_trajectory else x
 
 
-def _adaptive(fn: Callable[[Tensor, Tensor], Tensor], x_0: Tensor, clamp: Callable | None, return_trajectory: bool,
-              atol: float, rtol: float) -> Tensor | tuple[Tensor, list[Tensor]]:
+def _adaptive(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    x_0: Tensor,
+    clamp: Callable | None,
+    return_trajectory: bool,
+    atol: float,
+    rtol: float,
+) -> Tensor | tuple[Tensor, list[Tensor]]:
     try:
         from torchdiffeq import odeint
     except ImportError as e:

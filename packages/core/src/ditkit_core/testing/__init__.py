@@ -32,12 +32,14 @@ def _close(a: Any, b: Any, atol: float, path: str = "raw") -> None:
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-def check_tokenizer_round_trip(tokenizer: Any, raw: Any, atol: float = 0.0,
-                               compare: Callable[[Any, Any], None] | None = None) -> None:
+def check_tokenizer_round_trip(
+    tokenizer: Any, raw: Any, atol: float = 0.0, compare: Callable[[Any, Any], None] | None = None
+) -> None:
     """Assert ``decode(encode(raw)) == raw`` (within ``atol``) and that tokens have width ``token_dim``."""
     tokens = tokenizer.encode(raw)
     assert tokens.x.shape[-1] == tokenizer.token_dim, (
-        f"tokens have width {tokens.x.shape[-1]}, tokenizer.token_dim={tokenizer.token_dim}")
+        f"tokens have width {tokens.x.shape[-1]}, tokenizer.token_dim={tokenizer.token_dim}"
+    )
     back = tokenizer.decode(tokens)
     (compare or (lambda a, b: _close(a, b, atol)))(raw, back)
 
@@ -66,8 +68,9 @@ def check_module_fits_batch(module: Any, batch: Any, steps: int = 30, lr: float 
     assert after < (1 - drop) * before, f"loss did not fall enough: {before:.4f} -> {after:.4f}"
 
 
-def check_pretrained_round_trip(module: torch.nn.Module, inputs: Callable[[torch.nn.Module], Tensor],
-                                directory: str | Path) -> torch.nn.Module:
+def check_pretrained_round_trip(
+    module: torch.nn.Module, inputs: Callable[[torch.nn.Module], Tensor], directory: str | Path
+) -> torch.nn.Module:
     """Save, reload and compare ``inputs(module)`` outputs exactly; returns the reloaded module."""
     from ditkit_core.lightning.pretrained import from_pretrained, save_pretrained
 
@@ -99,5 +102,10 @@ def run_config(config: str | Path, *overrides: str, command: str = "fit") -> Any
     return FlowCLI(args=[command, "--config", str(config), *overrides])
 
 
-__all__ = ["check_module_fits_batch", "check_pretrained_round_trip", "check_tokenizer_round_trip", "perturb_weights",
-           "run_config"]
+__all__ = [
+    "check_module_fits_batch",
+    "check_pretrained_round_trip",
+    "check_tokenizer_round_trip",
+    "perturb_weights",
+    "run_config",
+]

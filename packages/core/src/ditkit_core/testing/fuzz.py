@@ -98,8 +98,14 @@ class Outcome:
         return f"{self.status} {self.error_type} {self.message[:300]!r} case={self.case} {self.detail[-600:]}"
 
 
-def run_cases(target: str, cases: list[dict[str, Any]], *, timeout: float = 120.0, memory_mb: int = 6144,
-              env: dict[str, str] | None = None) -> list[Outcome]:
+def run_cases(
+    target: str,
+    cases: list[dict[str, Any]],
+    *,
+    timeout: float = 120.0,
+    memory_mb: int = 6144,
+    env: dict[str, str] | None = None,
+) -> list[Outcome]:
     """Call ``target(**case)`` for every case in child processes (see the module docstring).
 
     Args:
@@ -125,8 +131,7 @@ def run_cases(target: str, cases: list[dict[str, Any]], *, timeout: float = 120.
         while start < len(cases):
             cmd = [sys.executable, str(driver), target, str(case_file), str(memory_mb << 20), str(start)]
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env,
-                                      cwd=tmp)
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env, cwd=tmp)
                 stdout, stderr, rc, timed_out = proc.stdout, proc.stderr, proc.returncode, False
             except subprocess.TimeoutExpired as e:
                 stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -145,8 +150,15 @@ def run_cases(target: str, cases: list[dict[str, Any]], *, timeout: float = 120.
                     running = i
                     continue
                 running = None
-                outcomes[i] = Outcome(cases[i], rec["status"], rec.get("error_type", ""), rec.get("message", ""),
-                                      rec.get("mro", []), rec.get("summary", {}), rec.get("traceback", ""))
+                outcomes[i] = Outcome(
+                    cases[i],
+                    rec["status"],
+                    rec.get("error_type", ""),
+                    rec.get("message", ""),
+                    rec.get("mro", []),
+                    rec.get("summary", {}),
+                    rec.get("traceback", ""),
+                )
             if running is None:
                 if len(outcomes) < len(cases) and rc not in (0, None):
                     # the child died before starting a case (import error): report it on the next case
@@ -184,8 +196,9 @@ def _nonfinite(summary: dict[str, Any], allow_nan: bool) -> list[str]:
     return bad
 
 
-def assert_clean(outcomes: list[Outcome], *, name_key: str | None = "path", allow_nan: bool = False,
-                 expect_error: bool = False) -> None:
+def assert_clean(
+    outcomes: list[Outcome], *, name_key: str | None = "path", allow_nan: bool = False, expect_error: bool = False
+) -> None:
     """Assert the loader contract (see the module docstring) over all outcomes; lists every violation.
 
     Args:
@@ -208,8 +221,7 @@ def assert_clean(outcomes: list[Outcome], *, name_key: str | None = "path", allo
                 problems.append(f"accepted silently: {o}")
             for b in _nonfinite(o.summary, allow_nan):
                 problems.append(f"silently wrong output ({b}): {o}")
-    assert not problems, f"{len(problems)} of {len(outcomes)} cases broke the loader contract:\n" + "\n".join(
-        problems)
+    assert not problems, f"{len(problems)} of {len(outcomes)} cases broke the loader contract:\n" + "\n".join(problems)
 
 
 def hostile_files(valid: bytes, directory: str | Path, suffix: str, seed: int = 0) -> dict[str, Path]:
@@ -237,7 +249,7 @@ def hostile_files(valid: bytes, directory: str | Path, suffix: str, seed: int = 
         "random": bytes(rng.randrange(256) for _ in range(max(n, 64))),
         "flipped": bytes(flipped),
         "nul": b"\x00" * max(n, 64),
-        "latin1": valid[: first + 1] + b"caf\xe9\n" + valid[first + 1:] if first >= 0 else b"caf\xe9" + valid,
+        "latin1": valid[: first + 1] + b"caf\xe9\n" + valid[first + 1 :] if first >= 0 else b"caf\xe9" + valid,
         "doubled": valid + valid,
     }
     out = {}

@@ -38,8 +38,9 @@ class TokenBatch:
             raise ValueError(f"TokenBatch.x must be [b, n, d], got {tuple(self.x.shape)}")
         b, n = self.x.shape[:2]
         if self.mask is not None and (self.mask.dtype != torch.bool or tuple(self.mask.shape) != (b, n)):
-            raise ValueError(f"TokenBatch.mask must be bool [b, n]=({b}, {n}), got {self.mask.dtype} "
-                             f"{tuple(self.mask.shape)}")
+            raise ValueError(
+                f"TokenBatch.mask must be bool [b, n]=({b}, {n}), got {self.mask.dtype} {tuple(self.mask.shape)}"
+            )
         if self.pos is not None and tuple(self.pos.shape[:2]) != (b, n):
             raise ValueError(f"TokenBatch.pos must be [b, n, k]=({b}, {n}, k), got {tuple(self.pos.shape)}")
         if self.context is not None and self.context.shape[0] != b:
@@ -61,8 +62,13 @@ class TokenBatch:
 
     def model_kwargs(self) -> dict[str, Tensor | None]:
         """Keyword arguments for ``DiT.forward`` (everything but ``x``)."""
-        return {"mask": self.mask, "pos": self.pos, "context": self.context, "context_mask": self.context_mask,
-                "cond": self.cond}
+        return {
+            "mask": self.mask,
+            "pos": self.pos,
+            "context": self.context,
+            "context_mask": self.context_mask,
+            "cond": self.cond,
+        }
 
 
 @runtime_checkable
