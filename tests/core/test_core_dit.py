@@ -85,7 +85,7 @@ def test_moe_balance_loss_and_active_parameters():
     [
         (dict(in_dim=3, dim=30, heads=4), "heads"),
         (dict(in_dim=3, dim=32, heads=4, attn_backend="fast"), "attn_backend"),
-        (dict(in_dim=0), "in_dim"),
+        (dict(in_dim=-1), "in_dim"),
         (dict(in_dim=3, dim=32, heads=4, rope_axes=3), "rope_axes"),
         (dict(in_dim=3, moe_experts=2, moe_top_k=3), "moe_top_k"),
     ],

@@ -54,6 +54,12 @@ class AffinePath:
         da, ds = _bcast(self.d_alpha(t), x_1), _bcast(self.d_sigma(t), x_1)
         return PathSample(t=t, x_0=x_0, x_1=x_1, x_t=a * x_1 + s * x_0, u_t=da * x_1 + ds * x_0)
 
+    def x1_to_velocity(self, x_t: Tensor, x_1: Tensor, t: Tensor, min_sigma: float = 1e-4) -> Tensor:
+        """Velocity implied by a data prediction ``x_1`` at ``x_t`` (``x_0 = (x_t - alpha x_1) / sigma``)."""
+        a, s = _bcast(self.alpha(t), x_t), _bcast(self.sigma(t), x_t).clamp_min(min_sigma)
+        da, ds = _bcast(self.d_alpha(t), x_t), _bcast(self.d_sigma(t), x_t)
+        return da * x_1 + ds * (x_t - a * x_1) / s
+
     def velocity_to_x1(self, x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
         """Data prediction ``x_1`` from a velocity, for any affine path (solves the 2x2 linear system)."""
         a, s = _bcast(self.alpha(t), x_t), _bcast(self.sigma(t), x_t)

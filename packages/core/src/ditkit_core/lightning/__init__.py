@@ -1,20 +1,57 @@
-"""Lightning integration: the generic module, the CLI, callbacks and pretrained I/O."""
+"""Lightning integration: the generic module and its option groups, the CLI, callbacks, EMA and run loading."""
 
-from ditkit_core.lightning.callbacks import CompileBlocks, SampleWriter, TokenThroughput
+from ditkit_core.lightning.callbacks import (
+    AtomicCheckpointIO,
+    CompileBlocks,
+    RunGuard,
+    SampleWriter,
+    TokenThroughput,
+    compile_blocks,
+)
 from ditkit_core.lightning.cli import FlowCLI
-from ditkit_core.lightning.data import EpochShuffleSampler, seeded_loader
-from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
-from ditkit_core.lightning.pretrained import from_pretrained, save_pretrained
+from ditkit_core.lightning.config import CacheConfig, FlowConfig, OptimConfig, SamplerConfig
+from ditkit_core.lightning.data import EpochShuffleSampler, resume_data_order, seeded_loader
+from ditkit_core.lightning.ema import EMA
+from ditkit_core.lightning.load import default_checkpoint, load_run, read_config, run_dir
+from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints, warmup_cosine
+from ditkit_core.lightning.pretrained import (
+    UntrustedClassError,
+    from_config,
+    from_pretrained,
+    save_pretrained,
+    to_config,
+    trust_classes,
+)
+from ditkit_core.lightning.strategies import DiTFSDPStrategy
 
 __all__ = [
+    "EMA",
+    "AtomicCheckpointIO",
+    "CacheConfig",
     "CompileBlocks",
+    "DiTFSDPStrategy",
     "EpochShuffleSampler",
     "FlowCLI",
+    "FlowConfig",
     "FlowMatchingModule",
+    "OptimConfig",
+    "RunGuard",
     "SampleWriter",
+    "SamplerConfig",
     "TokenThroughput",
+    "UntrustedClassError",
     "allow_in_checkpoints",
+    "compile_blocks",
+    "default_checkpoint",
+    "from_config",
     "from_pretrained",
+    "load_run",
+    "read_config",
+    "resume_data_order",
+    "run_dir",
     "save_pretrained",
     "seeded_loader",
+    "to_config",
+    "trust_classes",
+    "warmup_cosine",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class TokenThroughput(L.Callback):
@@ -43,19 +44,36 @@ class TokenThroughput(L.Callback):
 class SampleWriter(L.Callback):
     """After every ``every_n_epochs`` validation epochs, asks the module to write viewable samples.
 
-    Calls ``pl_module.write_samples(out_dir, tag)`` (PNG, wav, ply, ... per domain) on the global-zero rank and
-    logs the written paths; with a TensorBoard logger, PNGs are also added as images.
+    Calls ``pl_module.write_samples(out_dir, tag)`` (PNG, wav, ply, ... per domain) and logs the written paths;
+    with a TensorBoard logger, PNGs are also added as images. ``out_dir`` defaults to
+    ``<trainer.default_root_dir>/samples``. Files are written by the global-zero rank; under a sharded strategy
+    (FSDP), whose forward needs every rank, the other ranks run the same sampling into a temporary folder.
     """
 
-    def __init__(self, out_dir: str = "outputs/samples", every_n_epochs: int = 1):
-        self.out_dir, self.every = Path(out_dir), every_n_epochs
+    def __init__(self, out_dir: str | None = None, every_n_epochs: int = 1):
+        if every_n_epochs < 1:
+            raise ValueError(f"SampleWriter.every_n_epochs={every_n_epochs}: must be >= 1")
+        self.out_dir, self.every = (Path(out_dir) if out_dir else None), every_n_epochs
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.out_dir is None:
+            self.out_dir = Path(trainer.default_root_dir) / "samples"
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(pl_module, "write_samples"):
+        if trainer.sanity_checking or not hasattr(pl_module, "write_samples"):
             return
         if (trainer.current_epoch + 1) % self.every:
             return
+        sharded = "fsdp" in type(trainer.strategy).__name__.lower()
+        if not trainer.is_global_zero and not sharded:
+            return
         tag = f"epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}"
+        if not trainer.is_global_zero:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                pl_module.write_samples(Path(tmp), tag)
+            return
         paths = pl_module.write_samples(self.out_dir, tag) or []
         for p in paths:
             print(f"[SampleWriter] wrote {p}")
@@ -78,9 +96,9 @@ class SampleWriter(L.Callback):
 
 
 class CompileBlocks(L.Callback):
-    """Applies ``torch.compile`` from outside the model code: each ``DiTBlock`` of every ``DiT`` is compiled
-    separately at the start of fitting (regional compilation, as torchtitan does: short compile times, one graph
-    reused by every block).
+    """Applies ``torch.compile`` from outside the model code: each block of every ``DiT`` is compiled in place at the
+    start of fitting (regional compilation, as torchtitan does: short compile times, one graph reused by every
+    block; parameter names and checkpoints are unchanged).
 
     Args:
         mode: ``torch.compile`` mode (``default``, ``reduce-overhead``, ``max-autotune``).
@@ -91,9 +109,71 @@ class CompileBlocks(L.Callback):
         self.mode, self.dynamic = mode, dynamic
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        from ditkit_core.nn.dit import DiT
+        compile_blocks(pl_module, mode=self.mode, dynamic=self.dynamic)
 
-        for m in pl_module.modules():
-            if isinstance(m, DiT):
-                for i, blk in enumerate(m.blocks):
-                    m.blocks[i] = torch.compile(blk, mode=self.mode, dynamic=self.dynamic)
+
+def compile_blocks(module: torch.nn.Module, mode: str = "default", dynamic: bool | None = None) -> int:
+    """Compile every block of every DiT inside ``module`` in place; returns how many were compiled."""
+    from ditkit_core.nn.dit import DiT
+
+    n = 0
+    for m in module.modules():
+        if isinstance(m, DiT):
+            for blk in m.blocks:
+                blk.compile(mode=mode, dynamic=dynamic)
+                n += 1
+    return n
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file next to it and renames it into place.
+
+    A run killed mid-write or a full disk never leaves a partial ``.ckpt``: the error propagates and the temporary
+    file is removed.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        from ditkit_core.errors import atomic_save
+
+        atomic_save(Path(path), lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp))
+
+
+class RunGuard(L.Callback):
+    """Keeps every run in one folder and fails loudly where Lightning would lose work silently.
+
+    * ``ModelCheckpoint`` callbacks without a ``dirpath`` write to ``<default_root_dir>/checkpoints``;
+    * every checkpoint folder is created and checked for writing before training starts (a clear error instead of a
+      run that ends without checkpoints);
+    * checkpoints are written atomically (:class:`AtomicCheckpointIO`).
+
+    ``FlowMatchingModule.configure_callbacks`` adds it to every run.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
+                cb.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+            if isinstance(cb, ModelCheckpoint) and trainer.is_global_zero:
+                check_writable(Path(cb.dirpath))
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it; raise a clear error naming it otherwise."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(
+            f"checkpoint folder {folder} is not writable ({e.strerror or e}); set "
+            "trainer.default_root_dir or the ModelCheckpoint dirpath to a writable folder"
+        ) from e

@@ -1,7 +1,15 @@
-"""``FlowCLI``: LightningCLI with ditkit's defaults (class_path plugins, config saved with the run)."""
+"""``FlowCLI``: LightningCLI with ditkit's defaults (class_path plugins, config saved with the run, legacy configs).
+
+Config files written for earlier versions (flat module arguments such as ``lr`` or ``sample_steps``) are migrated in
+memory with a warning that names the file and the command that rewrites it
+(``python -m ditkit_core.lightning.migrate FILE``).
+"""
 
 from __future__ import annotations
 
+import tempfile
+import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,7 +30,47 @@ class FlowCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"} if _has_omegaconf() else {})
+        self._tmp = tempfile.TemporaryDirectory(prefix="ditkit-config-")
         super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Migrate legacy config files named by ``--config`` before jsonargparse reads them."""
+        if isinstance(args, list):
+            args = self._migrate_args(args)
+        super().parse_arguments(parser, args)
+
+    def _migrate_args(self, args: list[str]) -> list[str]:
+        out, i = [], 0
+        while i < len(args):
+            a = args[i]
+            if a == "--config" and i + 1 < len(args):
+                out += [a, self._migrated(args[i + 1])]
+                i += 2
+                continue
+            if a.startswith("--config="):
+                out.append("--config=" + self._migrated(a.split("=", 1)[1]))
+            else:
+                out.append(a)
+            i += 1
+        return out
+
+    def _migrated(self, path: str) -> str:
+        p = Path(path)
+        if not p.is_file():
+            return path
+        from ditkit_core.lightning.migrate import migrate_config_file
+
+        text, moved = migrate_config_file(p)
+        if not moved:
+            return path
+        warnings.warn(
+            f"{p}: module arguments {moved} use the flat layout of earlier versions; read as flow/optim/sampler "
+            f"groups. Rewrite the file with: python -m ditkit_core.lightning.migrate {p}",
+            stacklevel=2,
+        )
+        new = Path(self._tmp.name) / f"{len(list(Path(self._tmp.name).iterdir()))}_{p.name}"
+        new.write_text(text)
+        return str(new)
 
 
 def _has_omegaconf() -> bool:

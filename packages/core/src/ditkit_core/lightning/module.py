@@ -1,92 +1,123 @@
-"""``FlowMatchingModule``: the generic Lightning training loop for a tokenizer + DiT + probability path."""
+"""``FlowMatchingModule``: the generic Lightning training loop for a tokenizer + DiT + probability path.
+
+A domain extends it through public hooks, never by re-listing its arguments:
+
+* :meth:`~FlowMatchingModule.resolve_config` fills derived config fields (``in_dim`` from the tokenizer, a domain's
+  ``cond_channels``), and checks the widths a YAML states against the real ones;
+* :meth:`~FlowMatchingModule.build_network` returns the network (a core :class:`~ditkit_core.nn.DiT`, or a module
+  that composes one); it is called once;
+* :meth:`~FlowMatchingModule.tokenize` turns a batch into a :class:`~ditkit_core.tokenizers.TokenBatch`;
+* :meth:`~FlowMatchingModule.condition` fills ``cond``, ``context``, ``x_cond`` and ``pair`` with the domain's
+  encoders, for a given condition-dropout mask (called once per batch and per CFG branch);
+* :meth:`~FlowMatchingModule.auxiliary_losses` adds a domain's own losses (duration, change maps, ...);
+* :meth:`~FlowMatchingModule.generate` is the only sampling path (solver, guidance, known values, caches).
+
+Options come in three typed groups (:mod:`ditkit_core.lightning.config`): ``flow``, ``optim`` and ``sampler``.
+Noise and times are drawn from :meth:`~FlowMatchingModule.rng`, seeded by ``(seed, global_step, rank)``: a resumed
+run repeats the loss curve of an uninterrupted one, and data-parallel ranks draw different noise.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from ditkit_core.flow import LinearPath, TimeSampler, drop_conditions, masked_mse, ot_pair
+from ditkit_core.lightning.config import (
+    CacheConfig,
+    FlowConfig,
+    OptimConfig,
+    SamplerConfig,
+    migrate_module_args,
+    plain,
+)
 from ditkit_core.lightning.pretrained import from_config, to_config
 from ditkit_core.nn import DiT, DiTConfig
-from ditkit_core.sampling import sample
+from ditkit_core.nn.config import ConfigError
+from ditkit_core.sampling import BlockCache, ExpertCache, StepCache, find_dits, sample, solver_times
 from ditkit_core.tokenizers import TokenBatch, Tokenizer
 
+FORMAT = 2  # checkpoint layout version written by this module (1: flat arguments, joint input projection)
 
-# Checkpoints keep the module's typed hyper-parameters; allow-list these data-only classes for torch.load's
-# weights_only unpickler so resuming needs no unsafe load. Domains call ``allow_in_checkpoints`` for their own.
+
+# Checkpoints of earlier versions kept typed objects in their hyper-parameters; allow-list these data-only classes for
+# torch.load's weights_only unpickler so old runs still load without an unsafe load.
 def allow_in_checkpoints(*classes: type) -> None:
     """Allow-list data-only config classes (dataclasses) for ``torch.load(weights_only=True)``."""
     torch.serialization.add_safe_globals(list(classes))
 
 
-allow_in_checkpoints(DiTConfig, TimeSampler)
+allow_in_checkpoints(DiTConfig, TimeSampler, FlowConfig, OptimConfig, SamplerConfig, CacheConfig)
 
 
 def _no_decay(name: str, p: nn.Parameter) -> bool:
     return p.dim() < 2 or "embed" in name or "norm" in name or "register_tokens" in name or name.endswith("gate")
 
 
-class FlowMatchingModule(L.LightningModule):
-    """Trains ``DiT`` to predict the velocity of the linear path on the tokens of a tokenizer.
+def _group(cls: type, value: Any, where: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        import dataclasses
 
-    Noise and times are drawn from a generator seeded by ``(seed, global_step)``, so a run resumed from a
-    checkpoint continues the same loss curve as an uninterrupted one.
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**value)
+    raise ConfigError(f"{where}: expected a {cls.__name__} or a mapping, got {type(value).__name__}")
+
+
+class FlowMatchingModule(L.LightningModule):
+    """Trains a DiT to predict the velocity (or the data) of the linear path on a tokenizer's tokens.
 
     Args:
         tokenizer: turns a DataModule batch into a :class:`TokenBatch` (and back).
-        model: the DiT configuration; ``in_dim`` / ``out_dim`` default to ``tokenizer.token_dim`` when 0.
-        time_sampler: distribution of training times.
-        sigma_min: noise floor of the linear path at t = 1.
-        lr: peak AdamW learning rate.
-        weight_decay: AdamW weight decay (not applied to norms, biases, embeddings, gates).
-        betas: AdamW betas.
-        warmup_steps: linear warm-up steps.
-        max_steps: cosine horizon; ``None`` uses the trainer's estimated stepping batches.
-        min_lr_ratio: final learning rate as a fraction of ``lr``.
-        cond_dropout: probability of dropping the condition / context per sample (CFG training).
-        ot_pairing: pair noise with data by minibatch optimal transport.
-        seed: seed of the noise / time generator.
-        sample_steps: default solver steps for :meth:`generate`.
-        sample_method: default solver.
-        sample_schedule: default time grid.
-        cfg_scale: default guidance scale for :meth:`generate`.
+        model: the DiT configuration; ``in_dim`` 0 is resolved from ``tokenizer.token_dim``.
+        flow: path, times, condition dropout, prediction target and loss weights (:class:`FlowConfig`).
+        optim: AdamW + warm-up + cosine (:class:`OptimConfig`).
+        sampler: defaults of :meth:`generate` (:class:`SamplerConfig`).
+        seed: seed of the noise / time generator (:meth:`rng`).
+
+    Domain subclasses add their own arguments and pass ``flow``, ``optim``, ``sampler`` and ``seed`` through; plain
+    attributes that :meth:`resolve_config` / :meth:`build_network` read are set before ``super().__init__``.
     """
+
+    LEGACY_ARGS: ClassVar[dict[str, tuple[str, str]]] = {}
+    """A domain's own flat arguments of earlier versions -> ``(group, field)`` (see ``migrate_module_args``)."""
 
     def __init__(
         self,
         tokenizer: Tokenizer,
         model: DiTConfig,
-        time_sampler: TimeSampler | None = None,
-        sigma_min: float = 0.0,
-        lr: float = 3e-4,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.99),
-        warmup_steps: int = 100,
-        max_steps: int | None = None,
-        min_lr_ratio: float = 0.1,
-        cond_dropout: float = 0.0,
-        ot_pairing: bool = False,
+        flow: FlowConfig | None = None,
+        optim: OptimConfig | None = None,
+        sampler: SamplerConfig | None = None,
         seed: int = 0,
-        sample_steps: int = 32,
-        sample_method: str = "euler",
-        sample_schedule: str = "uniform",
-        cfg_scale: float = 1.0,
     ):
         super().__init__()
         if isinstance(tokenizer, dict) and "class_path" in tokenizer:  # rebuilt from a checkpoint's hparams
-            tokenizer = from_config(tokenizer)
-        if isinstance(model, dict):  # from a checkpoint / config saved by LightningCLI as plain data
-            model = from_config(model) if "class_path" in model else DiTConfig.from_dict(model)
-        if isinstance(time_sampler, dict):
-            time_sampler = from_config(time_sampler) if "class_path" in time_sampler else TimeSampler(**time_sampler)
+            tokenizer = from_config(tokenizer, "model.tokenizer")
+        if isinstance(model, dict):
+            model = DiTConfig.from_dict(model)
+        self.flow = _group(FlowConfig, flow, "flow")
+        self.optim = _group(OptimConfig, optim, "optim")
+        self.sampler = _group(SamplerConfig, sampler, "sampler")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"FlowMatchingModule.seed={seed!r}: must be an integer >= 0")
+        self.seed = seed
         self.save_hyperparameters(ignore=["tokenizer"])
-        try:  # keep the tokenizer as plain class_path/init_args data so checkpoints load with weights_only
+        for k, v in list(self.hparams.items()):  # checkpoints hold plain data only
+            self.hparams[k] = plain(v)
+        try:  # the tokenizer as class_path / init_args data (allow-listed on load)
             self.hparams["tokenizer"] = to_config(tokenizer, "tokenizer")
         except TypeError as e:
             warnings.warn(
@@ -95,30 +126,70 @@ class FlowMatchingModule(L.LightningModule):
                 stacklevel=2,
             )
         self.tokenizer = tokenizer
-        if model.in_dim <= 0:
-            raise ValueError("FlowMatchingModule: model.in_dim must be set")
-        tok_dim = getattr(tokenizer, "token_dim", model.in_dim)
-        if tok_dim != model.in_dim:
-            raise ValueError(f"FlowMatchingModule: tokenizer.token_dim={tok_dim} != model.in_dim={model.in_dim}")
-        self.config = model
-        self.model = DiT(model)
-        self.time_sampler = time_sampler or TimeSampler()
-        self.path = LinearPath(sigma_min)
-        self.lr, self.weight_decay, self.betas = lr, weight_decay, tuple(betas)
-        self.warmup_steps, self.max_steps, self.min_lr_ratio = warmup_steps, max_steps, min_lr_ratio
-        self.cond_dropout, self.ot_pairing, self.seed = cond_dropout, ot_pairing, seed
-        self.sample_steps, self.sample_method = sample_steps, sample_method
-        self.sample_schedule, self.cfg_scale = sample_schedule, cfg_scale
-        self.sigma_min = sigma_min
+        self.config = self.resolve_config(model)
+        self.hparams["model"] = plain(self.config)
+        self.model = self.build_network(self.config)
+        self.path = LinearPath(self.flow.sigma_min)
+        self.time_sampler = self.flow.time_sampler
+        weights = self.flow.channel_weights
+        if weights is not None and len(weights) != self.config.output_dim:
+            raise ConfigError(
+                f"FlowConfig.channel_weights has {len(weights)} entries; the token width is {self.config.output_dim}"
+            )
+        self.register_buffer("channel_weights", None if weights is None else torch.tensor(weights), persistent=False)
+        if self.flow.cond_dropout == 0:  # never used in training: keep them out of the optimiser and of DDP's reducer
+            for dit in find_dits(self.model):
+                for p in dit.unconditional_parameters():
+                    p.requires_grad_(False)
+        self._step_threshold: float | None = None  # StepCache threshold calibrated on the first sampling run
 
     # ------------------------------------------------------------------ hooks domains override
+    def resolve_config(self, config: DiTConfig) -> DiTConfig:
+        """Fill derived fields (``in_dim`` 0 -> ``tokenizer.token_dim``) and check the stated ones.
+
+        Domains override it to add their own derived widths (``cond_channels``, ``pair_dim``, grid windows) with
+        :meth:`derive`.
+        """
+        return self.derive(config, in_dim=int(getattr(self.tokenizer, "token_dim", config.in_dim)))
+
+    @staticmethod
+    def derive(config: DiTConfig, **fields: Any) -> DiTConfig:
+        """``config`` with ``fields`` set where they are 0 / None; a stated value that differs is a ConfigError."""
+        import dataclasses
+
+        changes = {}
+        for name, value in fields.items():
+            stated = getattr(config, name)
+            if stated in (0, None):
+                changes[name] = value
+            elif stated != value:
+                raise ConfigError(
+                    f"DiTConfig.{name}={stated!r}: this module's real {name} is {value!r} (set it to "
+                    f"{value!r} or leave it out to have it derived)"
+                )
+        return dataclasses.replace(config, **changes) if changes else config
+
+    def build_network(self, config: DiTConfig) -> nn.Module:
+        """The network: ``forward(x, t, **TokenBatch.model_kwargs(), drop_cond=...) -> [b, n, out_dim]``."""
+        return DiT(config)
+
     def tokenize(self, batch: Any) -> TokenBatch:
-        """DataModule batch -> tokens (domains add learned conditioning here)."""
+        """DataModule batch -> tokens."""
         return self.tokenizer.encode(batch)
 
-    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
-        """Model velocity ``[b, n, d]`` at ``x_t`` for the conditioning carried by ``tokens``."""
-        return self.model(x_t, t, drop_cond=drop_cond, **tokens.model_kwargs())
+    def condition(self, tokens: TokenBatch, drop: Tensor | None) -> TokenBatch:
+        """Fill ``cond`` / ``context`` / ``x_cond`` / ``pair`` from the domain's encoders (identity by default).
+
+        Args:
+            tokens: the batch's tokens (``x`` is the data; do not read it as a condition unless it is given, see
+                ``known_mask``).
+            drop: ``[b]`` bool, True = this sample is in the unconditional branch (or None: none dropped).
+        """
+        return tokens
+
+    def auxiliary_losses(self, batch: Any, tokens: TokenBatch) -> dict[str, Tensor]:
+        """A domain's own weighted losses, added to the flow loss and logged as ``train/<name>``."""
+        return {}
 
     def sample_noise(self, x_1: Tensor, tokens: TokenBatch, generator: torch.Generator | None = None) -> Tensor:
         """Source sample ``x_0`` shaped like ``x_1`` (standard normal; domains may centre or project it)."""
@@ -128,40 +199,83 @@ class FlowMatchingModule(L.LightningModule):
         """Write viewable samples (PNG, wav, ply, ...) to ``out_dir``; called by ``SampleWriter``."""
         return []
 
-    # ------------------------------------------------------------------ training
-    def _generator(self, offset: int = 0) -> torch.Generator:
+    def migrate_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """State-dict adapter for earlier layouts: a joint input projection over ``[x, x_cond]`` is split.
+
+        ``W [x, c] = W_x x + W_c c``, so the split model computes exactly what the joint one did.
+        """
+        state = dict(state)
+        for name, mod in self.named_modules():
+            if not isinstance(mod, DiT) or mod.cond_proj is None:
+                continue
+            pre = f"{name}." if name else ""
+            w = state.get(f"{pre}x_embed.weight")
+            if (
+                w is not None
+                and f"{pre}cond_proj.weight" not in state
+                and w.shape[1] == (mod.config.in_dim + mod.config.cond_channels)
+            ):
+                state[f"{pre}x_embed.weight"] = w[:, : mod.config.in_dim].contiguous()
+                state[f"{pre}cond_proj.weight"] = w[:, mod.config.in_dim :].contiguous()
+        return state
+
+    # ------------------------------------------------------------------ randomness
+    def rng(self, offset: int = 0) -> torch.Generator:
+        """Generator seeded by ``(seed, global_step, global rank, offset)``.
+
+        The same step draws the same numbers after a resume; data-parallel ranks draw different ones (rank 0 draws
+        what a single process draws).
+        """
+        rank = int(self.trainer.global_rank) if self._trainer is not None else 0
         g = torch.Generator(device=self.device)
-        g.manual_seed(self.seed * 1_000_003 + int(self.global_step) * 7919 + offset)
+        g.manual_seed(self.seed * 1_000_003 + int(self.global_step) * 7919 + offset + rank * 104_729_731)
         return g
+
+    # ------------------------------------------------------------------ training
+    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop: Tensor | None = None) -> Tensor:
+        """The solver's velocity ``[b, n, d]`` at ``x_t`` for conditioned ``tokens`` (converts data predictions)."""
+        out = self.model(x_t, t, drop_cond=drop, **tokens.model_kwargs())
+        if self.flow.prediction == "data":
+            return self.path.x1_to_velocity(x_t, out, t)
+        return out
 
     def flow_loss(self, tokens: TokenBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Flow-matching loss on one token batch; returns ``loss`` (with MoE aux) and its parts."""
         x_1 = tokens.x
         b = x_1.shape[0]
         x_0 = self.sample_noise(x_1, tokens, generator)
-        if self.ot_pairing:
+        if self.flow.ot_pairing:
             x_0 = ot_pair(x_0, x_1, tokens.mask)
         t = self.time_sampler(b, device=x_1.device, generator=generator)
         ps = self.path.sample(x_0, x_1, t)
-        drop = drop_conditions(b, self.cond_dropout, x_1.device, generator)
-        v = self.velocity(tokens, ps.x_t, t, drop)
+        drop = drop_conditions(b, self.flow.cond_dropout, x_1.device, generator)
+        out = self.model(ps.x_t, t, drop_cond=drop, **self.condition(tokens, drop).model_kwargs())
+        target = x_1 if self.flow.prediction == "data" else ps.u_t
         mask = tokens.mask
         if tokens.known_mask is not None:
             known = tokens.known_mask if tokens.known_mask.shape == x_1.shape else tokens.known_mask[..., None]
             m = torch.ones_like(x_1, dtype=torch.bool) if mask is None else mask[..., None].expand_as(x_1)
             mask = m & ~known.expand_as(x_1)
-        fm = masked_mse(v, ps.u_t, mask)
-        aux = self.model.aux_loss()
+        if self.channel_weights is not None:
+            w = self.channel_weights.to(out.dtype)
+            fm = masked_mse(out * w.sqrt(), target * w.sqrt(), mask) * (w.numel() / w.sum())
+        else:
+            fm = masked_mse(out, target, mask)
+        aux = sum((d.aux_loss() for d in find_dits(self.model)), torch.zeros((), device=x_1.device))
         return {"loss": fm + aux, "fm": fm, "aux": aux}
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         tokens = self.tokenize(batch)
-        out = self.flow_loss(tokens, self._generator())
+        out = self.flow_loss(tokens, self.rng())
         bs = tokens.batch_size
         self.log("train/loss", out["fm"], prog_bar=True, batch_size=bs)
         if self.config.moe_experts:
             self.log("train/moe_balance", out["aux"], batch_size=bs)
-        return out["loss"]
+        loss = out["loss"]
+        for name, value in self.auxiliary_losses(batch, tokens).items():
+            self.log(f"train/{name}", value, batch_size=bs)
+            loss = loss + value
+        return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         tokens = self.tokenize(batch)
@@ -171,30 +285,64 @@ class FlowMatchingModule(L.LightningModule):
         return out["fm"]
 
     def configure_optimizers(self) -> dict[str, Any]:
+        o = self.optim
         decay, no_decay = [], []
         for name, p in self.named_parameters():
             if p.requires_grad:
                 (no_decay if _no_decay(name, p) else decay).append(p)
         opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
-            betas=self.betas,
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o.lr,
+            betas=o.betas,
         )
-        total = self.max_steps
+        total = o.max_steps
         if total is None:
             total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
-        warm, floor = self.warmup_steps, self.min_lr_ratio
-
-        def lr_lambda(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(o.warmup_steps, total, o.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        from ditkit_core.lightning.callbacks import RunGuard
+
+        return [RunGuard()]
+
+    def on_train_start(self) -> None:
+        from ditkit_core.lightning.data import resume_data_order
+
+        resume_data_order(self.trainer)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cls = type(self)
+        checkpoint["ditkit"] = {"format": FORMAT, "class_path": f"{cls.__module__}.{cls.__qualname__}"}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("ditkit", {}).get("format", 1) < FORMAT:
+            checkpoint["state_dict"] = self.migrate_state_dict(checkpoint["state_dict"])
+
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Init arguments of earlier versions (flat ``lr``, ``sample_steps``, ...) in today's groups."""
+        return migrate_module_args(args, cls.LEGACY_ARGS)[0]
+
     # ------------------------------------------------------------------ generation
+    def make_cache(self, config: CacheConfig, calibrate: Any = None) -> Any:
+        """A cache context for ``config`` (None for ``kind: none``); ``calibrate()`` samples once (StepCache)."""
+        if config.kind == "none":
+            return None
+        if config.kind == "block":
+            return BlockCache(self.model, interval=config.interval, order=config.order)
+        if config.kind == "expert":
+            s = self.sampler
+            return ExpertCache(self.model, solver_times(s.steps, s.method, s.schedule, shift=s.shift, sway=s.sway))
+        if self._step_threshold is None:
+            if calibrate is None:
+                raise ValueError("make_cache: a step cache is calibrated on one sampling run; pass calibrate")
+            self._step_threshold = StepCache.calibrate(
+                self.model, calibrate, config.skip_ratio, config.max_skip
+            ).threshold
+        return StepCache(self.model, threshold=self._step_threshold, max_skip=config.max_skip)
+
     @torch.no_grad()
     def generate(
         self,
@@ -208,42 +356,87 @@ class FlowMatchingModule(L.LightningModule):
         known_mask: Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        cache: CacheConfig | str | None = None,
         **solver_kwargs: Any,
     ) -> TokenBatch:
         """Sample tokens shaped like ``template.x`` under ``template``'s conditioning.
 
         Args:
             template: a :class:`TokenBatch` whose ``x`` gives the shape (values ignored) and whose
-                mask / pos / context / cond condition the model.
-            steps, method, schedule, cfg_scale: solver settings (defaults from the module).
+                mask / pos / context / cond (and the domain's :meth:`condition`) condition the model.
+            steps, method, schedule, cfg_scale: solver settings (defaults from ``sampler``).
             known, known_mask: values to keep (see :func:`ditkit_core.sampling.sample`).
             generator: RNG for the initial noise.
+            progress: show a progress bar over the solver steps.
+            cache: a :class:`CacheConfig`, a kind name, or None for ``sampler.cache``.
+            **solver_kwargs: more :func:`~ditkit_core.sampling.sample` options (``shift``, ``sway``, ...).
 
         Returns:
             ``template`` with ``x`` replaced by the sample (padded tokens zeroed).
         """
+        s = self.sampler
+        steps = s.steps if steps is None else steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"generate: steps={steps!r} must be a positive integer")
+        kw = {
+            "method": method or s.method,
+            "schedule": schedule or s.schedule,
+            "shift": s.shift,
+            "sway": s.sway,
+            "cfg_scale": s.cfg_scale if cfg_scale is None else cfg_scale,
+            "cfg_rescale": s.cfg_rescale,
+            "cfg_interval": s.cfg_interval,
+            **solver_kwargs,
+        }
+        cache_cfg = s.cache if cache is None else (CacheConfig(kind=cache) if isinstance(cache, str) else cache)
         was_training = self.training
         self.eval()
-        x_0 = self.sample_noise(template.x, template, generator)
-        scale = self.cfg_scale if cfg_scale is None else cfg_scale
+        b = template.x.shape[0]
+        branches: dict[bool, tuple[TokenBatch, Tensor | None]] = {}
 
         def fn(x: Tensor, t: Tensor, cond_drop: bool = False) -> Tensor:
-            drop = torch.full((x.shape[0],), cond_drop, dtype=torch.bool, device=x.device) if cond_drop else None
-            return self.velocity(template, x, t, drop)
+            if cond_drop not in branches:
+                drop = torch.ones(b, dtype=torch.bool, device=x.device) if cond_drop else None
+                branches[cond_drop] = (self.condition(template, drop), drop)
+            tokens, drop = branches[cond_drop]
+            return self.velocity(tokens, x, t, drop)
 
-        x = sample(
-            fn,
-            x_0,
-            steps=steps or self.sample_steps,
-            method=method or self.sample_method,
-            schedule=schedule or self.sample_schedule,
-            cfg_scale=scale,
-            known=known,
-            known_mask=known_mask,
-            progress=progress,
-            **solver_kwargs,
-        )
+        def run(g: torch.Generator | None) -> Tensor:
+            x_0 = self.sample_noise(template.x, template, g)
+            return sample(fn, x_0, steps=steps, known=known, known_mask=known_mask, progress=progress, **kw)
+
+        state = generator.get_state() if generator is not None else None
+        ctx = self.make_cache(cache_cfg, calibrate=lambda: run(_clone(generator, state)))
+        if ctx is None:
+            x = run(generator)
+        else:
+            with ctx:
+                x = run(generator)
+            self.last_cache_stats = ctx.stats
         if template.mask is not None:
             x = x * template.mask[..., None].to(x.dtype)
         self.train(was_training)
         return template.replace(x=x)
+
+
+def _clone(generator: torch.Generator | None, state: Tensor | None) -> torch.Generator | None:
+    if generator is None:
+        return None
+    g = torch.Generator(device=generator.device)
+    g.set_state(state)
+    return g
+
+
+def warmup_cosine(warmup: int, total: int, floor: float) -> Any:
+    """``step -> lr factor``: linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor`` at ``total``."""
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return lr_lambda
+
+
+__all__ = ["FORMAT", "FlowMatchingModule", "allow_in_checkpoints", "warmup_cosine"]

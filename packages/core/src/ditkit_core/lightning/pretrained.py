@@ -2,8 +2,12 @@
 
 ``config.json`` records the module as ``{"class_path": ..., "init_args": ...}`` (the LightningCLI form).
 Init args are serialised recursively: JSON scalars, lists, dicts, dataclasses, and objects whose ``__init__``
-arguments are stored as attributes of the same name (the convention ditkit tokenizers follow). Loading imports
-the named classes and calls their constructors with those arguments; no pickled code is ever executed.
+arguments are stored as attributes of the same name (the convention ditkit tokenizers follow).
+
+Loading is data, not code: no pickle is read, and a ``class_path`` is checked against an allow-list *before* its
+module is imported. Allowed are classes defined in ditkit's own packages (``ditkit_*``) and classes a program
+trusts explicitly with :func:`trust_classes` (a user's own plugin); anything else (``subprocess.Popen``,
+``os.system``, ...) raises :class:`UntrustedClassError` naming it, and nothing is constructed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,25 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+TRUSTED_PREFIXES = ("ditkit_",)
+_TRUSTED_CLASSES: set[str] = set()
+
+
+class UntrustedClassError(ValueError):
+    """A file asked to construct a class outside the allow-list."""
+
+
+def trust_classes(*classes: type | str) -> None:
+    """Allow these classes (objects or ``module.Class`` paths) in loaded configs and checkpoints."""
+    for c in classes:
+        _TRUSTED_CLASSES.add(c if isinstance(c, str) else f"{c.__module__}.{c.__qualname__}")
+
+
+def is_trusted(path: str) -> bool:
+    """Whether ``class_path`` may be imported and constructed while loading a file."""
+    if not isinstance(path, str) or not path or any(ch in path for ch in " /\\:\x00"):
+        return False
+    return path in _TRUSTED_CLASSES or path.split(".", 1)[0].startswith(TRUSTED_PREFIXES)
 
 
 def _class_path(obj: Any) -> str:
@@ -61,7 +84,13 @@ def to_config(obj: Any, where: str = "module") -> Any:
     return {"class_path": _class_path(obj), "init_args": args}
 
 
-def _import(path: str) -> type:
+def _import(path: str, where: str = "config") -> type:
+    if not is_trusted(path):
+        raise UntrustedClassError(
+            f"{where}: class_path {path!r} is not allowed: loading constructs only ditkit classes "
+            f"(modules {', '.join(p + '*' for p in TRUSTED_PREFIXES)}) and classes trusted with "
+            "ditkit_core.lightning.trust_classes(...)"
+        )
     module, _, name = path.rpartition(".")
     try:
         obj: Any = importlib.import_module(module)
@@ -75,16 +104,29 @@ def _import(path: str) -> type:
     return obj
 
 
-def from_config(data: Any) -> Any:
-    """Inverse of :func:`to_config`."""
+def from_config(data: Any, where: str = "config") -> Any:
+    """Inverse of :func:`to_config`: build the allow-listed classes a config names (see the module docstring).
+
+    Raises:
+        UntrustedClassError: a ``class_path`` outside the allow-list (nothing is imported or constructed).
+        ValueError: malformed ``class_path`` / ``init_args`` entries or arguments the class rejects, named by path.
+    """
     if isinstance(data, list):
-        return [from_config(v) for v in data]
+        return [from_config(v, f"{where}[{i}]") for i, v in enumerate(data)]
     if isinstance(data, dict):
-        if set(data) == {"class_path", "init_args"}:
-            cls = _import(data["class_path"])
-            args = {k: from_config(v) for k, v in data["init_args"].items()}
-            return cls(**args)
-        return {k: from_config(v) for k, v in data.items()}
+        if "class_path" in data:
+            extra = set(data) - {"class_path", "init_args"}
+            if extra or not isinstance(data.get("init_args", {}), dict):
+                raise ValueError(
+                    f"{where}: a class_path entry takes only 'init_args' (a mapping), got keys {sorted(data)}"
+                )
+            cls = _import(data["class_path"], where)
+            args = {k: from_config(v, f"{where}.{k}") for k, v in data.get("init_args", {}).items()}
+            try:
+                return cls(**args)
+            except TypeError as e:
+                raise ValueError(f"{where}: cannot build {data['class_path']}: {e}") from e
+        return {k: from_config(v, f"{where}.{k}") for k, v in data.items()}
     return data
 
 
@@ -107,13 +149,36 @@ def save_pretrained(module: nn.Module, directory: str | Path) -> Path:
 
 
 def from_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a module written by :func:`save_pretrained` and load its weights (strict)."""
+    """Rebuild a module written by :func:`save_pretrained` and load its weights (strict).
+
+    Errors name the file: a missing or malformed ``config.json``, an untrusted ``class_path`` in it, a weights file
+    that is not safetensors, or weights that do not fit the module. Older layouts are migrated through the module's
+    ``migrate_state_dict`` when it has one.
+    """
+    from ditkit_core.errors import DataError, naming_file
+
     directory = Path(directory)
     cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for p in (cfg_path, w_path):
         if not p.exists():
             raise FileNotFoundError(f"from_pretrained: {p} is missing")
-    module = from_config(json.loads(cfg_path.read_text()))
-    state = load_file(str(w_path), device=str(map_location))
-    module.load_state_dict(state, strict=True)
+    with naming_file(cfg_path, "not a ditkit config.json"):
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if not isinstance(cfg, dict) or "class_path" not in cfg:
+        raise DataError("expected an object with class_path and init_args", path=cfg_path)
+    try:
+        module = from_config(cfg, where=str(cfg_path))
+    except (UntrustedClassError, DataError):
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, ImportError) as e:
+        raise DataError(f"cannot build the model: {e}", path=cfg_path) from e
+    if not isinstance(module, nn.Module):
+        raise DataError(f"class_path {cfg['class_path']!r} is not a torch module", path=cfg_path)
+    with naming_file(w_path, "not a safetensors weights file"):
+        state = load_file(str(w_path), device=str(map_location))
+    migrate = getattr(module, "migrate_state_dict", None)
+    if callable(migrate):
+        state = migrate(state)
+    with naming_file(w_path, "weights do not fit the model of config.json"):
+        module.load_state_dict(state, strict=True)
     return module.to(map_location)

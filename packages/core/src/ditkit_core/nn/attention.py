@@ -14,7 +14,8 @@ Backends:
 * ``auto``: ``flash`` when it applies, else ``sdpa``.
 
 Semantics shared by all backends: ``mask`` True means "may attend". A query row with no allowed key outputs
-zeros (not NaN), and its gradient is zero.
+zeros (not NaN), and its gradient is zero. An additive ``bias [b|1, h|1, n_q, n_k]`` (pair features, relative
+positions) is added to the logits on ``math``, ``sdpa`` and ``flex``; ``flash`` has no bias and says so.
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ def flex_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _check_bias(q: Tensor, k: Tensor, bias: Tensor | None) -> None:
+    if bias is None:
+        return
+    b, h, nq, _ = q.shape
+    nk = k.shape[2]
+    if (
+        bias.dim() != 4
+        or bias.shape[0] not in (1, b)
+        or bias.shape[1] not in (1, h)
+        or tuple(bias.shape[2:]) != (nq, nk)
+    ):
+        raise ValueError(
+            f"attention: bias must be [b|1, h|1, n_q, n_k]=({b}|1, {h}|1, {nq}, {nk}), got {tuple(bias.shape)}"
+        )
+    if not bias.is_floating_point():
+        raise TypeError(f"attention: bias must be floating point, got {bias.dtype}")
 
 
 def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
@@ -104,8 +123,10 @@ def dense_mask(
     return out
 
 
-def _math(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float) -> Tensor:
+def _math(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float, bias: Tensor | None = None) -> Tensor:
     scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * scale  # [b, h, n_q, n_k]
+    if bias is not None:
+        scores = scores + bias.to(scores.dtype)
     if allowed is None:
         return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(-1), v)
     scores = scores.masked_fill(~allowed, float("-inf"))
@@ -115,11 +136,17 @@ def _math(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float)
     return torch.einsum("bhqk,bhkd->bhqd", attn, v)
 
 
-def _sdpa_dense(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float) -> Tensor:
+def _sdpa_dense(
+    q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float, bias: Tensor | None = None
+) -> Tensor:
     if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if bias is None else bias.to(q.dtype), scale=scale
+        )
     has_key = allowed.any(-1, keepdim=True)  # [b, 1|h, n_q|1, 1]
     safe = allowed | ~has_key  # rows with no key attend everywhere (finite), then get zeroed
+    if bias is not None:  # additive float mask: the bias where allowed, -inf elsewhere
+        safe = bias.to(q.dtype).masked_fill(~safe, float("-inf"))
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale)
     return out * has_key.to(out.dtype) if not bool(has_key.all()) else out
 
@@ -168,9 +195,21 @@ def _local_blocked(
 
 
 def _sdpa(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    window: int | None,
+    causal: bool,
+    scale: float,
+    bias: Tensor | None = None,
 ) -> Tensor:
     nq, nk = q.shape[2], k.shape[2]
+    if bias is not None:  # the bias is dense anyway: one dense call
+        if mask is not None and mask.dim() == 2 and window is None and not causal:
+            return _sdpa_dense(q, k, v, mask[:, None, None, :], scale, bias)
+        allowed = dense_mask(mask, nq, nk, window=window, causal=causal, device=q.device)
+        return _sdpa_dense(q, k, v, allowed, scale, bias)
     if window is not None and (mask is None or mask.dim() == 2):
         if nq != nk:
             raise ValueError("attention: window attention needs self-attention (n_q == n_k)")
@@ -183,7 +222,14 @@ def _sdpa(
 
 
 def _flex(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, window: int | None, causal: bool, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    window: int | None,
+    causal: bool,
+    scale: float,
+    bias: Tensor | None = None,
 ) -> Tensor:
     if not flex_available():
         raise BackendUnavailableError("attention backend 'flex' needs torch>=2.5 (torch.nn.attention.flex_attention)")
@@ -198,8 +244,16 @@ def _flex(
 
     b, h, nq, _ = q.shape
     nk = k.shape[2]
+    score_mod = None
+    if bias is not None:
+        bb = bias.to(q.dtype)
+        b_one, h_one = bb.shape[0] == 1, bb.shape[1] == 1
+
+        def score_mod(score, bi, hi, qi, kj):
+            return score + bb[0 if b_one else bi, 0 if h_one else hi, qi, kj]
+
     if mask is None and window is None and not causal:
-        return flex_attention(q, k, v, scale=scale)
+        return flex_attention(q, k, v, scale=scale, score_mod=score_mod)
 
     def mask_mod(bi, hi, qi, kj):
         ok = qi >= 0  # a True of the right shape
@@ -213,7 +267,7 @@ def _flex(
 
     per_head = mask is not None and mask.dim() == 4 and mask.shape[1] > 1
     block = create_block_mask(mask_mod, B=b, H=h if per_head else None, Q_LEN=nq, KV_LEN=nk, device=q.device)
-    out = flex_attention(q, k, v, block_mask=block, scale=scale)
+    out = flex_attention(q, k, v, block_mask=block, scale=scale, score_mod=score_mod)
     return out
 
 
@@ -255,13 +309,13 @@ def _flash(
     return out * (~empty).to(out.dtype)[:, None, None, None] if bool(empty.any()) else out
 
 
-def resolve_backend(backend: str, q: Tensor, mask: Tensor | None = None) -> str:
+def resolve_backend(backend: str, q: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> str:
     """Return the concrete backend ``auto`` would run for these inputs (or validate an explicit one)."""
     if backend not in BACKENDS:
         raise ValueError(f"attention: unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend != "auto":
         return backend
-    dense = mask is not None and mask.dim() == 4
+    dense = (mask is not None and mask.dim() == 4) or bias is not None
     if q.is_cuda and flash_attn_available() and q.dtype in (torch.float16, torch.bfloat16) and not dense:
         return "flash"
     return "sdpa"
@@ -277,6 +331,7 @@ def attention(
     window: int | None = None,
     causal: bool = False,
     scale: float | None = None,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """Scaled dot-product attention with masking, local windows and causal rules over selectable backends.
 
@@ -289,6 +344,7 @@ def attention(
         window: if set, query ``i`` only sees keys ``j`` with ``|i - j| <= window`` (self-attention).
         causal: if True, query ``i`` only sees keys ``j <= i``.
         scale: softmax scale, default ``d ** -0.5``.
+        bias: additive logit bias ``[b|1, h|1, n_q, n_k]`` (float); not on ``flash``.
 
     Returns:
         ``[b, h, n_q, d]``; rows with no allowed key are zeros.
@@ -298,16 +354,20 @@ def attention(
         ValueError / TypeError: malformed shapes, dtypes or backend name.
     """
     _check_inputs(q, k, v, mask)
+    _check_bias(q, k, bias)
     if window is not None and (not isinstance(window, int) or window <= 0):
         raise ValueError(f"attention: window must be a positive int or None, got {window!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    name = resolve_backend(backend, q, mask)
+    name = resolve_backend(backend, q, mask, bias)
     if name == "math":
-        return _math(
-            q, k, v, dense_mask(mask, q.shape[2], k.shape[2], window=window, causal=causal, device=q.device), scale
-        )
+        allowed = dense_mask(mask, q.shape[2], k.shape[2], window=window, causal=causal, device=q.device)
+        return _math(q, k, v, allowed, scale, bias)
     if name == "sdpa":
-        return _sdpa(q, k, v, mask, window, causal, scale)
+        return _sdpa(q, k, v, mask, window, causal, scale, bias)
     if name == "flex":
-        return _flex(q, k, v, mask, window, causal, scale)
+        return _flex(q, k, v, mask, window, causal, scale, bias)
+    if bias is not None:
+        raise BackendUnavailableError(
+            "attention backend 'flash' has no additive bias (pair features); use 'sdpa', 'flex' or 'auto'"
+        )
     return _flash(q, k, v, mask, window, causal, scale)

@@ -31,8 +31,8 @@ class DiTConfig:
     naming the field and the value.
     """
 
-    in_dim: int
-    """Width of the input tokens ``x [b, n, in_dim]``."""
+    in_dim: int = 0
+    """Width of the input tokens ``x [b, n, in_dim]``. 0: resolved by the Lightning module from its tokenizer."""
     dim: int = 384
     """Hidden width of the transformer."""
     depth: int = 12
@@ -49,6 +49,15 @@ class DiTConfig:
     """Number of class labels for ``cond [b]`` long (0: none). Index ``num_classes`` is the null class."""
     context_dim: int = 0
     """Width of cross-attention context ``[b, m, context_dim]`` (0: no cross-attention)."""
+    cond_channels: int = 0
+    """Width of per-token condition channels ``x_cond [b, n, cond_channels]`` (reference frames, given values,
+    priors, features): a bias-free projection added to the input embedding (0: none)."""
+    drop_x_cond: bool = True
+    """Condition dropout (``drop_cond``) zeroes the condition channels of dropped samples. Set False when the module's
+    ``condition`` hook builds its own unconditional channels."""
+    pair_dim: int = 0
+    """Width of pair features ``pair [b, n, n, pair_dim]``; each block projects them to a per-head additive
+    attention bias (0: none)."""
     qk_norm: bool = True
     """RMS-normalise queries and keys per head (stabilises bf16 training)."""
     sandwich_norm: bool = False
@@ -78,7 +87,15 @@ class DiTConfig:
     window: int | None = None
     """Local attention window (tokens on each side) for the blocks selected by ``window_every``."""
     window_every: int = 2
-    """With ``window`` set, every ``window_every``-th block is global, the others local (1: all local)."""
+    """With ``window`` or ``window_grid`` set, every ``window_every``-th block is global, the others local
+    (1: all local)."""
+    window_grid: list[int] | None = None
+    """Token grid shape (e.g. ``[8, 8, 8]`` patches, tokens in raster order) for grid-window blocks."""
+    window_size: list[int] | None = None
+    """Window shape on ``window_grid`` (divides it per axis): local blocks attend inside these windows only."""
+    window_min_tokens: int = 0
+    """Local blocks fall back to global attention on sequences of at most this many tokens (where windows
+    do not pay)."""
     attn_backend: Literal["auto", "math", "sdpa", "flex", "flash"] = "auto"
     """Attention backend, see :func:`ditkit_core.nn.attention.attention`."""
     dropout: float = 0.0
@@ -93,13 +110,28 @@ class DiTConfig:
             if not cond:
                 raise ConfigError(f"DiTConfig.{name}={getattr(self, name)!r}: {msg}")
 
-        for name in ("in_dim", "dim", "depth", "heads"):
+        for name in ("dim", "depth", "heads"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, "must be a positive integer")
         need(self.dim % self.heads == 0, "heads", f"must divide dim={self.dim}")
         need(self.out_dim is None or (isinstance(self.out_dim, int) and self.out_dim > 0), "out_dim", "must be > 0")
         need(self.mlp_ratio > 0, "mlp_ratio", "must be > 0")
-        for name in ("cond_dim", "num_classes", "context_dim", "rope_axes", "registers", "learned_pos"):
+        need(
+            isinstance(self.in_dim, int) and not isinstance(self.in_dim, bool) and self.in_dim >= 0,
+            "in_dim",
+            "must be an integer >= 0 (0: resolved from the tokenizer)",
+        )
+        for name in (
+            "cond_dim",
+            "num_classes",
+            "context_dim",
+            "rope_axes",
+            "registers",
+            "learned_pos",
+            "cond_channels",
+            "pair_dim",
+            "window_min_tokens",
+        ):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "must be an integer >= 0")
         need(self.attn_backend in ATTENTION_BACKENDS, "attn_backend", f"must be one of {ATTENTION_BACKENDS}")
         need(self.rope_scaling in ROPE_SCALINGS, "rope_scaling", f"must be one of {ROPE_SCALINGS}")
@@ -116,6 +148,24 @@ class DiTConfig:
             need(0 < self.moe_top_k <= self.moe_experts, "moe_top_k", f"must be in [1, moe_experts={self.moe_experts}]")
         need(self.window is None or self.window > 0, "window", "must be a positive integer or None")
         need(self.window_every >= 1, "window_every", "must be >= 1")
+        need(
+            (self.window_grid is None) == (self.window_size is None),
+            "window_size",
+            f"window_grid={self.window_grid} and window_size must be given together",
+        )
+        if self.window_grid is not None:
+            need(self.window is None, "window", "use either 1D windows (window) or grid windows (window_grid)")
+            need(
+                len(self.window_grid) == len(self.window_size) and len(self.window_grid) > 0,
+                "window_size",
+                f"needs one size per axis of window_grid={self.window_grid}",
+            )
+            need(
+                all(w > 0 and g % w == 0 for g, w in zip(self.window_grid, self.window_size)),
+                "window_size",
+                f"must divide window_grid={self.window_grid} per axis",
+            )
+            need(self.registers == 0, "registers", "grid windows need registers=0")
         need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
     @property
@@ -127,8 +177,8 @@ class DiTConfig:
         return self.out_dim if self.out_dim is not None else self.in_dim
 
     def is_local_block(self, index: int) -> bool:
-        """Whether block ``index`` uses local window attention."""
-        if self.window is None:
+        """Whether block ``index`` uses local (1D or grid) window attention."""
+        if self.window is None and self.window_grid is None:
             return False
         return self.window_every == 1 or (index + 1) % self.window_every != 0
 

@@ -5,11 +5,23 @@ window), optional zero-initialised tanh-gated cross-attention to a context, and 
 sandwich norms. ``DiT`` adds the input projection, time / condition embeddings, register tokens and the
 adaLN-Zero final layer. A freshly initialised ``DiT`` outputs exactly zero.
 
+Seams (public, so domains compose the DiT instead of subclassing it):
+
+* per-token condition channels ``x_cond [b, n, cond_channels]`` enter through their own bias-free projection added
+  to the input embedding (``W [x, c] = W_x x + W_c c``);
+* pair features ``pair [b, n, n, pair_dim]`` become a per-head additive attention bias in every block;
+* token partitions (grid windows) are data (:class:`~ditkit_core.nn.partition.TokenPartition`) and every block runs
+  through :meth:`DiT.block`, which caches, compiled blocks and the plain forward all call;
+* block runners (:meth:`DiT.runner`) let training-free caches drive the block loop without patching anything;
+* ``forward(..., return_hidden=True)`` also returns the last hidden states for auxiliary heads.
+
 The model is single-device and eager; compile (``torch.compile``), FSDP or DDP are applied from outside.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +31,8 @@ from torch import Tensor, nn
 
 from ditkit_core.nn.attention import attention
 from ditkit_core.nn.config import DiTConfig
-from ditkit_core.nn.layers import Mlp, MoEMlp, RMSNorm, TimestepEmbedder, modulate
+from ditkit_core.nn.layers import FusedExperts, Mlp, MoEMlp, RMSNorm, TimestepEmbedder, modulate
+from ditkit_core.nn.partition import TokenPartition
 from ditkit_core.nn.rope import RotaryEmbedding
 
 
@@ -34,6 +47,11 @@ class BlockInputs:
     context: Tensor | None  # [b, m, context_dim]
     context_mask: Tensor | None  # [b, m] bool
     t: Tensor  # [b]
+    pair: Tensor | None = None  # [b, n, n, pair_dim] pair features (attention bias)
+    experts: list[FusedExperts] | None = None  # per block: precomputed fused MoE routes (expert caching)
+
+
+Runner = Callable[["DiT", Tensor, BlockInputs, Callable[[Tensor, BlockInputs], Tensor]], Tensor]
 
 
 class SelfAttention(nn.Module):
@@ -41,18 +59,24 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads, self.backend = cfg.heads, cfg.attn_backend
         self.window = cfg.window if local else None
+        self.window_min_tokens = cfg.window_min_tokens
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
         self.q_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.k_norm = RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.proj = nn.Linear(cfg.dim, cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
+        self.pair_proj = nn.Linear(cfg.pair_dim, cfg.heads) if cfg.pair_dim else None
 
-    def forward(self, x: Tensor, mask: Tensor | None, angles: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, angles: Tensor | None, pair: Tensor | None = None) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         q, k = self.q_norm(q), self.k_norm(k)
         if angles is not None:
             q, k = RotaryEmbedding.rotate(q, angles), RotaryEmbedding.rotate(k, angles)
-        out = attention(q, k, v, mask=mask, backend=self.backend, window=self.window)  # [b, h, n, d]
+        bias = None
+        if self.pair_proj is not None and pair is not None:
+            bias = rearrange(self.pair_proj(pair), "b q k h -> b h q k")  # [b, h, n, n]
+        window = self.window if (self.window is not None and x.shape[1] > self.window_min_tokens) else None
+        out = attention(q, k, v, mask=mask, backend=self.backend, window=window, bias=bias)  # [b, h, n, d]
         return self.drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
 
 
@@ -82,8 +106,9 @@ class DiTBlock(nn.Module):
 
     def __init__(self, cfg: DiTConfig, index: int):
         super().__init__()
+        self.index = index
         self.norm1 = RMSNorm(cfg.dim, affine=False)
-        self.attn = SelfAttention(cfg, local=cfg.is_local_block(index))
+        self.attn = SelfAttention(cfg, local=cfg.is_local_block(index) and cfg.window_grid is None)
         self.cross = CrossAttention(cfg) if cfg.context_dim else None
         self.norm2 = RMSNorm(cfg.dim, affine=False)
         hidden = int(cfg.dim * cfg.mlp_ratio)
@@ -99,12 +124,16 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: Tensor, inp: BlockInputs) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(inp.c).chunk(6, dim=-1)  # 6 x [b, d]
-        h = self.attn(modulate(self.norm1(x), shift1, scale1), inp.mask, inp.angles)
+        h = self.attn(modulate(self.norm1(x), shift1, scale1), inp.mask, inp.angles, inp.pair)
         x = torch.addcmul(x, gate1[:, None], self.post_attn(h))
         if self.cross is not None and inp.context is not None:
             x = x + self.cross(x, inp.context, inp.context_mask)
         h = modulate(self.norm2(x), shift2, scale2)
-        h = self.mlp(h, inp.temb, inp.mask) if isinstance(self.mlp, MoEMlp) else self.mlp(h)
+        if isinstance(self.mlp, MoEMlp):
+            fused = inp.experts[self.index] if inp.experts is not None else None
+            h = self.mlp(h, inp.temb, inp.mask, fused=fused)
+        else:
+            h = self.mlp(h)
         return torch.addcmul(x, gate2[:, None], self.post_mlp(h))
 
 
@@ -127,8 +156,8 @@ class DiT(nn.Module):
         config: a :class:`DiTConfig`.
 
     Composition seams: ``x_embed`` (any module ``[b, n, in_dim] -> [b, n, dim]``, e.g. a geometric or convolutional
-    embedding) may be replaced after construction; ``run_blocks`` is what training-free caches and custom block
-    partitions (3D windows) wrap.
+    embedding) may be replaced after construction; ``x_cond`` / ``pair`` inputs (see the module docstring);
+    :meth:`block` runs one block (with its token partition) and :meth:`runner` installs a block runner (caches).
 
     Example:
         >>> model = DiT(DiTConfig.preset("debug", in_dim=3))
@@ -137,8 +166,23 @@ class DiT(nn.Module):
 
     def __init__(self, config: DiTConfig):
         super().__init__()
+        if config.in_dim <= 0:
+            raise ValueError(
+                f"DiT: DiTConfig.in_dim={config.in_dim} must be set (> 0); a Lightning module resolves 0 "
+                "from its tokenizer"
+            )
         self.config = cfg = config
-        self.x_embed = nn.Linear(cfg.in_dim, cfg.dim)
+        self.cond_proj = None
+        if not cfg.cond_channels:
+            self.x_embed = nn.Linear(cfg.in_dim, cfg.dim)
+        else:  # built as one [x, x_cond] projection and split (same random stream as a joint input)
+            joint = nn.Linear(cfg.in_dim + cfg.cond_channels, cfg.dim)
+            self.x_embed = nn.utils.skip_init(nn.Linear, cfg.in_dim, cfg.dim)
+            self.cond_proj = nn.utils.skip_init(nn.Linear, cfg.cond_channels, cfg.dim, bias=False)
+            with torch.no_grad():
+                self.x_embed.weight.copy_(joint.weight[:, : cfg.in_dim])
+                self.x_embed.bias.copy_(joint.bias)
+                self.cond_proj.weight.copy_(joint.weight[:, cfg.in_dim :])
         self.t_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale)
         self.cond_embed = (
             nn.Sequential(nn.Linear(cfg.cond_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
@@ -156,6 +200,8 @@ class DiT(nn.Module):
         self.register_tokens = nn.Parameter(torch.zeros(cfg.registers, cfg.dim)) if cfg.registers else None
         self.blocks = nn.ModuleList(DiTBlock(cfg, i) for i in range(cfg.depth))
         self.final = FinalLayer(cfg.dim, cfg.output_dim)
+        self.partition = TokenPartition.grid(cfg.window_grid, cfg.window_size) if cfg.window_grid else None
+        self.runners: list[Runner] = []
         self.initialize_weights()
 
     # ------------------------------------------------------------------ init
@@ -163,10 +209,22 @@ class DiT(nn.Module):
         """DiT initialisation: Xavier-uniform linears, N(0, 0.02) embeddings, and adaLN-Zero.
 
         Zeroed: every adaLN modulation (so blocks start as identity), every cross-attention gate and the final
-        projection. Consequence (tested): a fresh model outputs exactly zero.
+        projection. Consequence (tested): a fresh model outputs exactly zero. The input projection and the
+        condition-channel projection are initialised as one Xavier matrix over ``[x, x_cond]`` and split, so
+        splitting the input does not change the initial distribution.
         """
 
         def base(m: nn.Module) -> None:
+            if m is self.cond_proj:
+                return
+            if m is self.x_embed and self.cond_proj is not None:
+                joint = torch.empty(self.config.dim, self.config.in_dim + self.config.cond_channels)
+                nn.init.xavier_uniform_(joint)
+                with torch.no_grad():
+                    m.weight.copy_(joint[:, : self.config.in_dim])
+                    self.cond_proj.weight.copy_(joint[:, self.config.in_dim :])
+                    nn.init.zeros_(m.bias)
+                return
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
@@ -200,6 +258,8 @@ class DiT(nn.Module):
         context: Tensor | None,
         context_mask: Tensor | None,
         cond: Tensor | None,
+        x_cond: Tensor | None = None,
+        pair: Tensor | None = None,
     ) -> Tensor:
         cfg = self.config
         if x.dim() != 3 or x.shape[-1] != cfg.in_dim:
@@ -237,6 +297,18 @@ class DiT(nn.Module):
                     raise ValueError(f"DiT: cond must be [b, cond_dim]=({b}, {cfg.cond_dim}), got {tuple(cond.shape)}")
             else:
                 raise ValueError("DiT: cond given but the config has neither cond_dim nor num_classes")
+        if cfg.cond_channels and x_cond is None:
+            raise ValueError(f"DiT: cond_channels={cfg.cond_channels} needs x_cond [b, n, {cfg.cond_channels}]")
+        if x_cond is not None and (not cfg.cond_channels or tuple(x_cond.shape) != (b, n, cfg.cond_channels)):
+            raise ValueError(
+                f"DiT: x_cond must be [b, n, cond_channels]=({b}, {n}, {cfg.cond_channels}), got {tuple(x_cond.shape)}"
+            )
+        if pair is not None and (not cfg.pair_dim or tuple(pair.shape) != (b, n, n, cfg.pair_dim)):
+            raise ValueError(
+                f"DiT: pair must be [b, n, n, pair_dim]=({b}, {n}, {n}, {cfg.pair_dim}), got {tuple(pair.shape)}"
+            )
+        if self.partition is not None and n != self.partition.tokens:
+            raise ValueError(f"DiT: window_grid={cfg.window_grid} needs {self.partition.tokens} tokens, got {n}")
         return t
 
     def embed_condition(self, t: Tensor, cond: Tensor | None, drop_cond: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -257,11 +329,47 @@ class DiT(nn.Module):
             c = c + self.null_cond
         return c, temb
 
+    def unconditional_parameters(self) -> list[nn.Parameter]:
+        """Parameters used only by dropped / unconditional samples (the learned null condition)."""
+        return [self.null_cond] if self.null_cond is not None else []
+
+    def block(self, i: int, h: Tensor, inp: BlockInputs) -> Tensor:
+        """Run block ``i`` on hidden tokens ``h [b, n, d]``: inside its token partition when it is a local grid block.
+
+        Every path that evaluates blocks (the plain forward, caches, compiled blocks) goes through here.
+        """
+        blk = self.blocks[i]
+        if self.partition is None or not self.config.is_local_block(i):
+            return blk(h, inp)
+        part = self.partition
+        return part.merge(blk(part.split(h), part.split_inputs(inp)), h.shape[0])
+
     def run_blocks(self, h: Tensor, inp: BlockInputs) -> Tensor:
-        """Apply every block in order. Training-free caches (``ditkit_core.sampling.cache``) wrap this."""
-        for blk in self.blocks:
-            h = blk(h, inp)
-        return h
+        """Apply every block in order, through the installed runners (see :meth:`runner`) if any."""
+
+        def plain(h: Tensor, inp: BlockInputs) -> Tensor:
+            for i in range(len(self.blocks)):
+                h = self.block(i, h, inp)
+            return h
+
+        call = plain
+        for fn in reversed(self.runners):  # the first installed runner is called first
+            call = (lambda f, nxt: lambda h, inp: f(self, h, inp, nxt))(fn, call)
+        return call(h, inp)
+
+    @contextlib.contextmanager
+    def runner(self, fn: Runner) -> Iterator[None]:
+        """Install a block runner for the duration of the ``with`` block.
+
+        ``fn(dit, h, inputs, proceed)`` replaces the block loop: it may call ``proceed(h, inputs)`` (the next runner,
+        or the plain loop over :meth:`block`), call :meth:`block` itself, or reuse cached results. Runners installed
+        earlier are called first, so ``with ExpertCache(m), BlockCache(m):`` lets the expert cache feed the block cache.
+        """
+        self.runners.append(fn)
+        try:
+            yield
+        finally:
+            self.runners.remove(fn)
 
     def aux_loss(self) -> Tensor:
         """Weighted sum of the MoE balance losses of the last forward (0 without MoE)."""
@@ -282,7 +390,10 @@ class DiT(nn.Module):
         context_mask: Tensor | None = None,
         cond: Tensor | None = None,
         drop_cond: Tensor | None = None,
-    ) -> Tensor:
+        x_cond: Tensor | None = None,
+        pair: Tensor | None = None,
+        return_hidden: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Predict the velocity of every token.
 
         Args:
@@ -293,15 +404,23 @@ class DiT(nn.Module):
             context: cross-attention tokens ``[b, m, context_dim]``.
             context_mask: ``[b, m]`` bool, True = real context token.
             cond: global condition ``[b, cond_dim]`` float, or class labels ``[b]`` long.
-            drop_cond: ``[b]`` bool; True replaces cond by the learned null condition and hides the context
-                (classifier-free guidance training and unconditional branches).
+            drop_cond: ``[b]`` bool; True replaces cond by the learned null condition, hides the context and (with
+                ``drop_x_cond``) zeroes the condition channels (classifier-free guidance training and unconditional
+                branches).
+            x_cond: per-token condition channels ``[b, n, cond_channels]``.
+            pair: pair features ``[b, n, n, pair_dim]`` (a per-head attention bias in every block).
+            return_hidden: also return the last hidden states ``[b, n, dim]`` (before the final layer).
 
         Returns:
-            velocity ``[b, n, out_dim]``.
+            velocity ``[b, n, out_dim]`` (and the hidden states with ``return_hidden``).
         """
-        t = self._check(x, t, mask, pos, context, context_mask, cond)
+        t = self._check(x, t, mask, pos, context, context_mask, cond, x_cond, pair)
         b, n, _ = x.shape
         h = self.x_embed(x)  # [b, n, d]
+        if self.cond_proj is not None:
+            if drop_cond is not None and self.config.drop_x_cond:
+                x_cond = x_cond * (~drop_cond)[:, None, None].to(x_cond.dtype)
+            h = h + self.cond_proj(x_cond.to(h.dtype))
         if self.pos_table is not None and pos is not None:
             idx = pos[..., 0].long()
             if idx.min() < 0 or idx.max() >= self.config.learned_pos:
@@ -319,12 +438,16 @@ class DiT(nn.Module):
                 mask = F.pad(mask, (r, 0), value=True)
             if angles is not None:
                 angles = F.pad(angles, (0, 0, r, 0))  # registers sit at the origin: no rotation
-        inp = BlockInputs(c=c, temb=temb, mask=mask, angles=angles, context=context, context_mask=context_mask, t=t)
-        h = self.run_blocks(h, inp)
-        out = self.final(h[:, r:], c)  # [b, n, out_dim]
+            if pair is not None:
+                pair = F.pad(pair, (0, 0, r, 0, r, 0))  # no bias to or from registers
+        inp = BlockInputs(
+            c=c, temb=temb, mask=mask, angles=angles, context=context, context_mask=context_mask, t=t, pair=pair
+        )
+        h = self.run_blocks(h, inp)[:, r:]  # [b, n, d]
+        out = self.final(h, c)  # [b, n, out_dim]
         if mask is not None:
             out = out * mask[:, r:, None].to(out.dtype)
-        return out
+        return (out, h) if return_hidden else out
 
     def num_parameters(self, active_only: bool = False) -> int:
         """Parameter count; with ``active_only``, routed experts count ``top_k`` of ``E`` (per token)."""

@@ -66,12 +66,40 @@ class Mlp(nn.Module):
         return self.fc2(self.drop(F.gelu(self.fc1(x), approximate="tanh")))
 
 
+class FusedExperts(nn.Module):
+    """The shared experts plus a fixed choice of routed experts, fused into one two-layer MLP.
+
+    With routes fixed (MoDE's time-only routing at a known solver time), ``sum_e w_e mlp_e(x)`` over the shared and
+    the chosen experts is one MLP of width ``(shared + k) * hidden`` whose second layer carries the route weights:
+    two dense matmuls instead of routing and gathering tokens per expert. Exactly equal to the routed MLP.
+
+    Args:
+        moe: the :class:`MoEMlp` whose experts are fused.
+        idx: chosen routed experts ``[k]`` (long).
+        w: their route weights ``[k]``.
+    """
+
+    def __init__(self, moe: MoEMlp, idx: Tensor, w: Tensor):
+        super().__init__()
+        experts = list(moe.shared) + [moe.experts[int(e)] for e in idx]
+        weights = [1.0] * len(moe.shared) + [float(v) for v in w]
+        self.register_buffer("w1", torch.cat([e.fc1.weight for e in experts], 0).detach())  # [(s+k) h, d]
+        self.register_buffer("b1", torch.cat([e.fc1.bias for e in experts], 0).detach())
+        self.register_buffer("w2", torch.cat([c * e.fc2.weight for c, e in zip(weights, experts)], 1).detach())
+        self.register_buffer("b2", sum(c * e.fc2.bias for c, e in zip(weights, experts)).detach())  # [d]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [b, n, d] -> [b, n, d]``."""
+        w1, b1, w2, b2 = (p.to(x.dtype) for p in (self.w1, self.b1, self.w2, self.b2))
+        return F.linear(F.gelu(F.linear(x, w1, b1), approximate="tanh"), w2, b2)
+
+
 class MoEMlp(nn.Module):
     """Mixture-of-experts MLP: shared experts + top-k routed experts, with a load-balancing loss.
 
     The router sees the token (``token``), the token plus the time embedding (``token_time``) or the time
     embedding alone (``time``, MoDE's noise-conditioned routing: every token of a sample takes the same experts,
-    so routes depend on ``t`` only and can be precomputed per sampling step).
+    so routes depend on ``t`` only and can be fused per sampling time, see :meth:`fuse`).
 
     After each forward, ``self.balance_loss`` holds the Switch-Transformer balance loss
     ``E * sum_e f_e * p_e`` over real tokens (``f_e``: fraction of assignments to expert e, ``p_e``: mean
@@ -102,7 +130,6 @@ class MoEMlp(nn.Module):
         self.router = nn.Linear(dim, experts, bias=False)
         self.top_k, self.router_kind, self.num_experts = top_k, router, experts
         self.balance_loss: Tensor = torch.zeros(())
-        self.forced_routes: tuple[Tensor, Tensor] | None = None  # (idx, weight) [b, k]: set by expert caching
 
     def route(self, x: Tensor, temb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Router probabilities and top-k choice.
@@ -125,15 +152,25 @@ class MoEMlp(nn.Module):
         w = w / w.sum(-1, keepdim=True)
         return probs, idx, w.to(x.dtype)
 
-    def forward(self, x: Tensor, temb: Tensor, mask: Tensor | None = None) -> Tensor:
+    @torch.no_grad()
+    def fuse(self, temb: Tensor) -> list[FusedExperts]:
+        """Fused experts for time-only routing at each time embedding ``temb [K, d]`` (one per row).
+
+        Raises:
+            ValueError: routing depends on the tokens (``router != "time"``), so routes cannot be fixed per time.
+        """
+        if self.router_kind != "time":
+            raise ValueError(f"MoEMlp.fuse: routes must depend on t only (router='time'), got {self.router_kind!r}")
+        _, idx, w = self.route(temb[:, None], temb)  # [K, 1, k]
+        return [FusedExperts(self, idx[j, 0], w[j, 0]) for j in range(temb.shape[0])]
+
+    def forward(self, x: Tensor, temb: Tensor, mask: Tensor | None = None, fused: FusedExperts | None = None) -> Tensor:
+        """``x [b, n, d]`` with time embedding ``temb [b, d]`` -> ``[b, n, d]``; ``fused`` runs precomputed routes."""
+        if fused is not None:
+            return fused(x)
         b, n, d = x.shape
         out = sum((e(x) for e in self.shared), torch.zeros_like(x))
-        if self.forced_routes is not None:
-            idx, w = self.forced_routes
-            idx, w = idx[:, None].expand(b, 1, -1), w[:, None].expand(b, 1, -1).to(x.dtype)
-            probs = None
-        else:
-            probs, idx, w = self.route(x, temb)
+        probs, idx, w = self.route(x, temb)
         idx = idx.expand(b, n, self.top_k)
         w = w.expand(b, n, self.top_k)
         flat = rearrange(x, "b n d -> (b n) d")
@@ -145,8 +182,7 @@ class MoEMlp(nn.Module):
                 continue
             routed.index_add_(0, tok, expert(flat[tok]) * fw[tok, slot, None])
         out = out + rearrange(routed, "(b n) d -> b n d", b=b)
-        if probs is not None:
-            self.balance_loss = self._balance(probs.expand(b, n, -1), idx, mask)
+        self.balance_loss = self._balance(probs.expand(b, n, -1), idx, mask)
         return out
 
     def _balance(self, probs: Tensor, idx: Tensor, mask: Tensor | None) -> Tensor:

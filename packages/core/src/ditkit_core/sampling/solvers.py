@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Literal
@@ -11,6 +12,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ditkit_core.flow.time import shift_time
+from ditkit_core.sampling.protocol import branch, solver_call, solver_run
 
 VelocityFn = Callable[..., Tensor]
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
@@ -83,7 +85,8 @@ def guided(
             lo, hi = cfg_interval
             if not bool(((t >= lo) & (t <= hi)).any()):
                 return v_c
-        v_u = velocity_fn(x, t, True)
+        with branch("uncond"):  # caches keep one state per branch
+            v_u = velocity_fn(x, t, True)
         v = v_u + cfg_scale * (v_c - v_u)
         if cfg_rescale > 0:
             dims = tuple(range(1, v.dim()))
@@ -97,25 +100,31 @@ def guided(
     return fn
 
 
-def _step(fn: Callable[[Tensor, Tensor], Tensor], method: str, x: Tensor, t0: Tensor, t1: Tensor) -> Tensor:
+def _step(fn: Callable[[Tensor, Tensor], Tensor], method: str, x: Tensor, t0: Tensor, t1: Tensor, step: int) -> Tensor:
+    """One solver step; every evaluation is announced to caches (step, stage, evaluation index)."""
     b = x.shape[0]
     h = (t1 - t0).to(x.dtype)
-    T = lambda s: s.expand(b)  # noqa: E731  time as [b]
+    per_step = EVALS_PER_STEP[method]
+
+    def f(stage: int, x: Tensor, t: Tensor) -> Tensor:
+        with solver_call(step, stage, step * per_step + stage):
+            return fn(x, t.expand(b))  # time as [b]
+
     if method == "euler":
-        return x + h * fn(x, T(t0))
+        return x + h * f(0, x, t0)
     if method == "midpoint":
-        k1 = fn(x, T(t0))
-        return x + h * fn(x + 0.5 * h * k1, T(t0 + 0.5 * (t1 - t0)))
+        k1 = f(0, x, t0)
+        return x + h * f(1, x + 0.5 * h * k1, t0 + 0.5 * (t1 - t0))
     if method == "heun":
-        k1 = fn(x, T(t0))
-        k2 = fn(x + h * k1, T(t1))
+        k1 = f(0, x, t0)
+        k2 = f(1, x + h * k1, t1)
         return x + 0.5 * h * (k1 + k2)
     # classical RK4
     tm = t0 + 0.5 * (t1 - t0)
-    k1 = fn(x, T(t0))
-    k2 = fn(x + 0.5 * h * k1, T(tm))
-    k3 = fn(x + 0.5 * h * k2, T(tm))
-    k4 = fn(x + h * k3, T(t1))
+    k1 = f(0, x, t0)
+    k2 = f(1, x + 0.5 * h * k1, tm)
+    k3 = f(2, x + 0.5 * h * k2, tm)
+    k4 = f(3, x + h * k3, t1)
     return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
@@ -162,6 +171,12 @@ def sample(
     """
     if method not in METHODS:
         raise ValueError(f"sample: unknown method {method!r}; choose one of {METHODS}")
+    if method != "dopri5" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"sample: steps={steps!r} must be a positive integer")
+    if not (isinstance(cfg_scale, (int, float)) and math.isfinite(cfg_scale)):
+        raise ValueError(f"sample: cfg_scale={cfg_scale!r} must be a finite number")
+    if not 0.0 <= cfg_rescale <= 1.0:
+        raise ValueError(f"sample: cfg_rescale={cfg_rescale!r} must be in [0, 1]")
     if (known is None) != (known_mask is None):
         raise ValueError("sample: known and known_mask must be given together")
     if known is not None and known.shape != x_0.shape:
@@ -176,18 +191,18 @@ def sample(
     else:
         clamp = None
 
-    if method == "dopri5":
-        return _adaptive(fn, x_0, clamp, return_trajectory, atol, rtol)
-
-    grid = time_grid(steps, schedule, shift=shift, sway=sway, device=x_0.device).to(x_0.dtype)
-    x = x_0 if clamp is None else clamp(x_0, 0.0)
-    traj = [x] if return_trajectory else []
-    for i in tqdm(range(steps), disable=not progress, desc=f"sampling ({method}, {steps} steps)", leave=False):
-        x = _step(fn, method, x, grid[i], grid[i + 1])
-        if clamp is not None:
-            x = clamp(x, grid[i + 1])
-        if return_trajectory:
-            traj.append(x)
+    with solver_run():
+        if method == "dopri5":
+            return _adaptive(fn, x_0, clamp, return_trajectory, atol, rtol)
+        grid = time_grid(steps, schedule, shift=shift, sway=sway, device=x_0.device).to(x_0.dtype)
+        x = x_0 if clamp is None else clamp(x_0, 0.0)
+        traj = [x] if return_trajectory else []
+        for i in tqdm(range(steps), disable=not progress, desc=f"sampling ({method}, {steps} steps)", leave=False):
+            x = _step(fn, method, x, grid[i], grid[i + 1], i)
+            if clamp is not None:
+                x = clamp(x, grid[i + 1])
+            if return_trajectory:
+                traj.append(x)
     return (x, traj) if return_trajectory else x
 
 
@@ -204,10 +219,12 @@ def _adaptive(
     except ImportError as e:
         raise ImportError("sample(method='dopri5') needs torchdiffeq: pip install 'ditkit-core[adaptive]'") from e
     b = x_0.shape[0]
+    count = itertools.count()
 
     def rhs(t: Tensor, x: Tensor) -> Tensor:
-        v = fn(x if clamp is None else clamp(x, t), t.expand(b))
-        return v
+        i = next(count)  # adaptive steps: every evaluation is its own step
+        with solver_call(i, 0, i):
+            return fn(x if clamp is None else clamp(x, t), t.expand(b))
 
     ts = torch.tensor([0.0, 1.0], device=x_0.device)
     out = odeint(rhs, x_0, ts, method="dopri5", atol=atol, rtol=rtol)

@@ -21,6 +21,8 @@ class TokenBatch:
         context_mask: ``[b, m]`` bool.
         cond: global condition ``[b, c]`` float or class labels ``[b]`` long.
         known_mask: bool like ``x`` (or ``[b, n]``): entries given as conditions (infilling); the loss skips them.
+        x_cond: per-token condition channels ``[b, n, c]`` (reference frames, given values, priors, features).
+        pair: pair features ``[b, n, n, p]`` (an additive attention bias in every block).
         meta: anything the decoder needs to get back to raw data (original lengths, scales, names, ...).
     """
 
@@ -31,6 +33,8 @@ class TokenBatch:
     context_mask: Tensor | None = None
     cond: Tensor | None = None
     known_mask: Tensor | None = None
+    x_cond: Tensor | None = None
+    pair: Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -47,6 +51,10 @@ class TokenBatch:
             raise ValueError(f"TokenBatch.context must have batch {b}, got {tuple(self.context.shape)}")
         if self.cond is not None and self.cond.shape[0] != b:
             raise ValueError(f"TokenBatch.cond must have batch {b}, got {tuple(self.cond.shape)}")
+        if self.x_cond is not None and (self.x_cond.dim() != 3 or tuple(self.x_cond.shape[:2]) != (b, n)):
+            raise ValueError(f"TokenBatch.x_cond must be [b, n, c]=({b}, {n}, c), got {tuple(self.x_cond.shape)}")
+        if self.pair is not None and (self.pair.dim() != 4 or tuple(self.pair.shape[:3]) != (b, n, n)):
+            raise ValueError(f"TokenBatch.pair must be [b, n, n, p]=({b}, {n}, {n}, p), got {tuple(self.pair.shape)}")
 
     @property
     def batch_size(self) -> int:
@@ -62,13 +70,18 @@ class TokenBatch:
 
     def model_kwargs(self) -> dict[str, Tensor | None]:
         """Keyword arguments for ``DiT.forward`` (everything but ``x``)."""
-        return {
+        kw = {
             "mask": self.mask,
             "pos": self.pos,
             "context": self.context,
             "context_mask": self.context_mask,
             "cond": self.cond,
         }
+        if self.x_cond is not None:
+            kw["x_cond"] = self.x_cond
+        if self.pair is not None:
+            kw["pair"] = self.pair
+        return kw
 
 
 @runtime_checkable
