@@ -28,6 +28,11 @@ CUBE_AXES = ("series", "date", "band", "row", "col")
 PathLike = str | os.PathLike | None
 
 
+def number(x: Any) -> float:
+    """A scalar as a Python float with the shortest repr of its own precision (float32 3e38 -> 3e+38)."""
+    return float(str(x)) if isinstance(x, (np.float32, np.float16)) else float(x)
+
+
 def _position(shape: tuple[int, ...], flat: int, axes: Sequence[str], bands: Sequence[str] | None) -> str:
     idx = np.unravel_index(flat, shape)
     parts = []
@@ -85,7 +90,7 @@ def check_values(
                 f"{int(inf.sum())} infinite value(s) (NaN marks missing data; infinity is not a measurement)",
                 path=path,
                 field=f"{field}[{where}]",
-                value=float(a.flat[i]),
+                value=number(a.flat[i]),
             )
         if a.dtype.itemsize > 4:
             with np.errstate(invalid="ignore"):
@@ -97,7 +102,7 @@ def check_values(
                     f"{int(big.sum())} value(s) beyond float32 range (they would become infinite)",
                     path=path,
                     field=f"{field}[{where}]",
-                    value=float(a.flat[i]),
+                    value=number(a.flat[i]),
                 )
     return a.astype(np.float32, copy=False)
 
@@ -125,7 +130,7 @@ def check_days(
             f"{int(bad.sum())} unknown date(s) (NaN / inf): every acquisition needs a date",
             path=path,
             field=f"{field}[{_position(a.shape, i, axes, None)}]",
-            value=float(a.flat[i]),
+            value=number(a.flat[i]),
         )
     out = (a < lo) | ((a >= hi) if upper_open else (a > hi))
     if out.any():
@@ -135,7 +140,7 @@ def check_days(
             f"{int(out.sum())} value(s) outside {rng}",
             path=path,
             field=f"{field}[{_position(a.shape, i, axes, None)}]",
-            value=float(a.flat[i]),
+            value=number(a.flat[i]),
         )
     return a
 
@@ -270,7 +275,7 @@ def read_npy(f: IO[bytes], *, path: PathLike, field: str, available: int, max_va
 
 def load_npy(path: str | os.PathLike, *, field: str | None = None, max_values: int = MAX_VALUES) -> np.ndarray:
     """``np.load`` of one ``.npy`` file with the header checks of :func:`read_npy` (errors name the file)."""
-    field = field or os.path.basename(path)
+    field = field or os.path.splitext(os.path.basename(path))[0]
     with naming_file(path):
         size = os.path.getsize(path)
         with open(path, "rb") as f:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ditkit_core.errors import DataError
-from ditkit_geo.checks import check_days, check_mask, check_values
+from ditkit_geo.checks import check_days, check_mask, check_values, number
 
 
 @dataclass
@@ -194,10 +194,12 @@ class Normalizer:
 
     @classmethod
     def fit(cls, data: SITS) -> Normalizer:
-        v = np.moveaxis(data.values, 2, 0).reshape(data.values.shape[2], -1)  # [C, N*T*H*W]
-        with np.errstate(all="ignore"):  # float64 sums: float32 ones overflow on values near the float32 limit
-            mean = np.nanmean(v, axis=1, dtype=np.float64)
-            std = np.nanstd(v, axis=1, dtype=np.float64)
+        c = data.values.shape[2]
+        mean, std = np.zeros(c), np.zeros(c)
+        for i in range(c):  # float64 per channel: float32 sums and deviations overflow near the float32 limit
+            v = data.values[:, :, i].astype(np.float64)
+            with np.errstate(all="ignore"):
+                mean[i], std[i] = np.nanmean(v), np.nanstd(v)
         mean = np.nan_to_num(mean, nan=0.0)
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
         return cls([float(m) for m in mean], [float(s) for s in std])
@@ -222,16 +224,19 @@ class Normalizer:
         def norm(x: np.ndarray, field: str) -> np.ndarray:
             with np.errstate(over="ignore"):
                 y = (x - m) / s
-            over = np.isinf(y)  # inputs are finite or NaN (checked by SITS), so inf is an overflow
+            if not np.isinf(y).any():  # inputs are finite or NaN (checked by SITS), so inf is an overflow
+                return y
+            y = (x.astype(np.float64) - m.astype(np.float64)) / s.astype(np.float64)  # x - m may overflow alone
+            over = np.abs(y) > np.finfo(np.float32).max
             if over.any():
                 i = np.unravel_index(int(over.argmax()), y.shape)
                 raise DataError(
                     f"normalised value overflows float32 (channel mean {self.mean[i[2]]:g}, std {self.std[i[2]]:g})",
                     path=data.source,
                     field=f"{field}[series {i[0]}, date {i[1]}, band {data.bands[i[2]]}, row {i[3]}, col {i[4]}]",
-                    value=float(x[i]),
+                    value=number(x[i]),
                 )
-            return y
+            return y.astype(np.float32)
 
         cloudy = None if data.cloudy is None else norm(data.cloudy, "cloudy")
         return replace(
