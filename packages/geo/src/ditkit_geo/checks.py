@@ -116,10 +116,12 @@ def check_days(
     lo: float = -MAX_DAY,
     hi: float = MAX_DAY,
     upper_open: bool = False,
+    what: str = "date",
 ) -> np.ndarray:
     """Dates (days, day of year) -> float64: every entry known (no NaN / inf) and within ``[lo, hi]``.
 
-    ``upper_open`` makes the range ``[lo, hi)``. Raises DataError naming the first bad position.
+    ``upper_open`` makes the range ``[lo, hi)``; ``what`` names the quantity in the message (date, coordinate).
+    Raises DataError naming the first bad position. The default range keeps integer days exact in float32.
     """
     a = check_real(a, path=path, field=field).astype(np.float64)
     axes = list(axes)[-a.ndim :] if len(axes) >= a.ndim else [f"axis{i}" for i in range(a.ndim)]
@@ -127,7 +129,7 @@ def check_days(
     if bad.any():
         i = int(bad.argmax())
         raise DataError(
-            f"{int(bad.sum())} unknown date(s) (NaN / inf): every acquisition needs a date",
+            f"{int(bad.sum())} unknown {what}(s) (NaN / inf)" + (": every acquisition needs a date" * (what == "date")),
             path=path,
             field=f"{field}[{_position(a.shape, i, axes, None)}]",
             value=number(a.flat[i]),
@@ -135,7 +137,7 @@ def check_days(
     out = (a < lo) | ((a >= hi) if upper_open else (a > hi))
     if out.any():
         i = int(out.argmax())
-        rng = f"[{lo:g}, {hi:g}{')' if upper_open else ']'}"
+        rng = f"[{lo:.10g}, {hi:.10g}{')' if upper_open else ']'}"
         raise DataError(
             f"{int(out.sum())} value(s) outside {rng}",
             path=path,
@@ -174,11 +176,16 @@ def check_mask(a: Any, *, path: PathLike, field: str, axes: Sequence[str]) -> np
 
 def check_bands(names: Any, *, path: PathLike, field: str = "bands", count: int | None = None) -> list[str]:
     """Channel names: strings (bytes must be UTF-8), not empty, distinct, ``count`` of them when given."""
-    arr = np.asarray(names)
-    if arr.ndim != 1:
-        raise DataError(f"expected a 1-D list of names, got shape {arr.shape}", path=path, field=field, value=arr.shape)
+    if isinstance(names, (str, bytes)):
+        raise DataError("expected a list of names, got one string", path=path, field=field, value=names)
+    if isinstance(names, np.ndarray):
+        if names.ndim != 1:
+            raise DataError("expected a 1-D list of names", path=path, field=f"{field}.shape", value=names.shape)
+        items = names.tolist()
+    else:
+        items = list(names)
     out = []
-    for i, b in enumerate(arr.tolist()):
+    for i, b in enumerate(items):
         if isinstance(b, bytes):
             try:
                 b = b.decode("utf-8")

@@ -16,13 +16,14 @@ from typing import Any
 
 import torch
 
+from ditkit_core.errors import DataError, naming_file, read_text
+
 
 def load_run(config: str | Path, ckpt: str | Path | None = None) -> tuple[Any, Any]:
     """Module (weights from ``ckpt`` when given) and set-up DataModule described by an app YAML config."""
-    from ditkit_core.errors import DataError, naming_file, read_text
+    read_text(config)  # a missing or non-UTF-8 config names the file and line before Lightning parses it
     from ditkit_core.lightning.cli import FlowCLI
 
-    read_text(config)  # a missing or non-UTF-8 config names the file and line
     cli = FlowCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
     module, dm = cli.model, cli.datamodule
     if ckpt is not None:

@@ -175,8 +175,8 @@ def check_latlon(a: Any, n: int, *, path: str) -> np.ndarray:
     a = check_real(a, path=path, field="latlon")
     if a.shape != (n, 2):
         raise DataError(f"must be [N, 2]=({n}, 2)", path=path, field="latlon.shape", value=a.shape)
-    check_days(a[:, 0], path=path, field="latitude", axes=("series",), lo=-90.0, hi=90.0)
-    check_days(a[:, 1], path=path, field="longitude", axes=("series",), lo=-360.0, hi=360.0)
+    check_days(a[:, 0], path=path, field="latitude", axes=("series",), lo=-90.0, hi=90.0, what="coordinate")
+    check_days(a[:, 1], path=path, field="longitude", axes=("series",), lo=-360.0, hi=360.0, what="coordinate")
     return a.astype(np.float64)
 
 

@@ -45,7 +45,8 @@ def _parse_date(s: Any, where: str, field: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(str(s)[:10])
     except ValueError as e:
-        raise DataError("cannot parse the date (use ISO YYYY-MM-DD)", path=where, field=field, value=s) from e
+        value = s.item() if isinstance(s, np.generic) else s
+        raise DataError("cannot parse the date (use ISO YYYY-MM-DD)", path=where, field=field, value=value) from e
 
 
 def _days(dates: Sequence[dt.date]) -> tuple[np.ndarray, np.ndarray, dt.date]:
