@@ -12,6 +12,10 @@ Conventions (shared by loaders, the tokenizer, tasks and metrics):
 
 Handling of awkward inputs (documented behaviour, tested):
 
+* every :class:`SITS` is validated when built: values must be real numbers (complex and non-numeric dtypes raise),
+  NaN is the only missing marker (infinity and finite values beyond float32 range raise), days and day of year must
+  be known (no NaN) and in range, masks must be 0 / 1. Errors are :class:`~ditkit_core.errors.DataError` naming
+  ``source``, the field with the position of the first bad entry, and the value.
 * unsorted dates are sorted (with every per-date array) by :meth:`SITS.sorted`; repeated dates raise.
 * a band-count mismatch between arrays and ``bands`` raises, naming the field and both counts.
 * an all-cloud series is kept: it has truth targets (or none) but no optical condition; the model then relies on
