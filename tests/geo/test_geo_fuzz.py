@@ -430,3 +430,72 @@ def test_fuzz_datacube(tmp_path):
     assert_clean(ok, allow_nan=True)
     assert_clean([o for o in err if o.case["path"].endswith("chunk.zarr")], allow_nan=True)  # may decode or fail
     assert_clean([o for o in err if not o.case["path"].endswith("chunk.zarr")], allow_nan=True, expect_error=True)
+
+
+# bigger sweeps (slow): mutation fuzzing of every format ---------------------------------------------------------------
+
+
+def _mutants(valid: bytes, n: int, seed: int) -> list[bytes]:
+    """``n`` mutated copies: bytes overwritten (anywhere or in the first 512), truncated, random bytes inserted."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        b = bytearray(valid)
+        kind = i % 4
+        if kind in (0, 1):
+            hi = len(b) if kind == 0 else min(len(b), 512)
+            for pos in rng.integers(0, hi, int(rng.integers(1, 9))):
+                b[pos] = int(rng.integers(0, 256))
+        elif kind == 2:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            pos = int(rng.integers(0, len(b)))
+            b[pos:pos] = rng.bytes(int(rng.integers(1, 64)))
+        out.append(bytes(b))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["npz", "npy", "tar", "tif", "nc"])
+def test_fuzz_sweep_mutations(tmp_path, fmt):
+    d = make_synthetic(2, size=4, t=4, seed=0)
+    if fmt == "npz":
+        valid, target, key = save_npz(d, tmp_path / "v.npz").read_bytes(), "ditkit_geo.io:load_npz", "path"
+    elif fmt == "npy":
+        valid, target, key = (
+            _npy(np.random.default_rng(0).normal(size=(6, 12, 18))),
+            "ditkit_geo.checks:load_npy",
+            "path",
+        )
+    elif fmt == "tar":
+        root = _presto(tmp_path / "rel", _presto_files(np.ones((4, 12, 18)), np.tile(np.arange(12), (4, 1))))
+        with tarfile.open(tmp_path / "v.tar.gz", "w:gz") as tf:
+            tf.add(root, arcname="npy")
+        valid, target, key = (tmp_path / "v.tar.gz").read_bytes(), "ditkit_geo.io:load_presto", "root"
+    elif fmt == "tif":
+        valid = _tif(tmp_path / "v.tif", np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)).read_bytes()
+        target, key = "ditkit_geo.io:load_geotiff_stack", None
+    else:
+        xr = pytest.importorskip("xarray")
+        pytest.importorskip("netCDF4")
+        times = np.array(["2023-06-01", "2023-05-01", "2023-07-01"], dtype="datetime64[ns]")
+        da = xr.DataArray(np.random.default_rng(1).random((3, 2, 4, 4)), dims=("time", "band", "y", "x"))
+        xr.Dataset({"sar": da.assign_coords(time=times, band=["VV", "VH"])}).to_netcdf(tmp_path / "v.nc")
+        valid, target, key = (tmp_path / "v.nc").read_bytes(), "ditkit_geo.io:load_datacube", "path"
+    suffix = {"tar": ".tar.gz"}.get(fmt, f".{fmt}")
+    paths = []
+    for seed in range(1, 6):
+        paths += list(hostile_files(valid, tmp_path / f"h{seed}", suffix, seed=seed).values())
+    for i, b in enumerate(_mutants(valid, 300, seed=7)):
+        (tmp_path / f"m{i}{suffix}").write_bytes(b)
+        paths.append(tmp_path / f"m{i}{suffix}")
+    if fmt == "tif":
+        cases = [{"paths": [str(p)], "dates": ["2024-01-01"], "bands": ["a", "b", "c"]} for p in paths]
+    elif fmt == "nc":
+        cases = [{"path": str(p), "variable": "sar"} for p in paths]
+    else:
+        cases = [{key: str(p)} for p in paths]
+    out = run_cases(target, cases, timeout=600)
+    assert_clean(out, name_key=key, allow_nan=True)
+    if key is None:
+        _named(out, [p.name for p in paths])

@@ -109,3 +109,24 @@ def test_grid_survives_the_npz_cache(tmp_path):
     assert [p.name for p in save_geotiff_stack(back, tmp_path / "o")] == [f"{s}.tif" for s in acquisition_dates(d)]
     with pytest.raises(ValueError, match="no CRS / transform"):
         save_geotiff_stack(replace(d, extra={}), tmp_path / "x")
+
+
+def test_netcdf_one_variable_per_band_skips_the_grid_mapping(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("netCDF4")
+    rng = np.random.default_rng(2)
+    times = np.array(["2023-01-01", "2023-02-01"], dtype="datetime64[ns]")
+    wkt = CRS.from_epsg(3857).to_wkt()
+    ds = xr.Dataset(
+        {
+            b: xr.DataArray(rng.random((2, 3, 3)), dims=("time", "y", "x"), attrs={"grid_mapping": "spatial_ref"})
+            for b in ("VV", "VH")
+        }
+    )
+    ds["spatial_ref"] = xr.DataArray(0, attrs={"crs_wkt": wkt, "GeoTransform": "10 2 0 50 0 -2"})
+    ds.assign_coords(time=times).to_netcdf(tmp_path / "bands.nc")
+    d = load_datacube(tmp_path / "bands.nc")
+    assert d.bands == ["VV", "VH"] and d.shape == (1, 2, 2, 3, 3)
+    np.testing.assert_allclose(d.values[0, :, 1], ds["VH"].values.astype(np.float32))
+    assert CRS.from_wkt(d.extra["geo"]["crs"]) == CRS.from_epsg(3857)
+    assert d.extra["geo"]["transform"] == [2.0, 0.0, 10.0, 0.0, -2.0, 50.0]
