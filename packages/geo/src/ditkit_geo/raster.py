@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 from collections.abc import Sequence
@@ -341,7 +342,9 @@ def load_datacube(
     with naming_file(path):
         zarr = path.suffix == ".zarr" or path.is_dir()
         opener = xr.open_zarr if zarr else xr.open_dataset
-        ds = opener(path, create_default_indexes=False)  # no coordinate is read before the sizes are checked
+        lazy = "create_default_indexes" in inspect.signature(opener).parameters  # recent xarray only
+        # without default indexes no coordinate is read before the sizes are checked
+        ds = opener(path, create_default_indexes=False) if lazy else opener(path)
         try:
             arr, names, geo_var = _read_cube(ds, path, variable, bands, (time_dim, band_dim, y_dim, x_dim), max_values)
             if time_dim not in ds.variables:
