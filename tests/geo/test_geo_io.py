@@ -110,7 +110,7 @@ def test_geotiff_stack(tmp_path):
     assert np.isnan(d.values[0, 0, 2, 1, 1]) and np.isfinite(d.values).sum() == 3 * 3 * 16 - 1
     assert d.doy[0, 0] == 0.0
     _write_tif(tmp_path / "bad.tif", rng.random((2, 4, 4)), None, rasterio)
-    with pytest.raises(ValueError, match="bad.tif: 2 bands in the file, expected 3"):
+    with pytest.raises(ValueError, match="bad.tif: band count=2: 2 bands in the file, expected 3"):
         load_geotiff_stack([paths[0], tmp_path / "bad.tif"], dates[:2], ["B2", "B3", "B4"])
 
 

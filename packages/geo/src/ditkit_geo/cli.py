@@ -16,16 +16,23 @@ from typing import Any
 
 import torch
 
+from ditkit_core.errors import DataError, naming_file, read_text
+
 
 def load_run(config: str | Path, ckpt: str | Path | None = None) -> tuple[Any, Any]:
     """Module (weights from ``ckpt`` when given) and set-up DataModule described by an app YAML config."""
+    read_text(config)  # a missing or non-UTF-8 config names the file and line before Lightning parses it
     from ditkit_core.lightning.cli import FlowCLI
 
     cli = FlowCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
     module, dm = cli.model, cli.datamodule
     if ckpt is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state, strict=True)
+        with naming_file(ckpt, "cannot read the checkpoint"):
+            ck = torch.load(ckpt, map_location="cpu", weights_only=True)  # never unpickles code
+        if not isinstance(ck, dict) or "state_dict" not in ck:
+            raise DataError("not a Lightning checkpoint (no state_dict)", path=ckpt)
+        with naming_file(ckpt, "checkpoint does not match the config"):
+            module.load_state_dict(ck["state_dict"], strict=True)
     dm.setup("fit")
     return module.eval(), dm
 
@@ -39,9 +46,10 @@ def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[A
 
     import yaml
 
+    from ditkit_core.errors import read_text
     from ditkit_core.testing import run_config
 
-    cfg = yaml.safe_load(Path(config).read_text())
+    cfg = yaml.safe_load(read_text(config))
     with tempfile.TemporaryDirectory() as tmp:
         cfg["trainer"].update(
             max_steps=steps,
@@ -75,8 +83,8 @@ def evaluate_all(
 
     ``samples`` / ``steps`` default to the module's ``eval_samples`` / ``sample_steps`` (set in the app config).
     """
-    samples = samples or module.eval_samples
-    steps = steps or module.sample_steps
+    samples = module.eval_samples if samples is None else samples
+    steps = module.sample_steps if steps is None else steps
     from ditkit_geo.evaluate import evaluate_change, evaluate_cloud_removal, evaluate_forecast, evaluate_reconstruction
 
     ds, raw = dm.splits["test"], dm.raw["test"]
@@ -114,20 +122,42 @@ def evaluate_all(
     return out
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (0 would silently fall back to the config's default)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return v
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return v
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="ditkit-sits", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="write the synthetic train/val/test cubes as .npz")
     d.add_argument("--out", default="outputs/sits/data")
-    d.add_argument("--n", type=int, default=512)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--n", type=_positive, default=512)
+    d.add_argument("--seed", type=_count, default=0)
     for name in ("sample", "eval"):
         s = sub.add_parser(name)
         s.add_argument("--config", default="apps/sits/configs/default.yaml")
         s.add_argument("--ckpt", default="outputs/sits/last.ckpt")
         s.add_argument("--out", default="outputs/sits/samples")
-        s.add_argument("--samples", type=int, default=None, help="draws per series (default: eval_samples)")
-        s.add_argument("--steps", type=int, default=None, help="Euler steps per draw (default: sample_steps)")
+        s.add_argument("--samples", type=_positive, default=None, help="draws per series (default: eval_samples)")
+        s.add_argument("--steps", type=_positive, default=None, help="Euler steps per draw (default: sample_steps)")
     a = p.parse_args(argv)
     if a.cmd == "data":
         from ditkit_geo.io import save_npz

@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ditkit_core.errors import DataError
 from ditkit_core.lightning.data import seeded_loader
+from ditkit_geo.checks import check_int
 from ditkit_geo.io import load_npz, load_presto
 from ditkit_geo.series import SITS, Normalizer
 from ditkit_geo.synthetic import make_synthetic
@@ -116,6 +118,17 @@ class SITSDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        where = "SITSDataModule"
+        if source not in ("synthetic", "presto", "npz"):
+            raise ValueError(f"{where}: source={source!r}: choose synthetic, presto or npz")
+        if source == "npz" and path is None:
+            raise ValueError(f"{where}: source='npz' needs path=<file.npz>")
+        for name, value, lo in (("n_train", n_train, 1), ("n_val", n_val, 1), ("n_test", n_test, 1)):
+            check_int(value, name=name, lo=lo, where=where)
+        check_int(size, name="size", lo=2, where=where)
+        check_int(t, name="t", lo=3, where=where)
+        check_int(batch_size, name="batch_size", lo=1, where=where)
+        check_int(seed, name="seed", lo=0, where=where)
         self.source, self.path = source, path
         self.n_train, self.n_val, self.n_test, self.size, self.t = n_train, n_val, n_test, size, t
         self.batch_size, self.seed = batch_size, seed
@@ -141,6 +154,14 @@ class SITSDataModule(L.LightningDataModule):
                 test_idx, rest = np.sort(perm[:k]), np.sort(perm[k:])
             nv = max(1, int(len(rest) * 0.1))
             self.raw = {"train": full.subset(rest[:-nv]), "val": full.subset(rest[-nv:]), "test": full.subset(test_idx)}
+        n_train = len(self.raw["train"])
+        if n_train < self.batch_size:
+            raise DataError(
+                f"the training split holds {n_train} series, fewer than batch_size={self.batch_size} (no full batch)",
+                path=self.path or self.source,
+                field="batch_size",
+                value=self.batch_size,
+            )
         self.normalizer = Normalizer.fit(self.raw["train"])
         self.splits = {k: SITSDataset(self.normalizer.apply(v)) for k, v in self.raw.items()}
         self.bands = self.raw["train"].bands

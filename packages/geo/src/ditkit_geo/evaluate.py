@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ditkit_geo.checks import check_float, check_int
 from ditkit_geo.data import SITSDataset
 from ditkit_geo.metrics import (
     crps_ensemble,
@@ -42,6 +43,12 @@ def _complete(
     return torch.cat(outs, 1)
 
 
+def _check_draws(where: str, samples: int, steps: int | None) -> None:
+    check_int(samples, name="samples", lo=1, where=where)
+    if steps is not None:
+        check_int(steps, name="steps", lo=1, where=where)
+
+
 def _value_metrics(prefix: str, draws: Tensor, truth: Tensor, mask: Tensor) -> dict[str, float]:
     med = draws.median(0).values
     return {
@@ -58,6 +65,8 @@ def evaluate_reconstruction(
 
     Baselines: linear interpolation (the goal's reference) and the per-pixel median of the given dates.
     """
+    _check_draws("evaluate_reconstruction", samples, steps)
+    check_float(ratio, name="ratio", lo=0.0, hi=1.0, open_lo=True, where="evaluate_reconstruction")
     tok = module.tokenizer
     v, obs, days = ds.values, ds.observed, ds.days
     n, t = days.shape
@@ -87,9 +96,11 @@ def evaluate_forecast(
     module: Any, ds: SITSDataset, *, horizon: int = 4, samples: int = 4, steps: int | None = None, seed: int = 0
 ) -> dict[str, float]:
     """Hide the last ``horizon`` dates and forecast them; baselines: last value and seasonal-naive (365 days)."""
+    _check_draws("evaluate_forecast", samples, steps)
     tok = module.tokenizer
     v, obs, days = ds.values, ds.observed, ds.days
     n, t = days.shape
+    check_int(horizon, name="horizon", lo=1, hi=t - 1, where="evaluate_forecast")
     ok = torch.isfinite(obs)
     dyn = ~tok.group_channel_mask(tok.static_names)
     hide = (torch.arange(t) >= t - horizon)[None, :, None, None, None] & dyn[None, None, :, None, None]
@@ -116,6 +127,7 @@ def evaluate_cloud_removal(
     PSNR / SSIM / spectral angle are measured on reflectance images of the cloud-affected dates (clear pixels
     keep their observation in both the model's and the baseline's composite); MAE / CRPS on cloudy entries.
     """
+    _check_draws("evaluate_cloud_removal", samples, steps)
     tok = module.tokenizer
     v, obs, days = ds.values, ds.observed, ds.days
     opt = tok.group_channel_mask(tok.optical_names)
@@ -166,9 +178,14 @@ def evaluate_change(
     the value maximising F1 on the first half of the scenes and F1 is reported on the second half. Baseline: the
     residual score with the seasonal-naive continuation. ``model_f1`` is the head's F1 when there is a head.
     """
+    _check_draws("evaluate_change", samples, steps)
     obs, days = ds.observed, ds.days
     n, t = days.shape
-    horizon = horizon or t // 3 + 1
+    horizon = (
+        t // 3 + 1 if horizon is None else check_int(horizon, name="horizon", lo=1, hi=t - 1, where="evaluate_change")
+    )
+    if change.shape != (n, *obs.shape[3:]):
+        raise ValueError(f"evaluate_change: change map shape {change.shape} != [N, H, W]={(n, *obs.shape[3:])}")
     ok = torch.isfinite(obs)
     hide = (torch.arange(t) >= t - horizon)[None, :, None, None, None].expand_as(ok)
     given = ok & ~hide

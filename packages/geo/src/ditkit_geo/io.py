@@ -1,22 +1,48 @@
 """Loaders for real on-disk formats; each returns a :class:`~ditkit_geo.series.SITS`.
 
-* :func:`load_presto`: the Presto pixel time-series arrays (``s1_s2_era5_srtm.npy``, ``month.npy``, ...).
-* :func:`load_pixel_arrays`: any ``[N, T, C]`` ``.npy`` + dates.
+* :func:`load_presto`: the Presto pixel time-series arrays (``s1_s2_era5_srtm.npy``, ``month.npy``, ...), from their
+  folder or from a ``.tar`` / ``.tar.gz`` archive of it (read in memory, never extracted).
+* :func:`load_pixel_arrays`: any ``[N, T, C]`` array + dates (:func:`load_npy` reads a ``.npy`` with size checks).
 * :func:`load_npz` / :func:`save_npz`: the package's own cube format (what ``make data-sits`` writes).
-* :func:`load_geotiff_stack`: one multi-band GeoTIFF per date (rasterio; no-data from the raster metadata).
-* :func:`load_datacube`: NetCDF / Zarr cubes with dims ``(time, band, y, x)`` (xarray; ``_FillValue`` masked).
+* :func:`load_geotiff_stack` / :func:`save_geotiff_stack`: one multi-band GeoTIFF per date (rasterio; no-data,
+  CRS and transform from the raster metadata).
+* :func:`load_datacube` / :func:`save_datacube`: NetCDF / Zarr cubes with dims ``(time, band, y, x)`` (xarray;
+  ``_FillValue`` masked, CF grid mapping kept).
 
-rasterio and xarray are optional: ``pip install ditkit-geo[io]``.
+Every loader raises :class:`~ditkit_core.errors.DataError` naming the file, the field and the value for bad input
+(see "Safety" in the package README). rasterio and xarray are optional: ``pip install ditkit-geo[io]``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
+import posixpath
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ditkit_core.errors import DataError, atomic_save, naming_file
+from ditkit_geo.checks import (
+    MAX_VALUES,
+    check_bands,
+    check_days,
+    check_labels,
+    check_real,
+    check_values,
+    load_npy,
+    load_npy_bytes,
+    load_npz_members,
+)
+from ditkit_geo.raster import (
+    acquisition_dates,
+    load_datacube,
+    load_geotiff_stack,
+    save_datacube,
+    save_geotiff_stack,
+)
 from ditkit_geo.series import SITS
 
 PRESTO_BANDS = [
@@ -39,15 +65,9 @@ PRESTO_BANDS = [
     "slope",
     "NDVI",
 ]
-
-
-def _need(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(f"ditkit_geo.io needs {module!r}: pip install 'ditkit-geo[io]'") from e
+PRESTO_FILES = ("s1_s2_era5_srtm.npy", "month.npy", "is_test.npy", "latlon.npy")
+MAX_MEMBERS = 10_000
+"""The most members :func:`load_presto` scans in an archive."""
 
 
 def load_pixel_arrays(
@@ -62,56 +82,158 @@ def load_pixel_arrays(
     """Pixel series ``[N, T, C]`` -> :class:`SITS` with ``H = W = 1``.
 
     Args:
-        values: ``[N, T, C]`` raw values; ``nodata`` and non-finite values become NaN (never a target).
+        values: ``[N, T, C]`` raw values; ``nodata`` and NaN mark missing data (never a target).
         days: ``[N, T]`` or ``[T]`` acquisition days (sorted here if needed).
         bands: ``C`` channel names.
-        doy: day of year ``[N, T]`` (default ``days % 365``).
+        doy: day of year ``[N, T]`` or ``[T]`` in ``[0, 366)`` (default ``days % 365``).
         nodata: value that marks missing data.
+        source: the file the arrays came from, named in errors.
+
+    Raises:
+        DataError: naming ``source``, the field and the first bad position: wrong shape, complex or non-numeric
+            values, an infinite value or one beyond float32 range, an unknown (NaN) or out-of-range date.
     """
-    values = np.asarray(values, dtype=np.float64)
+    bands = check_bands(bands, path=source)
+    values = check_real(values, path=source, field="values")
     if values.ndim != 3:
-        raise ValueError(f"{source}: pixel values must be [N, T, C], got shape {values.shape}")
-    if values.shape[2] != len(bands):
-        raise ValueError(f"{source}: {values.shape[2]} channels but {len(bands)} band names")
-    n, t, _ = values.shape
-    days = np.broadcast_to(np.asarray(days, np.float64), (n, t)).copy()
-    doy = days % 365.0 if doy is None else np.broadcast_to(np.asarray(doy, np.float64), (n, t)).copy()
+        raise DataError("pixel values must be [N, T, C]", path=source, field="values.shape", value=values.shape)
+    n, t, c = values.shape
+    if n == 0 or t == 0:
+        raise DataError("no series or no dates", path=source, field="values.shape", value=values.shape)
+    if c != len(bands):
+        raise DataError(f"{c} channels but {len(bands)} band names", path=source, field="bands", value=bands)
+
+    def per_date(a: Any, field: str, **kw: Any) -> np.ndarray:
+        a = check_days(a, path=source, field=field, **kw)
+        if a.shape not in ((t,), (n, t)):
+            raise DataError(f"must be [N, T]=({n}, {t}) or [T]", path=source, field=f"{field}.shape", value=a.shape)
+        return np.broadcast_to(a, (n, t)).copy()
+
+    days = per_date(days, "days")
+    doy = days % 365.0 if doy is None else per_date(doy, "doy", lo=0.0, hi=366.0, upper_open=True)
     if nodata is not None:
-        values = np.where(values == nodata, np.nan, values)
-    values = np.where(np.isfinite(values), values, np.nan)
-    cube = values.transpose(0, 1, 2)[..., None, None].astype(np.float32)  # [N, T, C, 1, 1]
-    return SITS(values=cube, observed=cube.copy(), days=days, doy=doy, bands=list(bands), source=source).sorted()
+        values = np.where(values == float(nodata), np.nan, values)
+    cube = check_values(values, path=source, field="values", axes=("series", "date", "band"), bands=bands)
+    cube = cube[..., None, None]  # [N, T, C, 1, 1]
+    return SITS(values=cube, observed=cube.copy(), days=days, doy=doy, bands=bands, source=source).sorted()
 
 
-def load_presto(root: str | Path) -> SITS:
+def _presto_tar(root: Path, max_values: int) -> dict[str, tuple[str, np.ndarray]]:
+    found: dict[str, tuple[str, np.ndarray]] = {}
+    limit = max_values * 16 + (1 << 16)  # bytes of the largest acceptable array (16-byte items) and its header
+    with naming_file(root, "cannot read the archive"), tarfile.open(root, "r:*") as tf:
+        scanned = 0
+        for k, m in enumerate(tf):
+            if k >= MAX_MEMBERS:
+                raise DataError(f"more than {MAX_MEMBERS} members", path=root, field="members")
+            scanned += m.size
+            if m.size > limit or scanned > 8 * limit:
+                raise DataError(
+                    f"member of {m.size} bytes beyond the size limit", path=root, field="member", value=m.name
+                )
+            base = posixpath.basename(m.name)
+            if base not in PRESTO_FILES:
+                continue
+            where = f"{root}[{m.name}]"
+            if m.name.startswith("/") or ".." in m.name.split("/"):
+                raise DataError(
+                    "member name leaves the archive folder; refused", path=root, field="member", value=m.name
+                )
+            if not m.isfile():
+                raise DataError(
+                    "not a regular file (link, device or folder); refused", path=root, field="member", value=m.name
+                )
+            if base in found:
+                raise DataError(f"{base} appears twice in the archive", path=root, field="member", value=m.name)
+            f = tf.extractfile(m)
+            data = f.read(m.size) if f is not None else b""
+            if len(data) != m.size:
+                raise DataError(f"truncated: {len(data)} of {m.size} bytes", path=root, field="member", value=m.name)
+            # numpy would read a tar member through the archive's file descriptor: parse the bytes instead
+            found[base] = (where, load_npy_bytes(data, path=where, field=base[:-4], max_values=max_values))
+    return found
+
+
+def _presto_arrays(root: Path, max_values: int) -> dict[str, tuple[str, np.ndarray]]:
+    if root.is_dir():
+        found = {}
+        for name in PRESTO_FILES:
+            if (root / name).exists():
+                found[name] = (str(root / name), load_npy(root / name, field=name[:-4], max_values=max_values))
+    elif root.is_file():
+        found = _presto_tar(root, max_values)
+    else:
+        raise DataError("no such folder or archive", path=root)
+    for name in PRESTO_FILES[:2]:
+        if name not in found:
+            raise DataError(f"missing {name} (the release needs s1_s2_era5_srtm.npy and month.npy)", path=root)
+    return found
+
+
+def check_latlon(a: Any, n: int, *, path: str) -> np.ndarray:
+    """``[N, 2]`` latitude / longitude in degrees: finite, ``|lat| <= 90``, ``|lon| <= 360``."""
+    a = check_real(a, path=path, field="latlon")
+    if a.shape != (n, 2):
+        raise DataError(f"must be [N, 2]=({n}, 2)", path=path, field="latlon.shape", value=a.shape)
+    check_days(a[:, 0], path=path, field="latitude", axes=("series",), lo=-90.0, hi=90.0, what="coordinate")
+    check_days(a[:, 1], path=path, field="longitude", axes=("series",), lo=-360.0, hi=360.0, what="coordinate")
+    return a.astype(np.float64)
+
+
+def check_is_test(a: Any, n: int, *, path: str) -> np.ndarray:
+    """``[N]`` split flags: integers 0 / 1."""
+    a = check_labels(a, path=path, field="is_test", lo=0, hi=1, axes=("series",))
+    if a.shape != (n,):
+        raise DataError(f"must be [N]=({n},)", path=path, field="is_test.shape", value=a.shape)
+    return a
+
+
+def load_presto(root: str | Path, *, max_values: int = MAX_VALUES) -> SITS:
     """The Presto algae-bloom arrays (see their README): 18 channels, 12 monthly steps, ``H = W = 1``.
 
     The 12 steps are consecutive ~monthly composites: step ``k`` is placed at day ``30.44 * k`` (the release's
     month labels repeat or skip a month in 149 of the 1122 series, so they cannot serve as dates); ``doy`` is the
     mid-day of each step's month label (season).
     ``extra["is_test"]`` holds the original held-out split, ``extra["latlon"]`` the coordinates.
+
+    Args:
+        root: the release folder, or a ``.tar`` / ``.tar.gz`` archive holding its files (at any depth).
+        max_values: the most numbers one array may hold (checked from its header before reading).
+
+    Raises:
+        DataError: naming the file (``archive[member]`` inside an archive), field and value: a missing or corrupt
+            file, a pickled array, a hostile size, values that are infinite or beyond float32 range, months that
+            are not integers in 0..11 (NaN included), split flags other than 0 / 1, impossible coordinates.
     """
     root = Path(root)
-    for name in ("s1_s2_era5_srtm.npy", "month.npy"):
-        if not (root / name).exists():
-            raise FileNotFoundError(f"load_presto: {root / name} is missing")
-    x = np.load(root / "s1_s2_era5_srtm.npy")
-    month = np.load(root / "month.npy").astype(np.float64)  # [N, T]
+    found = _presto_arrays(root, max_values)
+    src_x, x = found["s1_s2_era5_srtm.npy"]
+    src_m, month = found["month.npy"]
+    x = check_real(x, path=src_x, field="values")
+    if x.ndim != 3:
+        raise DataError("must be [N, T, C]", path=src_x, field="values.shape", value=x.shape)
+    month = check_labels(month, path=src_m, field="month", lo=0, hi=11)
     if x.shape[:2] != month.shape:
-        raise ValueError(f"load_presto: values {x.shape} and month {month.shape} disagree on [N, T]")
+        raise DataError(
+            f"disagrees with the values' [N, T]={x.shape[:2]}", path=src_m, field="month.shape", value=month.shape
+        )
     days = np.broadcast_to(np.arange(month.shape[1]) * 30.4375, month.shape)
     doy = (month + 0.5) * 30.4375
-    data = load_pixel_arrays(x, days, PRESTO_BANDS, doy=doy, source=str(root / "s1_s2_era5_srtm.npy"))
-    for name in ("is_test", "latlon"):
-        if (root / f"{name}.npy").exists():
-            data.extra[name] = np.load(root / f"{name}.npy")
+    data = load_pixel_arrays(x, days, PRESTO_BANDS, doy=doy, source=src_x)
+    if "is_test.npy" in found:
+        where, a = found["is_test.npy"]
+        data.extra["is_test"] = check_is_test(a, len(data), path=where)
+    if "latlon.npy" in found:
+        where, a = found["latlon.npy"]
+        data.extra["latlon"] = check_latlon(a, len(data), path=where)
     return data
 
 
 def save_npz(data: SITS, path: str | Path) -> Path:
-    """Write a :class:`SITS` as a compressed ``.npz`` (optional fields only when present)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a :class:`SITS` as a compressed ``.npz``, atomically (optional fields only when present).
+
+    ``extra`` entries are written as arrays (``extra_<k>``), dictionaries as JSON text (``extrajson_<k>``).
+    """
     arrays = {
         "values": data.values,
         "observed": data.observed,
@@ -123,155 +245,72 @@ def save_npz(data: SITS, path: str | Path) -> Path:
         if getattr(data, k) is not None:
             arrays[k] = getattr(data, k)
     for k, v in data.extra.items():
-        arrays[f"extra_{k}"] = np.asarray(v)
-    np.savez_compressed(path, **arrays)
-    return path
+        if isinstance(v, dict):
+            arrays[f"extrajson_{k}"] = np.array(json.dumps(v))
+            continue
+        a = np.asarray(v)
+        if a.dtype.hasobject:
+            raise ValueError(f"save_npz: extra[{k!r}] holds Python objects ({type(v).__name__}); not writable")
+        arrays[f"extra_{k}"] = a
+    return atomic_save(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
 
-def load_npz(path: str | Path) -> SITS:
-    """Read a cube written by :func:`save_npz` (or any ``.npz`` with ``values``, ``days``, ``bands``)."""
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        for k in ("values", "days", "bands"):
-            if k not in z:
-                raise KeyError(f"{path}: missing array {k!r} (found {sorted(z.files)})")
-        values = z["values"]
-        observed = z["observed"] if "observed" in z else values.copy()
-        doy = z["doy"] if "doy" in z else z["days"] % 365.0
-        opt = {k: (z[k] if k in z else None) for k in ("change", "cloud", "cloudy")}
-        extra = {k[6:]: z[k] for k in z.files if k.startswith("extra_")}
-        return SITS(
-            values=values,
-            observed=observed,
-            days=z["days"],
-            doy=doy,
-            bands=[str(b) for b in z["bands"]],
-            source=str(path),
-            extra=extra,
-            **opt,
-        ).sorted()
-
-
-def _parse_date(s: str | dt.date | np.datetime64, where: str) -> dt.date:
-    if isinstance(s, np.datetime64):
-        return s.astype("datetime64[D]").astype(dt.date)
-    if isinstance(s, dt.datetime):
-        return s.date()
-    if isinstance(s, dt.date):
-        return s
-    try:
-        return dt.date.fromisoformat(str(s)[:10])
-    except ValueError as e:
-        raise ValueError(f"{where}: cannot parse date {s!r} (use ISO YYYY-MM-DD)") from e
-
-
-def _days(dates: Sequence[dt.date]) -> tuple[np.ndarray, np.ndarray]:
-    d0 = min(dates)
-    days = np.array([(d - d0).days for d in dates], np.float64)
-    doy = np.array([d.timetuple().tm_yday - 1 for d in dates], np.float64)
-    return days, doy
-
-
-def load_geotiff_stack(
-    paths: Sequence[str | Path],
-    dates: Sequence[str | dt.date],
-    bands: Sequence[str],
-    *,
-    cloud_paths: Sequence[str | Path] | None = None,
-) -> SITS:
-    """One multi-band GeoTIFF per acquisition -> one series ``[1, T, C, H, W]``.
-
-    Pixels equal to each file's ``nodata`` (raster metadata) or non-finite become NaN and are never targets.
-    Optional single-band cloud masks (non-zero = cloud) remove pixels from ``observed`` only. Dates need not be
-    sorted (they are sorted here); repeated dates raise.
+def load_npz(path: str | Path, *, max_values: int = MAX_VALUES) -> SITS:
+    """Read a cube written by :func:`save_npz` (or any ``.npz`` with ``values``, ``days``, ``bands``).
 
     Raises:
-        ValueError: a file's band count differs from ``len(bands)``, or its size from the first file's.
+        DataError: naming the file and array: not a zip of ``.npy``, a missing array, a pickled array, a hostile
+            size (checked from each header before reading), complex / infinite / out-of-float32 values, unknown
+            (NaN) dates, masks other than 0 / 1, band names that are not UTF-8 text.
     """
-    rasterio = _need("rasterio")
-    if len(paths) != len(dates):
-        raise ValueError(f"load_geotiff_stack: {len(paths)} files but {len(dates)} dates")
-    frames = []
-    for p in paths:
-        with rasterio.open(p) as src:
-            if src.count != len(bands):
-                raise ValueError(f"{p}: {src.count} bands in the file, expected {len(bands)} ({list(bands)})")
-            a = src.read().astype(np.float32)  # [C, H, W]
-            if src.nodata is not None:
-                a[a == src.nodata] = np.nan
-            a[~np.isfinite(a)] = np.nan
-        if frames and a.shape != frames[0].shape:
-            raise ValueError(f"{p}: raster shape {a.shape} differs from {paths[0]}: {frames[0].shape}")
-        frames.append(a)
-    values = np.stack(frames)[None]  # [1, T, C, H, W]
-    observed = values.copy()
-    cloud = None
-    if cloud_paths is not None:
-        masks = []
-        for p in cloud_paths:
-            with rasterio.open(p) as src:
-                masks.append(src.read(1) != 0)
-        cloud = np.stack(masks)[None]  # [1, T, H, W]
-        if cloud.shape[2:] != values.shape[3:]:
-            raise ValueError(f"load_geotiff_stack: cloud masks {cloud.shape[2:]} vs rasters {values.shape[3:]}")
-        observed = np.where(cloud[:, :, None], np.nan, observed)
-    days, doy = _days([_parse_date(d, "load_geotiff_stack") for d in dates])
-    return SITS(
-        values=values,
-        observed=observed,
-        days=days[None],
-        doy=doy[None],
-        bands=list(bands),
-        cloud=cloud,
-        source=str(paths[0]),
-    ).sorted()
-
-
-def load_datacube(
-    path: str | Path,
-    *,
-    variable: str | None = None,
-    bands: Sequence[str] | None = None,
-    time_dim: str = "time",
-    band_dim: str = "band",
-    y_dim: str = "y",
-    x_dim: str = "x",
-) -> SITS:
-    """A NetCDF (``.nc``) or Zarr (``.zarr``) cube -> one series ``[1, T, C, H, W]``.
-
-    Either one variable with a band dimension (``variable`` set, dims ``time, band, y, x``), or one 3-D variable
-    ``(time, y, x)`` per band (``bands`` names them). ``_FillValue`` / ``missing_value`` are masked to NaN by
-    xarray (CF decoding); the ``nodata`` attribute is honoured too.
-    """
-    xr = _need("xarray")
     path = Path(path)
-    ds = xr.open_zarr(path) if path.suffix == ".zarr" or path.is_dir() else xr.open_dataset(path)
-    try:
-        if variable is not None:
-            if variable not in ds:
-                raise KeyError(f"{path}: no variable {variable!r} (found {list(ds.data_vars)})")
-            da = ds[variable].transpose(time_dim, band_dim, y_dim, x_dim)
-            names = [str(b) for b in da[band_dim].values] if band_dim in da.coords else list(bands or [])
-            if bands is not None and len(bands) != da.sizes[band_dim]:
-                raise ValueError(f"{path}:{variable}: {da.sizes[band_dim]} bands but {len(bands)} names given")
-            names = list(bands) if bands is not None else names
-            arr = da.values.astype(np.float32)
-            nod = da.attrs.get("nodata")
-        else:
-            names = list(bands) if bands is not None else [str(v) for v in ds.data_vars]
-            missing = [b for b in names if b not in ds]
-            if missing:
-                raise KeyError(f"{path}: band variables {missing} not found (found {list(ds.data_vars)})")
-            arr = np.stack([ds[b].transpose(time_dim, y_dim, x_dim).values for b in names], 1).astype(np.float32)
-            nod = None
-        if nod is not None:
-            arr[arr == nod] = np.nan
-        arr[~np.isfinite(arr)] = np.nan
-        times = ds[time_dim].values
-    finally:
-        ds.close()
-    dates = [_parse_date(t, str(path)) for t in np.atleast_1d(times)]
-    days, doy = _days(dates)
+    keys = ("values", "observed", "days", "doy", "bands", "change", "cloud", "cloudy")
+    z = load_npz_members(path, keys, prefix="extra", max_values=max_values)
+    for k in ("values", "days", "bands"):
+        if k not in z:
+            raise DataError(f"missing array (found {sorted(z)})", path=path, field=k)
+    days = check_days(z["days"], path=path, field="days")
+    extra: dict[str, Any] = {}
+    for k, v in z.items():
+        if k.startswith("extrajson_"):
+            if v.dtype.kind != "U" or v.ndim != 0:
+                raise DataError("expected a JSON text scalar", path=path, field=k, value=str(v.dtype))
+            with naming_file(path, f"cannot parse {k}"):
+                extra[k[10:]] = json.loads(str(v))
+        elif k.startswith("extra_"):
+            extra[k[6:]] = v
+    n = z["values"].shape[0] if z["values"].ndim else 0
+    if "latlon" in extra:
+        extra["latlon"] = check_latlon(extra["latlon"], n, path=str(path))
+    if "is_test" in extra:
+        extra["is_test"] = check_is_test(extra["is_test"], n, path=str(path))
     return SITS(
-        values=arr[None], observed=arr[None].copy(), days=days[None], doy=doy[None], bands=names, source=str(path)
+        values=z["values"],
+        observed=z["observed"] if "observed" in z else z["values"].copy(),
+        days=days,
+        doy=z["doy"] if "doy" in z else days % 365.0,
+        bands=check_bands(z["bands"], path=path),
+        change=z.get("change"),
+        cloud=z.get("cloud"),
+        cloudy=z.get("cloudy"),
+        source=str(path),
+        extra=extra,
     ).sorted()
+
+
+__all__ = [
+    "MAX_VALUES",
+    "PRESTO_BANDS",
+    "acquisition_dates",
+    "check_is_test",
+    "check_latlon",
+    "load_datacube",
+    "load_geotiff_stack",
+    "load_npy",
+    "load_npz",
+    "load_pixel_arrays",
+    "load_presto",
+    "save_datacube",
+    "save_geotiff_stack",
+    "save_npz",
+]

@@ -12,6 +12,10 @@ Conventions (shared by loaders, the tokenizer, tasks and metrics):
 
 Handling of awkward inputs (documented behaviour, tested):
 
+* every :class:`SITS` is validated when built: values must be real numbers (complex and non-numeric dtypes raise),
+  NaN is the only missing marker (infinity and finite values beyond float32 range raise), days and day of year must
+  be known (no NaN) and in range, masks must be 0 / 1. Errors are :class:`~ditkit_core.errors.DataError` naming
+  ``source``, the field with the position of the first bad entry, and the value.
 * unsorted dates are sorted (with every per-date array) by :meth:`SITS.sorted`; repeated dates raise.
 * a band-count mismatch between arrays and ``bands`` raises, naming the field and both counts.
 * an all-cloud series is kept: it has truth targets (or none) but no optical condition; the model then relies on
@@ -23,6 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from ditkit_core.errors import DataError
+from ditkit_geo.checks import check_days, check_mask, check_values, number
 
 
 @dataclass
@@ -53,28 +60,51 @@ class SITS:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        v = self.values
-        if v.ndim != 5:
-            raise ValueError(f"{self.source}: values must be [N, T, C, H, W], got shape {v.shape}")
+        src, v = self.source, self.values
+        if not isinstance(v, np.ndarray) or v.ndim != 5:
+            raise DataError("values must be [N, T, C, H, W]", path=src, field="values.shape", value=np.shape(v))
         n, t, c, h, w = v.shape
         if self.observed.shape != v.shape:
-            raise ValueError(f"{self.source}: observed shape {self.observed.shape} != values shape {v.shape}")
+            raise DataError(
+                f"observed shape differs from values {v.shape}",
+                path=src,
+                field="observed.shape",
+                value=self.observed.shape,
+            )
         if len(self.bands) != c:
-            raise ValueError(
-                f"{self.source}: {c} channels in the arrays but {len(self.bands)} band names ({self.bands})"
+            raise DataError(
+                f"{c} channels in the arrays but {len(self.bands)} band names",
+                path=src,
+                field="bands",
+                value=list(self.bands),
             )
         for name in ("days", "doy"):
             a = getattr(self, name)
-            if a.shape != (n, t):
-                raise ValueError(f"{self.source}: {name} must be [N, T]=({n}, {t}), got {a.shape}")
+            if np.shape(a) != (n, t):
+                raise DataError(f"must be [N, T]=({n}, {t})", path=src, field=f"{name}.shape", value=np.shape(a))
         if self.change is not None and self.change.shape != (n, h, w):
-            raise ValueError(f"{self.source}: change must be [N, H, W]=({n}, {h}, {w}), got {self.change.shape}")
+            raise DataError(
+                f"must be [N, H, W]=({n}, {h}, {w})", path=src, field="change.shape", value=self.change.shape
+            )
         if self.cloud is not None and self.cloud.shape != (n, t, h, w):
-            raise ValueError(f"{self.source}: cloud must be [N, T, H, W]=({n}, {t}, {h}, {w}), got {self.cloud.shape}")
-        self.values = self.values.astype(np.float32, copy=False)
-        self.observed = self.observed.astype(np.float32, copy=False)
-        self.days = self.days.astype(np.float32, copy=False)
-        self.doy = self.doy.astype(np.float32, copy=False)
+            raise DataError(
+                f"must be [N, T, H, W]=({n}, {t}, {h}, {w})", path=src, field="cloud.shape", value=self.cloud.shape
+            )
+        if self.cloudy is not None and self.cloudy.shape != v.shape:
+            raise DataError(
+                f"must be [N, T, C, H, W]={v.shape}", path=src, field="cloudy.shape", value=self.cloudy.shape
+            )
+        bands = list(self.bands)
+        self.values = check_values(self.values, path=src, field="values", bands=bands)
+        self.observed = check_values(self.observed, path=src, field="observed", bands=bands)
+        if self.cloudy is not None:
+            self.cloudy = check_values(self.cloudy, path=src, field="cloudy", bands=bands)
+        self.days = check_days(self.days, path=src, field="days").astype(np.float32)
+        self.doy = check_days(self.doy, path=src, field="doy", lo=0.0, hi=366.0, upper_open=True).astype(np.float32)
+        if self.change is not None:
+            self.change = check_mask(self.change, path=src, field="change", axes=("series", "row", "col"))
+        if self.cloud is not None:
+            self.cloud = check_mask(self.cloud, path=src, field="cloud", axes=("series", "date", "row", "col"))
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
@@ -103,14 +133,16 @@ class SITS:
         )
 
     def sorted(self) -> SITS:
-        """Sort every series by acquisition day (all per-date arrays follow); repeated days raise ValueError."""
+        """Sort every series by acquisition day (all per-date arrays follow); repeated days raise DataError."""
         order = np.argsort(self.days, axis=1, kind="stable")  # [N, T]
         d = np.take_along_axis(self.days, order, 1)
         if (np.diff(d, axis=1) <= 0).any():
             i, j = np.argwhere(np.diff(d, axis=1) <= 0)[0]
-            raise ValueError(
-                f"{self.source}: series {i} has a repeated acquisition day {d[i, j]} (dates must be "
-                f"distinct; merge or drop duplicate acquisitions first)"
+            raise DataError(
+                "repeated acquisition day (dates must be distinct; merge or drop duplicate acquisitions first)",
+                path=self.source,
+                field=f"days[series {i}]",
+                value=float(d[i, j]),
             )
         if (order == np.arange(order.shape[1])).all():
             return self
@@ -135,14 +167,14 @@ class SITS:
         """Drop series that hold no finite value at all (nothing to condition on nor to learn)."""
         keep = np.isfinite(self.values).reshape(len(self), -1).any(1)
         if not keep.any():
-            raise ValueError(f"{self.source}: every series is entirely NaN / no-data")
+            raise DataError("every series is entirely NaN / no-data", path=self.source, field="values")
         return self if keep.all() else self.subset(np.flatnonzero(keep))
 
     def select_bands(self, bands: list[str]) -> SITS:
         """Reorder / select channels by name; missing names raise with the available ones."""
         missing = [b for b in bands if b not in self.bands]
         if missing:
-            raise ValueError(f"{self.source}: bands {missing} not found; available: {self.bands}")
+            raise DataError(f"not found; available: {self.bands}", path=self.source, field="bands", value=missing)
         idx = [self.bands.index(b) for b in bands]
         cloudy = None if self.cloudy is None else self.cloudy[:, :, idx]
         return replace(
@@ -157,12 +189,21 @@ class Normalizer:
     mean: list[float]
     std: list[float]
 
+    def __post_init__(self) -> None:
+        mean, std = np.asarray(self.mean, np.float64), np.asarray(self.std, np.float64)
+        if mean.ndim != 1 or mean.shape != std.shape:
+            raise ValueError(f"Normalizer: mean {mean.shape} and std {std.shape} must be lists of equal length")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError(f"Normalizer: mean={self.mean} and std={self.std} must be finite with std > 0")
+
     @classmethod
     def fit(cls, data: SITS) -> Normalizer:
-        v = np.moveaxis(data.values, 2, 0).reshape(data.values.shape[2], -1)  # [C, N*T*H*W]
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(v, axis=1)
-            std = np.nanstd(v, axis=1)
+        c = data.values.shape[2]
+        mean, std = np.zeros(c), np.zeros(c)
+        for i in range(c):  # float64 per channel: float32 sums and deviations overflow near the float32 limit
+            v = data.values[:, :, i].astype(np.float64)
+            with np.errstate(all="ignore"):
+                mean[i], std[i] = np.nanmean(v), np.nanstd(v)
         mean = np.nan_to_num(mean, nan=0.0)
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
         return cls([float(m) for m in mean], [float(s) for s in std])
@@ -172,11 +213,39 @@ class Normalizer:
         return np.asarray(self.mean, np.float32).reshape(shape), np.asarray(self.std, np.float32).reshape(shape)
 
     def apply(self, data: SITS) -> SITS:
+        """Normalised copy of ``data``.
+
+        Raises:
+            DataError: a channel count mismatch, or a value whose normalised form overflows float32 (data far
+                outside the range the statistics were fitted on), naming the source, field and position.
+        """
         if len(self.mean) != data.values.shape[2]:
-            raise ValueError(f"Normalizer has {len(self.mean)} channels, {data.source} has {data.values.shape[2]}")
+            raise DataError(
+                f"Normalizer has {len(self.mean)} channels", path=data.source, field="bands", value=data.bands
+            )
         m, s = self._ms(data.values)
-        cloudy = None if data.cloudy is None else (data.cloudy - m) / s
-        return replace(data, values=(data.values - m) / s, observed=(data.observed - m) / s, cloudy=cloudy)
+
+        def norm(x: np.ndarray, field: str) -> np.ndarray:
+            with np.errstate(over="ignore"):
+                y = (x - m) / s
+            if not np.isinf(y).any():  # inputs are finite or NaN (checked by SITS), so inf is an overflow
+                return y
+            y = (x.astype(np.float64) - m.astype(np.float64)) / s.astype(np.float64)  # x - m may overflow alone
+            over = np.abs(y) > np.finfo(np.float32).max
+            if over.any():
+                i = np.unravel_index(int(over.argmax()), y.shape)
+                raise DataError(
+                    f"normalised value overflows float32 (channel mean {self.mean[i[2]]:g}, std {self.std[i[2]]:g})",
+                    path=data.source,
+                    field=f"{field}[series {i[0]}, date {i[1]}, band {data.bands[i[2]]}, row {i[3]}, col {i[4]}]",
+                    value=number(x[i]),
+                )
+            return y.astype(np.float32)
+
+        cloudy = None if data.cloudy is None else norm(data.cloudy, "cloudy")
+        return replace(
+            data, values=norm(data.values, "values"), observed=norm(data.observed, "observed"), cloudy=cloudy
+        )
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         """Normalised ``[..., C, H, W]`` (5-D or 3-D) back to physical units."""

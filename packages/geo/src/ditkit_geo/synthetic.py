@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ditkit_geo.checks import MAX_VALUES, check_float, check_int
 from ditkit_geo.series import SITS
 
 S2_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"]
@@ -194,6 +195,7 @@ def make_synthetic(
     p_change: float = 0.5,
     looks: float = 8.0,
     seed: int = 0,
+    max_values: int = MAX_VALUES,
 ) -> SITS:
     """Generate ``n`` synthetic scenes.
 
@@ -206,12 +208,32 @@ def make_synthetic(
         p_change: fraction of scenes with an injected land-cover change.
         looks: SAR equivalent number of looks (speckle strength).
         seed: RNG seed (the data are a pure function of the arguments).
+        max_values: the most numbers one ``[N, T, C, H, W]`` array may hold (``n * t * 12 * size**2``).
+
+    Raises:
+        ValueError: an argument out of range (``n >= 1``, ``size >= 2``, ``t >= 3`` so that a change has dates
+            before and after it, ``0 < years <= 1000``, ``cloud_rate`` and ``p_change`` in [0, 1], ``looks > 0``,
+            ``seed >= 0``, the size limit), naming the argument and its value.
 
     Returns:
         :class:`SITS` with truth ``values`` (cloud-free), ``observed`` (NaN under clouds/shadows on S2 bands),
         ``cloud [N, T, H, W]``, ``cloudy`` (raw contaminated images), ``change [N, H, W]`` and
         ``extra["classes"] [N, H, W]``.
     """
+    where = "make_synthetic"
+    n = check_int(n, name="n", lo=1, where=where)
+    size = check_int(size, name="size", lo=2, where=where)
+    t = check_int(t, name="t", lo=3, where=where)
+    check_int(seed, name="seed", lo=0, where=where)
+    years = check_float(years, name="years", lo=0.0, hi=1000.0, open_lo=True, where=where)
+    cloud_rate = check_float(cloud_rate, name="cloud_rate", lo=0.0, hi=1.0, where=where)
+    p_change = check_float(p_change, name="p_change", lo=0.0, hi=1.0, where=where)
+    looks = check_float(looks, name="looks", lo=0.0, hi=1e6, open_lo=True, where=where)
+    total = n * t * len(BANDS) * size * size
+    if total > max_values:
+        raise ValueError(
+            f"{where}: n={n}, t={t}, size={size} give {total} values per array, more than max_values={max_values}"
+        )
     rng = np.random.default_rng(seed)
     scenes = [_scene(rng, size, t, years, cloud_rate, p_change, looks) for _ in range(n)]
     stack = {k: np.stack([s[k] for s in scenes]) for k in scenes[0]}
