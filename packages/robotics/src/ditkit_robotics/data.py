@@ -140,7 +140,7 @@ def synthetic_episodes(
         length: steps per episode, in ``[1, MAX_STEPS]``.
         obs_dim: observation width, at least ``2 * action_dim``.
         action_dim: action width, in ``[1, 1024]``.
-        tasks: tasks (episode ``i`` has task ``i % tasks``), in ``[1, n]``.
+        tasks: tasks (episode ``i`` has task ``i % tasks``), in ``[1, 1000]``.
         seed: RNG seed, ``>= 0``.
 
     Raises:
@@ -150,7 +150,7 @@ def synthetic_episodes(
     length = _positive("synthetic_episodes: length", length, MAX_STEPS)
     action_dim = _positive("synthetic_episodes: action_dim", action_dim, 1024)
     obs_dim = _positive("synthetic_episodes: obs_dim", obs_dim, MAX_DIM, lo=2 * action_dim)
-    tasks = _positive("synthetic_episodes: tasks", tasks, n)
+    tasks = _positive("synthetic_episodes: tasks", tasks, 1000)
     seed = _positive("synthetic_episodes: seed", seed, 2**63 - 1, lo=0)
     if n * length * (obs_dim + action_dim) > MAX_ELEMENTS:
         raise ValueError(

@@ -113,8 +113,10 @@ def as_int(
     Raises:
         EpisodeError: naming ``path``, the episode / line, ``field`` and the value.
     """
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok and isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+    if isinstance(value, np.generic):
+        value = value.item()  # named in messages as a plain number
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok and isinstance(value, float) and np.isfinite(value) and value.is_integer():
         ok = True  # parquet / JSON writers sometimes store integers as floats
     where = {"path": path, "episode": episode, "line": line, "field": field, "value": value, "record": record}
     if not ok:
