@@ -159,6 +159,29 @@ def test_corrupt_parquet_and_zarr_files_are_named(tmp_path, fx):
         load_episodes(store)
 
 
+def test_damaged_chunks_are_detected_not_read_as_garbage(tmp_path, fx):
+    # format 2, blosc: numcodecs' decoder reads past the end of a truncated frame; the frame header is checked first
+    store = fx.zarr_store(tmp_path / "v2.zarr", zarr_format=2)
+    chunk = store / EP1 / "action/0.0"
+    chunk.write_bytes(chunk.read_bytes()[:32])
+    with pytest.raises(
+        EpisodeError, match=r"action/0.0 episode 1: action=None: blosc frame of 64 bytes declared, the file holds 32"
+    ):
+        load_episodes(store)
+    # format 3 as written: zstd frames with a checksum, so a flipped bit is an error, not a changed value
+    store = fx.zarr_store(tmp_path / "v3.zarr")
+    chunk = store / EP1 / "obs/c/0/0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(EpisodeError, match=r"000001/obs episode 1: obs=None: cannot read"):
+        load_episodes(store)
+    root = fx.lerobot_folder(tmp_path / "lr")
+    (root / "meta/tasks.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"tasks.jsonl: lists no task"):
+        load_episodes(root)
+
+
 # ------------------------------------------------------------------------------ 3. NaN / inf / huge / complex values
 def test_predict_action_rejects_nonfinite_and_huge_observations():
     p = _policy(num_tasks=0)
@@ -284,7 +307,8 @@ def test_lerobot_v3_metadata_checks(tmp_path, fx):
     root = fx.copy(base, tmp_path / "length")
     f = root / "meta/episodes/chunk-000/file-000.parquet"
     fx.edit_parquet(f, lambda c: c["length"].__setitem__(1, 5))
-    with pytest.raises(EpisodeError, match=r"file-000.parquet episode 1: length=5: length mismatch, declared length 5"):
+    pattern = r"file-000.parquet episode 1: length=5: length mismatch, declared length 5 in .*file-000.parquet record 2"
+    with pytest.raises(EpisodeError, match=pattern):
         load_episodes(root)
     root = fx.copy(base, tmp_path / "frames")
     fx.edit_parquet(root / "data/chunk-000/file-000.parquet", lambda c: c["frame_index"].__setitem__(3, 7))

@@ -251,7 +251,7 @@ def validate_episode(
     missing = [k for k in REQUIRED_KEYS if k not in data or data[k] is None]
     if missing:
         raise EpisodeError(
-            f"missing key(s) {missing}; present keys {sorted(data)}",
+            f"missing key(s) {missing}; present keys {sorted(k for k in data if k not in ('file', 'length_from'))}",
             path=source,
             episode=index,
             field=missing[0],

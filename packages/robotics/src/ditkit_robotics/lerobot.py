@@ -110,7 +110,9 @@ def _tasks_from_rows(rows: list[tuple[int, Any, Any]], f: Path, record: bool) ->
         if i in names:
             raise DataError("duplicate task index", path=f, line=line, field="task_index", value=i, record=record)
         names[i] = name
-    if names and sorted(names) != list(range(len(names))):
+    if not names:
+        raise DataError("lists no task (every episode names a task index)", path=f)
+    if sorted(names) != list(range(len(names))):
         gap = min(set(range(len(names))) - set(names))
         raise DataError(
             f"task indices must run 0..{len(names) - 1}; index {gap} is missing", path=f, field="task_index", value=gap
@@ -214,6 +216,7 @@ def _load_v3(root: Path, info: dict[str, Any], keys: tuple[str, str], on_error: 
     tasks = _tasks_parquet(root / "meta" / "tasks.parquet") if (root / "meta" / "tasks.parquet").exists() else []
     num_tasks = len(tasks) or None
     lengths: dict[int, int] = {}
+    declared_at: dict[int, str] = {}
     locations: set[tuple[int, int]] = set()
     for f in sorted(root.glob(V3_EPISODES_GLOB)):
         cols = ["episode_index", "length", "data/chunk_index", "data/file_index"]
@@ -229,6 +232,7 @@ def _load_v3(root: Path, info: dict[str, Any], keys: tuple[str, str], on_error: 
                     "duplicate episode index", path=f, line=r + 1, record=True, field="episode_index", value=i
                 )
             n = got.get("length")
+            declared_at[i] = f"{f} record {r + 1}"
             lengths[i] = (
                 as_int(n[r], lo=0, hi=MAX_STEPS, path=f, line=r + 1, record=True, field="length")
                 if n is not None
@@ -274,7 +278,7 @@ def _load_v3(root: Path, info: dict[str, Any], keys: tuple[str, str], on_error: 
                 raw.append((index, e))
                 continue
             if lengths.get(index, -1) >= 0:
-                data["length"], data["length_from"] = lengths[index], "meta/episodes"
+                data["length"], data["length_from"] = lengths[index], declared_at[index]
             raw.append((index, {**data, "file": f}))
     for index in sorted(set(lengths) - set(seen)):
         raw.append(

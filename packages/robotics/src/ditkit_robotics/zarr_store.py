@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ditkit_core.errors import DataError, read_text
+from ditkit_core.errors import DataError, naming_file, read_text
 from ditkit_robotics.episodes import (
     MAX_DIM,
     MAX_ELEMENTS,
@@ -60,9 +60,10 @@ def write_zarr_episodes(
     """Write episodes in the ditkit zarr schema (see the module docstring); replaces ``path`` atomically.
 
     The store is built in a temporary sibling folder and renamed onto ``path`` when complete, so a killed run
-    leaves the previous store (or none), never a truncated one.
+    leaves the previous store (or none), never a truncated one. Chunks are zstd frames with a checksum.
     """
     import zarr
+    from zarr.codecs import ZstdCodec
 
     if not episodes:
         raise ValueError("write_zarr_episodes: no episodes to write")
@@ -84,8 +85,10 @@ def write_zarr_episodes(
         eps = root.create_group("episodes")
         for i, ep in enumerate(episodes):
             g = eps.create_group(f"{i:06d}")
-            g.create_array("obs", data=np.asarray(ep.obs, dtype=np.float32))
-            g.create_array("action", data=np.asarray(ep.action, dtype=np.float32))
+            for key in ("obs", "action"):  # zstd with a checksum: a damaged chunk is detected on read
+                g.create_array(
+                    key, data=np.asarray(getattr(ep, key), dtype=np.float32), compressors=ZstdCodec(checksum=True)
+                )
             g.attrs.update(
                 {"task": ep.task, "task_id": int(ep.task_id), "success": bool(ep.success), "seed": int(ep.seed)}
             )
@@ -163,6 +166,53 @@ def _check_array_meta(meta: dict[str, Any], file: Path, key: str, index: int) ->
     return fmt
 
 
+_ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2, "int32": 4, "uint32": 4}
+_ITEMSIZE |= {"float32": 4, "int64": 8, "uint64": 8, "float64": 8}
+
+
+def _blosc_frame_size(meta: dict[str, Any]) -> int | None:
+    """Uncompressed bytes of one chunk when the array's chunks are blosc frames (-1: size unknown), else None."""
+    chunks = meta.get("chunks") or meta["chunk_grid"]["configuration"]["chunk_shape"]
+    if meta.get("zarr_format") == 2:
+        comp = meta.get("compressor")
+        if not (isinstance(comp, dict) and comp.get("id") == "blosc"):
+            return None
+        return -1 if meta.get("filters") else math.prod(chunks) * int(meta["dtype"][-1])
+    codecs = meta.get("codecs") if isinstance(meta.get("codecs"), list) else []
+    names = [c.get("name") if isinstance(c, dict) else c for c in codecs]
+    if "blosc" not in names:
+        return None
+    plain = names[: names.index("blosc")] == ["bytes"]
+    return math.prod(chunks) * _ITEMSIZE[meta["data_type"]] if plain else -1
+
+
+def _check_blosc_chunks(node: Path, meta: dict[str, Any], key: str, index: int) -> None:
+    """Refuse truncated or inconsistent blosc frames before the codec reads them: numcodecs' blosc decoder reads
+    past the end of a truncated frame and returns whatever memory follows (zarr-developers/numcodecs#228)."""
+    expected = _blosc_frame_size(meta)
+    if expected is None:
+        return
+    for f in sorted(node.rglob("*")):
+        if not f.is_file() or f.name in _META_FILES:
+            continue
+        with naming_file(f):
+            with f.open("rb") as fh:
+                head = fh.read(16)
+            size = f.stat().st_size
+        nbytes, blocksize, cbytes = (int.from_bytes(head[i : i + 4], "little") for i in (4, 8, 12))
+        problem = None
+        if len(head) < 16:
+            problem = f"a blosc frame needs a 16-byte header, the file holds {size} bytes"
+        elif not 16 <= cbytes <= size:
+            problem = f"blosc frame of {cbytes} bytes declared, the file holds {size} (truncated or damaged)"
+        elif expected >= 0 and nbytes != expected:
+            problem = f"blosc frame decompresses to {nbytes} bytes, a chunk holds {expected}"
+        elif blocksize > max(nbytes, 1) or nbytes > 8 * MAX_ELEMENTS:
+            problem = f"blosc block size {blocksize} / size {nbytes} are inconsistent"
+        if problem:
+            raise EpisodeError(problem, path=f, episode=index, field=key, kind="corrupt chunk")
+
+
 def _check_root_attrs(attrs: dict[str, Any], file: Path | None) -> dict[str, Any]:
     if attrs.get("format") != FORMAT:
         raise DataError(f"expected {FORMAT!r}", path=file, field="format", value=attrs.get("format"))
@@ -204,6 +254,7 @@ def _read_episode(group: Path, index: int, zarr: Any) -> dict[str, Any]:
         if file is None:
             continue  # missing: reported by validate_episode
         fmt = _check_array_meta(meta, file, key, index)
+        _check_blosc_chunks(node, meta, key, index)
         try:
             data[key] = zarr.open_array(str(node), mode="r", zarr_format=fmt)[:]
         except (KeyboardInterrupt, MemoryError):
