@@ -100,6 +100,11 @@ def _zarr_invalid(fx, out: Path) -> list[dict]:
         "chunks_zero": lambda d: d["chunk_grid"]["configuration"].update(chunk_shape=[0, 6]),
         "dtype_obj": lambda d: d.update(data_type="object"),
         "format_7": lambda d: d.update(zarr_format=7),
+        "grid_list": lambda d: d.update(chunk_grid={"name": "regular", "configuration": [6, 6]}),
+        "chunks_float": lambda d: d["chunk_grid"]["configuration"].update(chunk_shape=[2.5, 6]),
+        "blosc_claim": lambda d: d["codecs"][1].update(name="blosc", configuration={"cname": "lz4", "clevel": 5}),
+        "node_group": lambda d: d.update(node_type="group"),
+        "as_list": lambda d: [d],
     }
     roots = {
         "format": {"format": "other"},
@@ -128,6 +133,9 @@ def _zarr_invalid(fx, out: Path) -> list[dict]:
         fx.edit_json(case(name) / "zarr.json", lambda d, v=value: d["attributes"].update(v))
     shutil.rmtree(case("missing_action") / EP1 / "action")
     shutil.copytree(base / EP1, case("bad_name") / "episodes/abc")
+    shutil.copytree(base / EP1, case("dup_group") / "episodes/1")
+    fx.edit_json(case("attrs_list") / "zarr.json", lambda d: d.update(attributes=[1]))
+    fx.edit_json(case("ep_attrs_list") / EP1 / "zarr.json", lambda d: d.update(attributes="x"))
     (case("deep_json") / EP1 / "zarr.json").write_text("[" * 100_000)
     (case("big_int") / EP1 / "zarr.json").write_text('{"attributes": {"task_id": ' + "1" * 5000 + "}}")
     (out / "file.zarr").write_bytes(b"not a folder")

@@ -128,7 +128,8 @@ def _check_array_meta(meta: dict[str, Any], file: Path, key: str, index: int) ->
             raise EpisodeError("is not an array", field="node_type", value=meta.get("node_type"), **where)
         dtype = meta.get("data_type")
         grid = meta.get("chunk_grid")
-        chunks = grid.get("configuration", {}).get("chunk_shape") if isinstance(grid, dict) else None
+        config = grid.get("configuration") if isinstance(grid, dict) else None
+        chunks = config.get("chunk_shape") if isinstance(config, dict) else None
         ok_dtype = isinstance(dtype, str) and dtype in _V3_DTYPES
         dtype_field = "data_type"
     elif fmt == 2:
@@ -172,12 +173,13 @@ _ITEMSIZE |= {"float32": 4, "int64": 8, "uint64": 8, "float64": 8}
 
 def _blosc_frame_size(meta: dict[str, Any]) -> int | None:
     """Uncompressed bytes of one chunk when the array's chunks are blosc frames (-1: size unknown), else None."""
-    chunks = meta.get("chunks") or meta["chunk_grid"]["configuration"]["chunk_shape"]
-    if meta.get("zarr_format") == 2:
+    if meta["zarr_format"] == 2:
+        chunks = meta["chunks"]
         comp = meta.get("compressor")
         if not (isinstance(comp, dict) and comp.get("id") == "blosc"):
             return None
         return -1 if meta.get("filters") else math.prod(chunks) * int(meta["dtype"][-1])
+    chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]  # checked by _check_array_meta
     codecs = meta.get("codecs") if isinstance(meta.get("codecs"), list) else []
     names = [c.get("name") if isinstance(c, dict) else c for c in codecs]
     if "blosc" not in names:
@@ -303,12 +305,16 @@ def load_zarr_episodes(
     if len(names) > MAX_EPISODES:
         raise DataError(f"more than {MAX_EPISODES} episodes", path=eps_dir)
     raw: list[tuple[int, Any]] = []
+    seen: set[int] = set()
     for name in names:
         if not re.fullmatch(r"\d{1,8}", name):
             raise DataError(
                 "episode groups are named by their index (digits)", path=eps_dir / name, field="name", value=name
             )
         index = int(name)
+        if index in seen:
+            raise DataError(f"a second group of episode {index}", path=eps_dir / name, field="name", value=name)
+        seen.add(index)
         try:
             raw.append((index, _read_episode(eps_dir / name, index, zarr)))
         except EpisodeError as e:
