@@ -70,7 +70,6 @@ def test_malformed_episode_rejected_with_index(tmp_path, how, words):
 
 
 def test_lerobot_folder_round_trip_and_rejection(tmp_path):
-    pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
     from ditkit_robotics.data import write_lerobot_episodes
 
@@ -86,14 +85,15 @@ def test_lerobot_folder_round_trip_and_rejection(tmp_path):
     lines = (root / "meta" / "episodes.jsonl").read_text().splitlines()
     lines[1] = lines[1].replace('"length": 12', '"length": 11')
     (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(EpisodeError, match="episode 1: length mismatch"):
+    with pytest.raises(EpisodeError, match=r"episode_000001.parquet episode 1: length=11: length mismatch") as err:
         load_episodes(root)
+    assert "episodes.jsonl line 2" in str(err.value)
 
 
 def test_nonfinite_and_empty_rejected_in_memory(tmp_path):
     from ditkit_robotics.data import validate_episode
 
-    with pytest.raises(EpisodeError, match="episode 7: 'action' has 1 NaN/inf"):
+    with pytest.raises(EpisodeError, match="mem episode 7: action=inf: 1 NaN / infinite"):
         validate_episode({"obs": np.zeros((3, 2)), "action": np.array([[0, 0], [np.inf, 0], [0, 0]])}, 7, "mem")
     with pytest.raises(EpisodeError, match="empty"):
         validate_episode({"obs": np.zeros((0, 2)), "action": np.zeros((0, 2))}, 0, "mem")

@@ -1,6 +1,9 @@
 """ditkit-robotics: flow-matching diffusion-transformer robot policies on the ditkit core.
 
-* :mod:`ditkit_robotics.data`: episode schemas (ditkit zarr, LeRobot-style folders), validation, windowing.
+* :mod:`ditkit_robotics.data`: loading (ditkit zarr, LeRobot-style v2 / v3 folders), windowing, the DataModule;
+  :mod:`ditkit_robotics.episodes` (validation, ``EpisodeError``), :mod:`ditkit_robotics.zarr_store`,
+  :mod:`ditkit_robotics.lerobot`, :mod:`ditkit_robotics.parquet` (the formats), :mod:`ditkit_robotics.inputs`
+  (inference argument checks).
 * :mod:`ditkit_robotics.tokenizer`: action-chunk tokens with min-max normalisation.
 * :mod:`ditkit_robotics.model`: observation encoder, MoDE expert caching.
 * :mod:`ditkit_robotics.module`: :class:`PolicyModule` (Lightning).

@@ -21,9 +21,12 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     import torch
 
+    from ditkit_core.errors import atomic_write
     from ditkit_robotics.data import load_zarr_episodes
     from ditkit_robotics.evaluate import calibration_batch, evaluate, load_policy
 
+    if "/" in args.tag or "\\" in args.tag:
+        raise ValueError(f"eval: --tag={args.tag!r}: must be a file-name suffix (no path separators)")
     torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
     policy = load_policy(args.pretrained, args.config)
     tasks = args.tasks
@@ -46,8 +49,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if "block" in args.cache
         else None,
     )
-    (out / f"eval{args.tag}.json").write_text(json.dumps(res, indent=2))
-    (out / f"eval{args.tag}.md").write_text(res["table"] + "\n")
+    with atomic_write(out / f"eval{args.tag}.json", "w") as f:
+        f.write(json.dumps(res, indent=2))
+    with atomic_write(out / f"eval{args.tag}.md", "w") as f:
+        f.write(res["table"] + "\n")
     print(res["table"])
     print(
         json.dumps(

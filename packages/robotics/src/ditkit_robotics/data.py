@@ -1,36 +1,19 @@
-"""Demonstration episodes: the on-disk schemas, validation, windowing into (observation, action-chunk) pairs.
+"""Demonstration episodes: loading (ditkit zarr stores, LeRobot-style v2 / v3 folders), windowing into
+(observation, action-chunk) pairs, the synthetic default, and the Lightning DataModule.
 
-Two on-disk formats are read:
+* :mod:`ditkit_robotics.episodes`: the :class:`Episode` record, :func:`validate_episode`, :class:`EpisodeError`.
+* :mod:`ditkit_robotics.zarr_store`: the ditkit zarr schema (``make data-policy``).
+* :mod:`ditkit_robotics.lerobot`: LeRobot-style folders (``lerobot`` extra).
 
-**ditkit zarr episodes** (written by ``make data-policy``; :func:`write_zarr_episodes`)::
-
-    demos.zarr/
-      .attrs: format="ditkit-episodes", version=1, obs_dim, action_dim, action_low [A], action_high [A],
-              tasks [names; task_id indexes it], source (free text)
-      episodes/000000/            one group per episode, 6-digit zero-padded index
-        obs     float32 [T, obs_dim]     observation before each action
-        action  float32 [T, action_dim]  action taken at that step (already inside the env bounds)
-        .attrs: task (str), task_id (int), success (bool), seed (int)
-
-**LeRobot-style episode folders** (v2 layout; :func:`load_lerobot_episodes`, needs the ``lerobot`` extra)::
-
-    root/meta/info.json          {"fps": ..., "features": {...}}            (optional)
-    root/meta/tasks.jsonl        {"task_index": 0, "task": "push-v3"} per line
-    root/meta/episodes.jsonl     {"episode_index": 0, "length": T, ...} per line (optional; lengths checked)
-    root/data/chunk-000/episode_000000.parquet
-        columns: observation.state (list[float]), action (list[float]), episode_index, frame_index, task_index
-
-Every episode is validated on load (:func:`validate_episode`): missing keys, wrong ranks, obs / action
-length mismatch, empty episodes and NaN / inf values raise :class:`EpisodeError` naming the file and the
-episode index (``on_error="skip"`` drops such episodes with a warning instead).
+Every episode is validated on load: missing keys, wrong ranks, complex or non-numeric data, obs / action length
+mismatch, empty episodes, NaN / inf / beyond-float32 values and task ids outside the task list raise
+:class:`EpisodeError` naming the file, the episode (and row), the field and the value (``on_error="skip"`` drops
+such episodes and counts them per reason instead). Sizes in headers are bounded before anything is allocated.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,320 +24,57 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ditkit_core.lightning.data import seeded_loader
+from ditkit_robotics.episodes import (
+    MAX_DIM,
+    MAX_ELEMENTS,
+    MAX_STEPS,
+    REQUIRED_KEYS,
+    Episode,
+    EpisodeError,
+    check_on_error,
+    validate_episode,
+)
+from ditkit_robotics.lerobot import load_lerobot_episodes, write_lerobot_episodes
+from ditkit_robotics.zarr_store import FORMAT, VERSION, load_zarr_episodes, write_zarr_episodes
 
-FORMAT, VERSION = "ditkit-episodes", 1
-REQUIRED_KEYS = ("obs", "action")
-
-
-class EpisodeError(ValueError):
-    """An episode is malformed; the message names the source file and the episode index."""
-
-
-@dataclass
-class Episode:
-    """One demonstration.
-
-    Attributes:
-        obs: observations ``[T, obs_dim]`` float32 (``obs[i]`` is seen before ``action[i]``).
-        action: actions ``[T, action_dim]`` float32.
-        task_id: index into the dataset's task list.
-        task: task name.
-        success: whether the demonstration solved the task.
-        seed: environment seed of the episode (-1 if unknown).
-    """
-
-    obs: np.ndarray
-    action: np.ndarray
-    task_id: int = 0
-    task: str = ""
-    success: bool = True
-    seed: int = -1
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-
-def validate_episode(data: dict[str, Any], index: int, source: str | Path) -> Episode:
-    """Check one raw episode and build an :class:`Episode`.
-
-    Args:
-        data: mapping with at least ``obs [T, obs_dim]`` and ``action [T, action_dim]``; optional ``task_id``,
-            ``task``, ``success``, ``seed``, ``length`` (declared length, checked).
-        index: the episode index (named in errors).
-        source: the file / folder it came from (named in errors).
-
-    Raises:
-        EpisodeError: missing key, wrong rank, length mismatch, empty episode, non-finite value.
-    """
-    where = f"{source}: episode {index}"
-    missing = [k for k in REQUIRED_KEYS if k not in data or data[k] is None]
-    if missing:
-        raise EpisodeError(f"{where}: missing key(s) {missing}; present keys {sorted(data)}")
-    arrays = {}
-    for k in REQUIRED_KEYS:
-        a = np.asarray(data[k], dtype=np.float32)
-        if a.ndim != 2:
-            raise EpisodeError(f"{where}: '{k}' must be [T, dim], got shape {a.shape}")
-        if a.shape[0] == 0:
-            raise EpisodeError(f"{where}: '{k}' is empty (T=0)")
-        bad = ~np.isfinite(a)
-        if bad.any():
-            step, col = np.argwhere(bad)[0]
-            raise EpisodeError(
-                f"{where}: '{k}' has {int(bad.sum())} NaN/inf value(s), first at step {step}, column {col}"
-            )
-        arrays[k] = a
-    if arrays["obs"].shape[0] != arrays["action"].shape[0]:
-        raise EpisodeError(
-            f"{where}: length mismatch, obs has {arrays['obs'].shape[0]} steps and action has "
-            f"{arrays['action'].shape[0]}"
-        )
-    if "length" in data and int(data["length"]) != arrays["obs"].shape[0]:
-        raise EpisodeError(
-            f"{where}: length mismatch, declared length {int(data['length'])} but the data hold "
-            f"{arrays['obs'].shape[0]} steps"
-        )
-    return Episode(
-        obs=arrays["obs"],
-        action=arrays["action"],
-        task_id=int(data.get("task_id", 0)),
-        task=str(data.get("task", "")),
-        success=bool(data.get("success", True)),
-        seed=int(data.get("seed", -1)),
-    )
-
-
-def _check_dims(episodes: list[tuple[int, Episode]], source: str | Path) -> None:
-    if not episodes:
-        return
-    i0, e0 = episodes[0]
-    for i, e in episodes[1:]:
-        for k in REQUIRED_KEYS:
-            if getattr(e, k).shape[1] != getattr(e0, k).shape[1]:
-                raise EpisodeError(
-                    f"{source}: episode {i}: '{k}' width {getattr(e, k).shape[1]} differs from "
-                    f"episode {i0} ({getattr(e0, k).shape[1]})"
-                )
-
-
-def _collect(
-    raw: list[tuple[int, dict[str, Any]]], source: str | Path, on_error: Literal["raise", "skip"]
-) -> list[Episode]:
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    good: list[tuple[int, Episode]] = []
-    for i, data in raw:
-        try:
-            good.append((i, validate_episode(data, i, source)))
-        except EpisodeError as e:
-            if on_error == "raise":
-                raise
-            warnings.warn(f"skipping malformed episode: {e}", stacklevel=3)
-    _check_dims(good, source)
-    return [e for _, e in good]
-
-
-# ---------------------------------------------------------------------------------------------- zarr
-def write_zarr_episodes(
-    path: str | Path,
-    episodes: Sequence[Episode],
-    *,
-    tasks: Sequence[str],
-    action_low: Sequence[float],
-    action_high: Sequence[float],
-    source: str = "",
-) -> Path:
-    """Write episodes in the ditkit zarr schema (see the module docstring); overwrites ``path``."""
-    import zarr
-
-    if not episodes:
-        raise ValueError("write_zarr_episodes: no episodes to write")
-    root = zarr.open_group(str(path), mode="w")
-    root.attrs.update(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "obs_dim": int(episodes[0].obs.shape[1]),
-            "action_dim": int(episodes[0].action.shape[1]),
-            "action_low": [float(v) for v in action_low],
-            "action_high": [float(v) for v in action_high],
-            "tasks": list(tasks),
-            "source": source,
-        }
-    )
-    eps = root.create_group("episodes")
-    for i, ep in enumerate(episodes):
-        g = eps.create_group(f"{i:06d}")
-        g.create_array("obs", data=np.asarray(ep.obs, dtype=np.float32))
-        g.create_array("action", data=np.asarray(ep.action, dtype=np.float32))
-        g.attrs.update({"task": ep.task, "task_id": int(ep.task_id), "success": bool(ep.success), "seed": int(ep.seed)})
-    return Path(path)
-
-
-def load_zarr_episodes(
-    path: str | Path, on_error: Literal["raise", "skip"] = "raise"
-) -> tuple[list[Episode], dict[str, Any]]:
-    """Read a ditkit zarr episode store.
-
-    Args:
-        path: the ``.zarr`` directory.
-        on_error: ``raise`` (default) or ``skip`` malformed episodes.
-
-    Returns:
-        ``(episodes, attrs)`` with the root attributes (tasks, action bounds, dims).
-
-    Raises:
-        FileNotFoundError: no store at ``path``.
-        EpisodeError: a malformed store or episode (file and episode index named).
-    """
-    import zarr
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load_zarr_episodes: {path} does not exist (run `make data-policy`)")
-    root = zarr.open_group(str(path), mode="r")
-    attrs = dict(root.attrs)
-    if attrs.get("format") != FORMAT:
-        raise EpisodeError(f"{path}: attribute format={attrs.get('format')!r}, expected {FORMAT!r}")
-    if "episodes" not in root:
-        raise EpisodeError(f"{path}: missing group 'episodes'")
-    group = root["episodes"]
-    raw = []
-    for name in sorted(group.group_keys()):
-        g = group[name]
-        data: dict[str, Any] = {k: g[k][:] for k in g.array_keys()}
-        data.update(dict(g.attrs))
-        raw.append((int(name), data))
-    return _collect(raw, path, on_error), attrs
-
-
-# ---------------------------------------------------------------------------------------------- LeRobot
-def _parquet_libs():
-    try:
-        import pandas as pd
-        import pyarrow  # noqa: F401
-    except ImportError as e:
-        raise ImportError("LeRobot-style folders need pandas + pyarrow: pip install 'ditkit-robotics[lerobot]'") from e
-    return pd
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise EpisodeError(f"{path}:{n}: invalid JSON ({e.msg})") from e
-    return rows
-
-
-def write_lerobot_episodes(root: str | Path, episodes: Sequence[Episode], tasks: Sequence[str], fps: int = 80) -> Path:
-    """Write episodes as a LeRobot-style (v2) folder; used by tests and for export."""
-    pd = _parquet_libs()
-    root = Path(root)
-    (root / "meta").mkdir(parents=True, exist_ok=True)
-    (root / "meta" / "tasks.jsonl").write_text(
-        "".join(json.dumps({"task_index": i, "task": t}) + "\n" for i, t in enumerate(tasks))
-    )
-    (root / "meta" / "episodes.jsonl").write_text(
-        "".join(
-            json.dumps({"episode_index": i, "tasks": [ep.task], "length": len(ep)}) + "\n"
-            for i, ep in enumerate(episodes)
-        )
-    )
-    (root / "meta" / "info.json").write_text(
-        json.dumps(
-            {
-                "fps": fps,
-                "total_episodes": len(episodes),
-                "features": {
-                    "observation.state": {"dtype": "float32", "shape": [int(episodes[0].obs.shape[1])]},
-                    "action": {"dtype": "float32", "shape": [int(episodes[0].action.shape[1])]},
-                },
-            }
-        )
-    )
-    for i, ep in enumerate(episodes):
-        d = root / "data" / f"chunk-{i // 1000:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        T = len(ep)
-        df = pd.DataFrame(
-            {
-                "observation.state": list(ep.obs.astype(np.float32)),
-                "action": list(ep.action.astype(np.float32)),
-                "episode_index": [i] * T,
-                "frame_index": np.arange(T),
-                "timestamp": np.arange(T) / fps,
-                "task_index": [ep.task_id] * T,
-            }
-        )
-        df.to_parquet(d / f"episode_{i:06d}.parquet")
-    return root
-
-
-def load_lerobot_episodes(
-    root: str | Path,
-    *,
-    obs_key: str = "observation.state",
-    action_key: str = "action",
-    on_error: Literal["raise", "skip"] = "raise",
-) -> tuple[list[Episode], dict[str, Any]]:
-    """Read a LeRobot-style (v2) episode folder of parquet files.
-
-    Args:
-        root: folder with ``meta/`` and ``data/chunk-*/episode_*.parquet``.
-        obs_key: column holding the state vector.
-        action_key: column holding the action vector.
-        on_error: ``raise`` (default) or ``skip`` malformed episodes.
-
-    Returns:
-        ``(episodes, attrs)``; attrs hold ``tasks`` (names by task index) and ``fps``.
-    """
-    pd = _parquet_libs()
-    root = Path(root)
-    files = sorted(root.glob("data/*/episode_*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"load_lerobot_episodes: no data/*/episode_*.parquet under {root}")
-    tasks: list[str] = []
-    if (root / "meta" / "tasks.jsonl").exists():
-        rows = sorted(_read_jsonl(root / "meta" / "tasks.jsonl"), key=lambda r: r["task_index"])
-        tasks = [r["task"] for r in rows]
-    lengths: dict[int, int] = {}
-    if (root / "meta" / "episodes.jsonl").exists():
-        lengths = {
-            int(r["episode_index"]): int(r["length"])
-            for r in _read_jsonl(root / "meta" / "episodes.jsonl")
-            if "length" in r
-        }
-    info = json.loads((root / "meta" / "info.json").read_text()) if (root / "meta" / "info.json").exists() else {}
-    raw = []
-    for f in files:
-        index = int(f.stem.split("_")[-1])
-        df = pd.read_parquet(f)
-        data: dict[str, Any] = {}
-        for key, col in (("obs", obs_key), ("action", action_key)):
-            if col in df.columns:
-                try:
-                    data[key] = np.stack([np.asarray(v, dtype=np.float32) for v in df[col]])
-                except ValueError as e:
-                    data[key] = np.zeros((0,), np.float32)  # ragged rows: rejected as a wrong rank below
-                    warnings.warn(f"{f}: ragged column {col!r}: {e}", stacklevel=2)
-        if "task_index" in df.columns and len(df):
-            data["task_id"] = int(df["task_index"].iloc[0])
-            data["task"] = tasks[data["task_id"]] if data["task_id"] < len(tasks) else str(data["task_id"])
-        if index in lengths:
-            data["length"] = lengths[index]  # declared in meta/episodes.jsonl; checked by validate_episode
-        raw.append((index, data))
-    return _collect(raw, root, on_error), {"tasks": tasks, "fps": info.get("fps")}
+__all__ = [
+    "FORMAT",
+    "REQUIRED_KEYS",
+    "VERSION",
+    "ChunkDataset",
+    "Episode",
+    "EpisodeError",
+    "PolicyDataModule",
+    "load_episodes",
+    "load_lerobot_episodes",
+    "load_zarr_episodes",
+    "make_windows",
+    "synthetic_episodes",
+    "validate_episode",
+    "write_lerobot_episodes",
+    "write_zarr_episodes",
+]
 
 
 def load_episodes(path: str | Path, on_error: Literal["raise", "skip"] = "raise") -> tuple[list[Episode], dict]:
-    """Load a ditkit zarr store (``*.zarr`` or a folder with ``zarr.json``) or a LeRobot-style folder."""
+    """Load a ditkit zarr store (``*.zarr`` or a folder with ``zarr.json`` / ``.zgroup``) or a LeRobot-style folder.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        EpisodeError / DataError: bad data, naming the file, episode, field and value.
+    """
+    check_on_error(on_error)
     path = Path(path)
     if path.suffix == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists():
         return load_zarr_episodes(path, on_error)
     return load_lerobot_episodes(path, on_error=on_error)
+
+
+def _positive(name: str, value: Any, hi: int, lo: int = 1) -> int:
+    """An integer argument in ``[lo, hi]``; the error names the argument and the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name}={value!r}: expected an integer in [{lo}, {hi}]")
+    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------- windows
@@ -367,6 +87,16 @@ def make_windows(episodes: Sequence[Episode], n_obs_steps: int, horizon: int) ->
     Returns:
         ``obs [N, n_obs_steps, obs_dim]``, ``action [N, horizon, action_dim]``, ``task_id [N]`` long.
     """
+    n_obs_steps = _positive("make_windows: n_obs_steps", n_obs_steps, MAX_STEPS)
+    horizon = _positive("make_windows: horizon", horizon, MAX_STEPS)
+    if not episodes:
+        raise ValueError("make_windows: no episodes")
+    total = sum(len(ep) * (n_obs_steps * ep.obs.shape[1] + horizon * ep.action.shape[1]) for ep in episodes)
+    if total > 4 * MAX_ELEMENTS:
+        raise ValueError(
+            f"make_windows: {total} window values exceed {4 * MAX_ELEMENTS} (n_obs_steps={n_obs_steps}, "
+            f"horizon={horizon}); use shorter windows"
+        )
     obs, act, task = [], [], []
     for ep in episodes:
         T = len(ep)
@@ -404,7 +134,29 @@ def synthetic_episodes(
     """Tiny reaching demonstrations for tests: a point moves towards a goal with ``action = clip(goal - pos)``.
 
     ``obs = [pos, goal, 0...]`` (``action_dim`` each, zero padded to ``obs_dim``); the goal depends on the task.
+
+    Args:
+        n: episodes, in ``[1, 100000]``.
+        length: steps per episode, in ``[1, MAX_STEPS]``.
+        obs_dim: observation width, at least ``2 * action_dim``.
+        action_dim: action width, in ``[1, 1024]``.
+        tasks: tasks (episode ``i`` has task ``i % tasks``), in ``[1, 1000]``.
+        seed: RNG seed, ``>= 0``.
+
+    Raises:
+        ValueError: an argument outside its range (named with its value), or more than ``MAX_ELEMENTS`` values.
     """
+    n = _positive("synthetic_episodes: n", n, 100_000)
+    length = _positive("synthetic_episodes: length", length, MAX_STEPS)
+    action_dim = _positive("synthetic_episodes: action_dim", action_dim, 1024)
+    obs_dim = _positive("synthetic_episodes: obs_dim", obs_dim, MAX_DIM, lo=2 * action_dim)
+    tasks = _positive("synthetic_episodes: tasks", tasks, 1000)
+    seed = _positive("synthetic_episodes: seed", seed, 2**63 - 1, lo=0)
+    if n * length * (obs_dim + action_dim) > MAX_ELEMENTS:
+        raise ValueError(
+            f"synthetic_episodes: n={n} x length={length} x (obs_dim + action_dim)={obs_dim + action_dim} "
+            f"values exceed {MAX_ELEMENTS}"
+        )
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -433,8 +185,11 @@ class PolicyDataModule(L.LightningDataModule):
         val_episodes: episodes held out for validation (every k-th episode, k = n / val_episodes).
         batch_size: samples per batch.
         only_success: drop unsuccessful demonstrations.
-        on_error: ``raise`` or ``skip`` malformed episodes.
+        on_error: ``raise`` or ``skip`` malformed episodes (skips are counted in ``attrs["skipped"]``).
         seed: shuffle seed.
+
+    Raises:
+        ValueError: an argument outside its range (named with its value).
     """
 
     def __init__(
@@ -449,6 +204,14 @@ class PolicyDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise ValueError(f"PolicyDataModule: path={path!r}: expected a store path or 'synthetic'")
+        n_obs_steps = _positive("PolicyDataModule: n_obs_steps", n_obs_steps, 1024)
+        horizon = _positive("PolicyDataModule: horizon", horizon, 1024)
+        val_episodes = _positive("PolicyDataModule: val_episodes", val_episodes, 10**6, lo=0)
+        batch_size = _positive("PolicyDataModule: batch_size", batch_size, 10**6)
+        seed = _positive("PolicyDataModule: seed", seed, 2**63 - 1, lo=0)
+        check_on_error(on_error)
         self.path, self.n_obs_steps, self.horizon = path, n_obs_steps, horizon
         self.val_episodes, self.batch_size, self.only_success = val_episodes, batch_size, only_success
         self.on_error, self.seed = on_error, seed

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ditkit_core.errors import naming_file, read_text
 from ditkit_core.sampling import BlockCache
 from ditkit_robotics.envs import expert_chunker, make_env, rollout
+from ditkit_robotics.inputs import MAX_SOLVER_STEPS, check_int, check_policy_inputs, check_steps
 from ditkit_robotics.metrics import success_table
 from ditkit_robotics.model import ExpertCache, solver_times
 from ditkit_robotics.module import PolicyModule
@@ -28,7 +30,10 @@ def policy_chunker(
 
     A ``block_cache`` is entered afresh for every chunk (its schedule counts solver calls within one sampling).
     """
-    g = torch.Generator().manual_seed(seed)
+    if policy.num_tasks > 1:
+        check_int("policy_chunker: task_id", task_id, 0, policy.num_tasks - 1)
+    check_steps("policy_chunker: steps", steps)
+    g = torch.Generator().manual_seed(check_int("policy_chunker: seed", seed, 0, 2**63 - 1))
     tid = torch.tensor([task_id]) if policy.num_tasks > 1 else None
 
     def act(hist: np.ndarray) -> np.ndarray:
@@ -53,6 +58,11 @@ def calibrate_block_cache(
     max_gap: int = 3,
 ) -> BlockCache:
     """Block-wise adaptive caching: per-block recompute steps chosen on a calibration batch of observations."""
+    check_steps("calibrate_block_cache: steps", steps)
+    check_int("calibrate_block_cache: max_gap", max_gap, 1, MAX_SOLVER_STEPS)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold < float("inf"):
+        raise ValueError(f"calibrate_block_cache: threshold={threshold!r}: expected a finite number >= 0")
+    check_policy_inputs(policy, obs, task_id, steps, None, where="calibrate_block_cache")
     g = torch.Generator().manual_seed(0)
     return BlockCache.calibrate(
         policy,
@@ -107,6 +117,7 @@ def evaluate(
     Returns:
         ``{"tasks": {task: {"success", "expert_success", "crashed", "steps", "chunk_ms"}}, "mean_success", ...}``.
     """
+    _check_evaluate_args(policy, tasks, episodes, seed, steps, cache, max_steps, gif_task)
     policy.eval()
     if cache == "auto":
         cache = "expert" if policy.config.moe_experts and policy.config.moe_router == "time" else "none"
@@ -188,18 +199,55 @@ def evaluate(
     return out
 
 
+def _check_evaluate_args(
+    policy: PolicyModule,
+    tasks: Sequence[str],
+    episodes: int,
+    seed: int,
+    steps: int,
+    cache: str,
+    max_steps: int,
+    gif_task: str | None,
+) -> None:
+    """Every argument of :func:`evaluate`, before an environment is built; errors name the argument."""
+    if isinstance(tasks, str) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise ValueError(f"evaluate: tasks={tasks!r}: expected a non-empty list of task names")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"evaluate: tasks={list(tasks)!r}: a task is listed twice")
+    if policy.num_tasks > 1 and len(tasks) > policy.num_tasks:
+        raise ValueError(
+            f"evaluate: tasks lists {len(tasks)} tasks, so task ids would run past the policy's "
+            f"num_tasks={policy.num_tasks} (task id {len(tasks) - 1} is out of range)"
+        )
+    check_int("evaluate: episodes", episodes, 1, 100_000)
+    check_int("evaluate: seed", seed, 0, 2**32 - 1 - episodes)
+    check_int("evaluate: steps", steps, 1, MAX_SOLVER_STEPS)
+    check_int("evaluate: max_steps", max_steps, 1, 10**7)
+    if cache != "auto" and cache not in CACHES:
+        raise ValueError(f"evaluate: cache={cache!r}: choose 'auto' or one of {CACHES}")
+    if gif_task is not None and gif_task not in tasks:
+        raise ValueError(f"evaluate: gif_task={gif_task!r} is not one of tasks {list(tasks)}")
+
+
 def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyModule:
     """Load a policy from a ``save_pretrained`` folder, or from a Lightning ``.ckpt`` plus the run's YAML config.
 
     Args:
         path: ``outputs/policy/pretrained`` (folder) or ``outputs/policy/.../last.ckpt``.
         config: for a checkpoint, the LightningCLI config (default: ``config.yaml`` next to the run root).
+
+    Raises:
+        FileNotFoundError: nothing at ``path`` / no config found.
+        DataError: an unreadable or inconsistent folder, config or checkpoint (the file is named).
     """
     from ditkit_core.lightning import from_pretrained
 
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_policy: {path} does not exist")
     if path.is_dir():
-        return from_pretrained(path).eval()
+        with naming_file(path, "cannot load the pretrained policy"):
+            return from_pretrained(path).eval()
     import yaml
 
     from ditkit_robotics.tokenizer import ActionChunkTokenizer
@@ -211,11 +259,13 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyMod
     )
     if cfg_path is None or not cfg_path.exists():
         raise FileNotFoundError(f"load_policy: no config.yaml found above {path}; pass config=")
-    args = dict(yaml.safe_load(cfg_path.read_text())["model"]["init_args"])
-    tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
-    policy = PolicyModule(tok, **args)
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    policy.load_state_dict(state)
+    with naming_file(cfg_path, "cannot build the policy from the config"):
+        args = dict(yaml.safe_load(read_text(cfg_path))["model"]["init_args"])
+        tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
+        policy = PolicyModule(tok, **args)
+    with naming_file(path, "cannot load the checkpoint"):
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        policy.load_state_dict(state)
     return policy.eval()
 
 
@@ -225,6 +275,7 @@ def calibration_batch(
     """``n`` evenly spaced (obs history, task id) windows of a demonstration store, for block-cache calibration."""
     from ditkit_robotics.data import load_episodes, make_windows
 
+    check_int("calibration_batch: n", n, 1, 1_000_000)
     eps, _ = load_episodes(store)
     w = make_windows(eps, n_obs_steps, horizon)
     idx = torch.linspace(0, w["obs"].shape[0] - 1, n).long()

@@ -19,6 +19,7 @@ from ditkit_core.lightning import FlowMatchingModule
 from ditkit_core.nn import DiTConfig
 from ditkit_core.sampling import sample
 from ditkit_core.tokenizers import TokenBatch
+from ditkit_robotics.inputs import check_policy_inputs
 from ditkit_robotics.model import ObsEncoder, action_positions
 from ditkit_robotics.tokenizer import ActionChunkTokenizer
 
@@ -132,13 +133,19 @@ class PolicyModule(FlowMatchingModule):
 
         Returns:
             actions ``[b, horizon, action_dim]`` in environment units.
+
+        Raises:
+            ValueError: naming the argument: ``obs`` of the wrong shape or with NaN / inf / beyond-float32 values,
+                ``task_id`` missing, non-integer or outside ``[0, num_tasks)`` (multi-task policies; single-task
+                policies ignore it), ``steps`` outside ``[1, 10000]``, an unknown ``method``.
         """
+        obs, task_id = check_policy_inputs(self, obs, task_id, steps, method)
         was_training = self.training
         self.eval()
         tok = self.tokenizer
         b = obs.shape[0]
         cond, ctx = self.condition(
-            tok.normalize_obs(obs.float().to(self.device)), None if task_id is None else task_id.to(self.device).long()
+            tok.normalize_obs(obs.to(self.device)), None if task_id is None else task_id.to(self.device)
         )
         pos = action_positions(b, tok.horizon, self.device)
         x_0 = torch.randn(b, tok.horizon, tok.action_dim, generator=generator, device=self.device)
@@ -149,7 +156,7 @@ class PolicyModule(FlowMatchingModule):
         x = sample(
             fn,
             x_0,
-            steps=steps or self.sample_steps,
+            steps=self.sample_steps if steps is None else steps,
             method=method or self.sample_method,
             schedule=self.sample_schedule,
         )
