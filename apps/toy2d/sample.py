@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ditkit_core.examples.toy2d import Toy2DModule, plot_samples, sample_points
-from ditkit_core.lightning import save_pretrained
+from ditkit_core.examples.toy2d import plot_samples, sample_points
+from ditkit_core.lightning import load_run, save_pretrained
 from ditkit_core.metrics import energy_distance
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.ckpt.exists():
         raise SystemExit(f"no checkpoint at {args.ckpt}: run `make train-toy2d` first")
-    module = Toy2DModule.load_from_checkpoint(args.ckpt, map_location="cpu")
+    module = load_run(ckpt=args.ckpt)  # weights-only load, allow-listed classes
     gen = module.sample_points(args.sets, 64, seed=0, steps=args.steps, method=args.method)
     ref = sample_points(args.distribution, gen.shape[0], torch.Generator().manual_seed(1))
     ed = float(energy_distance(gen, ref))

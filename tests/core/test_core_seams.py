@@ -222,3 +222,27 @@ def test_step_cache_threshold_is_calibrated_per_model():
     assert cache.stats.skip_ratio == pytest.approx(0.4, abs=0.15)  # replayed on the calibration run: approximate
     assert cache.stats.peak_bytes > 0
     assert cache._state == {}  # cached tensors are freed on exit
+
+
+def test_fused_rms_norm_and_complex_rope_match_their_references():
+    import torch.nn.functional as F
+
+    from ditkit_core.nn import RMSNorm, RotaryEmbedding
+
+    torch.manual_seed(0)
+    for affine in (True, False):
+        norm = RMSNorm(24, affine=affine)
+        if affine:
+            torch.nn.init.normal_(norm.weight)
+        x = torch.randn(3, 5, 24, dtype=torch.float64, requires_grad=True)
+        w = None if norm.weight is None else norm.weight.double()
+        norm.double()
+        assert torch.autograd.gradcheck(norm, (x,))  # the hand-written backward against finite differences
+        torch.testing.assert_close(norm(x), F.rms_norm(x, (24,), w, 1e-6))
+    x = torch.randn(2, 3, 7, 12, requires_grad=True)
+    ang = torch.randn(2, 7, 6)
+    a, b = RotaryEmbedding.rotate(x, ang), RotaryEmbedding.rotate_reference(x, ang)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    g = torch.randn_like(a)
+    torch.testing.assert_close(torch.autograd.grad(a, x, g)[0], torch.autograd.grad(b, x, g)[0], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(RotaryEmbedding.rotate(x.bfloat16(), ang), b.bfloat16(), atol=2e-2, rtol=2e-2)
