@@ -105,7 +105,7 @@ def test_ljspeech_loader_counts_every_skip(tmp_path):
     items, rep = load_corpus(tmp_path, lm, tok, max_seconds=2.0)
     assert sorted(it["text"] for it in items) == ["A small cat.", "hello there."]
     assert rep.kept == 2 and rep.resampled == 1
-    assert dict(rep.skipped) == {
+    assert rep.counts() == {
         "corrupt": 1,
         "empty": 1,
         "stereo": 1,
@@ -115,10 +115,10 @@ def test_ljspeech_loader_counts_every_skip(tmp_path):
         "bad_row": 1,
         "missing_text": 1,
     }
-    assert any("metadata.csv:9" in m for m in rep.messages) and any("orphan.wav" in m for m in rep.messages)
+    assert any("metadata.csv line 9" in m for m in rep.messages) and any("orphan.wav" in m for m in rep.messages)
     assert items[0]["mel"].shape[1] == 64
     items2, rep2 = load_corpus(tmp_path, lm, tok, max_seconds=2.0)  # cached
-    assert len(items2) == 2 and dict(rep2.skipped) == dict(rep.skipped)
+    assert len(items2) == 2 and rep2.counts() == rep.counts() and rep2.messages == rep.messages
     assert list((tmp_path / ".ditkit_cache").glob("*.pt"))
 
 
@@ -133,11 +133,11 @@ def test_nested_layouts(tmp_path):
     (vctk / "txt" / "p225").mkdir(parents=True)
     sf.write(vctk / "wav48" / "p225" / "p225_001.wav", _sine(), 48000)
     (vctk / "txt" / "p225" / "p225_001.txt").write_text("Please call Stella.")
-    from ditkit_audio.data import LoadReport
+    from ditkit_audio.data import CorpusReport
 
-    rep = LoadReport()
+    rep = CorpusReport("libri")
     items = scan_corpus(tmp_path / "libri", report=rep)
-    assert [(u.text, u.speaker) for u in items] == [("A red boat.", "19")] and rep.skipped["missing_text"] == 1
+    assert [(u.text, u.speaker) for u in items] == [("A red boat.", "19")] and rep.counts() == {"missing_text": 1}
     items = scan_corpus(vctk)
     assert [(u.text, u.speaker) for u in items] == [("Please call Stella.", "p225")]
     feats, rep = load_corpus(vctk, LogMel(16000, 1024, 400, 64), TextTokenizer(), cache=False)
