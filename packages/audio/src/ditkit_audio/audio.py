@@ -149,8 +149,9 @@ def load_wav(
         )
     peak = float(np.abs(data).max())
     if peak > MAX_PEAK:
+        shown = float(f"{peak:.4g}")  # the level, not float32 noise
         raise AudioError(
-            path, "range", f"peak sample beyond {MAX_PEAK:g} (a float wav holds [-1, 1])", field="peak", value=peak
+            path, "range", f"peak sample beyond {MAX_PEAK:g} (a float wav holds [-1, 1])", field="peak", value=shown
         )
     wav = torch.from_numpy(np.ascontiguousarray(data[:, 0]))
     if sample_rate is not None and sr != sample_rate:

@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from ditkit_audio.audio import MAX_RATE, MIN_RATE, LogMel
 from ditkit_audio.corpus import (
@@ -147,6 +147,11 @@ class LengthBucketBatchSampler(BatchSampler):
         rank: int | None = None,
         sampler: Any = None,
     ):
+        if isinstance(lengths, Sampler):
+            raise TypeError(
+                "LengthBucketBatchSampler: lengths must be the frames per utterance, got a Sampler (Lightning passes "
+                "one when the batch sampler was built outside a *_dataloader hook; build it inside the hook)"
+            )
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ValueError(f"LengthBucketBatchSampler: batch_size={batch_size!r}: must be an integer >= 1")
         self.lengths, self.bucket, self.seed = [int(x) for x in lengths], max(1, int(bucket)), seed
