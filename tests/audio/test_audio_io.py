@@ -275,7 +275,7 @@ def test_truncated_feature_cache_is_named_and_rebuilt(tmp_path, caplog):
         assert str(cache) in caplog.text and "rebuilding" in caplog.text
         assert [it["text"] for it in again] == [it["text"] for it in items] and rep2.counts() == rep.counts()
         assert all(torch.equal(a["mel"], b["mel"]) for a, b in zip(again, items))
-        assert cache.read_bytes() != damaged and torch.load(cache, weights_only=True)["report"]["kept"] == 2
+        assert cache.read_bytes() != damaged and torch.load(cache, weights_only=True)["payload"]["report"]["kept"] == 2
 
 
 def test_a_cache_holding_code_is_refused_without_running_it(tmp_path, caplog):

@@ -170,7 +170,7 @@ def test_truncated_waveform_cache_is_named_and_rebuilt(tiny_corpus, tmp_path, ca
     import logging
     import shutil
 
-    root = shutil.copytree(tiny_corpus, tmp_path / "corpus")
+    root = shutil.copytree(tiny_corpus, tmp_path / "corpus", ignore=shutil.ignore_patterns(".ditkit_cache"))
     cfg = tiny_config(tmp_path, root)
     tr, va, _ = load_wav_split(cfg, val_size=2)
     (cache,) = (root / ".ditkit_cache").glob("wavs_*.pt")
@@ -179,7 +179,7 @@ def test_truncated_waveform_cache_is_named_and_rebuilt(tiny_corpus, tmp_path, ca
         tr2, va2, _ = load_wav_split(cfg, val_size=2)
     assert str(cache) in caplog.text and "rebuilding" in caplog.text
     assert all(torch.equal(a["wav"], b["wav"]) for a, b in zip(tr + va, tr2 + va2))
-    assert torch.load(cache, weights_only=True).keys() == {it["path"] for it in tr + va}
+    assert torch.load(cache, weights_only=True)["payload"].keys() == {it["path"] for it in tr + va}
     assert sorted(p.name for p in cache.parent.iterdir() if p.name.startswith(".")) == []  # no temporary files
 
 

@@ -287,16 +287,49 @@ def load_features(
 
 
 # ---------------------------------------------------------------------- caches
+def content_digest(obj: Any) -> str:
+    """SHA-256 of a cache payload (nested dicts / lists of tensors, strings and numbers; dict order ignored)."""
+    h = hashlib.sha256()
+
+    def walk(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, dict):
+            h.update(b"D%d" % len(o))
+            for k in sorted(o, key=str):
+                walk(str(k))
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(b"L%d" % len(o))
+            for v in o:
+                walk(v)
+        else:
+            h.update(f"{type(o).__name__}:{o!r}".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def read_cache(path: Path, check: Callable[[Any, Path], Any], what: str = "cache") -> Any | None:
-    """Load a ``torch.save`` cache written by this package with ``weights_only=True`` (loading never runs code) and
-    ``check(obj, path)`` it; a missing file gives None, a damaged one (truncated, random bytes, foreign objects,
-    wrong layout) is named in a warning, removed and None returned so that the caller rebuilds it."""
+    """Load a cache written by :func:`write_cache` with ``weights_only=True`` (loading never runs code), verify its
+    checksum and ``check(payload, path)`` it.
+
+    Returns:
+        the checked payload; None for a missing file, and for a damaged one (truncated, random or flipped bytes,
+        foreign objects, wrong layout), which is named in a warning and removed so that the caller rebuilds it.
+    """
     if not path.exists():
         return None
     try:
         with naming_file(path, f"damaged {what}"):
-            obj = torch.load(path, weights_only=True, map_location="cpu")
-            return check(obj, path)
+            blob = torch.load(path, weights_only=True, map_location="cpu")
+            if not (isinstance(blob, dict) and set(blob) == {"payload", "sha256"}):
+                raise DataError("not a ditkit cache (expected {'payload', 'sha256'})", path=path)
+            if content_digest(blob["payload"]) != blob["sha256"]:
+                raise DataError("checksum mismatch (the file changed after it was written)", path=path)
+            return check(blob["payload"], path)
     except DataError as e:
         log.warning("%s; rebuilding it", e)
         try:
@@ -306,11 +339,13 @@ def read_cache(path: Path, check: Callable[[Any, Path], Any], what: str = "cache
         return None
 
 
-def write_cache(path: Path, obj: Any) -> bool:
-    """``torch.save`` to a temporary file renamed onto ``path`` (a killed run leaves no truncated cache). A folder
-    that cannot be written is warned about and skipped (returns False): the cache is an optimisation."""
+def write_cache(path: Path, payload: Any) -> bool:
+    """``torch.save({"payload", "sha256"})`` to a temporary file renamed onto ``path`` (a killed run leaves no
+    truncated cache). A folder that cannot be written is warned about and skipped (returns False): the cache is only
+    an optimisation."""
+    blob = {"payload": payload, "sha256": content_digest(payload)}
     try:
-        atomic_save(path, lambda tmp: torch.save(obj, tmp))
+        atomic_save(path, lambda tmp: torch.save(blob, tmp))
         return True
     except OSError as e:
         log.warning("%s: cannot write the cache (%s); continuing without it", path, e)

@@ -20,6 +20,9 @@ from ditkit_core.errors import DataError, atomic_save, atomic_write, naming_file
 
 MEL_KEYS = ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")
 MEL_DEFAULTS = {"sample_rate": 16000, "n_fft": 1024, "hop": 400, "n_mels": 64, "mel_mean": -5.5, "mel_std": 2.5}
+MAX_CONFIG_INT = 1 << 20
+"""Largest integer a model ``config.json`` may hold (widths, rates); layer counts are also bounded by the number of
+tensors in the weights file. Beyond this a hostile config would allocate or build without end."""
 
 
 class MelModule(nn.Module):
@@ -62,11 +65,25 @@ def mel_settings_from_config(tts_config: str | Path) -> dict[str, Any]:
     try:
         tok = cfg["model"]["init_args"]["tokenizer"]
     except (KeyError, TypeError):
-        raise ValueError(f"{tts_config}: no model.init_args.tokenizer (expected a TTS config)") from None
-    args = dict(tok.get("init_args") or {})
+        raise DataError("no model.init_args.tokenizer (expected a TTS config)", path=tts_config) from None
+
+    def mapping(obj: Any, field: str) -> dict[str, Any]:
+        if obj is None:
+            return {}
+        if not isinstance(obj, dict):
+            raise DataError("expected a mapping", path=tts_config, field=field, value=obj)
+        return dict(obj)
+
+    args = mapping(mapping(tok, "model.init_args.tokenizer").get("init_args"), "model.init_args.tokenizer.init_args")
     out = {k: args.get(k, v) for k, v in MEL_DEFAULTS.items()}
+    for k in ("sample_rate", "n_fft", "hop", "n_mels"):
+        if isinstance(out[k], bool) or not isinstance(out[k], int) or not 1 <= out[k] <= MAX_CONFIG_INT:
+            raise DataError(f"expected an integer in [1, {MAX_CONFIG_INT}]", path=tts_config, field=k, value=out[k])
+    for k in ("mel_mean", "mel_std"):
+        if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or not math.isfinite(out[k]):
+            raise DataError("expected a finite number", path=tts_config, field=k, value=out[k])
     out["text_kind"] = args.get("text_kind", "chars")
-    out["data"] = dict((cfg.get("data") or {}).get("init_args") or {})
+    out["data"] = mapping(mapping(cfg.get("data"), "data").get("init_args"), "data.init_args")
     return out
 
 
@@ -82,11 +99,6 @@ def check_mel_settings(expected: dict[str, Any], got: Any, who: str, what: str) 
 
 
 # ---------------------------------------------------------------------- save / load
-MAX_CONFIG_INT = 1 << 20
-"""Largest integer a model ``config.json`` may hold (widths, rates); layer counts are also bounded by the number of
-tensors in the weights file. Beyond this a hostile config would allocate or build without end."""
-
-
 class ModelNotFoundError(DataError, FileNotFoundError):
     """A model directory without its files (a :class:`~ditkit_core.errors.DataError` and a ``FileNotFoundError``)."""
 
@@ -311,7 +323,8 @@ def load_wav_split(
     dm.setup()
     loud = dm.loudness_db
     all_items = list(dm.train.items) + list(dm.val.items)
-    key = json.dumps([[it["path"], Path(it["path"]).stat().st_mtime_ns] for it in all_items] + [s["sample_rate"], loud])
+    files = [[it["path"], Path(it["path"]).stat().st_mtime_ns] for it in all_items]
+    key = json.dumps(files + [s["sample_rate"], loud, "v2"])
     path = Path(root) / ".ditkit_cache" / f"wavs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     frames = {it["path"]: it["mel"].shape[0] for it in all_items}
     wavs = read_cache(path, lambda obj, p: _check_wav_cache(obj, p, frames, s["hop"]), "waveform cache")
