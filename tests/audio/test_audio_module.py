@@ -338,3 +338,16 @@ def test_lightning_sampler_injection_under_ddp_keeps_the_rank_share():
         shares.append(list(new.batch_sampler))
         assert shares[-1] == list(LengthBucketBatchSampler(lengths, 4, bucket=2, seed=3, num_replicas=2, rank=rank))
     assert sorted(i for s in shares for b in s for i in b) == list(range(40))
+
+
+def test_datamodule_settings_are_checked_at_construction():
+    for kw, text in (
+        ({"val_size": 0}, r"val_size=0: must be an integer >= 1"),
+        ({"batch_size": 0}, r"batch_size=0"),
+        ({"sample_rate": 16001.5}, r"sample_rate=16001\.5"),
+        ({"min_seconds": 2.0, "max_seconds": 1.0}, r"min_seconds=2\.0, max_seconds=1\.0"),
+        ({"loudness_db": float("nan")}, r"loudness_db=nan"),
+        ({"layout": "zip"}, r"layout='zip'"),
+    ):
+        with pytest.raises(ValueError, match=text):
+            TTSDataModule("x", **kw)

@@ -193,7 +193,8 @@ def write_wav(path: str | Path, wav: Tensor, sample_rate: int) -> Path:
     if not MIN_RATE <= int(sample_rate) <= MAX_RATE:
         raise ValueError(f"write_wav: {path}: sample_rate={sample_rate}: outside [{MIN_RATE}, {MAX_RATE}] Hz")
     audio = data.clamp(-1, 1).numpy()
-    atomic_save(path, lambda tmp: sf.write(tmp, audio, int(sample_rate), subtype="PCM_16", format="WAV"))
+    fmt = None if path.suffix else "WAV"  # the format follows the extension, as with soundfile itself
+    atomic_save(path, lambda tmp: sf.write(tmp, audio, int(sample_rate), subtype="PCM_16", format=fmt))
     return path
 
 

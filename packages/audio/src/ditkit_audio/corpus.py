@@ -266,8 +266,8 @@ def load_features(
         if float(wav.abs().max()) < 1e-4:
             report.skip("silent", path=u.path, field="peak", value=float(wav.abs().max()))
             continue
-        if dur < min_seconds or dur > max_seconds:
-            reason = "too_short" if dur < min_seconds else "too_long"
+        if dur < min_seconds or dur > max_seconds or wav.shape[0] <= logmel.n_fft // 2:
+            reason = "too_long" if dur > max_seconds else "too_short"  # too short also: under half an FFT window
             report.skip(reason, path=u.path, field="seconds", value=round(dur, 3))
             continue
         bad = text.unknown(u.text)
