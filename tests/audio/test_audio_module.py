@@ -351,3 +351,19 @@ def test_datamodule_settings_are_checked_at_construction():
     ):
         with pytest.raises(ValueError, match=text):
             TTSDataModule("x", **kw)
+
+
+def test_bucket_sampler_reads_rank_and_world_size_from_torch_distributed(monkeypatch):
+    from ditkit_audio.data import LengthBucketBatchSampler
+
+    lengths = list(range(1, 33))
+    shares = []
+    for rank in (0, 1):  # what an initialised 2-process group reports on each rank
+        monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
+        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda r=rank: r)
+        s = LengthBucketBatchSampler(lengths, 4, bucket=2, seed=1)
+        assert (s.num_replicas, s.rank) == (2, rank)
+        shares.append(list(s))
+    assert sorted(i for sh in shares for b in sh for i in b) == list(range(32)) and len(shares[0]) == len(shares[1])
