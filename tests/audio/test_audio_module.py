@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 from ditkit_audio.audio import LogMel
@@ -233,3 +234,136 @@ def test_cli_sample_with_prompt(tiny_corpus, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["pieces"] == ["a red cat.", "a small dog!"] and (tmp_path / "x.wav").exists()
     assert (tmp_path / "x.png").exists()
+
+
+def test_synthesis_arguments_are_checked_by_name_and_value(capsys):
+    import pytest
+
+    from ditkit_audio.cli import main
+
+    module = _module()
+    for kw, text in (
+        ({"speed": 0.0}, r"speed=0\.0: must be a finite number > 0"),
+        ({"speed": -1.0}, r"speed=-1\.0"),
+        ({"speed": float("nan")}, r"speed=nan"),
+        ({"steps": 0}, r"steps=0: must be an integer >= 1"),
+        ({"cfg_scale": float("inf")}, r"cfg_scale=inf"),
+        ({"max_chars": 0}, r"max_chars=0"),
+        ({"duration": "magic"}, r"duration='magic'"),
+        ({"prompt_mel": torch.zeros(5, 3), "prompt_text": "a cat"}, r"prompt_mel=\(5, 3\)"),
+        ({"speed": 1e-9}, r"speed=1e-09: piece 'a cat.' would last .* the limit is 600 s"),
+    ):
+        with pytest.raises(ValueError, match=text):
+            synthesize(module, ["A cat."], vocode=False, **kw)
+    with pytest.raises(ValueError, match=r"texts\[1\]='  ': expected a non-empty string"):
+        synthesize(module, ["A cat.", "  "], vocode=False)
+    with pytest.raises(ValueError, match=r"texts='A cat\.': expected a non-empty list of strings"):
+        synthesize(module, "A cat.", vocode=False)
+    for args, text in (
+        (["--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+        (["--speed", "0"], "argument --speed: expected a number > 0, got '0'"),
+        (["--speed", "-2"], "argument --speed: expected a number > 0, got '-2'"),
+        (["--cfg", "nan"], "argument --cfg: expected a finite number, got 'nan'"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["sample", "--text", "A cat.", *args])
+        assert text in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", "--text", " "])
+    assert "argument --text: expected a non-empty text, got ' '" in capsys.readouterr().err
+
+
+def _old_bucket_batches(lengths, batch_size, bucket, seed, epoch, drop_last=True):
+    """The single-process order before ranks existed (kept to prove the order did not change)."""
+    perm = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
+    out = []
+    for k in range(0, len(perm), bucket * batch_size):
+        part = sorted(perm[k : k + bucket * batch_size], key=lambda i: lengths[i])
+        out += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
+        out = [b for b in out if len(b) == batch_size or not drop_last]
+    return [out[i] for i in torch.randperm(len(out), generator=g).tolist()]
+
+
+def test_length_buckets_are_shared_out_across_data_parallel_ranks():
+    from ditkit_audio.data import LengthBucketBatchSampler
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, 240, (20,), generator=g).tolist()
+    one = LengthBucketBatchSampler(lengths, 2, bucket=3, seed=5)
+    assert one.num_replicas == 1 and one.rank == 0  # no process group: one process
+    for epoch in range(3):
+        one.set_epoch(epoch)
+        assert list(one) == _old_bucket_batches(lengths, 2, 3, 5, epoch)  # single-process order is unchanged
+    ranks = [LengthBucketBatchSampler(lengths, 2, bucket=3, seed=5, num_replicas=2, rank=r) for r in (0, 1)]
+    for epoch in range(3):
+        for s in ranks:
+            s.set_epoch(epoch)
+        a, b = (list(s) for s in ranks)
+        assert len(a) == len(b) == len(ranks[0]) == 5  # 10 batches of 2: the same count on every rank
+        seen_a, seen_b = {i for x in a for i in x}, {i for x in b for i in x}
+        assert not seen_a & seen_b and seen_a | seen_b == set(range(20))  # disjoint, together the whole epoch
+        one.set_epoch(epoch)
+        assert sorted(a + b) == sorted(one)
+    # 7 batches over 2 ranks: drop_last drops 1 (a different one each epoch), otherwise one is repeated
+    odd = torch.randint(10, 240, (14,), generator=g).tolist()
+    for drop_last, per_rank in ((True, 3), (False, 4)):
+        shares = [list(LengthBucketBatchSampler(odd, 2, 4, 0, drop_last, num_replicas=2, rank=r)) for r in (0, 1)]
+        assert [len(s) for s in shares] == [per_rank, per_rank]
+        flat = [i for s in shares for b in s for i in b]
+        assert len(set(flat)) == (12 if drop_last else 14)
+    with pytest.raises(ValueError, match=r"rank=2: must be in \[0, num_replicas=2\)"):
+        LengthBucketBatchSampler(lengths, 2, num_replicas=2, rank=2)
+
+
+def test_lightning_sampler_injection_under_ddp_keeps_the_rank_share():
+    """Under DDP Lightning re-creates a custom batch sampler with a DistributedSampler as ``sampler``: the re-created
+    one must take that sampler's rank share of the bucketed batches (it used to read the sampler as ``lengths``)."""
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DataLoader
+
+    from ditkit_audio.data import LengthBucketBatchSampler
+
+    lengths = list(range(40, 0, -1))
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        dl = DataLoader(list(range(40)), batch_sampler=LengthBucketBatchSampler(lengths, 4, bucket=2, seed=3))
+    shares = []
+    for rank in (0, 1):
+        dist = DistributedSamplerWrapper(dl.sampler, num_replicas=2, rank=rank, shuffle=False)
+        new = _update_dataloader(dl, dist, mode=RunningStage.TRAINING)
+        assert isinstance(new.batch_sampler, LengthBucketBatchSampler) and new.batch_sampler.rank == rank
+        shares.append(list(new.batch_sampler))
+        assert shares[-1] == list(LengthBucketBatchSampler(lengths, 4, bucket=2, seed=3, num_replicas=2, rank=rank))
+    assert sorted(i for s in shares for b in s for i in b) == list(range(40))
+
+
+def test_datamodule_settings_are_checked_at_construction():
+    for kw, text in (
+        ({"val_size": 0}, r"val_size=0: must be an integer >= 1"),
+        ({"batch_size": 0}, r"batch_size=0"),
+        ({"sample_rate": 16001.5}, r"sample_rate=16001\.5"),
+        ({"min_seconds": 2.0, "max_seconds": 1.0}, r"min_seconds=2\.0, max_seconds=1\.0"),
+        ({"loudness_db": float("nan")}, r"loudness_db=nan"),
+        ({"layout": "zip"}, r"layout='zip'"),
+    ):
+        with pytest.raises(ValueError, match=text):
+            TTSDataModule("x", **kw)
+
+
+def test_bucket_sampler_reads_rank_and_world_size_from_torch_distributed(monkeypatch):
+    from ditkit_audio.data import LengthBucketBatchSampler
+
+    lengths = list(range(1, 33))
+    shares = []
+    for rank in (0, 1):  # what an initialised 2-process group reports on each rank
+        monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
+        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda r=rank: r)
+        s = LengthBucketBatchSampler(lengths, 4, bucket=2, seed=1)
+        assert (s.num_replicas, s.rank) == (2, rank)
+        shares.append(list(s))
+    assert sorted(i for sh in shares for b in sh for i in b) == list(range(32)) and len(shares[0]) == len(shares[1])

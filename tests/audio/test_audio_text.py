@@ -99,3 +99,26 @@ def test_phoneme_tokenizer_uses_espeak_ipa():
     assert tok.decode(tok.encode("The lazy dog")) == sym
     assert tok.encode_many(["The lazy dog", "a cat"]) == [tok.encode("The lazy dog"), tok.encode("a cat")]
     assert tok.decode([tok.space_id]) == " "
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_text_that_looks_like_an_espeak_option_is_spoken_as_text(tmp_path):
+    from ditkit_audio.espeak import espeak_wav
+    from ditkit_audio.text import phonemize
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("xylophone " * 500)  # what espeak-ng would say if it read the file (~6 minutes)
+    out = phonemize(f"-f{secret}")
+    assert "zˈaɪləfˌoʊn" not in out and "slˈæʃ" in out  # the path is read aloud ("slash"), the file is not read
+    assert "hˈɛlp" in phonemize("--help") and "sage" not in phonemize("--help").lower()
+    target = tmp_path / "x.wav"
+    phonemize(f"-w {target}")
+    assert not target.exists()
+    # speaking: the wav goes where the caller says, the text's "-w" / "-f" are words
+    said = espeak_wav(f"-w {target} -f{secret}", tmp_path / "said.wav")
+    assert said.exists() and not target.exists()
+    import soundfile as sf
+
+    assert sf.info(str(said)).duration < 90.0  # the two paths read aloud, not 500 xylophones
+    with pytest.raises(ValueError, match=r"voice='-f/etc/hostname'"):
+        TextTokenizer("phonemes", voice="-f/etc/hostname")

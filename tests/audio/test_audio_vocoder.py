@@ -164,3 +164,60 @@ def test_train_save_load_and_synthesize_with_vocoder(tiny_corpus, tmp_path):
         ]
     )
     assert read_wav(tmp_path / "x.wav").shape == res["wavs"][0].shape
+
+
+def test_truncated_waveform_cache_is_named_and_rebuilt(tiny_corpus, tmp_path, caplog):
+    import logging
+    import shutil
+
+    root = shutil.copytree(tiny_corpus, tmp_path / "corpus", ignore=shutil.ignore_patterns(".ditkit_cache"))
+    cfg = tiny_config(tmp_path, root)
+    tr, va, _ = load_wav_split(cfg, val_size=2)
+    (cache,) = (root / ".ditkit_cache").glob("wavs_*.pt")
+    cache.write_bytes(cache.read_bytes()[:1000])  # a run killed while writing it
+    with caplog.at_level(logging.WARNING, logger="ditkit"):
+        tr2, va2, _ = load_wav_split(cfg, val_size=2)
+    assert str(cache) in caplog.text and "rebuilding" in caplog.text
+    assert all(torch.equal(a["wav"], b["wav"]) for a, b in zip(tr + va, tr2 + va2))
+    assert torch.load(cache, weights_only=True)["payload"].keys() == {it["path"] for it in tr + va}
+    assert sorted(p.name for p in cache.parent.iterdir() if p.name.startswith(".")) == []  # no temporary files
+
+
+def test_model_directories_refuse_hostile_files_by_name(tmp_path):
+    import json
+
+    from ditkit_core.errors import DataError
+
+    d = tmp_path / "voc"
+    save_vocoder(_vocoder(), d)
+    cfg = json.loads((d / "config.json").read_text())
+    weights = (d / "model.safetensors").read_bytes()
+
+    def load_with(config=None, data=None):
+        (d / "config.json").write_text(json.dumps(config or cfg))
+        (d / "model.safetensors").write_bytes(data if data is not None else weights)
+        return load_vocoder(d)
+
+    huge = {**cfg, "config": {**cfg["config"], "dim": 1 << 40}}  # would allocate terabytes
+    with pytest.raises(DataError, match=r"config\.json: dim=1099511627776: outside"):
+        load_with(huge)
+    deep = {**cfg, "config": {**cfg["config"], "layers": 10**6}}
+    with pytest.raises(DataError, match=r"config\.json: layers=1000000"):
+        load_with(deep)
+    wide = {**cfg, "config": {**cfg["config"], "dim": 48}}  # a config that does not describe these weights
+    with pytest.raises(DataError, match=r"model\.safetensors: .*weights do not match config\.json"):
+        load_with(wide)
+    with pytest.raises(DataError, match=r"model\.safetensors: not a safetensors file"):
+        load_with(data=weights[: len(weights) // 2])
+    with pytest.raises(DataError, match=r"config\.json: settings do not build a Vocoder: .*mel_std=0\.0"):
+        load_with({**cfg, "config": {**cfg["config"], "mel_std": 0.0}})
+    (d / "config.json").write_bytes(b'{"class": "Vocoder",\n "config": "caf\xe9"}')
+    with pytest.raises(DataError, match=r"config\.json line 2: not UTF-8"):
+        load_vocoder(d)
+    bad = _vocoder()
+    with torch.no_grad():
+        next(bad.parameters())[0] = float("nan")
+    save_vocoder(bad, d)
+    with pytest.raises(DataError, match=r"model\.safetensors: .*=.*NaN or infinite weights"):
+        load_vocoder(d)
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]  # atomic: no temporaries

@@ -6,7 +6,6 @@ logits; CTC loss from torch, greedy decoding. Trained only on the ground-truth c
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -128,22 +127,25 @@ def train_probe(
 
 
 def save_probe(model: CTCProbe, directory: str | Path) -> Path:
-    from safetensors.torch import save_file
+    """``config.json`` + ``model.safetensors`` of the probe, each written atomically."""
+    from ditkit_audio.wavtools import save_weights, write_json
 
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     cfg = {k: getattr(model, k) for k in ("n_mels", "vocab", "dim", "depth", "heads", "mel_mean", "mel_std")}
-    (d / "config.json").write_text(json.dumps(cfg))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
+    save_weights(model, d / "model.safetensors")
+    write_json(d / "config.json", cfg)
     return d
 
 
 def load_probe(directory: str | Path) -> CTCProbe:
-    from safetensors.torch import load_file
+    """A probe saved by :func:`save_probe`; a damaged or mismatched file raises a DataError naming it.
+
+    Raises:
+        ModelNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+    """
+    from ditkit_audio.wavtools import ModelNotFoundError, build_checked, read_json
 
     d = Path(directory)
-    if not (d / "config.json").exists():
-        raise FileNotFoundError(f"load_probe: {d}/config.json missing (run `make train-asr-probe`)")
-    model = CTCProbe(**json.loads((d / "config.json").read_text()))
-    model.load_state_dict(load_file(str(d / "model.safetensors")))
-    return model.eval()
+    if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
+        raise ModelNotFoundError("config.json or model.safetensors missing (run `make train-asr-probe`)", path=d)
+    return build_checked(CTCProbe, read_json(d / "config.json"), d / "config.json", d / "model.safetensors")

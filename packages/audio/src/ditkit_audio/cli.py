@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,18 @@ import torch
 def load_module(ckpt: str | Path) -> Any:
     """A trained :class:`~ditkit_audio.module.TTSModule` from a Lightning checkpoint or a ``save_pretrained`` dir."""
     from ditkit_audio.module import TTSModule
+    from ditkit_core.errors import naming_file
 
     p = Path(ckpt)
     if p.is_dir():
         from ditkit_core.lightning.pretrained import from_pretrained
 
-        return from_pretrained(p).eval()
+        with naming_file(p, "cannot load the pretrained TTS model"):
+            return from_pretrained(p).eval()
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist (run `make train-tts` first)")
-    return TTSModule.load_from_checkpoint(str(p), map_location="cpu").eval()
+    with naming_file(p, "cannot load the TTS checkpoint"):
+        return TTSModule.load_from_checkpoint(str(p), map_location="cpu").eval()
 
 
 def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[Any, list[dict[str, Any]]]:
@@ -43,6 +47,43 @@ def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[
     )
     dm.setup()
     return dm, dm.heldout()
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option and value on failure)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    v = _finite_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def _text(text: str) -> str:
+    """argparse type: a text with something to say."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a non-empty text, got {text!r}")
+    return text
 
 
 def cmd_data(a: argparse.Namespace) -> None:
@@ -74,6 +115,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
         prompt_mel=prompt_mel,
         prompt_text=a.prompt_text or None,
         seed=a.seed,
+        speed=a.speed,
         vocoder=a.vocoder or None,
     )
     dt = time.perf_counter() - t
@@ -233,15 +275,16 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="synthesise the espeak-ng corpus (LJSpeech layout)")
     d.add_argument("--out", default="outputs/tts/data")
-    d.add_argument("--n", type=int, default=2000)
+    d.add_argument("--n", type=_positive_int, default=2000)
     d.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("sample", help="speak a text (optionally continuing a voice prompt)")
     s.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
-    s.add_argument("--text", required=True)
+    s.add_argument("--text", type=_text, required=True)
     s.add_argument("--prompt", default="")
     s.add_argument("--prompt-text", default="")
-    s.add_argument("--steps", type=int, default=16)
-    s.add_argument("--cfg", type=float, default=None)
+    s.add_argument("--steps", type=_positive_int, default=16)
+    s.add_argument("--cfg", type=_finite_float, default=None)
+    s.add_argument("--speed", type=_positive_float, default=1.0, help="> 1 speaks faster")
     s.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="outputs/tts/sample.wav")
@@ -249,25 +292,25 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
     r.add_argument("--data", default="outputs/tts/data")
     r.add_argument("--out", default="outputs/tts/asr_probe")
-    r.add_argument("--steps", type=int, default=2000)
-    r.add_argument("--max-seconds", type=float, default=240.0)
-    r.add_argument("--val-size", type=int, default=64)
+    r.add_argument("--steps", type=_positive_int, default=2000)
+    r.add_argument("--max-seconds", type=_positive_float, default=240.0)
+    r.add_argument("--val-size", type=_positive_int, default=64)
     r.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
     e.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
     e.add_argument("--data", default="outputs/tts/data")
     e.add_argument("--asr", default="outputs/tts/asr_probe")
-    e.add_argument("--n", type=int, default=32)
-    e.add_argument("--steps", type=int, default=16)
-    e.add_argument("--val-size", type=int, default=64)
+    e.add_argument("--n", type=_positive_int, default=32)
+    e.add_argument("--steps", type=_positive_int, default=16)
+    e.add_argument("--val-size", type=_positive_int, default=64)
     e.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
     v = sub.add_parser("train-vocoder", help="train the Vocos-style neural vocoder (+ held-out figures vs Griffin-Lim)")
     v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
-    v.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
+    v.add_argument("--steps", type=_positive_int, default=None, help="override train.steps of the config")
     v.add_argument("--out", default="")
     c = sub.add_parser("train-codec", help="train the SQ-codec (+ held-out reconstruction figures)")
     c.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
-    c.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
+    c.add_argument("--steps", type=_positive_int, default=None, help="override train.steps of the config")
     c.add_argument("--out", default="")
     c.add_argument("--vocoder", default="", help="vocoder directory for the waveform figures (default: config's)")
     ec = sub.add_parser("eval-codec", help="held-out figures of a trained SQ-codec (through the vocoder if trained)")

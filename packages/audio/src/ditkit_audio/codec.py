@@ -471,10 +471,9 @@ def evaluate_from_config(
 ) -> dict[str, Any]:
     """``make eval-codec``: held-out figures of a trained codec (``codec`` or the config's ``out``), e.g. again after
     the vocoder is trained; updates ``<codec>/report.json`` (keeping its training log)."""
-    import json
     from pathlib import Path
 
-    from ditkit_audio.wavtools import load_yaml
+    from ditkit_audio.wavtools import load_yaml, read_json, write_json
 
     cfg = load_yaml(config)
     torch.set_num_threads(int(cfg.get("threads", 1)))
@@ -482,7 +481,7 @@ def evaluate_from_config(
     model = load_codec(d)
     _, va, _ = _split(cfg)
     res = _evaluate(model, va, cfg, vocoder, eval_n)
-    old = json.loads((d / "report.json").read_text()) if (d / "report.json").exists() else {}
-    report = {"config": str(config), "train": old.get("train"), **res}
-    (d / "report.json").write_text(json.dumps(report, indent=1))
+    old = read_json(d / "report.json", max_bytes=1 << 26) if (d / "report.json").exists() else {}
+    report = {"config": str(config), "train": old.get("train") if isinstance(old, dict) else None, **res}
+    write_json(d / "report.json", report)
     return report

@@ -1,27 +1,34 @@
-"""Speech corpora: the embedded espeak-ng corpus (LJSpeech layout), loaders for LJSpeech-style and nested
-(VCTK / LibriTTS-style) folders with resampling, loudness normalisation, length filtering and a feature cache,
-and the Lightning DataModule."""
+"""Speech data: the embedded espeak-ng corpus (LJSpeech layout), the dataset, the length-bucketing batch sampler
+(rank-aware under data parallelism) and the Lightning DataModule. The corpus loaders live in
+:mod:`ditkit_audio.corpus` (re-exported here)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
-import subprocess
-from collections import Counter
+import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from ditkit_audio.audio import AudioError, LogMel, normalize_loudness, read_wav
+from ditkit_audio.audio import MAX_RATE, MIN_RATE, LogMel
+from ditkit_audio.corpus import (
+    CorpusNotFoundError,
+    CorpusReport,
+    Utterance,
+    load_corpus,
+    load_features,
+    scan_corpus,
+    scan_ljspeech,
+    scan_nested,
+)
+from ditkit_audio.espeak import espeak_exe, espeak_wav
 from ditkit_audio.text import TextTokenizer, fit_symbol_frames, generate_sentences, normalize_text
+from ditkit_core.errors import atomic_save, atomic_write
 from ditkit_core.lightning.data import EpochShuffleSampler, seeded_loader
 
 log = logging.getLogger(__name__)
@@ -50,9 +57,7 @@ def synthesize_corpus(
     """
     import random
 
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("synthesize_corpus: espeak-ng is not on PATH (apt-get install espeak-ng)")
+    espeak_exe("synthesize_corpus")
     out = Path(out_dir)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     sentences = generate_sentences(n, seed)
@@ -64,226 +69,16 @@ def synthesize_corpus(
 
     def run(job: tuple[str, str, str, int, int]) -> None:
         uid, s, v, r, p = job
-        res = subprocess.run(
-            [exe, "-v", v, "-s", str(r), "-p", str(p), "-w", str(out / "wavs" / f"{uid}.wav"), s],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if res.returncode != 0:
-            raise RuntimeError(f"synthesize_corpus: espeak-ng failed for {uid} {s!r}: {res.stderr.strip()}")
+        wav = out / "wavs" / f"{uid}.wav"
+        atomic_save(wav, lambda tmp: espeak_wav(s, tmp, voice=v, rate=r, pitch=p))  # text on stdin, never an argument
 
     with ThreadPoolExecutor(max(1, workers)) as ex:
         list(ex.map(run, jobs))
-    (out / "metadata.csv").write_text("".join(f"{u}|{s}|{normalize_text(s)}\n" for u, s, *_ in jobs))
-    (out / "speakers.csv").write_text("".join(f"{u}|{v}|{r}|{p}\n" for u, _, v, r, p in jobs))
+    with atomic_write(out / "speakers.csv") as f:
+        f.write("".join(f"{u}|{v}|{r}|{p}\n" for u, _, v, r, p in jobs).encode())
+    with atomic_write(out / "metadata.csv") as f:  # last: its presence marks a complete corpus
+        f.write("".join(f"{u}|{s}|{normalize_text(s)}\n" for u, s, *_ in jobs).encode())
     return out
-
-
-# ---------------------------------------------------------------------- scanning
-@dataclass
-class Utterance:
-    """One wav and its transcript."""
-
-    path: Path
-    text: str
-    speaker: str = ""
-
-
-@dataclass
-class LoadReport:
-    """What a loader kept and skipped, with the reason for every skipped file (nothing is dropped silently)."""
-
-    kept: int = 0
-    resampled: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    messages: list[str] = field(default_factory=list)
-
-    def skip(self, reason: str, message: str) -> None:
-        self.skipped[reason] += 1
-        self.messages.append(message)
-
-    def summary(self) -> str:
-        parts = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
-        return f"kept {self.kept} utterances (resampled {self.resampled}); skipped: {parts}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kept": self.kept,
-            "resampled": self.resampled,
-            "skipped": dict(self.skipped),
-            "messages": self.messages,
-        }
-
-
-def scan_ljspeech(root: Path, report: LoadReport) -> list[Utterance]:
-    """``root/metadata.csv`` (``id|text[|normalised]``) + ``root/wavs/<id>.wav``; bad rows / missing wavs reported."""
-    meta = root / "metadata.csv"
-    items = []
-    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        cols = line.split("|")
-        if len(cols) < 2 or not cols[0].strip():
-            report.skip("bad_row", f"{meta}:{lineno}: expected 'id|text[|normalised text]', got {line!r}")
-            continue
-        text = (cols[2] if len(cols) > 2 and cols[2].strip() else cols[1]).strip()
-        if not text:
-            report.skip("missing_text", f"{meta}:{lineno}: empty transcript for id {cols[0]!r}")
-            continue
-        wav = root / "wavs" / f"{cols[0].strip()}.wav"
-        if not wav.exists():
-            report.skip("missing_wav", f"{meta}:{lineno}: {wav} does not exist")
-            continue
-        items.append(Utterance(wav, text))
-    listed = {u.path.name for u in items}
-    for w in sorted((root / "wavs").glob("*.wav")):
-        if w.name not in listed and not any(w.stem in m for m in report.messages):
-            report.skip("missing_text", f"{w}: no row in {meta}")
-    return items
-
-
-_TRANSCRIPT_SUFFIXES = (".normalized.txt", ".original.txt", ".txt", ".lab")
-
-
-def _nested_transcript(wav: Path, root: Path) -> Path | None:
-    for suf in _TRANSCRIPT_SUFFIXES:  # LibriTTS: next to the wav
-        p = wav.with_name(wav.stem + suf)
-        if p.exists():
-            return p
-    rel = wav.relative_to(root).parts  # VCTK: wav48/<spk>/<id>.wav -> txt/<spk>/<id>.txt
-    for i, part in enumerate(rel[:-1]):
-        if part.startswith("wav"):
-            p = root.joinpath(*rel[:i], "txt", *rel[i + 1 : -1], wav.stem + ".txt")
-            if p.exists():
-                return p
-    return None
-
-
-def scan_nested(root: Path, report: LoadReport) -> list[Utterance]:
-    """Every ``**/*.wav`` under ``root`` with a transcript next to it (LibriTTS ``.normalized.txt`` / ``.txt``) or in
-    a parallel ``txt/`` tree (VCTK). The speaker is the wav's first folder below ``root`` (or below ``wav*/``)."""
-    items = []
-    for wav in sorted(root.rglob("*.wav")):
-        tp = _nested_transcript(wav, root)
-        if tp is None:
-            report.skip("missing_text", f"{wav}: no transcript ({'/'.join(_TRANSCRIPT_SUFFIXES)} next to it or txt/)")
-            continue
-        text = tp.read_text(encoding="utf-8").strip()
-        if not text:
-            report.skip("missing_text", f"{tp}: empty transcript")
-            continue
-        rel = [p for p in wav.relative_to(root).parts[:-1] if not p.startswith("wav")]
-        items.append(Utterance(wav, text, rel[0] if rel else ""))
-    return items
-
-
-def scan_corpus(root: str | Path, layout: str = "auto", report: LoadReport | None = None) -> list[Utterance]:
-    """List the utterances of a corpus folder (``layout``: ``auto``, ``ljspeech`` or ``nested``)."""
-    root = Path(root)
-    report = report if report is not None else LoadReport()
-    if not root.is_dir():
-        raise FileNotFoundError(f"scan_corpus: {root} is not a directory (run `make data-tts` for the default corpus)")
-    if layout == "auto":
-        layout = "ljspeech" if (root / "metadata.csv").exists() else "nested"
-    if layout == "ljspeech":
-        return scan_ljspeech(root, report)
-    if layout == "nested":
-        return scan_nested(root, report)
-    raise ValueError(f"scan_corpus: layout={layout!r}; choose auto, ljspeech or nested")
-
-
-# ---------------------------------------------------------------------- features
-def load_features(
-    items: list[Utterance],
-    logmel: LogMel,
-    text: TextTokenizer,
-    *,
-    min_seconds: float = 0.3,
-    max_seconds: float = 8.0,
-    loudness_db: float | None = -23.0,
-    resample: bool = True,
-    stereo: str = "error",
-    report: LoadReport | None = None,
-) -> tuple[list[dict[str, Any]], LoadReport]:
-    """Read, check, resample, loudness-normalise and featurise utterances.
-
-    Returns:
-        ``[{"mel": [f, n_mels] float16, "text": str, "speaker": str, "path": str}]`` and the report (every skip has a
-        reason: corrupt, empty, stereo, rate, nonfinite, silent, too_short, too_long, oov, and a message naming the
-        file).
-    """
-    import soundfile as sf
-
-    report = report if report is not None else LoadReport()
-    if text.kind == "phonemes":  # phonemise all transcripts up front, several espeak-ng processes at a time
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(4) as ex:
-            list(ex.map(text.to_symbols, [u.text for u in items]))
-    out = []
-    for u in items:
-        try:
-            info_sr = sf.info(str(u.path)).samplerate
-        except Exception:
-            info_sr = logmel.sample_rate
-        try:
-            wav = read_wav(u.path, sample_rate=logmel.sample_rate, resample=resample, stereo=stereo)
-        except AudioError as e:
-            report.skip(e.reason, str(e))
-            continue
-        dur = wav.shape[0] / logmel.sample_rate
-        if float(wav.abs().max()) < 1e-4:
-            report.skip("silent", f"{u.path}: silent (peak < 1e-4)")
-            continue
-        if dur < min_seconds or dur > max_seconds:
-            reason = "too_short" if dur < min_seconds else "too_long"
-            report.skip(reason, f"{u.path}: {dur:.2f} s outside [{min_seconds}, {max_seconds}] s")
-            continue
-        bad = text.unknown(u.text)
-        if bad:
-            report.skip("oov", f"{u.path}: transcript {u.text!r} has symbols {bad} outside the {text.kind} vocabulary")
-            continue
-        if loudness_db is not None:
-            wav = normalize_loudness(wav, loudness_db)
-        report.resampled += int(info_sr != logmel.sample_rate)
-        out.append({"mel": logmel(wav).half(), "text": u.text, "speaker": u.speaker, "path": str(u.path)})
-    report.kept = len(out)
-    return out, report
-
-
-def load_corpus(
-    root: str | Path, logmel: LogMel, text: TextTokenizer, *, layout: str = "auto", cache: bool = True, **kw: Any
-) -> tuple[list[dict[str, Any]], LoadReport]:
-    """:func:`scan_corpus` + :func:`load_features`, cached in ``root/.ditkit_cache`` keyed by files and settings."""
-    root = Path(root)
-    report = LoadReport()
-    items = scan_corpus(root, layout, report)
-    key = json.dumps(
-        {
-            "files": [(str(u.path), u.path.stat().st_size, u.path.stat().st_mtime_ns, u.text) for u in items],
-            "skips": report.messages,
-            "mel": [logmel.sample_rate, logmel.n_fft, logmel.hop, logmel.n_mels, logmel.f_max],
-            "text": [text.kind, text.symbols],
-            "kw": sorted(kw.items()),
-        },
-        default=str,
-    )
-    path = root / ".ditkit_cache" / f"feats_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
-    if cache and path.exists():
-        blob = torch.load(path, weights_only=True)
-        rep = LoadReport(
-            blob["report"]["kept"],
-            blob["report"]["resampled"],
-            Counter(blob["report"]["skipped"]),
-            blob["report"]["messages"],
-        )
-        return blob["items"], rep
-    feats, report = load_features(items, logmel, text, report=report, **kw)
-    if cache:
-        path.parent.mkdir(exist_ok=True)
-        torch.save({"items": feats, "report": report.to_dict()}, path)
-    return feats, report
 
 
 # ---------------------------------------------------------------------- dataset / datamodule
@@ -301,29 +96,74 @@ class TTSDataset(Dataset):
         return {"mel": self.items[i]["mel"].float(), "ids": self.ids[i], "text": self.items[i]["text"]}
 
 
-class LengthBucketBatchSampler(Sampler[list[int]]):
+def _replicas(num_replicas: int | None, rank: int | None, sampler: Any) -> tuple[int, int]:
+    """``(num_replicas, rank)``: given, else from an injected ``DistributedSampler``, else from an initialised
+    ``torch.distributed`` process group, else a single process."""
+    if num_replicas is None and sampler is not None and hasattr(sampler, "num_replicas") and hasattr(sampler, "rank"):
+        num_replicas, rank = int(sampler.num_replicas), int(sampler.rank) if rank is None else rank
+    if num_replicas is None or rank is None:
+        dist = torch.distributed
+        on = dist.is_available() and dist.is_initialized()
+        num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if on else 1)
+        rank = rank if rank is not None else (dist.get_rank() if on else 0)
+    if not (isinstance(num_replicas, int) and num_replicas >= 1):
+        raise ValueError(f"LengthBucketBatchSampler: num_replicas={num_replicas!r}: must be an integer >= 1")
+    if not (isinstance(rank, int) and 0 <= rank < num_replicas):
+        raise ValueError(f"LengthBucketBatchSampler: rank={rank!r}: must be in [0, num_replicas={num_replicas})")
+    return num_replicas, rank
+
+
+class LengthBucketBatchSampler(BatchSampler):
     """Batches of similar length (less padding, so much cheaper steps) in an order that depends on
     ``(seed, epoch)`` only: shuffle, cut into chunks of ``bucket`` batches, sort each chunk by length, split it into
     batches and shuffle the batches.
+
+    Under data parallelism every rank builds the same batch list and takes a disjoint share of it (batch ``k`` goes
+    to rank ``k % num_replicas``, like ``torch.utils.data.DistributedSampler``), with the same number of batches per
+    rank: with ``drop_last`` the last ``len % num_replicas`` batches of the shuffled order are dropped (different ones
+    every epoch), otherwise the first batches are repeated to fill up. One process sees exactly the single-process
+    order.
 
     Args:
         lengths: frames per utterance.
         batch_size: utterances per batch.
         bucket: batches per sorted chunk.
         seed: shuffle seed.
-        drop_last: drop a final short batch of each chunk.
+        drop_last: drop a final short batch of each chunk (and the batches that do not divide among the ranks).
+        num_replicas: data-parallel ranks (default: the ``torch.distributed`` world size when initialised, else 1).
+        rank: this process's rank (default: from ``torch.distributed``, else 0).
+        sampler: Lightning injects a ``DistributedSampler`` here under DDP; only its ``num_replicas`` / ``rank`` are
+            used (the order stays the epoch-seeded one of this class).
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, bucket: int = 32, seed: int = 0, drop_last: bool = True):
-        self.lengths, self.batch_size, self.bucket, self.seed = list(lengths), batch_size, max(1, bucket), seed
-        self.drop_last = drop_last
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        bucket: int = 32,
+        seed: int = 0,
+        drop_last: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        sampler: Any = None,
+    ):
+        if isinstance(lengths, Sampler):
+            raise TypeError(
+                "LengthBucketBatchSampler: lengths must be the frames per utterance, got a Sampler (Lightning passes "
+                "one when the batch sampler was built outside a *_dataloader hook; build it inside the hook)"
+            )
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"LengthBucketBatchSampler: batch_size={batch_size!r}: must be an integer >= 1")
+        self.lengths, self.bucket, self.seed = [int(x) for x in lengths], max(1, int(bucket)), seed
+        self.num_replicas, self.rank = _replicas(num_replicas, rank, sampler)
         # Lightning calls set_epoch on ``batch_sampler.sampler``: the epoch-seeded shuffle lives there
-        self.sampler = EpochShuffleSampler(self.lengths, seed, shuffle=True)
+        super().__init__(EpochShuffleSampler(self.lengths, seed, shuffle=True), batch_size, bool(drop_last))
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def _batches(self) -> list[list[int]]:
+    def _all_batches(self) -> list[list[int]]:
+        """The whole epoch's batches (every rank computes the same list)."""
         perm = list(iter(self.sampler))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.sampler.epoch + 1)
         chunk = self.bucket * self.batch_size
@@ -336,6 +176,18 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
                     out.append(b)
         order = torch.randperm(len(out), generator=g).tolist()
         return [out[i] for i in order]
+
+    def _batches(self) -> list[list[int]]:
+        out = self._all_batches()
+        r = self.num_replicas
+        if r == 1:
+            return out
+        if self.drop_last:
+            total = len(out) // r * r
+        else:
+            total = math.ceil(len(out) / r) * r
+            out = out + [out[i % len(out)] for i in range(total - len(out))] if out else out
+        return out[self.rank : total : r]
 
     def __iter__(self):
         return iter(self._batches())
@@ -404,6 +256,31 @@ class TTSDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        if layout not in ("auto", "ljspeech", "nested"):
+            raise ValueError(f"TTSDataModule: layout={layout!r}; choose auto, ljspeech or nested")
+        if text_kind not in ("chars", "phonemes"):
+            raise ValueError(f"TTSDataModule: text_kind={text_kind!r}; choose chars or phonemes")
+        for name, value, lo in (
+            ("synthesize", synthesize, 0),
+            ("sample_rate", sample_rate, MIN_RATE),
+            ("n_fft", n_fft, 2),
+            ("hop", hop, 1),
+            ("n_mels", n_mels, 1),
+            ("val_size", val_size, 1),
+            ("batch_size", batch_size, 1),
+            ("limit", limit, 0),
+            ("bucket", bucket, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"TTSDataModule: {name}={value!r}: must be an integer >= {lo}")
+        if sample_rate > MAX_RATE:
+            raise ValueError(f"TTSDataModule: sample_rate={sample_rate}: must be <= {MAX_RATE}")
+        if not (0 <= min_seconds < max_seconds and math.isfinite(max_seconds)):
+            raise ValueError(
+                f"TTSDataModule: min_seconds={min_seconds!r}, max_seconds={max_seconds!r}: need 0 <= min < max"
+            )
+        if loudness_db is not None and not (math.isfinite(loudness_db) and loudness_db < 0):
+            raise ValueError(f"TTSDataModule: loudness_db={loudness_db!r}: expected a finite level below 0 or None")
         self.root, self.layout, self.synthesize = root, layout, synthesize
         self.sample_rate, self.n_fft, self.hop, self.n_mels = sample_rate, n_fft, hop, n_mels
         self.text_kind, self.min_seconds, self.max_seconds, self.loudness_db = (
@@ -414,7 +291,7 @@ class TTSDataModule(L.LightningDataModule):
         )
         self.val_size, self.batch_size, self.limit, self.cache, self.seed = val_size, batch_size, limit, cache, seed
         self.bucket = bucket
-        self.report: LoadReport | None = None
+        self.report: CorpusReport | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train", None) is not None:
@@ -435,9 +312,10 @@ class TTSDataModule(L.LightningDataModule):
             max_seconds=self.max_seconds,
             loudness_db=self.loudness_db,
         )
-        print(f"[TTSDataModule] {root}: {self.report.summary()}")
-        for m in self.report.messages[:5]:
-            print(f"[TTSDataModule]   skipped {m}")
+        if self.report.skips:
+            self.report.log()  # a warning naming the skipped files, visible at the default log level
+        else:
+            print(f"[TTSDataModule] {self.report.summary()}")
         if self.limit:
             items = items[: self.limit]
         if len(items) <= self.val_size:
@@ -485,3 +363,21 @@ def mel_batch(mels: list[Tensor]) -> tuple[Tensor, Tensor]:
     for i, m in enumerate(mels):
         out[i, : m.shape[0]], mask[i, : m.shape[0]] = m.float(), True
     return out, mask
+
+
+__all__ = [
+    "CorpusNotFoundError",
+    "CorpusReport",
+    "LengthBucketBatchSampler",
+    "TTSDataModule",
+    "TTSDataset",
+    "Utterance",
+    "collate_tts",
+    "load_corpus",
+    "load_features",
+    "mel_batch",
+    "scan_corpus",
+    "scan_ljspeech",
+    "scan_nested",
+    "synthesize_corpus",
+]

@@ -3,6 +3,7 @@ Griffin-Lim vocoding and crossfaded joining."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -12,6 +13,85 @@ from ditkit_audio.audio import crossfade_concat
 from ditkit_audio.text import normalize_text, split_sentences
 from ditkit_audio.vocoder import resolve_vocoder
 from ditkit_core.tokenizers import TokenBatch
+
+MAX_SECONDS = 600.0
+"""Longest speech one sentence piece may be given (a tiny ``speed`` would otherwise allocate without bound)."""
+
+
+def _bad(name: str, value: Any, want: str) -> ValueError:
+    return ValueError(f"synthesize: {name}={value!r}: {want}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_synthesis_args(
+    texts: Any,
+    *,
+    steps: Any = None,
+    cfg_scale: Any = None,
+    sway: Any = None,
+    duration: Any = "predictor",
+    prompt_mel: Any = None,
+    prompt_text: Any = None,
+    seed: Any = 0,
+    max_chars: Any = 120,
+    crossfade_s: Any = 0.05,
+    speed: Any = 1.0,
+    n_mels: int | None = None,
+) -> None:
+    """Validate the arguments of :func:`synthesize` before any work; a ``ValueError`` names the argument and value.
+
+    ``texts`` is a non-empty list of non-blank strings; ``steps`` a positive integer (or None); ``speed`` finite and
+    > 0; ``cfg_scale`` / ``sway`` finite (or None); ``max_chars`` a positive integer; ``crossfade_s`` finite and >= 0;
+    ``duration`` ``predictor`` or ``heuristic``; ``prompt_mel`` a finite ``[p, n_mels]`` tensor given with a non-blank
+    ``prompt_text``.
+    """
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not texts:
+        raise _bad("texts", texts, "expected a non-empty list of strings")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise _bad(f"texts[{i}]", t, "expected a non-empty string")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise _bad("steps", steps, "must be an integer >= 1")
+    if not _finite(speed) or speed <= 0:
+        raise _bad("speed", speed, "must be a finite number > 0")
+    for name, v in (("cfg_scale", cfg_scale), ("sway", sway)):
+        if v is not None and not _finite(v):
+            raise _bad(name, v, "must be a finite number")
+    if duration not in ("predictor", "heuristic"):
+        raise _bad("duration", duration, "choose 'predictor' or 'heuristic'")
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise _bad("max_chars", max_chars, "must be an integer >= 1")
+    if not _finite(crossfade_s) or crossfade_s < 0:
+        raise _bad("crossfade_s", crossfade_s, "must be a finite number >= 0")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _bad("seed", seed, "must be an integer")
+    if (prompt_mel is None) != (prompt_text is None):
+        raise ValueError("synthesize: prompt_mel and prompt_text go together")
+    if prompt_mel is not None:
+        ok = isinstance(prompt_mel, Tensor) and prompt_mel.dim() == 2 and prompt_mel.shape[0] >= 1
+        if not ok or (n_mels is not None and prompt_mel.shape[1] != n_mels):
+            shape = tuple(prompt_mel.shape) if isinstance(prompt_mel, Tensor) else type(prompt_mel).__name__
+            raise _bad("prompt_mel", shape, f"expected a log-mel tensor [p >= 1, {n_mels or 'n_mels'}]")
+        if not torch.isfinite(prompt_mel).all():
+            raise _bad("prompt_mel", "non-finite", "NaN or infinite values")
+        if not isinstance(prompt_text, str) or not prompt_text.strip():
+            raise _bad("prompt_text", prompt_text, "expected the non-empty transcript of the prompt")
+
+
+def _check_frames(frames: Tensor, pieces: list[str], speed: float, prompt: int, tok: Any) -> None:
+    """Durations must be finite and below :data:`MAX_SECONDS` per piece (names the piece and ``speed``)."""
+    rate = float(getattr(tok, "sample_rate", 16000)) / float(getattr(tok, "hop", 400))
+    limit = MAX_SECONDS * rate
+    bad = ~torch.isfinite(frames) | (frames > limit)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"synthesize: speed={speed!r}: piece {pieces[i]!r} would last {float(frames[i]) / rate:.4g} s "
+            f"(frames {float(frames[i]):.4g}, prompt {prompt}); the limit is {MAX_SECONDS:g} s"
+        )
 
 
 @torch.no_grad()
@@ -54,15 +134,31 @@ def synthesize(
 
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]] (if vocode), "pieces": [[str]], "frames": [[int]]}``.
+
+    Raises:
+        ValueError: an argument outside its range (named with its value, :func:`check_synthesis_args`), an empty
+            text, or durations beyond :data:`MAX_SECONDS` (e.g. a tiny ``speed``).
     """
     tok = module.tokenizer
+    check_synthesis_args(
+        texts,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        sway=sway,
+        duration=duration,
+        prompt_mel=prompt_mel,
+        prompt_text=prompt_text,
+        seed=seed,
+        max_chars=max_chars,
+        crossfade_s=crossfade_s,
+        speed=speed,
+        n_mels=getattr(tok, "n_mels", None),
+    )
     voc = resolve_vocoder(vocoder, tok) if vocode else None
-    if (prompt_mel is None) != (prompt_text is None):
-        raise ValueError("synthesize: prompt_mel and prompt_text go together")
     pieces = [split_sentences(normalize_text(t), max_chars) for t in texts]
     for i, p in enumerate(pieces):
         if not p:
-            raise ValueError(f"synthesize: text {i} is empty: {texts[i]!r}")
+            raise ValueError(f"synthesize: texts[{i}]={texts[i]!r}: empty after normalisation")
     flat = [s for p in pieces for s in p]
     dev = module.device
     ids, lens = tok.text.batch(flat)
@@ -78,6 +174,7 @@ def synthesize(
         pseq = tok.text.encode(prompt_text) + [tok.text.space_id]
         ids, lens = tok.text.pad([pseq + tok.text.encode(s) for s in flat])
         ids, lens = ids.to(dev), lens.to(dev)
+    _check_frames(frames, flat, speed, P, tok)
     n = frames.round().long().clamp_min(2)  # [B]
     B, F_ = len(flat), int(n.max()) + P
     total = n + P

@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import random
 import re
-import shutil
-import subprocess
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from ditkit_audio.espeak import check_voice, espeak_ipa
 
 DEFAULT_CHARS = " abcdefghijklmnopqrstuvwxyz'.,?!-;:"
 """Symbols of the character tokenizer (after :func:`normalize_text`)."""
@@ -33,16 +33,14 @@ def normalize_text(text: str) -> str:
 def phonemize(text: str, voice: str = "en-us") -> str:
     """IPA phonemes of ``text`` from the espeak-ng command line (sentences joined by ``". "``).
 
+    The text reaches espeak-ng on stdin, never as an argument (:mod:`ditkit_audio.espeak`), so a text that looks
+    like an option (``-f/etc/hostname``) is phonemised as text.
+
     Raises:
         RuntimeError: espeak-ng is not installed or fails.
+        ValueError: ``voice`` is not a plain voice name.
     """
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("phonemize: espeak-ng is not on PATH (apt-get install espeak-ng)")
-    res = subprocess.run([exe, "-q", "--ipa", "-v", voice, text], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"phonemize: espeak-ng failed on {text!r}: {res.stderr.strip()}")
-    lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+    lines = espeak_ipa(text, voice)
     end = text.strip()[-1:] if text.strip()[-1:] in ".?!" else ""
     return ". ".join(lines) + end
 
@@ -64,7 +62,7 @@ class TextTokenizer:
             raise ValueError(f"TextTokenizer.kind={kind!r}: choose 'chars' or 'phonemes'")
         if on_unknown not in ("error", "skip"):
             raise ValueError(f"TextTokenizer.on_unknown={on_unknown!r}: choose 'error' or 'skip'")
-        self.kind, self.voice, self.on_unknown = kind, voice, on_unknown
+        self.kind, self.voice, self.on_unknown = kind, check_voice(voice), on_unknown
         self.symbols = symbols if symbols is not None else (DEFAULT_CHARS if kind == "chars" else DEFAULT_IPA)
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError("TextTokenizer.symbols contains duplicates")

@@ -15,8 +15,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ditkit_audio.corpus import read_cache, write_cache
+from ditkit_core.errors import DataError, atomic_save, atomic_write, naming_file, read_text
+
 MEL_KEYS = ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")
 MEL_DEFAULTS = {"sample_rate": 16000, "n_fft": 1024, "hop": 400, "n_mels": 64, "mel_mean": -5.5, "mel_std": 2.5}
+MAX_CONFIG_INT = 1 << 20
+"""Largest integer a model ``config.json`` may hold (widths, rates); layer counts are also bounded by the number of
+tensors in the weights file. Beyond this a hostile config would allocate or build without end."""
 
 
 class MelModule(nn.Module):
@@ -37,12 +43,18 @@ class MelModule(nn.Module):
 
 # ---------------------------------------------------------------------- settings
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config (``yaml.safe_load``: no code runs); a parse error is a DataError naming the file."""
     import yaml
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist")
-    return yaml.safe_load(p.read_text()) or {}
+    text = read_text(p, max_bytes=1 << 24)
+    with naming_file(p, "not valid YAML"):
+        cfg = yaml.safe_load(text) or {}
+    if not isinstance(cfg, dict):
+        raise DataError(f"expected a mapping at the top, got {type(cfg).__name__}", path=p)
+    return cfg
 
 
 def mel_settings_from_config(tts_config: str | Path) -> dict[str, Any]:
@@ -53,11 +65,25 @@ def mel_settings_from_config(tts_config: str | Path) -> dict[str, Any]:
     try:
         tok = cfg["model"]["init_args"]["tokenizer"]
     except (KeyError, TypeError):
-        raise ValueError(f"{tts_config}: no model.init_args.tokenizer (expected a TTS config)") from None
-    args = dict(tok.get("init_args") or {})
+        raise DataError("no model.init_args.tokenizer (expected a TTS config)", path=tts_config) from None
+
+    def mapping(obj: Any, field: str) -> dict[str, Any]:
+        if obj is None:
+            return {}
+        if not isinstance(obj, dict):
+            raise DataError("expected a mapping", path=tts_config, field=field, value=obj)
+        return dict(obj)
+
+    args = mapping(mapping(tok, "model.init_args.tokenizer").get("init_args"), "model.init_args.tokenizer.init_args")
     out = {k: args.get(k, v) for k, v in MEL_DEFAULTS.items()}
+    for k in ("sample_rate", "n_fft", "hop", "n_mels"):
+        if isinstance(out[k], bool) or not isinstance(out[k], int) or not 1 <= out[k] <= MAX_CONFIG_INT:
+            raise DataError(f"expected an integer in [1, {MAX_CONFIG_INT}]", path=tts_config, field=k, value=out[k])
+    for k in ("mel_mean", "mel_std"):
+        if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or not math.isfinite(out[k]):
+            raise DataError("expected a finite number", path=tts_config, field=k, value=out[k])
     out["text_kind"] = args.get("text_kind", "chars")
-    out["data"] = dict((cfg.get("data") or {}).get("init_args") or {})
+    out["data"] = mapping(mapping(cfg.get("data"), "data").get("init_args"), "data.init_args")
     return out
 
 
@@ -73,31 +99,110 @@ def check_mel_settings(expected: dict[str, Any], got: Any, who: str, what: str) 
 
 
 # ---------------------------------------------------------------------- save / load
-def save_model(model: nn.Module, directory: str | Path, report: dict[str, Any] | None = None) -> Path:
-    """``config.json`` (``{"class": ..., "config": get_config()}``) + ``model.safetensors`` (+ ``report.json``)."""
-    from safetensors.torch import save_file
+class ModelNotFoundError(DataError, FileNotFoundError):
+    """A model directory without its files (a :class:`~ditkit_core.errors.DataError` and a ``FileNotFoundError``)."""
 
+
+def save_model(model: nn.Module, directory: str | Path, report: dict[str, Any] | None = None) -> Path:
+    """``config.json`` (``{"class": ..., "config": get_config()}``) + ``model.safetensors`` (+ ``report.json``), each
+    written atomically (weights first, so a config never describes weights that are not complete)."""
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps({"class": type(model).__name__, "config": model.get_config()}, indent=1))
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(d / "model.safetensors"))
+    save_weights(model, d / "model.safetensors")
+    write_json(d / "config.json", {"class": type(model).__name__, "config": model.get_config()})
     if report is not None:
-        (d / "report.json").write_text(json.dumps(report, indent=1))
+        write_json(d / "report.json", report)
     return d
 
 
-def load_model(directory: str | Path, cls: type, make: str) -> Any:
+def write_json(path: Path, obj: Any) -> None:
+    """``json.dumps(obj)`` written atomically (temporary file + rename)."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(obj, indent=1).encode())
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    """The model's ``state_dict`` as safetensors, written atomically."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_save(path, lambda tmp: save_file(state, tmp))
+
+
+def read_json(path: Path, max_bytes: int = 1 << 20) -> Any:
+    """A small JSON file; any decoding problem is a :class:`~ditkit_core.errors.DataError` naming it."""
+    text = read_text(path, max_bytes=max_bytes)
+    with naming_file(path, "not valid JSON"):
+        return json.loads(text)
+
+
+def _check_config(config: Any, path: Path, n_tensors: int) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise DataError("expected an object of settings", path=path, field="config", value=type(config).__name__)
+    for k, v in config.items():
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            continue
+        if isinstance(v, int):
+            limit = n_tensors if k in ("layers", "depth") else MAX_CONFIG_INT
+            if not -MAX_CONFIG_INT <= v <= limit:
+                raise DataError(f"outside [{-MAX_CONFIG_INT}, {limit}]", path=path, field=k, value=v)
+        elif isinstance(v, float):
+            if not math.isfinite(v) or abs(v) > 1e12:
+                raise DataError("expected a finite number", path=path, field=k, value=v)
+        else:
+            raise DataError("expected a number, string or boolean", path=path, field=k, value=v)
+    return config
+
+
+def build_checked(cls: type, config: Any, config_path: Path, weights_path: Path) -> Any:
+    """``cls(**config)`` with the weights of ``weights_path``, refusing (with a DataError naming the file, tensor and
+    shapes) configs whose model does not match the weights before anything large is allocated (the model is first
+    built on the ``meta`` device) and weights with NaN / infinite values."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    d = Path(directory)
-    if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
-        raise FileNotFoundError(f"{d}: no config.json + model.safetensors here (run `make {make}` first)")
-    blob = json.loads((d / "config.json").read_text())
-    if blob.get("class") != cls.__name__:
-        raise ValueError(f"{d}: holds a {blob.get('class')!r}, not a {cls.__name__}")
-    model = cls(**blob["config"])
-    model.load_state_dict(load_file(str(d / "model.safetensors")))
+    with naming_file(weights_path, "not a safetensors file"):
+        with safe_open(str(weights_path), "pt") as f:
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    config = _check_config(config, config_path, len(shapes))
+    with naming_file(config_path, f"settings do not build a {cls.__name__}"):
+        with torch.device("meta"):
+            expected = {k: list(v.shape) for k, v in cls(**config).state_dict().items()}
+    if expected != shapes:
+        key = sorted(set(expected) ^ set(shapes)) or sorted(k for k in expected if expected[k] != shapes[k])
+        k = key[0]
+        raise DataError(
+            f"weights do not match {config_path.name} (file {shapes.get(k)}, config {expected.get(k)})",
+            path=weights_path,
+            field=k,
+            value=shapes.get(k),
+        )
+    with naming_file(weights_path, "cannot read the weights"):
+        state = load_file(str(weights_path))
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise DataError("NaN or infinite weights", path=weights_path, field=k)
+    model = cls(**config)
+    model.load_state_dict(state)
     return model.eval()
+
+
+def load_model(directory: str | Path, cls: type, make: str) -> Any:
+    """A model saved by :func:`save_model`: ``config.json`` checked (class, settings) and matched against the weights
+    (:func:`build_checked`); every problem is a :class:`~ditkit_core.errors.DataError` naming the file.
+
+    Raises:
+        ModelNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+        DataError: a damaged, hostile or mismatched file.
+    """
+    d = Path(directory)
+    cfg_path, weights_path = d / "config.json", d / "model.safetensors"
+    if not cfg_path.is_file() or not weights_path.is_file():
+        raise ModelNotFoundError(f"no config.json + model.safetensors here (run `make {make}` first)", path=d)
+    blob = read_json(cfg_path)
+    name = blob.get("class") if isinstance(blob, dict) else None
+    if name != cls.__name__:
+        raise DataError(f"holds a {name!r}, not a {cls.__name__}", path=cfg_path, field="class", value=name)
+    return build_checked(cls, blob.get("config"), cfg_path, weights_path)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -159,6 +264,24 @@ def _wav_int16(wav: Tensor) -> Tensor:
     return (wav.clamp(-1, 1) * 32767).round().to(torch.int16)
 
 
+def _check_wav_cache(obj: Any, path: Path, frames: dict[str, int], hop: int) -> dict[str, Tensor]:
+    """A waveform cache ``{wav path: int16 [s]}`` holding every item, each giving its mel's frame count."""
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a dict of waveforms, got {type(obj).__name__}", path=path)
+    for name, f in frames.items():
+        w = obj.get(name)
+        if not (isinstance(w, Tensor) and w.dtype == torch.int16 and w.dim() == 1):
+            raise DataError("missing or not an int16 waveform [s]", path=path, field=name, value=type(w).__name__)
+        if w.shape[0] // hop + 1 != f:
+            raise DataError(
+                f"{w.shape[0]} samples do not give the {f} frames of the mel at hop {hop}",
+                path=path,
+                field=name,
+                value=w.shape[0],
+            )
+    return obj
+
+
 def load_wav_split(
     tts_config: str | Path = "apps/tts/configs/default.yaml",
     *,
@@ -200,33 +323,25 @@ def load_wav_split(
     dm.setup()
     loud = dm.loudness_db
     all_items = list(dm.train.items) + list(dm.val.items)
-    key = json.dumps([[it["path"], Path(it["path"]).stat().st_mtime_ns] for it in all_items] + [s["sample_rate"], loud])
+    files = [[it["path"], Path(it["path"]).stat().st_mtime_ns] for it in all_items]
+    key = json.dumps(files + [s["sample_rate"], loud, "v2"])
     path = Path(root) / ".ditkit_cache" / f"wavs_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
-    if cache and path.exists():
-        wavs = torch.load(path, weights_only=True)
-    else:
+    frames = {it["path"]: it["mel"].shape[0] for it in all_items}
+    wavs = read_cache(path, lambda obj, p: _check_wav_cache(obj, p, frames, s["hop"]), "waveform cache")
+    wavs = wavs if cache else None
+    if wavs is None:
         t0 = time.perf_counter()
         wavs = {}
         for it in all_items:
             w = read_wav(it["path"], sample_rate=s["sample_rate"])
             wavs[it["path"]] = _wav_int16(normalize_loudness(w, loud) if loud is not None else w)
         print(f"[wavs] read {len(wavs)} waveforms ({time.perf_counter() - t0:.0f} s)", flush=True)
+        _check_wav_cache(wavs, Path(root), frames, s["hop"])  # the waveforms must match the cached mels
         if cache:
-            path.parent.mkdir(exist_ok=True)
-            torch.save(wavs, path)
+            write_cache(path, wavs)
 
     def attach(items: list[dict]) -> list[dict]:
-        out = []
-        for it in items:
-            w = wavs[it["path"]].float() / 32767
-            if w.shape[0] // s["hop"] + 1 != it["mel"].shape[0]:
-                raise ValueError(
-                    f"load_wav_split: {it['path']}: {w.shape[0]} samples do not give "
-                    f"{it['mel'].shape[0]} frames at hop {s['hop']} (stale cache? delete "
-                    f"{path.parent})"
-                )
-            out.append({**it, "wav": w})
-        return out
+        return [{**it, "wav": wavs[it["path"]].float() / 32767} for it in items]
 
     return attach(dm.train.items), attach(dm.val.items), s
 
