@@ -6,6 +6,7 @@ Domains import only the names listed in ``__all__`` (checked by ``tests/test_lay
 from ditkit_core.nn.attention import BackendUnavailableError, attention
 from ditkit_core.nn.config import ConfigError, DiTConfig
 from ditkit_core.nn.dit import BlockInputs, DiT, DiTBlock
+from ditkit_core.nn.joint import JointDiT
 from ditkit_core.nn.layers import FusedExperts, Mlp, MoEMlp, RMSNorm, TimestepEmbedder, modulate, timestep_embedding
 from ditkit_core.nn.partition import TokenPartition
 from ditkit_core.nn.rope import RotaryEmbedding
@@ -18,6 +19,7 @@ __all__ = [
     "DiTBlock",
     "DiTConfig",
     "FusedExperts",
+    "JointDiT",
     "Mlp",
     "MoEMlp",
     "RMSNorm",

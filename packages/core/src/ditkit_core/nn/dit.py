@@ -123,9 +123,28 @@ class DiTBlock(nn.Module):
         self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
 
     def forward(self, x: Tensor, inp: BlockInputs) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(inp.c).chunk(6, dim=-1)  # 6 x [b, d]
-        h = self.attn(modulate(self.norm1(x), shift1, scale1), inp.mask, inp.angles, inp.pair)
-        x = torch.addcmul(x, gate1[:, None], self.post_attn(h))
+        mod = self.adaLN(inp.c).chunk(6, dim=-1)  # 6 x [b, d]: shift1, scale1, gate1, shift2, scale2, gate2
+        h = self.attn(modulate(self.norm1(x), mod[0], mod[1]), inp.mask, inp.angles, inp.pair)
+        return self.finish(x, h, inp, mod)
+
+    def attention_inputs(self, x: Tensor, inp: BlockInputs) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
+        """First half of the block for joint attention across streams: modulated, normalised, rotated ``q, k, v``
+        ``[b, h, n, head_dim]`` and the block's modulation ``(shift1, scale1, gate1, shift2, scale2, gate2)``."""
+        mod = self.adaLN(inp.c).chunk(6, dim=-1)
+        a = self.attn
+        q, k, v = rearrange(
+            a.qkv(modulate(self.norm1(x), mod[0], mod[1])), "b n (three h d) -> three b h n d", three=3, h=a.heads
+        )
+        q, k = a.q_norm(q), a.k_norm(k)
+        if inp.angles is not None:
+            q, k = RotaryEmbedding.rotate(q, inp.angles), RotaryEmbedding.rotate(k, inp.angles)
+        return q, k, v, mod
+
+    def finish(self, x: Tensor, attn_out: Tensor, inp: BlockInputs, mod: tuple[Tensor, ...]) -> Tensor:
+        """Second half of the block: gated residual of the attention output ``[b, n, d]`` (after ``attn.proj``),
+        cross-attention and the gated MLP."""
+        shift2, scale2, gate1, gate2 = mod[3], mod[4], mod[2], mod[5]
+        x = torch.addcmul(x, gate1[:, None], self.post_attn(attn_out))
         if self.cross is not None and inp.context is not None:
             x = x + self.cross(x, inp.context, inp.context_mask)
         h = modulate(self.norm2(x), shift2, scale2)
@@ -379,6 +398,65 @@ class DiT(nn.Module):
         return self.config.moe_balance_weight * torch.stack([loss.float() for loss in losses]).mean()
 
     # ------------------------------------------------------------------ forward
+    def embed(
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        *,
+        mask: Tensor | None = None,
+        pos: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        drop_cond: Tensor | None = None,
+        x_cond: Tensor | None = None,
+        pair: Tensor | None = None,
+    ) -> tuple[Tensor, BlockInputs]:
+        """Everything before the blocks: hidden tokens ``[b, r + n, d]`` (registers first) and the block inputs.
+
+        Arguments as in :meth:`forward`. ``forward = head(run_blocks(*embed(...)))``; joint models
+        (:class:`~ditkit_core.nn.JointDiT`) call the three parts of each stream's DiT.
+        """
+        t = self._check(x, t, mask, pos, context, context_mask, cond, x_cond, pair)
+        b, n, _ = x.shape
+        h = self.x_embed(x)  # [b, n, d]
+        if self.cond_proj is not None:
+            if drop_cond is not None and self.config.drop_x_cond:
+                x_cond = x_cond * (~drop_cond)[:, None, None].to(x_cond.dtype)
+            h = h + self.cond_proj(x_cond.to(h.dtype))
+        if self.pos_table is not None and pos is not None:
+            idx = pos[..., 0].long()
+            if idx.min() < 0 or idx.max() >= self.config.learned_pos:
+                raise ValueError(f"DiT: learned position index out of range [0, {self.config.learned_pos})")
+            h = h + self.pos_table(idx)
+        c, temb = self.embed_condition(t, cond, drop_cond)  # [b, d] each
+        if context is not None and drop_cond is not None:
+            keep = ~drop_cond[:, None]
+            context_mask = keep.expand(b, context.shape[1]) if context_mask is None else context_mask & keep
+        angles = self.rope.angles(pos, t) if self.rope is not None else None  # [b, n, hd/2]
+        r = self.config.registers
+        if r:
+            h = torch.cat([repeat(self.register_tokens, "r d -> b r d", b=b).to(h.dtype), h], dim=1)  # [b, r+n, d]
+            if mask is not None:
+                mask = F.pad(mask, (r, 0), value=True)
+            if angles is not None:
+                angles = F.pad(angles, (0, 0, r, 0))  # registers sit at the origin: no rotation
+            if pair is not None:
+                pair = F.pad(pair, (0, 0, r, 0, r, 0))  # no bias to or from registers
+        inp = BlockInputs(
+            c=c, temb=temb, mask=mask, angles=angles, context=context, context_mask=context_mask, t=t, pair=pair
+        )
+        return h, inp
+
+    def head(self, h: Tensor, inp: BlockInputs) -> tuple[Tensor, Tensor]:
+        """After the blocks: ``(out [b, n, out_dim], hidden [b, n, d])`` with registers dropped, padding zeroed."""
+        r = self.config.registers
+        h = h[:, r:]
+        out = self.final(h, inp.c)  # [b, n, out_dim]
+        if inp.mask is not None:
+            out = out * inp.mask[:, r:, None].to(out.dtype)
+        return out, h
+
     def forward(
         self,
         x: Tensor,
@@ -414,39 +492,19 @@ class DiT(nn.Module):
         Returns:
             velocity ``[b, n, out_dim]`` (and the hidden states with ``return_hidden``).
         """
-        t = self._check(x, t, mask, pos, context, context_mask, cond, x_cond, pair)
-        b, n, _ = x.shape
-        h = self.x_embed(x)  # [b, n, d]
-        if self.cond_proj is not None:
-            if drop_cond is not None and self.config.drop_x_cond:
-                x_cond = x_cond * (~drop_cond)[:, None, None].to(x_cond.dtype)
-            h = h + self.cond_proj(x_cond.to(h.dtype))
-        if self.pos_table is not None and pos is not None:
-            idx = pos[..., 0].long()
-            if idx.min() < 0 or idx.max() >= self.config.learned_pos:
-                raise ValueError(f"DiT: learned position index out of range [0, {self.config.learned_pos})")
-            h = h + self.pos_table(idx)
-        c, temb = self.embed_condition(t, cond, drop_cond)  # [b, d] each
-        if context is not None and drop_cond is not None:
-            keep = ~drop_cond[:, None]
-            context_mask = keep.expand(b, context.shape[1]) if context_mask is None else context_mask & keep
-        angles = self.rope.angles(pos, t) if self.rope is not None else None  # [b, n, hd/2]
-        r = self.config.registers
-        if r:
-            h = torch.cat([repeat(self.register_tokens, "r d -> b r d", b=b).to(h.dtype), h], dim=1)  # [b, r+n, d]
-            if mask is not None:
-                mask = F.pad(mask, (r, 0), value=True)
-            if angles is not None:
-                angles = F.pad(angles, (0, 0, r, 0))  # registers sit at the origin: no rotation
-            if pair is not None:
-                pair = F.pad(pair, (0, 0, r, 0, r, 0))  # no bias to or from registers
-        inp = BlockInputs(
-            c=c, temb=temb, mask=mask, angles=angles, context=context, context_mask=context_mask, t=t, pair=pair
+        h, inp = self.embed(
+            x,
+            t,
+            mask=mask,
+            pos=pos,
+            context=context,
+            context_mask=context_mask,
+            cond=cond,
+            drop_cond=drop_cond,
+            x_cond=x_cond,
+            pair=pair,
         )
-        h = self.run_blocks(h, inp)[:, r:]  # [b, n, d]
-        out = self.final(h, c)  # [b, n, out_dim]
-        if mask is not None:
-            out = out * mask[:, r:, None].to(out.dtype)
+        out, h = self.head(self.run_blocks(h, inp), inp)
         return (out, h) if return_hidden else out
 
     def num_parameters(self, active_only: bool = False) -> int:
