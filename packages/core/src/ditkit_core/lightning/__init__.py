@@ -11,6 +11,7 @@ from ditkit_core.lightning.callbacks import (
 from ditkit_core.lightning.cli import FlowCLI
 from ditkit_core.lightning.config import CacheConfig, FlowConfig, OptimConfig, SamplerConfig
 from ditkit_core.lightning.data import EpochShuffleSampler, resume_data_order, seeded_loader
+from ditkit_core.lightning.distill import FewStepDistillation, build_student
 from ditkit_core.lightning.ema import EMA
 from ditkit_core.lightning.load import default_checkpoint, load_run, read_config, run_dir
 from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints, warmup_cosine
@@ -31,6 +32,7 @@ __all__ = [
     "CompileBlocks",
     "DiTFSDPStrategy",
     "EpochShuffleSampler",
+    "FewStepDistillation",
     "FlowCLI",
     "FlowConfig",
     "FlowMatchingModule",
@@ -41,6 +43,7 @@ __all__ = [
     "TokenThroughput",
     "UntrustedClassError",
     "allow_in_checkpoints",
+    "build_student",
     "compile_blocks",
     "default_checkpoint",
     "from_config",

@@ -187,6 +187,14 @@ class FlowMatchingModule(L.LightningModule):
         """
         return tokens
 
+    def sampling_inputs(self, tokens: TokenBatch) -> dict[str, Tensor]:
+        """``known`` / ``known_mask`` for :meth:`generate` that reproduce a training batch's task (the entries the
+        loss skips are given). Used by few-step distillation to sample the teacher on training batches."""
+        if tokens.known_mask is None:
+            return {}
+        km = tokens.known_mask if tokens.known_mask.shape == tokens.x.shape else tokens.known_mask[..., None]
+        return {"known": tokens.x, "known_mask": km.expand_as(tokens.x)}
+
     def auxiliary_losses(self, batch: Any, tokens: TokenBatch) -> dict[str, Tensor]:
         """A domain's own weighted losses, added to the flow loss and logged as ``train/<name>``."""
         return {}
@@ -357,8 +365,9 @@ class FlowMatchingModule(L.LightningModule):
         generator: torch.Generator | None = None,
         progress: bool = False,
         cache: CacheConfig | str | None = None,
+        return_trajectory: bool = False,
         **solver_kwargs: Any,
-    ) -> TokenBatch:
+    ) -> TokenBatch | tuple[TokenBatch, list[Tensor]]:
         """Sample tokens shaped like ``template.x`` under ``template``'s conditioning.
 
         Args:
@@ -369,10 +378,11 @@ class FlowMatchingModule(L.LightningModule):
             generator: RNG for the initial noise.
             progress: show a progress bar over the solver steps.
             cache: a :class:`CacheConfig`, a kind name, or None for ``sampler.cache``.
+            return_trajectory: also return the states at every grid time (``steps + 1`` tensors).
             **solver_kwargs: more :func:`~ditkit_core.sampling.sample` options (``shift``, ``sway``, ...).
 
         Returns:
-            ``template`` with ``x`` replaced by the sample (padded tokens zeroed).
+            ``template`` with ``x`` replaced by the sample (padded tokens zeroed) (and the trajectory).
         """
         s = self.sampler
         steps = s.steps if steps is None else steps
@@ -401,9 +411,18 @@ class FlowMatchingModule(L.LightningModule):
             tokens, drop = branches[cond_drop]
             return self.velocity(tokens, x, t, drop)
 
-        def run(g: torch.Generator | None) -> Tensor:
+        def run(g: torch.Generator | None) -> Any:
             x_0 = self.sample_noise(template.x, template, g)
-            return sample(fn, x_0, steps=steps, known=known, known_mask=known_mask, progress=progress, **kw)
+            return sample(
+                fn,
+                x_0,
+                steps=steps,
+                known=known,
+                known_mask=known_mask,
+                progress=progress,
+                return_trajectory=return_trajectory,
+                **kw,
+            )
 
         state = generator.get_state() if generator is not None else None
         ctx = self.make_cache(cache_cfg, calibrate=lambda: run(_clone(generator, state)))
@@ -413,10 +432,13 @@ class FlowMatchingModule(L.LightningModule):
             with ctx:
                 x = run(generator)
             self.last_cache_stats = ctx.stats
+        traj = None
+        if return_trajectory:
+            x, traj = x
         if template.mask is not None:
             x = x * template.mask[..., None].to(x.dtype)
         self.train(was_training)
-        return template.replace(x=x)
+        return (template.replace(x=x), traj) if return_trajectory else template.replace(x=x)
 
 
 def _clone(generator: torch.Generator | None, state: Tensor | None) -> torch.Generator | None:

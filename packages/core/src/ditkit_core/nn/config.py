@@ -98,6 +98,10 @@ class DiTConfig:
     do not pay)."""
     attn_backend: Literal["auto", "math", "sdpa", "flex", "flash"] = "auto"
     """Attention backend, see :func:`ditkit_core.nn.attention.attention`."""
+    step_conditioning: bool = False
+    """Also embed the solver's step size (few-step students: shortcut-style distillation). The embedding's last layer
+    starts at zero, so a teacher's weights load unchanged; the step size comes from the solver (see
+    :func:`ditkit_core.sampling.protocol.current_step_size`), 0 outside one."""
     dropout: float = 0.0
     """Dropout in attention outputs and MLP."""
     time_scale: float = 1000.0

@@ -203,6 +203,7 @@ class DiT(nn.Module):
                 self.x_embed.bias.copy_(joint.bias)
                 self.cond_proj.weight.copy_(joint.weight[:, cfg.in_dim :])
         self.t_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale)
+        self.dt_embed = TimestepEmbedder(cfg.dim, time_scale=cfg.time_scale) if cfg.step_conditioning else None
         self.cond_embed = (
             nn.Sequential(nn.Linear(cfg.cond_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
             if cfg.cond_dim
@@ -252,6 +253,10 @@ class DiT(nn.Module):
         self.apply(base)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        if self.dt_embed is not None:  # zero output at start: a teacher's weights compute the same velocity
+            nn.init.normal_(self.dt_embed.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.dt_embed.mlp[2].weight)
+            nn.init.zeros_(self.dt_embed.mlp[2].bias)
         for emb in (self.label_embed, self.pos_table):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.02)
@@ -334,6 +339,12 @@ class DiT(nn.Module):
         """Conditioning vector ``c [b, d]`` = time embedding (+ label / continuous condition embedding)."""
         temb = self.t_embed(t)
         c = temb
+        if self.dt_embed is not None:
+            from ditkit_core.sampling.protocol import current_step_size
+
+            dt = current_step_size()
+            dt = torch.zeros_like(t) if dt is None else torch.as_tensor(dt, dtype=t.dtype, device=t.device).expand_as(t)
+            c = c + self.dt_embed(dt)
         if self.label_embed is not None and cond is not None and not cond.is_floating_point():
             labels = cond if drop_cond is None else torch.where(drop_cond, self.config.num_classes, cond)
             c = c + self.label_embed(labels)

@@ -15,10 +15,12 @@ import itertools
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 _RUNS = itertools.count()
 _CALL: ContextVar[SolverCall | None] = ContextVar("ditkit_solver_call", default=None)
 _RUN: ContextVar[int | None] = ContextVar("ditkit_solver_run", default=None)
+_STEP_SIZE: ContextVar[Any] = ContextVar("ditkit_step_size", default=None)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class SolverCall:
         stage: evaluation inside the step (Euler 0; Heun / midpoint 0, 1; RK4 0..3).
         index: evaluation number in the run, from 0 (the same for both CFG branches of one evaluation).
         branch: ``"cond"`` or ``"uncond"`` (classifier-free guidance's unconditional branch).
+        dt: the solver's step size (None for adaptive solvers); few-step students condition on it.
     """
 
     run: int
@@ -38,6 +41,7 @@ class SolverCall:
     stage: int
     index: int
     branch: str = "cond"
+    dt: float | None = None
 
 
 def current_call() -> SolverCall | None:
@@ -56,12 +60,12 @@ def solver_run() -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def solver_call(step: int, stage: int, index: int) -> Iterator[SolverCall]:
+def solver_call(step: int, stage: int, index: int, dt: float | None = None) -> Iterator[SolverCall]:
     """Mark one evaluation of the current run (the conditional branch)."""
     run = _RUN.get()
     if run is None:
         raise RuntimeError("solver_call outside solver_run")
-    token = _CALL.set(SolverCall(run, step, stage, index, "cond"))
+    token = _CALL.set(SolverCall(run, step, stage, index, "cond", dt))
     try:
         yield _CALL.get()
     finally:
@@ -82,4 +86,24 @@ def branch(name: str) -> Iterator[None]:
         _CALL.reset(token)
 
 
-__all__ = ["SolverCall", "branch", "current_call", "solver_call", "solver_run"]
+@contextlib.contextmanager
+def step_size(dt: Any) -> Iterator[None]:
+    """Set the step size seen by step-conditioned models (a float or a per-sample ``[b]`` tensor) for the block;
+    used in training few-step students, where no solver runs."""
+    token = _STEP_SIZE.set(dt)
+    try:
+        yield
+    finally:
+        _STEP_SIZE.reset(token)
+
+
+def current_step_size() -> Any:
+    """The step size a step-conditioned model should use now: an explicit :func:`step_size`, else the solver's."""
+    explicit = _STEP_SIZE.get()
+    if explicit is not None:
+        return explicit
+    call = _CALL.get()
+    return None if call is None else call.dt
+
+
+__all__ = ["SolverCall", "branch", "current_call", "current_step_size", "solver_call", "solver_run", "step_size"]

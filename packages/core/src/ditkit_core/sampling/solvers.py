@@ -106,8 +106,10 @@ def _step(fn: Callable[[Tensor, Tensor], Tensor], method: str, x: Tensor, t0: Te
     h = (t1 - t0).to(x.dtype)
     per_step = EVALS_PER_STEP[method]
 
+    dt = float(t1 - t0)
+
     def f(stage: int, x: Tensor, t: Tensor) -> Tensor:
-        with solver_call(step, stage, step * per_step + stage):
+        with solver_call(step, stage, step * per_step + stage, dt):
             return fn(x, t.expand(b))  # time as [b]
 
     if method == "euler":

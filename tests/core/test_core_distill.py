@@ -1,0 +1,90 @@
+"""Few-step students: a shortcut student at 1-2 steps beats its teacher at 1-2 steps, a reflow student straightens
+the teacher's couplings, and the step embedding starts at zero (the student starts as the teacher)."""
+
+import lightning as L
+import torch
+
+from ditkit_core.examples.toy2d import Toy2DDataModule, Toy2DModule, sample_points
+from ditkit_core.lightning import FewStepDistillation, OptimConfig, SamplerConfig, build_student
+from ditkit_core.metrics import energy_distance
+from ditkit_core.nn import DiTConfig
+from ditkit_core.sampling import sample
+from ditkit_core.tokenizers import IdentityTokenizer, TokenBatch
+
+
+def trained_teacher(tmp_path) -> tuple[Toy2DModule, Toy2DDataModule]:
+    torch.manual_seed(0)
+    dm = Toy2DDataModule("gaussians8", points=16, train_sets=256, val_sets=8, batch_size=32, seed=1)
+    m = Toy2DModule(
+        IdentityTokenizer(2),
+        DiTConfig(dim=64, depth=2, heads=4),
+        optim=OptimConfig(lr=3e-3, warmup_steps=10),
+        sampler=SamplerConfig(steps=16),
+    )
+    L.Trainer(
+        accelerator="cpu",
+        max_epochs=12,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    ).fit(m, dm)
+    dm.setup("fit")
+    return m.eval(), dm
+
+
+def score(module, steps) -> float:
+    ref = sample_points("gaussians8", 2048, torch.Generator().manual_seed(5))
+    return float(energy_distance(module.sample_points(64, 16, seed=3, steps=steps), ref))
+
+
+def test_student_starts_as_the_teacher_and_shortcut_distillation_beats_it_at_few_steps(tmp_path):
+    teacher, dm = trained_teacher(tmp_path)
+    student = build_student(teacher, step_conditioning=True, steps=1)
+    x, t = torch.randn(3, 16, 2), torch.rand(3)
+    torch.testing.assert_close(student.model(x, t), teacher.model(x, t))  # zero-initialised step embedding
+    fewstep = FewStepDistillation(
+        teacher, "shortcut", teacher_steps=16, student_steps=(1, 2), batches=8, lr=1e-3, warmup_steps=10, max_steps=300
+    )
+    fewstep.collect(dm.train_dataloader())
+    L.Trainer(
+        accelerator="cpu",
+        max_steps=300,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    ).fit(fewstep)
+    s = fewstep.student.eval()
+    ceiling = score(teacher, 16)  # what the student imitates
+    for steps in (1, 2):  # the student closes most of the gap between the teacher at few steps and at 16
+        gap_student, gap_teacher = score(s, steps) - ceiling, score(teacher, steps) - ceiling
+        assert gap_student < 0.5 * gap_teacher, (steps, ceiling, gap_student, gap_teacher)
+
+
+def test_reflow_straightens_the_teacher_couplings(tmp_path):
+    teacher, dm = trained_teacher(tmp_path)
+    fewstep = FewStepDistillation(
+        teacher, "reflow", teacher_steps=16, student_steps=(1,), batches=8, lr=1e-3, warmup_steps=10, max_steps=300
+    )
+    fewstep.collect(dm.train_dataloader())
+    L.Trainer(
+        accelerator="cpu",
+        max_steps=300,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    ).fit(fewstep)
+    tokens, states, _ = fewstep.store[0]
+    x0, x1 = states[0], states[-1]
+
+    def one_step_error(m):
+        fn = lambda x, t: m.velocity(TokenBatch(x=x), x, t)  # noqa: E731
+        return float((sample(fn, x0, steps=1) - x1).pow(2).mean())
+
+    assert one_step_error(fewstep.student.eval()) < 0.5 * one_step_error(teacher)
