@@ -116,3 +116,10 @@ def test_gpu_backends_match_math(backend):
     out = attention(q, k, v, mask=mask, backend=backend)
     torch.testing.assert_close(out.float()[0], ref[0], atol=3e-2, rtol=3e-2)
     torch.testing.assert_close(out.float()[1, :, :200], ref[1, :, :200], atol=3e-2, rtol=3e-2)
+
+
+def test_long_windowed_sequences_run_blockwise_and_match_the_dense_path():
+    q, k, v = qkv(n=70)
+    mask = padding(n=70)
+    ref = attention(q, k, v, backend="math", window=3, mask=mask)  # 70 > 8 * 3: the blockwise path
+    torch.testing.assert_close(attention(q, k, v, backend="sdpa", window=3, mask=mask), ref, atol=1e-5, rtol=1e-4)

@@ -31,6 +31,9 @@ from torch import Tensor
 
 Backend = Literal["auto", "math", "sdpa", "flex", "flash"]
 BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
+# Windowed attention runs blockwise only when n_q > this factor x window: below it one dense masked SDPA call is
+# faster on CPU (measured crossover at 4-8 windows) and gives the same result.
+DENSE_WINDOW_FACTOR = 8
 
 
 class BackendUnavailableError(RuntimeError):
@@ -213,7 +216,9 @@ def _sdpa(
     if window is not None and (mask is None or mask.dim() == 2):
         if nq != nk:
             raise ValueError("attention: window attention needs self-attention (n_q == n_k)")
-        return _local_blocked(q, k, v, mask, window, causal, scale)
+        if nq > DENSE_WINDOW_FACTOR * window:  # long sequences: O(n * w) blocks; short ones: one dense masked call
+            return _local_blocked(q, k, v, mask, window, causal, scale)
+        return _sdpa_dense(q, k, v, dense_mask(mask, nq, nk, window=window, causal=causal, device=q.device), scale)
     if mask is None and window is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
     if mask is not None and mask.dim() == 2 and not causal:
