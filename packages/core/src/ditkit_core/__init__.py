@@ -12,11 +12,24 @@ Conventions (every package follows them):
 * Token batches: ``x [b, n, d]``, ``mask [b, n]`` bool (True = real token), ``pos [b, n, k]``,
   ``context [b, m, c]`` with ``context_mask [b, m]``, global ``cond [b, c]`` (or class labels ``[b]``).
 
-Importing this package is light: no Lightning, no optional extras. Import submodules for more.
+Importing this package is light: it imports torch only when a name above is first used. Import submodules for more.
 """
 
-from ditkit_core.nn import DiT, DiTConfig
-from ditkit_core.tokenizers import TokenBatch, Tokenizer
+from typing import Any
 
 __all__ = ["DiT", "DiTConfig", "TokenBatch", "Tokenizer"]
 __version__ = "0.1.0"
+_LAZY = {
+    "DiT": "ditkit_core.nn",
+    "DiTConfig": "ditkit_core.nn",
+    "TokenBatch": "ditkit_core.tokenizers",
+    "Tokenizer": "ditkit_core.tokenizers",
+}
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import ditkit_core` (and the `ditkit` command) does not import torch
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ditkit_core' has no attribute {name!r}")

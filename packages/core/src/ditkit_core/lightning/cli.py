@@ -33,6 +33,14 @@ class FlowCLI(LightningCLI):
         self._tmp = tempfile.TemporaryDirectory(prefix="ditkit-config-")
         super().__init__(*args, **kwargs)
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit`` and ``validate``: the subcommands ditkit modules implement (no test / predict steps)."""
+        return {
+            "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
+            "validate": {"model", "dataloaders", "datamodule"},
+        }
+
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Migrate legacy config files named by ``--config`` before jsonargparse reads them."""
         if isinstance(args, list):

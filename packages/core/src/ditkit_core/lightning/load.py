@@ -91,13 +91,14 @@ def load_run(
     if not isinstance(ck, dict) or not isinstance(ck.get("state_dict"), dict):
         raise DataError("not a Lightning checkpoint (no state_dict)", path=path)
     meta = ck.get("ditkit") or {}
-    class_path = meta.get("class_path")
+    hparams = plain(dict(ck.get("hyper_parameters") or {}))
+    private = {k: hparams.pop(k) for k in list(hparams) if k.startswith("_")}  # LightningCLI's _class_path, ...
+    class_path = meta.get("class_path") or private.get("_class_path")
     if class_path is None and config is not None:
         class_path = (read_config(config).get("model") or {}).get("class_path")
     if not isinstance(class_path, str):
         raise DataError("the checkpoint does not name its module class; pass the app config", path=path)
     cls = _module_class(class_path, str(path))
-    hparams = plain(dict(ck.get("hyper_parameters") or {}))
     migrate = getattr(cls, "migrate_args", None)
     if callable(migrate):
         hparams = migrate(hparams)
