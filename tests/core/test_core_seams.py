@@ -246,3 +246,18 @@ def test_fused_rms_norm_and_complex_rope_match_their_references():
     g = torch.randn_like(a)
     torch.testing.assert_close(torch.autograd.grad(a, x, g)[0], torch.autograd.grad(b, x, g)[0], atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(RotaryEmbedding.rotate(x.bfloat16(), ang), b.bfloat16(), atol=2e-2, rtol=2e-2)
+
+
+def test_batched_expert_dispatch_equals_the_per_token_sum():
+    from ditkit_core.nn import MoEMlp
+
+    torch.manual_seed(0)
+    moe = MoEMlp(16, 32, experts=5, top_k=2, shared=1, router="token")
+    x, temb = torch.randn(3, 7, 16), torch.randn(3, 16)
+    _, idx, w = moe.route(x, temb)
+    ref = sum(e(x) for e in moe.shared)
+    for b in range(3):
+        for n in range(7):
+            for j in range(2):
+                ref[b, n] = ref[b, n] + w[b, n, j] * moe.experts[int(idx[b, n, j])](x[b, n])
+    torch.testing.assert_close(moe(x, temb), ref, atol=1e-5, rtol=1e-5)

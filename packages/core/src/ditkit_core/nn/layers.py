@@ -208,17 +208,36 @@ class MoEMlp(nn.Module):
         probs, idx, w = self.route(x, temb)
         idx = idx.expand(b, n, self.top_k)
         w = w.expand(b, n, self.top_k)
-        flat = rearrange(x, "b n d -> (b n) d")
-        fidx, fw = rearrange(idx, "b n k -> (b n) k"), rearrange(w, "b n k -> (b n) k")
-        routed = torch.zeros_like(flat)
-        for e, expert in enumerate(self.experts):
-            tok, slot = torch.nonzero(fidx == e, as_tuple=True)
-            if tok.numel() == 0:
-                continue
-            routed.index_add_(0, tok, expert(flat[tok]) * fw[tok, slot, None])
-        out = out + rearrange(routed, "(b n) d -> b n d", b=b)
+        out = out + rearrange(
+            self.dispatch(
+                rearrange(x, "b n d -> (b n) d"), rearrange(idx, "b n k -> (b n) k"), rearrange(w, "b n k -> (b n) k")
+            ),
+            "(b n) d -> b n d",
+            b=b,
+        )
         self.balance_loss = self._balance(probs.expand(b, n, -1), idx, mask)
         return out
+
+    def dispatch(self, flat: Tensor, idx: Tensor, w: Tensor) -> Tensor:
+        """Batched expert dispatch: every (token, slot) assignment sorted by expert in one pass, each expert run once
+        on its contiguous group, results weighted and scattered back in one ``index_add``.
+
+        Args:
+            flat: tokens ``[T, d]``.
+            idx: chosen experts ``[T, k]``.
+            w: route weights ``[T, k]``.
+
+        Returns:
+            ``sum_k w[t, k] expert_{idx[t, k]}(flat[t])`` as ``[T, d]``.
+        """
+        k = idx.shape[1]
+        order = torch.argsort(idx.reshape(-1), stable=True)  # [T k] assignments grouped by expert
+        counts = torch.bincount(idx.reshape(-1), minlength=self.num_experts).tolist()
+        tok = order // k
+        grouped = flat[tok]  # [T k, d]
+        outs = [expert(chunk) for expert, chunk in zip(self.experts, grouped.split(counts)) if chunk.shape[0]]
+        routed = torch.cat(outs, 0) * w.reshape(-1)[order, None]
+        return torch.zeros_like(flat).index_add_(0, tok, routed)
 
     def _balance(self, probs: Tensor, idx: Tensor, mask: Tensor | None) -> Tensor:
         real = torch.ones(probs.shape[:2], dtype=torch.bool, device=probs.device) if mask is None else mask
