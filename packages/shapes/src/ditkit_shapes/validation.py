@@ -38,8 +38,10 @@ def finite_float(value: Any, field: str, owner: str, minimum: float | None = Non
     return out
 
 
-def check_labels(labels: Any, num_classes: int, owner: str, field: str = "labels") -> Tensor | None:
-    """Class ids ``[b]`` as a long tensor, each in ``[0, num_classes)`` (``num_classes = 0``: unconditional model).
+def check_labels(
+    labels: Any, num_classes: int, owner: str, field: str = "labels", device: torch.device | str | None = None
+) -> Tensor | None:
+    """Class ids ``[b]`` as a long tensor on ``device``, each in ``[0, num_classes)`` (0 classes: unconditional).
 
     Raises:
         ValueError: non-integer ids, wrong shape, or an id outside the model's classes (the id is named).
@@ -58,7 +60,7 @@ def check_labels(labels: Any, num_classes: int, owner: str, field: str = "labels
         if bad.any():
             v = int(t[bad][0])
             raise ValueError(f"{owner}: {field} contains class id {v}, outside [0, {num_classes}) of this model")
-    return t
+    return t.to(device) if device is not None else t
 
 
 def check_sampling(owner: str, kw: dict[str, Any]) -> None:
@@ -68,4 +70,35 @@ def check_sampling(owner: str, kw: dict[str, Any]) -> None:
         finite_float(kw["cfg_scale"], "cfg_scale", owner)
 
 
-__all__ = ["check_labels", "check_sampling", "finite_float", "optional_positive_int", "positive_int"]
+def check_module_args(sample_points: Any, sample_steps: Any, cfg_scale: Any) -> None:
+    """Generation defaults given to the module: positive point and step counts, a finite guidance scale."""
+    positive_int(sample_points, "sample_points", "ShapesModule")
+    positive_int(sample_steps, "sample_steps", "ShapesModule")
+    finite_float(cfg_scale, "cfg_scale", "ShapesModule")
+
+
+def check_completion(partial: Tensor, known_mask: Tensor, kw: dict[str, Any]) -> None:
+    """Inputs of a completion call: finite ``partial [b, p, 3]``, boolean ``known_mask [b, p]``, solver arguments."""
+    owner = "complete"
+    if partial.ndim != 3 or partial.shape[-1] != 3:
+        raise ValueError(f"{owner}: partial must have shape [b, p, 3], got {tuple(partial.shape)}")
+    if tuple(known_mask.shape) != tuple(partial.shape[:2]):
+        raise ValueError(
+            f"{owner}: known_mask shape {tuple(known_mask.shape)} != partial [b, p] {tuple(partial.shape[:2])}"
+        )
+    if known_mask.dtype != torch.bool:
+        raise ValueError(f"{owner}: known_mask must be boolean, got dtype {known_mask.dtype}")
+    if not torch.isfinite(partial[known_mask]).all():
+        raise ValueError(f"{owner}: partial has NaN/Inf coordinates at known points")
+    check_sampling(owner, kw)
+
+
+__all__ = [
+    "check_completion",
+    "check_labels",
+    "check_module_args",
+    "check_sampling",
+    "finite_float",
+    "optional_positive_int",
+    "positive_int",
+]
