@@ -33,7 +33,7 @@ def load(ckpt: str, data: str | None = None) -> ShapesModule:
     if not Path(ckpt).exists():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (run `make train-shapes` first)")
     with naming_file(ckpt, "not a readable ShapesModule checkpoint"):
-        module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+        module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     if module.class_names is None and data is not None and Path(data).is_dir():
         names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
         k = module.config.num_classes

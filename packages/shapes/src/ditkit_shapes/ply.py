@@ -152,7 +152,8 @@ def _check_sizes(elements: list[_Element], order: str, body: int, path: Path) ->
         if el.count > body // per:
             raise _error(
                 path,
-                f"header claims {el.count} {el.name} records but the {body}-byte body holds at most {body // per}",
+                f"truncated or hostile header: claims {el.count} {el.name} records, the {body}-byte body holds at "
+                f"most {body // per}",
                 line=el.line,
                 field=f"element {el.name}",
                 value=el.count,
@@ -261,7 +262,7 @@ def _binary_lists(data: bytes, pos: int, el: _Element, order: str, path: Path) -
             if n < 0 or pos + n * isize > len(data):
                 raise _error(
                     path,
-                    f"list length beyond the {len(data) - pos} bytes left",
+                    f"truncated: a list of {n} values needs {n * isize} bytes, {len(data) - pos} are left",
                     line=r + 1,
                     record=True,
                     field=f"{el.name}.{p.name}",
