@@ -43,10 +43,11 @@ class Writers:
             return out + ("\n".join(body) + "\n").encode()
         order = "<" if fmt == "binary_little_endian" else ">"
         out += np.asarray(vertices, dtype=order + PLY_TYPES[vertex_type]).tobytes()
+        parts = [out]
         for f in faces if faces is not None else []:
-            out += np.array([len(f)], dtype=order + PLY_TYPES[count_type]).tobytes()
-            out += np.asarray(f, dtype=order + PLY_TYPES[index_type]).tobytes()
-        return out
+            parts.append(np.array([len(f)], dtype=order + PLY_TYPES[count_type]).tobytes())
+            parts.append(np.asarray(f, dtype=order + PLY_TYPES[index_type]).tobytes())
+        return b"".join(parts)
 
     @staticmethod
     def off(vertices: np.ndarray, faces: np.ndarray, counts: str | None = None) -> bytes:
