@@ -75,8 +75,8 @@ def _header(data: bytes, path: Path) -> tuple[str, list[_Element], int, int]:
     """``(byte order or '' for ASCII, elements, body offset, header line count)``."""
     if not data.startswith(b"ply"):
         raise _error(path, "not a PLY file (the first line must be 'ply')", field="magic", value=data[:8])
-    end = data.find(b"end_header", 0, MAX_HEADER_BYTES)
-    if end < 0:
+    end = data.find(b"\nend_header", 0, MAX_HEADER_BYTES) + 1  # at the start of a line
+    if end <= 0:
         raise _error(path, f"no 'end_header' line in the first {MAX_HEADER_BYTES} bytes (not a PLY header)")
     nl = data.find(b"\n", end)
     tail = data[end + len(b"end_header") : nl if nl >= 0 else len(data)]
@@ -89,6 +89,8 @@ def _header(data: bytes, path: Path) -> tuple[str, list[_Element], int, int]:
         line = data[: e.start].count(b"\n") + 1
         raise _error(path, f"non-ASCII byte 0x{data[e.start]:02x} in the header", line=line) from e
     lines = text.split("\n")
+    if lines[0].strip() != "ply":
+        raise _error(path, "not a PLY file (the first line must be 'ply')", line=1, field="magic", value=lines[0][:20])
     n_header_lines = len(lines)
     order: str | None = None
     elements: list[_Element] = []

@@ -278,8 +278,6 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         if words[0] == "v":
             vrows.append((ln, s.split(None, 1)[1] if len(words) > 1 else ""))
         elif words[0] == "f":
-            if len(words) > MAX_VERTICES:
-                raise PointCloudError("face with too many vertices", path=path, line=ln, field="f", value=len(words))
             for w in words[1:]:
                 i = _face_int(w.split("/", 1)[0], path, ln)
                 if i == 0:
