@@ -17,21 +17,29 @@ from pathlib import Path
 
 import torch
 
-from ditkit_shapes.data import ShapeFolderDataset, write_ply
+from ditkit_core.errors import atomic_write, naming_file
+from ditkit_shapes.data import NORMALIZE_MODES, ShapeFolderDataset, write_ply
 from ditkit_shapes.metrics import evaluate_sets, subset_points
 from ditkit_shapes.module import ShapesModule
+from ditkit_shapes.validation import finite_float, optional_positive_int, positive_int
 
 
 def load(ckpt: str, data: str | None = None) -> ShapesModule:
     """Load a Lightning checkpoint of :class:`ShapesModule` on CPU, in eval mode.
 
-    Checkpoints without label names get the sorted class folders of ``data`` (the loader's label order).
+    Checkpoints without label names get the sorted class folders of ``data`` (the loader's label order) when their
+    number matches the model's classes. A checkpoint that cannot be read raises a ``DataError`` naming it.
     """
     if not Path(ckpt).exists():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (run `make train-shapes` first)")
-    module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with naming_file(ckpt, "not a readable ShapesModule checkpoint"):
+        module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     if module.class_names is None and data is not None and Path(data).is_dir():
-        module.class_names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
+        names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
+        k = module.config.num_classes
+        if k and len(names) != k:
+            raise ValueError(f"load: {ckpt} has no class names and {k} classes, but {data} has {len(names)} {names}")
+        module.class_names = names
     return module
 
 
@@ -39,7 +47,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
     from ditkit_shapes.viz import render_grid
 
     module = load(a.ckpt, a.data)
-    a.points = a.points or module.sample_points
+    a.points = module.sample_points if a.points is None else a.points
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     labels = torch.arange(len(names)).repeat_interleave(a.per_class)
     clouds = module.sample_clouds(labels, points=a.points, seed=a.seed, steps=a.steps, cfg_scale=a.cfg)
@@ -92,8 +100,17 @@ def evaluate(
         stored_points: points per stored cloud (the training data module's ``points``).
     """
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
+    for field, value in (("n", n), ("points", points), ("stored_points", stored_points)):
+        positive_int(value, field, "evaluate")
+    optional_positive_int(emd_points, "emd_points", "evaluate")
+    optional_positive_int(steps, "steps", "evaluate")
+    if cfg_scale is not None:
+        finite_float(cfg_scale, "cfg_scale", "evaluate")
     if points > stored_points:
         raise ValueError(f"evaluate: points={points} > stored_points={stored_points}")
+    unknown = [c for c in classes or [] if c not in names]
+    if unknown:
+        raise ValueError(f"evaluate: classes={unknown!r} are not classes of this model; choose from {names}")
     test = ShapeFolderDataset(data, "test", names, stored_points, normalize, seed=seed)
     train = ShapeFolderDataset(data, "train", names, stored_points, normalize, seed=seed)
     rows = []
@@ -144,7 +161,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
         a.data,
         a.classes,
         a.n,
-        a.points or module.sample_points,
+        module.sample_points if a.points is None else a.points,
         a.normalize,
         a.emd_points,
         a.steps,
@@ -154,11 +171,30 @@ def cmd_eval(a: argparse.Namespace) -> None:
         a.stored_points,
     )
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps(rows, indent=1))
     table = markdown_table(rows)
-    (out / "eval.md").write_text(table)
+    for name, text in (("eval.json", json.dumps(rows, indent=1)), ("eval.md", table)):
+        with atomic_write(out / name, "w") as f:
+            f.write(text)
     print(table)
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite float."""
+    try:
+        return finite_float(text, "value", "argument")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,22 +207,22 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name)
         p.add_argument("--ckpt", default="outputs/shapes/checkpoints/last.ckpt")
         p.add_argument("--data", default="outputs/shapes/data")
-        p.add_argument("--normalize", default="unit_sphere")
-        p.add_argument("--points", type=int, default=None, help="points per cloud (default: model.sample_points)")
-        p.add_argument("--steps", type=int, default=None)
+        p.add_argument("--normalize", default="unit_sphere", choices=list(NORMALIZE_MODES))
+        p.add_argument("--points", type=_positive, default=None, help="points per cloud (default: model.sample_points)")
+        p.add_argument("--steps", type=_positive, default=None, help="solver steps (default: the model's)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", default=f"outputs/shapes/{'samples' if name == 'sample' else 'eval'}")
-        p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
+        p.add_argument("--cfg", type=_finite, default=None, help="guidance scale (default: the model's)")
     sp = sub.choices["sample"]
-    sp.add_argument("--per-class", type=int, default=2)
+    sp.add_argument("--per-class", type=_positive, default=2)
     ep = sub.choices["eval"]
     ep.add_argument("--classes", nargs="*", default=None)
-    ep.add_argument("--n", type=int, default=48)
-    ep.add_argument("--emd-points", type=int, default=256)
-    ep.add_argument("--metrics", nargs="+", default=["cd", "emd"])
+    ep.add_argument("--n", type=_positive, default=48)
+    ep.add_argument("--emd-points", type=_positive, default=256)
+    ep.add_argument("--metrics", nargs="+", default=["cd", "emd"], choices=["cd", "emd"])
     ep.add_argument(
         "--stored-points",
-        type=int,
+        type=_positive,
         default=2048,
         help="points per stored cloud; references are normalised on all of them, then subsampled",
     )

@@ -20,8 +20,9 @@ Normalisation (``normalize``), applied per cloud after resampling:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import lightning as L
 import numpy as np
@@ -29,39 +30,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ditkit_core.errors import DataError, LoadReport, atomic_write, safe_join
 from ditkit_core.lightning.data import seeded_loader
+from ditkit_shapes.readers import EXTENSIONS, PointCloudError, read_points, validate_points
+from ditkit_shapes.validation import finite_float, positive_int
 
 Normalize = Literal["unit_sphere", "unit_box", "dataset", "none"]
-EXTENSIONS = (".npy", ".ply", ".obj", ".off")
-
-
-class PointCloudError(ValueError):
-    """An invalid point cloud; the message names the file (or source) and what is wrong."""
-
-
-def validate_points(pts: np.ndarray, where: str = "points", eps: float = 1e-9) -> np.ndarray:
-    """Check a cloud and return it as float32 ``[p, 3]``.
-
-    Raises:
-        PointCloudError: empty cloud, wrong dimensionality, NaN/Inf coordinates (first bad row named) or a
-            degenerate cloud (all points equal within ``eps``).
-    """
-    pts = np.asarray(pts)
-    if pts.ndim != 2 or pts.shape[-1] != 3:
-        raise PointCloudError(f"{where}: expected points of shape [p, 3], got shape {tuple(pts.shape)}")
-    if pts.shape[0] == 0:
-        raise PointCloudError(f"{where}: empty point cloud (0 points)")
-    if not np.issubdtype(pts.dtype, np.number):
-        raise PointCloudError(f"{where}: non-numeric dtype {pts.dtype}")
-    bad = ~np.isfinite(pts).all(axis=1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise PointCloudError(
-            f"{where}: {int(bad.sum())} point(s) with NaN/Inf coordinates, first at row {i}: {pts[i].tolist()}"
-        )
-    if float(np.ptp(pts, axis=0).max()) <= eps:
-        raise PointCloudError(f"{where}: degenerate cloud: all {pts.shape[0]} points equal {pts[0].tolist()}")
-    return pts.astype(np.float32)
+NORMALIZE_MODES = get_args(Normalize)
+BadFiles = Literal["error", "skip"]
+log = logging.getLogger("ditkit.shapes")
 
 
 def resample(
@@ -76,111 +53,72 @@ def resample(
     if p == points:
         return pts
     if count == "error":
-        raise PointCloudError(f"{where}: has {p} points, the config expects {points} (set count='resample')")
+        raise PointCloudError(
+            f"has {p} points, the config expects {points} (set count='resample')", path=where, field="points", value=p
+        )
     if p > points:
         return pts[rng.choice(p, points, replace=False)]
     return np.concatenate([pts, pts[rng.choice(p, points - p, replace=True)]])
 
 
 def normalize_points(pts: np.ndarray, mode: Normalize, stats: tuple[np.ndarray, float] | None = None) -> np.ndarray:
-    """Normalise one cloud ``[p, 3]`` (``stats = (mean [3], std)`` for ``mode='dataset'``)."""
+    """Normalise one cloud ``[p, 3]`` (``stats = (mean [3], std)`` for ``mode='dataset'``); float32 out.
+
+    The arithmetic runs in float64, so clouds whose extent overflows float32 (values near its limit) still
+    normalise to finite coordinates.
+    """
     if mode == "none":
         return pts
+    x = np.asarray(pts, dtype=np.float64)
     if mode == "dataset":
         if stats is None:
             raise ValueError("normalize_points: mode 'dataset' needs stats=(mean, std) from the training split")
-        return ((pts - stats[0]) / stats[1]).astype(np.float32)
-    center = (pts.max(0) + pts.min(0)) / 2
-    pts = pts - center
+        return ((x - np.asarray(stats[0], dtype=np.float64)) / float(stats[1])).astype(np.float32)
+    center = (x.max(0) + x.min(0)) / 2
+    x = x - center
     if mode == "unit_sphere":
-        scale = float(np.linalg.norm(pts, axis=1).max())
+        scale = float(np.linalg.norm(x, axis=1).max())
     elif mode == "unit_box":
-        scale = float(np.ptp(pts, axis=0).max())
+        scale = float(np.ptp(x, axis=0).max())
     else:
         raise ValueError(f"normalize_points: unknown mode {mode!r}; choose unit_sphere, unit_box, dataset or none")
-    return (pts / scale).astype(np.float32)
-
-
-def _open3d():
-    try:
-        import open3d as o3d
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("reading .ply/.obj/.off needs open3d: pip install 'ditkit-shapes[open3d]'") from e
-    return o3d
-
-
-def read_points(path: str | Path, mesh_points: int = 2048, seed: int = 0) -> np.ndarray:
-    """Read one file as a validated float32 cloud ``[p, 3]``.
-
-    Args:
-        path: ``.npy`` (``[p, 3]``; extra columns such as normals are rejected), ``.ply`` (points, or a mesh
-            when it has faces), ``.obj`` or ``.off`` (meshes, or bare vertices when there are no faces).
-        mesh_points: surface samples drawn from a mesh.
-        seed: seed of the mesh surface sampling.
-
-    Raises:
-        PointCloudError: unreadable, empty or invalid content (the message names the file).
-    """
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in EXTENSIONS:
-        raise PointCloudError(f"{path}: unsupported extension {ext!r}; expected one of {EXTENSIONS}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise PointCloudError(f"{path}: empty file (0 bytes)")
-    if ext == ".npy":
-        try:
-            pts = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise PointCloudError(f"{path}: not a readable .npy array ({e})") from e
-        return validate_points(pts, str(path))
-    o3d = _open3d()
-    mesh = o3d.io.read_triangle_mesh(str(path))
-    if len(mesh.triangles) > 0:
-        if mesh.get_surface_area() <= 0:
-            raise PointCloudError(f"{path}: mesh with {len(mesh.triangles)} faces has zero surface area")
-        o3d.utility.random.seed(seed)
-        pts = np.asarray(mesh.sample_points_uniformly(number_of_points=mesh_points).points)
-    elif ext == ".ply":
-        pts = np.asarray(o3d.io.read_point_cloud(str(path)).points)
-    else:
-        pts = np.asarray(mesh.vertices)
-    if pts.size == 0:
-        raise PointCloudError(f"{path}: no points or faces could be read (empty or malformed {ext} file)")
-    return validate_points(pts, str(path))
+    return (x / scale).astype(np.float32)
 
 
 def write_ply(path: str | Path, pts: np.ndarray | Tensor) -> Path:
-    """Write a cloud ``[p, 3]`` as an ASCII ``.ply`` (no open3d needed; open3d / MeshLab read it)."""
+    """Write a cloud ``[p, 3]`` as an ASCII ``.ply`` atomically (read back by :func:`read_points`, open3d, MeshLab)."""
     pts = np.asarray(pts.detach().cpu() if isinstance(pts, Tensor) else pts, dtype=np.float32)
     validate_points(pts, str(path))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"ply\nformat ascii 1.0\nelement vertex {len(pts)}\nproperty float x\nproperty float y\n"
         "property float z\nend_header\n"
     )
-    with open(path, "w") as f:
+    with atomic_write(path, "w") as f:
         f.write(header)
         np.savetxt(f, pts, fmt="%.6f")
     return path
 
 
 def list_files(root: str | Path, split: str, classes: list[str] | None = None) -> dict[str, list[Path]]:
-    """``{class: sorted files}`` of ``split`` under a ShapeNet-style ``root`` (see the module docstring)."""
+    """``{class: sorted files}`` of ``split`` under a ShapeNet-style ``root`` (see the module docstring).
+
+    Class and split names must stay inside ``root`` (``..`` and absolute names are refused); only regular files
+    with a known extension are listed (folders or pipes named ``*.ply`` are not).
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"shapes dataset root {root} does not exist (run `make data-shapes`)")
     names = classes or sorted(p.name for p in root.iterdir() if p.is_dir())
     out: dict[str, list[Path]] = {}
     for name in names:
-        d = root / name
+        d = safe_join(root, name, path=root, field="classes")
         if not d.is_dir():
             found = sorted(p.name for p in root.iterdir() if p.is_dir())
             raise FileNotFoundError(f"{root}: class folder {name!r} is missing; found {found}")
-        folder = d / split if (d / split).is_dir() else d
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        sub = safe_join(d, split, path=d, field="split")
+        folder = sub if sub.is_dir() else d
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
         if not files:
             raise FileNotFoundError(f"{folder}: no {'/'.join(EXTENSIONS)} files for split {split!r}")
         out[name] = files
@@ -189,6 +127,11 @@ def list_files(root: str | Path, split: str, classes: list[str] | None = None) -
 
 class ShapeFolderDataset(Dataset):
     """All clouds of one split, loaded to memory as ``points [N, p, 3]`` and ``labels [N]``.
+
+    Bad files: with ``bad_files="error"`` (default) the first unreadable or invalid file stops loading with a
+    :class:`PointCloudError` naming it (file, line / record, field, value). With ``bad_files="skip"`` such files are
+    left out and counted per reason in ``self.report`` (a :class:`~ditkit_core.errors.LoadReport`, logged at
+    WARNING naming the first files); a class left without any file is still an error.
 
     Args:
         root: dataset root (``root/<class>/<split>/*.ext``).
@@ -202,6 +145,7 @@ class ShapeFolderDataset(Dataset):
             (training augmentation), or the same one per item with ``fixed_subsample``.
         fixed_subsample: seed the subset by the item index (validation: the same points every epoch).
         seed: seed of the resampling and mesh sampling.
+        bad_files: ``error`` (stop at the first bad file) or ``skip`` (leave it out, counted in ``report``).
     """
 
     def __init__(
@@ -216,26 +160,56 @@ class ShapeFolderDataset(Dataset):
         subsample: int = 0,
         fixed_subsample: bool = False,
         seed: int = 0,
+        bad_files: BadFiles = "error",
     ):
+        owner = "ShapeFolderDataset"
+        positive_int(points, "points", owner)
+        positive_int(subsample, "subsample", owner, minimum=0)
+        if subsample > points:
+            raise ValueError(f"{owner}: subsample={subsample} > points={points}")
+        _choice(normalize, NORMALIZE_MODES, "normalize", owner)
+        _choice(count, ("resample", "error"), "count", owner)
+        _choice(bad_files, ("error", "skip"), "bad_files", owner)
+        if stats is not None:
+            mean, std = np.asarray(stats[0], dtype=np.float64), finite_float(stats[1], "stats std", owner)
+            if mean.shape != (3,) or not np.isfinite(mean).all() or std <= 0:
+                raise ValueError(f"{owner}: stats=({mean.tolist()}, {std}): need a finite mean [3] and std > 0")
         files = list_files(root, split, classes)
         self.classes = list(files)
+        self.report = LoadReport(f"{root} ({split})")
         rng = np.random.default_rng(seed)
         clouds, labels = [], []
         for label, paths in enumerate(files.values()):
+            kept = 0
             for path in paths:
-                pts = read_points(path, mesh_points=points, seed=seed)
-                clouds.append(resample(pts, points, rng, str(path), count))
+                try:
+                    pts = read_points(path, mesh_points=points, seed=seed)
+                    clouds.append(resample(pts, points, rng, str(path), count))
+                except DataError as e:
+                    if bad_files == "error":
+                        raise
+                    self.report.skip(e.reason, path=path, line=e.line, field=e.field, value=e.value)
+                    continue
                 labels.append(label)
+                kept += 1
+            if not kept:
+                raise PointCloudError(
+                    f"no readable file for class {self.classes[label]!r} ({len(paths)} skipped, see the warning)",
+                    path=paths[0].parent,
+                    field="classes",
+                    value=self.classes[label],
+                )
+        self.report.kept = len(clouds)
+        if self.report.skipped:
+            self.report.log(log)
         raw = np.stack(clouds)  # [N, p, 3]
         if normalize == "dataset" and stats is None:
-            flat = raw.reshape(-1, 3)
+            flat = raw.reshape(-1, 3).astype(np.float64)
             mean = flat.mean(0)
             stats = (mean, float((flat - mean).std()))
         self.stats = stats
         self.points = torch.from_numpy(np.stack([normalize_points(c, normalize, stats) for c in raw]))
         self.labels = torch.tensor(labels, dtype=torch.long)
-        if subsample and subsample > points:
-            raise ValueError(f"ShapeFolderDataset: subsample={subsample} > points={points}")
         self.subsample, self.fixed_subsample, self.seed = subsample, fixed_subsample, seed
 
     def __len__(self) -> int:
@@ -253,6 +227,11 @@ class ShapeFolderDataset(Dataset):
         return self.points[self.labels == label]
 
 
+def _choice(value: object, options: tuple, field: str, owner: str) -> None:
+    if value not in options:
+        raise ValueError(f"{owner}: {field}={value!r}: choose one of {list(options)}")
+
+
 class ShapesDataModule(L.LightningDataModule):
     """ShapeNet-style point clouds; generates the procedural default dataset when ``root`` is missing.
 
@@ -268,6 +247,8 @@ class ShapesDataModule(L.LightningDataModule):
         train_limit: keep only the first ``train_limit`` training clouds per class (0: all).
         generate_sizes: shapes per class and split when generating (default: train 160, val 16, test 48).
         seed: seed of resampling / shuffling.
+        bad_files: ``error`` (stop at the first unreadable file, naming it) or ``skip`` (leave bad files out,
+            counted per reason in each dataset's ``report`` and logged at WARNING); see :class:`ShapeFolderDataset`.
     """
 
     def __init__(
@@ -282,8 +263,21 @@ class ShapesDataModule(L.LightningDataModule):
         train_limit: int = 0,
         generate_sizes: dict[str, int] | None = None,
         seed: int = 0,
+        bad_files: BadFiles = "error",
     ):
         super().__init__()
+        owner = "ShapesDataModule"
+        positive_int(points, "points", owner)
+        positive_int(train_points, "train_points", owner, minimum=0)
+        if train_points > points:
+            raise ValueError(f"{owner}: train_points={train_points} > points={points}")
+        positive_int(batch_size, "batch_size", owner)
+        positive_int(train_limit, "train_limit", owner, minimum=0)
+        _choice(normalize, NORMALIZE_MODES, "normalize", owner)
+        _choice(bad_files, ("error", "skip"), "bad_files", owner)
+        for split, n in (generate_sizes or {}).items():
+            positive_int(n, f"generate_sizes[{split!r}]", owner, minimum=0)
+        self.bad_files = bad_files
         self.root, self.classes, self.points, self.train_points = root, classes, points, train_points
         self.normalize, self.batch_size, self.generate_if_missing = normalize, batch_size, generate_if_missing
         self.train_limit, self.generate_sizes, self.seed = train_limit, generate_sizes, seed
@@ -305,6 +299,7 @@ class ShapesDataModule(L.LightningDataModule):
             subsample=self.train_points if split in ("train", "val") else 0,
             fixed_subsample=split == "val",
             seed=self.seed,
+            bad_files=self.bad_files,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -21,6 +21,7 @@ from ditkit_core.nn import DiTConfig
 from ditkit_core.tokenizers import TokenBatch
 from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity, Window3DDiT
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer
+from ditkit_shapes.validation import check_completion, check_labels, check_module_args, check_sampling, positive_int
 
 allow_in_checkpoints(DiTConfig, TimeSampler)
 
@@ -70,6 +71,7 @@ class ShapesModule(FlowMatchingModule):
         fourier_features: int = 0,
         fourier_max_freq: float = 32.0,
     ):
+        check_module_args(sample_points=sample_points, sample_steps=sample_steps, cfg_scale=cfg_scale)
         if isinstance(model, dict):
             model = DiTConfig.from_dict(model)
         if isinstance(time_sampler, dict):
@@ -138,11 +140,18 @@ class ShapesModule(FlowMatchingModule):
     def sample_clouds(
         self, labels: Tensor | list[int] | None, n: int = 1, points: int | None = None, seed: int = 0, **kw: Any
     ) -> Tensor:
-        """Generate clouds ``[len(labels) or n, points, 3]`` for class ``labels`` (None: unconditional)."""
-        points = points or self.sample_points
+        """Generate clouds ``[len(labels) or n, points, 3]`` for class ``labels`` (None: unconditional).
+
+        ``points`` / ``steps`` None take the module's defaults; 0, negative values and class ids outside
+        ``[0, num_classes)`` raise ``ValueError`` naming the argument (an unconditional model uses ``labels`` only
+        for their count).
+        """
+        points = self.sample_points if points is None else positive_int(points, "points", "sample_clouds")
+        check_sampling("sample_clouds", kw)
+        labels = check_labels(labels, self.config.num_classes, "sample_clouds", device=self.device)
         if labels is not None:
-            labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
             n = labels.shape[0]
+        positive_int(n, "n", "sample_clouds")
         g = torch.Generator(device=self.device).manual_seed(seed)
         template = TokenBatch(
             x=torch.zeros(n, points, 3, device=self.device), cond=labels if self.config.num_classes else None
@@ -157,6 +166,8 @@ class ShapesModule(FlowMatchingModule):
         Known points follow the noise-to-data path exactly (known-value conditioning) and come out unchanged;
         the others are generated consistently with them.
         """
+        check_completion(partial, known_mask, kw)
+        labels = check_labels(labels, self.config.num_classes, "complete", device=partial.device)
         g = torch.Generator(device=self.device).manual_seed(seed)
         template = TokenBatch(x=torch.zeros_like(partial), cond=labels if self.config.num_classes else None)
         km = known_mask[..., None].expand_as(partial)

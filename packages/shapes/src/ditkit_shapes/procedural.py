@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ditkit_core.errors import atomic_save, atomic_write
 
 CLASSES = ("airplane", "car", "chair", "lamp", "mug", "table")
 SPLITS = ("train", "val", "test")
@@ -268,6 +273,10 @@ def write_dataset(
 ) -> Path:
     """Write the procedural dataset as ``root/<class>/<split>/<index>.npy`` and return ``root``.
 
+    A new ``root`` is built in a temporary folder next to it and renamed into place at the end, so a run killed
+    midway never leaves a partial dataset that a later run would take for complete. Into an existing ``root``
+    every file is written atomically (temporary file + rename).
+
     Args:
         root: output folder (created).
         classes: classes to generate.
@@ -277,13 +286,25 @@ def write_dataset(
     """
     sizes = sizes or {"train": 160, "val": 16, "test": 48}
     root = Path(root)
-    for cls in classes:
-        for split, n in sizes.items():
-            d = root / cls / split
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                np.save(d / f"{i:04d}.npy", make_shape(cls, points, shape_seed(seed, cls, split, i)))
-    (root / "README.txt").write_text(f"ditkit-shapes procedural dataset: seed={seed} points={points} sizes={sizes}\n")
+    fresh = not root.exists()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent)) if fresh else root
+    try:
+        for cls in classes:
+            for split, n in sizes.items():
+                d = target / cls / split
+                d.mkdir(parents=True, exist_ok=True)
+                for i in range(n):
+                    cloud = make_shape(cls, points, shape_seed(seed, cls, split, i))
+                    atomic_save(d / f"{i:04d}.npy", lambda p, c=cloud: np.save(p, c))
+        with atomic_write(target / "README.txt", "w") as f:
+            f.write(f"ditkit-shapes procedural dataset: seed={seed} points={points} sizes={sizes}\n")
+        if fresh:
+            os.replace(target, root)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return root
 
 
