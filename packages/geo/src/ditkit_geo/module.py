@@ -119,10 +119,17 @@ class SITSModule(FlowMatchingModule):
     @classmethod
     def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
         """Hyper-parameters of earlier versions: flat base arguments into groups; ``ema_decay`` dropped (the EMA is
-        the trainer callback now) and the DiT widths re-derived (earlier configs stated a placeholder ``in_dim``)."""
-        args = dict(args)
+        the trainer callback now), the DiT widths re-derived (earlier configs stated a placeholder ``in_dim``) and a
+        ``time_sampler`` of None (the default sampler then) left to the group's default.
+
+        LightningCLI's own entries (``_class_path``, ``_instantiator``), which every CLI-trained checkpoint holds
+        beside the init arguments, are dropped too.
+        """
+        args = {k: v for k, v in args.items() if not k.startswith("_")}
         if "ema_decay" in args:
             args.pop("ema_decay")
+            if args.get("time_sampler", 0) is None:  # None meant the default sampler
+                args.pop("time_sampler")
             model = args.get("model")
             if isinstance(model, dict):
                 args["model"] = {k: v for k, v in model.items() if k not in DERIVED}
