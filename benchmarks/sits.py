@@ -1,8 +1,9 @@
 """sits benchmark: one JSON line per task with the model's figures and the baselines of the same run.
 
-Uses ``outputs/sits/last.ckpt`` / ``outputs/sits_presto/last.ckpt`` when they exist (``make train-sits``,
-``make train-sits-presto``), else trains a model in-process from the app config for ``--steps`` steps (no
-checkpoints or sample figures written). Presto lines are skipped when ``../shared/data/presto_algae`` is absent.
+Uses each config's checkpoint (``<trainer.default_root_dir>/checkpoints/last.ckpt``) when it exists
+(``make train-sits``, ``make train-sits-presto``), else trains a model in-process from the app config for ``--steps``
+steps (no checkpoints or sample figures written). Presto lines are skipped when ``../shared/data/presto_algae`` is
+absent.
 
     python benchmarks/sits.py [--steps N] [--samples 32] [--sample-steps 2] [--retrain] [--only presto]
 """
@@ -18,13 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESTO = ROOT / ".." / "shared" / "data" / "presto_algae"
 
 
-def trained(config: Path, ckpt: Path, steps: int | None, retrain: bool):
-    """(module, datamodule, how) from a checkpoint, or trained now for ``steps`` steps."""
-    from ditkit_geo.cli import load_run, train_from_config
+def trained(config: Path, steps: int | None, retrain: bool):
+    """(module, datamodule, how) from the config's checkpoint, or trained now for ``steps`` steps."""
+    from ditkit_core.lightning import default_checkpoint, load_run
+    from ditkit_geo.cli import data_module, train_from_config
 
+    ckpt = ROOT / default_checkpoint(config)
     if ckpt.exists() and not retrain:
-        module, dm = load_run(config, ckpt)
-        return module, dm, f"checkpoint {ckpt.relative_to(ROOT)}"
+        return load_run(config, ckpt), data_module(config), f"checkpoint {ckpt.relative_to(ROOT)}"
     if steps is None:
         import yaml
 
@@ -50,16 +52,16 @@ def main() -> None:
     from ditkit_geo.cli import evaluate_all
 
     runs = [
-        ("synthetic", ROOT / "apps/sits/configs/default.yaml", ROOT / "outputs/sits/last.ckpt"),
-        ("presto", ROOT / "apps/sits/configs/presto.yaml", ROOT / "outputs/sits_presto/last.ckpt"),
+        ("synthetic", ROOT / "apps/sits/configs/default.yaml"),
+        ("presto", ROOT / "apps/sits/configs/presto.yaml"),
     ]
-    for name, config, ckpt in runs:
+    for name, config in runs:
         if a.only and name != a.only:
             continue
         if name == "presto" and not (PRESTO / "s1_s2_era5_srtm.npy").exists():
             print(json.dumps({"benchmark": "sits", "data": "presto", "skipped": f"{PRESTO} not found"}))
             continue
-        module, dm, how = trained(config, ckpt, a.steps, a.retrain)
+        module, dm, how = trained(config, a.steps, a.retrain)
         t0 = time.perf_counter()
         for rec in evaluate_all(module, dm, samples=a.samples, steps=a.sample_steps):
             print(json.dumps({"benchmark": "sits", **rec, "model": how}), flush=True)

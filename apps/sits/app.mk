@@ -7,18 +7,18 @@ data-sits: ## write the synthetic S1/S2-like image time series (train/val/test .
 train-sits: ## train the sits DiT on synthetic scenes (3000 steps, CPU ~15-25 min); PNGs in outputs/sits/samples
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml
 
-sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/last.ckpt
-	$(PY) -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt --out outputs/sits/samples
+sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/checkpoints/last.ckpt
+	$(PY) -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml
 
 eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic test split; + Presto if trained)
-	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml --ckpt outputs/sits/last.ckpt
-	@if [ -f outputs/sits_presto/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt; fi
+	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml
+	@if [ -f outputs/sits_presto/checkpoints/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml; fi
 
 train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (3000 steps, CPU ~15-30 min)
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml
 
 eval-sits-presto: ## Presto reconstruction (30% dates masked) / forecast vs linear interpolation and seasonal naive
-	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml --ckpt outputs/sits_presto/last.ckpt
+	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml
 
 bench-sits: ## benchmarks/sits.py: evaluates the checkpoints (else trains), one JSON line per task with baselines
 	$(PY) benchmarks/sits.py

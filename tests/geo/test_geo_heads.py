@@ -1,7 +1,10 @@
-"""Priors carry only given information; the EMA follows its formula; the change-map head learns."""
+"""Priors carry only given information; conditions enter as condition channels; old checkpoints (own EMA copy,
+joint input projection) load with the averaged weights; the change-map head learns."""
 
 import torch
+import yaml
 
+from ditkit_core.lightning import load_run
 from ditkit_core.nn import DiTConfig
 from ditkit_geo.data import SITSDataset
 from ditkit_geo.metrics import f1_score, given_median, linear_interpolation, seasonal_naive
@@ -32,7 +35,76 @@ def test_priors_are_the_baselines_of_the_given_values_only():
     scrambled = torch.where(given, obs, torch.randn_like(obs) * 100)
     tb2 = tok.encode({**b, "observed": scrambled, "given": given})
     torch.testing.assert_close(tb2.meta["priors"], tb.meta["priors"])
-    assert SITSTokenizer("synthetic", patch=4, priors=[]).input_dim == 3 * d + tok.feature_dim
+    assert SITSTokenizer("synthetic", patch=4, priors=[]).cond_channels == 2 * d + tok.feature_dim
+
+
+def test_given_values_mask_priors_and_features_are_the_condition_channels():
+    b = data(2).batch(range(2))
+    module = SITSModule(SITSTokenizer("synthetic", patch=4), DiTConfig(dim=24, depth=1, heads=2, rope_axes=3))
+    given = torch.isfinite(b["observed"]) & (torch.arange(8) % 3 > 0)[None, :, None, None, None]
+    tb = module.tokenize({**b, "given": given})
+    m = tb.meta
+    expect = torch.cat([m["cond"], m["given"].float(), m["priors"], m["features"]], -1)
+    torch.testing.assert_close(tb.x_cond, expect, atol=0, rtol=0)
+    assert tb.x_cond.shape[-1] == module.model.config.cond_channels
+    # the noisy tokens are the DiT input; the given values reach it only through x_cond
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        t = torch.full((2,), 0.5)
+        out = module.velocity(tb, tb.x, t)
+        assert not torch.allclose(out, module.velocity(tb.replace(x_cond=torch.zeros_like(tb.x_cond)), tb.x, t))
+        # condition dropout (off in geo's configs) never hides the given values: the sampler clamps them
+        drop = torch.ones(2, dtype=torch.bool)
+        torch.testing.assert_close(module.velocity(tb, tb.x, t, drop), out, atol=0, rtol=0)
+
+
+def _old_layout(module: SITSModule, raw_offset: float) -> dict:
+    """The state dict an earlier version wrote: a joint ``[x_t, conditions]`` input projection, raw weights under
+    ``model.*`` and its own EMA copy (here: ``module``'s weights) under ``model_ema.*``."""
+    new = {k: v.clone() for k, v in module.state_dict().items()}
+    dit = {k[len("model.") :]: v for k, v in new.items() if k.startswith("model.")}
+    dit["x_embed.weight"] = torch.cat([dit["x_embed.weight"], dit.pop("cond_proj.weight")], 1)
+    old = {f"model_ema.{k}": v for k, v in dit.items()}
+    old.update({f"model.{k}": v + raw_offset for k, v in dit.items()})
+    old.update({k: v for k, v in new.items() if not k.startswith("model.")})
+    old["ema_updates"] = torch.tensor(7)
+    return old
+
+
+def test_old_checkpoint_loads_the_averaged_weights_with_the_input_projection_split(tmp_path):
+    torch.manual_seed(0)
+    tok = SITSTokenizer("synthetic", patch=8)
+    module = SITSModule(tok, DiTConfig(dim=24, depth=1, heads=2, rope_axes=3), change_head=True)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hparams = {  # as LightningCLI stored them: flat base arguments, a placeholder in_dim, the module's own EMA
+        "_class_path": "ditkit_geo.module.SITSModule",
+        "_instantiator": "lightning.pytorch.cli.instantiate_module",
+        "model": {"in_dim": 1, "dim": 24, "depth": 1, "heads": 2, "rope_axes": 3, "out_dim": None},
+        "tokenizer": {
+            "class_path": "ditkit_geo.tokenizer.SITSTokenizer",
+            "init_args": {"groups": "synthetic", "patch": 8},
+        },
+        "ema_decay": 0.99,
+        "change_head": True,
+        "time_sampler": None,
+        "lr": 1e-3,
+        "sample_steps": 2,
+    }
+    torch.save({"state_dict": _old_layout(module, raw_offset=1.0), "hyper_parameters": hparams}, tmp_path / "old.ckpt")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"model": {"class_path": "ditkit_geo.module.SITSModule"}}))
+    loaded = load_run(config, tmp_path / "old.ckpt")
+    assert loaded.sampler.steps == 2 and loaded.optim.lr == 1e-3 and loaded.flow.time_sampler is not None
+    for k, v in module.state_dict().items():  # the averaged weights, split exactly
+        torch.testing.assert_close(loaded.state_dict()[k], v, atol=0, rtol=0, msg=k)
+    b = data(2).batch(range(2))
+    tb = module.tokenize({**b, "given": torch.isfinite(b["observed"])})
+    with torch.no_grad():
+        t = torch.full((2,), 0.3)
+        torch.testing.assert_close(loaded.velocity(tb, tb.x, t), module.eval().velocity(tb, tb.x, t), atol=0, rtol=0)
 
 
 def test_given_median_ignores_outliers_and_hidden_dates():
@@ -40,19 +112,6 @@ def test_given_median_ignores_outliers_and_hidden_dates():
     given = torch.tensor([[1, 1, 1, 1, 0]]).bool()[:, :, None, None, None]
     assert float(given_median(obs, given)) == 2.0  # lower middle of {1, 2, 3, 100}
     assert float(given_median(obs, torch.zeros_like(given))) == 0.0
-
-
-def test_ema_follows_its_formula_and_serves_evaluation():
-    module = SITSModule(
-        SITSTokenizer("synthetic", patch=8), DiTConfig(in_dim=1, dim=24, depth=1, heads=2, rope_axes=3), ema_decay=0.9
-    )
-    w0 = module.model.final.linear.weight.detach().clone()
-    with torch.no_grad():
-        module.model.final.linear.weight.add_(1.0)
-    module.on_train_batch_end(None, None, 0)  # first update: decay min(0.9, 2 / 11)
-    torch.testing.assert_close(module.model_ema.final.linear.weight, w0 + (1 - 2 / 11))
-    assert module.train().net is module.model and module.eval().net is module.model_ema
-    assert not any(p.requires_grad for p in module.model_ema.parameters())
 
 
 def test_change_head_learns_the_change_maps():
@@ -63,7 +122,7 @@ def test_change_head_learns_the_change_maps():
     entropy = float(-(rate * rate.log() + (1 - rate) * (1 - rate).log()))  # BCE of the best constant
     module = SITSModule(
         SITSTokenizer("synthetic", patch=4),
-        DiTConfig(in_dim=1, dim=48, depth=1, heads=2, rope_axes=3),
+        DiTConfig(dim=48, depth=1, heads=2, rope_axes=3),
         change_head=True,
     )
     tokens = module.tokenizer.encode({**b, "given": torch.isfinite(b["observed"])})

@@ -1,9 +1,11 @@
 """The model: learns a batch, keeps given values, ignores no-data, round-trips checkpoints, runs the debug config."""
 
+import json
 from pathlib import Path
 
 import torch
 
+from ditkit_core.lightning import SamplerConfig, load_run
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
 from ditkit_geo.data import SITSDataset
@@ -19,16 +21,19 @@ def small(seed=0):
     d = make_synthetic(8, size=16, t=6, seed=seed)
     ds = SITSDataset(Normalizer.fit(d).apply(d))
     module = SITSModule(
-        SITSTokenizer("synthetic", patch=8), DiTConfig(in_dim=1, dim=48, depth=2, heads=2, rope_axes=3), sample_steps=4
+        SITSTokenizer("synthetic", patch=8),
+        DiTConfig(dim=48, depth=2, heads=2, rope_axes=3),
+        sampler=SamplerConfig(steps=4),
     )
     return module, ds
 
 
-def test_input_width_and_fits_a_batch():
+def test_widths_and_fits_a_batch():
     module, ds = small()
     tok = module.tokenizer
-    assert module.model.config.in_dim == (3 + len(tok.priors)) * tok.token_dim + tok.feature_dim
-    assert module.model.config.output_dim == tok.token_dim
+    cfg = module.model.config
+    assert (cfg.in_dim, cfg.output_dim) == (tok.token_dim, tok.token_dim)
+    assert cfg.cond_channels == (2 + len(tok.priors)) * tok.token_dim + tok.feature_dim == tok.cond_channels
     check_module_fits_batch(module, ds.batch(range(8)), steps=25, lr=3e-3, drop=0.2)
 
 
@@ -43,11 +48,15 @@ def test_nodata_is_zero_filled_and_never_a_target():
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     with torch.no_grad():
         base = module.flow_loss(tb, g())["loss"]
-        velocity = module.velocity
         # whatever the model predicts at no-data entries, the loss does not change
-        module.velocity = lambda *a, **k: velocity(*a, **k) + 1e3 * invalid.float()
-        assert torch.equal(module.flow_loss(tb, g())["loss"], base)
-        module.velocity = velocity
+        hook = module.model.register_forward_hook(lambda mod, inp, out: out + 1e3 * invalid.float())
+        try:
+            assert torch.equal(module.flow_loss(tb, g())["loss"], base)
+            hook.remove()
+            hook = module.model.register_forward_hook(lambda mod, inp, out: out + 1e3 * (~invalid).float())
+            assert not torch.equal(module.flow_loss(tb, g())["loss"], base)  # the same offset elsewhere counts
+        finally:
+            hook.remove()
 
 
 def test_complete_keeps_given_values_and_handles_all_cloud_series():
@@ -76,6 +85,21 @@ def test_pretrained_round_trip(tmp_path):
     assert loaded.tokenizer.group_names == module.tokenizer.group_names
 
 
-def test_debug_config_runs(tmp_path):
-    cli = run_config(ROOT / "apps" / "sits" / "configs" / "debug.yaml", "--trainer.default_root_dir", str(tmp_path))
+def test_debug_config_trains_with_the_ema_callback_and_evaluates_from_its_checkpoint(tmp_path, capsys):
+    from ditkit_geo.cli import main
+
+    config = ROOT / "apps" / "sits" / "configs" / "debug.yaml"
+    cli = run_config(config, "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_checkpointing", "true")
     assert cli.trainer.global_step == 3
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    ck = torch.load(ckpt, weights_only=True)
+    # the checkpoint holds the EMA average (raw weights aside for resuming), and inference loads the average
+    name = "model.final.linear.weight"
+    assert not torch.equal(ck["state_dict"][name], ck["ema"]["raw"][name])
+    loaded = load_run(config, ckpt)
+    torch.testing.assert_close(loaded.state_dict()[name], ck["state_dict"][name], atol=0, rtol=0)
+    capsys.readouterr()
+    main(["eval", "--config", str(config), "--ckpt", str(ckpt), "--samples", "2"])
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["task"] for r in recs] == ["reconstruction", "forecast", "cloud_removal", "change"]
+    assert all(r["samples"] == 2 and r["sample_steps"] == 2 for r in recs)

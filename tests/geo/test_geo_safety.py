@@ -144,12 +144,14 @@ def test_non_utf8_band_names_and_config_are_named(tmp_path):
     path = _npz(tmp_path / "b.npz", bands=np.array([b"B2", b"B\xe93"] + [b"x%d" % i for i in range(10)]))
     with pytest.raises(DataError, match=r"b.npz: bands\[1\]=b'B\\xe93': band name is not UTF-8"):
         load_npz(path)
-    from ditkit_geo.cli import load_run
+    from ditkit_geo.cli import data_module, main
 
     cfg = tmp_path / "c.yaml"
     cfg.write_bytes(b"model:\n  init_args: {}\n# caf\xe9\n")
     with pytest.raises(DataError, match=r"c.yaml line 3: not UTF-8"):
-        load_run(cfg)
+        data_module(cfg)
+    with pytest.raises(DataError, match=r"c.yaml line 3: not UTF-8"):
+        main(["eval", "--config", str(cfg)])
 
 
 def test_pickled_npy_is_refused_without_running_it(tmp_path):
@@ -254,8 +256,12 @@ def test_datamodule_and_cli_arguments_are_validated(tmp_path):
     dm = SITSDataModule(source="npz", path=str(tmp_path / "few.npz"), batch_size=8)
     with pytest.raises(DataError, match=r"few.npz: batch_size=8: the training split holds 1 series"):
         dm.setup()
+    debug = str(Path(__file__).resolve().parents[2] / "apps/sits/configs/debug.yaml")
     with pytest.raises(SystemExit):
-        main(["eval", "--samples", "0"])  # 0 used to fall back silently to the config's draws
+        main(["eval", "--config", debug, "--samples", "0"])  # 0 used to fall back silently to the config's draws
+    # no checkpoint: the default path comes from the config's default_root_dir and is named
+    with pytest.raises(SystemExit, match=r"outputs/sits_debug/checkpoints/last.ckpt does not exist"):
+        main(["eval", "--config", debug])
 
 
 def test_npz_geo_extras_round_trip_as_json(tmp_path):

@@ -16,7 +16,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from ditkit_core.errors import FLOAT32_MAX, DataError, naming_file
+from ditkit_core.errors import DataError, naming_file
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest finite float32; loaded values beyond it would overflow to infinity."""
 
 MAX_VALUES = 1 << 28
 """Default limit on the numbers one loaded array (or one raster stack) may hold: 2**28, 1 GiB as float32."""

@@ -1,9 +1,11 @@
-"""``ditkit-sits``: write the synthetic data, sample figures from a checkpoint, evaluate every task.
+"""``ditkit-sits``: write the synthetic data, sample figures from a trained run, evaluate every task.
 
-    python -m ditkit_geo.cli data   --out outputs/sits/data
-    python -m ditkit_geo.cli sample --ckpt outputs/sits/last.ckpt --config apps/sits/configs/default.yaml
-    python -m ditkit_geo.cli eval   --ckpt outputs/sits/last.ckpt --config apps/sits/configs/default.yaml
+    python -m ditkit_geo.cli data   --out <folder>
+    python -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml [--ckpt <file.ckpt>] [--out <folder>]
+    python -m ditkit_geo.cli eval   --config apps/sits/configs/default.yaml [--ckpt <file.ckpt>]
 
+Runs are loaded with :func:`ditkit_core.lightning.load_run`; the checkpoint defaults to the config's
+``<trainer.default_root_dir>/checkpoints/last.ckpt`` and figures go to ``<trainer.default_root_dir>/samples``.
 ``eval`` prints one JSON line per task: the model's figures and the baselines on the same series and masks.
 """
 
@@ -14,46 +16,39 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
+from ditkit_core.errors import DataError, read_text
+from ditkit_core.lightning import default_checkpoint, from_config, load_run, read_config, run_dir
 
-from ditkit_core.errors import DataError, naming_file, read_text
 
-
-def load_run(config: str | Path, ckpt: str | Path | None = None) -> tuple[Any, Any]:
-    """Module (weights from ``ckpt`` when given) and set-up DataModule described by an app YAML config."""
-    read_text(config)  # a missing or non-UTF-8 config names the file and line before Lightning parses it
-    from ditkit_core.lightning.cli import FlowCLI
-
-    cli = FlowCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
-    module, dm = cli.model, cli.datamodule
-    if ckpt is not None:
-        with naming_file(ckpt, "cannot read the checkpoint"):
-            ck = torch.load(ckpt, map_location="cpu", weights_only=True)  # never unpickles code
-        if not isinstance(ck, dict) or "state_dict" not in ck:
-            raise DataError("not a Lightning checkpoint (no state_dict)", path=ckpt)
-        with naming_file(ckpt, "checkpoint does not match the config"):
-            module.load_state_dict(ck["state_dict"], strict=True)
+def data_module(config: str | Path) -> Any:
+    """The set-up DataModule an app config describes (its ``data`` section; allow-listed classes only)."""
+    read_text(config)  # a missing or non-UTF-8 config names the file and line before YAML parses it
+    section = read_config(config).get("data")
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise DataError("no data section with a class_path", path=config, field="data")
+    dm = from_config(section, f"{config}: data")
     dm.setup("fit")
-    return module.eval(), dm
+    return dm
 
 
 def train_from_config(config: str | Path, steps: int, **trainer: Any) -> tuple[Any, Any]:
-    """Train in-process from an app config for ``steps`` steps without callbacks, checkpoints or validation.
+    """Train in-process from an app config for ``steps`` steps without checkpoints, sample figures or validation.
 
+    The config's EMA callback is kept (the returned module holds the averaged weights, as a checkpoint would).
     Returns the trained module (eval mode) and its set-up DataModule. ``trainer`` overrides trainer fields.
     """
     import tempfile
 
     import yaml
 
-    from ditkit_core.errors import read_text
     from ditkit_core.testing import run_config
 
     cfg = yaml.safe_load(read_text(config))
+    ema = [c for c in cfg["trainer"].get("callbacks") or [] if c.get("class_path") == "ditkit_core.lightning.EMA"]
     with tempfile.TemporaryDirectory() as tmp:
         cfg["trainer"].update(
             max_steps=steps,
-            callbacks=[],
+            callbacks=ema,
             enable_checkpointing=False,
             logger=False,
             default_root_dir=tmp,
@@ -81,10 +76,10 @@ def evaluate_all(
 ) -> list[dict[str, Any]]:
     """Every task the data allow, on the test split; returns one record per task.
 
-    ``samples`` / ``steps`` default to the module's ``eval_samples`` / ``sample_steps`` (set in the app config).
+    ``samples`` / ``steps`` default to the module's ``eval_samples`` / ``sampler.steps`` (set in the app config).
     """
     samples = module.eval_samples if samples is None else samples
-    steps = module.sample_steps if steps is None else steps
+    steps = module.sampler.steps if steps is None else steps
     from ditkit_geo.evaluate import evaluate_change, evaluate_cloud_removal, evaluate_forecast, evaluate_reconstruction
 
     ds, raw = dm.splits["test"], dm.raw["test"]
@@ -148,16 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="ditkit-sits", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="write the synthetic train/val/test cubes as .npz")
-    d.add_argument("--out", default="outputs/sits/data")
+    d.add_argument("--out", required=True, help="folder of the .npz files")
     d.add_argument("--n", type=_positive, default=512)
     d.add_argument("--seed", type=_count, default=0)
     for name in ("sample", "eval"):
         s = sub.add_parser(name)
-        s.add_argument("--config", default="apps/sits/configs/default.yaml")
-        s.add_argument("--ckpt", default="outputs/sits/last.ckpt")
-        s.add_argument("--out", default="outputs/sits/samples")
+        s.add_argument("--config", required=True, help="the app YAML the run was trained with")
+        s.add_argument("--ckpt", default=None, help="checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)")
+        s.add_argument("--pretrained", default=None, help="a save_pretrained folder instead of a checkpoint")
+        s.add_argument("--out", default=None, help="figure folder (default: <default_root_dir>/samples)")
         s.add_argument("--samples", type=_positive, default=None, help="draws per series (default: eval_samples)")
-        s.add_argument("--steps", type=_positive, default=None, help="Euler steps per draw (default: sample_steps)")
+        s.add_argument("--steps", type=_positive, default=None, help="Euler steps per draw (default: sampler.steps)")
     a = p.parse_args(argv)
     if a.cmd == "data":
         from ditkit_geo.io import save_npz
@@ -167,13 +163,18 @@ def main(argv: list[str] | None = None) -> None:
             path = save_npz(make_synthetic(n, seed=a.seed + off), Path(a.out) / f"synthetic_{split}.npz")
             print(f"wrote {path} ({n} scenes)")
         return
-    if not Path(a.ckpt).exists():
-        raise SystemExit(f"ditkit-sits {a.cmd}: checkpoint {a.ckpt} not found (run the matching make train-* first)")
-    module, dm = load_run(a.config, a.ckpt)
+    read_text(a.config)
+    ckpt = a.ckpt if (a.ckpt is not None or a.pretrained is not None) else default_checkpoint(a.config)
+    try:
+        module = load_run(a.config, ckpt, pretrained=a.pretrained)
+    except FileNotFoundError as e:
+        raise SystemExit(f"ditkit-sits {a.cmd}: {e}") from e
+    dm = data_module(a.config)
     if a.cmd == "sample":
         from ditkit_geo.viz import write_task_figures
 
-        for path in write_task_figures(module, dm, Path(a.out), "final", n=3):
+        out = Path(a.out) if a.out is not None else run_dir(a.config) / "samples"
+        for path in write_task_figures(module, dm, out, "final", n=3):
             print(f"wrote {path}")
         return
     for rec in evaluate_all(module, dm, samples=a.samples, steps=a.steps):

@@ -2,16 +2,17 @@
 
 A token holds the values of one band group in one ``patch x patch`` spatial patch at one date, flattened and
 zero-padded to the widest group: ``token_dim = max_group_size * patch ** 2``. Tokens are ordered
-``(t, g, py, px)``. Beside ``x`` the tokenizer returns, per token, an element mask of valid truth, the observed
-(given) values and their mask, and fixed features: a one-hot band group (a learned band-group embedding once
-multiplied by the DiT's input projection) and day-of-year harmonics. ``pos [b, n, 3]`` = (months since the first
+``(t, g, py, px)``. Beside ``x`` the tokenizer returns, per token, an element mask of valid truth and the condition
+channels ``x_cond`` (the DiT's ``cond_channels``): the observed (given) values and their mask, the priors, and fixed
+features: a one-hot band group (a learned band-group embedding once
+multiplied by the DiT's condition projection) and day-of-year harmonics. ``pos [b, n, 3]`` = (months since the first
 date, patch row, patch column) for 3-axis RoPE.
 
 Priors (condition channels computed from the given values only, so they carry no information the model could not
 derive itself, but spare it learning the derivation): ``interp``, linear temporal interpolation of the given values
 (PriSTI's interpolated conditional input); ``seasonal``, the given value about one year earlier (a DeepAR-style
 seasonal lag; the interpolation when there is none); ``median``, the per-pixel, per-band median of the given dates (a
-level robust to cloud outliers). Each prior adds ``token_dim`` input channels.
+level robust to cloud outliers). Each prior adds ``token_dim`` condition channels.
 
 Level normalisation (``level="median"``, RevIN-style, Kim et al. 2022): every value the model sees or produces
 (truth, given values, priors) is taken relative to the per-series, per-band, per-pixel median of the given dates
@@ -69,7 +70,7 @@ class SITSTokenizer:
         optical_groups: groups affected by clouds (the cloud-removal task hides these).
         doy_harmonics: number of day-of-year sine/cosine pairs in the token features.
         priors: condition channels derived from the given values (subset of :data:`PRIORS`, see the module
-            docstring); ``[]`` gives the plain ``[x_t, given values, given mask, features]`` input.
+            docstring); ``[]`` gives the plain ``[given values, given mask, features]`` condition channels.
         location: add the series' location (``latlon [b, 2]`` degrees in the batch) to the token features, as the
             3-D unit vector on the sphere (smooth, no seam at the antimeridian).
         level: ``"median"`` for per-pixel level normalisation (see the module docstring), ``"median_mad"`` to also
@@ -128,9 +129,9 @@ class SITSTokenizer:
         self.channel_group = torch.tensor([gi for gi, g in enumerate(table.values()) for _ in g])
 
     @property
-    def input_dim(self) -> int:
-        """DiT input width: noisy tokens + given values + given mask + priors + features."""
-        return (3 + len(self.priors)) * self.token_dim + self.feature_dim
+    def cond_channels(self) -> int:
+        """Width of the per-token condition channels ``x_cond``: given values, given mask, priors, features."""
+        return (2 + len(self.priors)) * self.token_dim + self.feature_dim
 
     def group_channel_mask(self, names: list[str]) -> Tensor:
         """``[C]`` bool: channels belonging to the named groups."""
@@ -226,8 +227,9 @@ class SITSTokenizer:
 
         Returns:
             ``TokenBatch`` with ``x`` = truth tokens (0 where unknown), ``pos``, ``known_mask`` = entries that are
-            NOT a training target (given, no-data or padding), and ``meta``: ``given`` / ``cond`` (given values)
-            element tensors like ``x``, ``valid`` (truth exists), ``priors [b, n, len(priors) * token_dim]``,
+            NOT a training target (given, no-data or padding), ``x_cond [b, n, cond_channels]`` = the condition
+            channels ``[given values, given mask, priors, features]``, and ``meta``: ``given`` / ``cond`` (given
+            values) element tensors like ``x``, ``valid`` (truth exists), ``priors [b, n, len(priors) * token_dim]``,
             ``features``, and the cube shape.
         """
         values = raw["values"].float()
@@ -258,6 +260,8 @@ class SITSTokenizer:
             x, cond = (x - level) * inv * valid_t, (cond - level) * inv * given_t
             prior = [(p - level) * inv for p in prior]
         prior = torch.cat(prior, -1) if prior else x.new_zeros(b, x.shape[1], 0)
+        features = self.features(raw["doy"], h, w, raw.get("latlon"))
+        x_cond = torch.cat([cond, given_t.to(cond.dtype), prior.to(cond.dtype), features.to(cond.dtype)], -1)
         meta = {
             "level": level,
             "scale": scale,
@@ -265,12 +269,12 @@ class SITSTokenizer:
             "cond": cond,
             "valid": valid_t,
             "priors": prior,
-            "features": self.features(raw["doy"], h, w, raw.get("latlon")),
+            "features": features,
             "shape": (t, h, w),
             "days": raw["days"],
             "doy": raw["doy"],
         }
-        return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, meta=meta)
+        return TokenBatch(x=x, pos=self.positions(raw["days"], h, w), known_mask=~target, x_cond=x_cond, meta=meta)
 
     def decode(self, tokens: TokenBatch) -> dict[str, Tensor]:
         """Tokens -> ``{"values": [b, T, C, H, W]}`` (padding dropped; the level added back when normalised)."""
