@@ -53,7 +53,9 @@ class FlowConfig:
     """Per-channel weights of the token width in the loss (None: all 1)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.time_sampler, dict):
+        if self.time_sampler is None:  # earlier configs wrote None for "the default sampler"
+            self.time_sampler = TimeSampler()
+        elif isinstance(self.time_sampler, dict):
             self.time_sampler = TimeSampler(**self.time_sampler)
         _need(self, _number(self.sigma_min) and 0.0 <= self.sigma_min < 1.0, "sigma_min", "must be in [0, 1)")
         _need(self, _number(self.cond_dropout) and 0.0 <= self.cond_dropout < 1.0, "cond_dropout", "must be in [0, 1)")

@@ -167,6 +167,10 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
     if not isinstance(cfg, dict) or "class_path" not in cfg:
         raise DataError("expected an object with class_path and init_args", path=cfg_path)
     try:
+        cls = _import(cfg["class_path"], str(cfg_path))
+        migrate = getattr(cls, "migrate_args", None)  # init arguments of earlier versions
+        if callable(migrate) and isinstance(cfg.get("init_args"), dict):
+            cfg = {**cfg, "init_args": migrate(cfg["init_args"])}
         module = from_config(cfg, where=str(cfg_path))
     except (UntrustedClassError, DataError):
         raise
