@@ -52,7 +52,9 @@ def test_csv_column_option(tmp_path):
     recs, rep = read_csv(p, column="SMILES", name_column="ID")
     assert [(r.smiles, r.name, r.record) for r in recs] == [("CCN", "m1", 1), ("c1ccncc1", "m3", 3)]
     assert rep.issues[0].line == 3 and rep.issues[0].kind == "invalid_smiles"
-    with pytest.raises(DataError, match=r"moses.csv line 1: column='smi': not in the header \['ID', 'SMILES', 'SPLIT'\]"):
+    with pytest.raises(
+        DataError, match=r"moses.csv line 1: column='smi': not in the header \['ID', 'SMILES', 'SPLIT'\]"
+    ):
         read_csv(p, column="smi")
     recs2, _ = load_molecules(p, column="smiles")  # case-insensitive header match
     assert len(recs2) == 2
