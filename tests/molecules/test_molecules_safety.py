@@ -122,6 +122,15 @@ def test_csv_without_header_is_read_by_column_index(tmp_path):
         load_molecules(p, column=-1)
 
 
+def test_smiles_with_inner_whitespace_is_skipped_not_truncated(tmp_path):
+    p = tmp_path / "blanks.csv"
+    p.write_text('smiles,id\n"CC\nO",a\nCCN,b\n"CC O",c\n')  # RDKit alone would read "CC" and drop the rest
+    recs, rep = read_csv(p, name_column="id")
+    assert [(r.smiles, r.name) for r in recs] == [("CCN", "b")]
+    assert [(i.line, i.kind) for i in rep.issues] == [(2, "invalid_smiles"), (5, "invalid_smiles")]
+    assert "whitespace inside the SMILES 'CC\\nO'" in rep.issues[0].detail
+
+
 # ------------------------------------------------------------------------------------------------ 4, 5. SDF
 def _block(smiles: str, name: str) -> str:
     from rdkit import Chem
@@ -316,21 +325,6 @@ def test_data_module_arguments_are_validated():
 
 
 # ------------------------------------------------------------------------------------------------ 9. QM9 xyz
-PROPS = "\t".join(["157.7", "157.7", "157.7", "0.", "13.21", "-0.3877", "0.1171", "0.5048", "35.36", "0.0447"])
-PROPS += "\t-40.47893\t-40.476062\t-40.475117\t-40.498597\t6.469"
-METHANE = f"""5
-gdb 1\t{PROPS}
-C\t-0.0126981359\t 1.0858041578\t 0.0080009958\t-0.535689
-H\t 2.150416*^-3\t-0.0060313176\t 0.0019761204\t 0.133921
-H\t 1.0117308433\t 1.4637511618\t 0.0002765748\t 0.133922
-H\t-0.540815069\t 1.4475266138\t-0.8766437152\t 0.133923
-H\t-0.5238136345\t 1.4379326443\t 0.9063972942\t 0.133923
-1341.307\t1341.3284\t1341.365
-C\tC
-InChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4
-"""
-
-
 @pytest.mark.parametrize(
     ("edit", "line", "field", "words"),
     [
@@ -343,13 +337,13 @@ InChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4
         (lambda ls: [ls[0], ls[1].replace("-40.47893", "NaN"), *ls[2:]], 2, "U0", "QM9 property not finite"),
     ],
 )
-def test_qm9_hostile_fields_name_file_line_and_field(tmp_path, edit, line, field, words):
+def test_qm9_hostile_fields_name_file_line_and_field(tmp_path, methane_xyz, edit, line, field, words):
     from ditkit_molecules.xyz import XyzParseError, parse_xyz_record, read_xyz
 
-    lines = edit(METHANE.splitlines())
+    lines = edit(methane_xyz.splitlines())
     d = tmp_path / "qm9"
     d.mkdir()
-    (d / "a_good.xyz").write_text(METHANE)
+    (d / "a_good.xyz").write_text(methane_xyz)
     (d / "b_bad.xyz").write_text("\n".join(lines) + "\n")
     with pytest.raises(XyzParseError) as e:
         parse_xyz_record(lines, path="b_bad.xyz")

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ditkit_core.errors import DataError
+from ditkit_core.errors import DataError, naming_file
 from ditkit_molecules.records import (
     DRUG_ELEMENTS,
     MAX_COORD,
@@ -104,10 +104,12 @@ def read_smi(
         DataError: a bad argument (naming it), an unreadable file, or no usable record (listing the reasons).
     """
     path = Path(path)
-    column = _check_column(column, "column", allow_str=False)
-    name_column = _check_column(name_column, "name_column", allow_str=False)
+    column = _check_column(column, "column", allow_str=False, path=path)
+    name_column = _check_column(name_column, "name_column", allow_str=False, path=path)
     if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
-        raise DataError("must be None (whitespace) or a non-empty string", field="delimiter", value=delimiter)
+        raise DataError(
+            "must be None (whitespace) or a non-empty string", path=path, field="delimiter", value=delimiter
+        )
     c = _Collector(path.name, std, path)
     record = 0
     for lineno, line, kind, problem in text_lines(path):
@@ -155,12 +157,14 @@ def read_csv(
             header row, an unreadable file or no usable record (listing the reasons).
     """
     path = Path(path)
-    column = _check_column(column, "column", allow_str=True)
-    name_column = _check_column(name_column, "name_column", allow_str=True)
+    column = _check_column(column, "column", allow_str=True, path=path)
+    name_column = _check_column(name_column, "name_column", allow_str=True, path=path)
     if header is None:
         header = isinstance(column, str)
     if not header and (isinstance(column, str) or isinstance(name_column, str)):
-        raise DataError("a column name needs a header row; pass a 0-based index", field="column", value=column)
+        raise DataError(
+            "a column name needs a header row; pass a 0-based index", path=path, field="column", value=column
+        )
     c = _Collector(path.name, std, path)
     rows_lines: list[int] = []  # physical lines the csv reader consumed for the current row
     bad: list[tuple[int, str, str]] = []  # lines text_lines could not decode, not yet reported
@@ -171,7 +175,7 @@ def read_csv(
                 bad.append((lineno, kind, problem))
                 continue
             rows_lines.append(lineno)
-            yield text
+            yield text + "\n"  # a quoted field spanning lines keeps its line break
 
     reader = csv.reader(feed())
     record = 0
@@ -256,10 +260,12 @@ def load_molecules(
     from ditkit_molecules.xyz import XYZ_ARCHIVES, read_xyz
 
     path = Path(path)
-    if not path.exists():
+    with naming_file(path, "cannot access"):  # e.g. a NUL byte in the name
+        exists, is_dir = path.exists(), path.is_dir()
+    if not exists:
         raise DataError("no such file or folder", path=path)
     suffix = path.suffix.lower()
-    is_xyz = path.is_dir() or suffix == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES)
+    is_xyz = is_dir or suffix == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES)
     if column is not None and (is_xyz or suffix in (".sdf", ".sd")):
         raise DataError("only .smi and .csv files have a SMILES column", path=path, field="column", value=column)
     if is_xyz:

@@ -243,13 +243,13 @@ def _check_std(std: dict[str, Any]) -> dict[str, Any]:
     return std
 
 
-def _check_column(value: Any, name: str, *, allow_str: bool) -> int | str | None:
+def _check_column(value: Any, name: str, *, allow_str: bool, path: str | os.PathLike | None = None) -> int | str | None:
     """A column argument: a 0-based index (int >= 0) or, where ``allow_str``, a header name."""
     if value is None or (allow_str and isinstance(value, str) and value):
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         kinds = "a 0-based column index or a header name" if allow_str else "a 0-based column index"
-        raise DataError(f"must be {kinds}", field=name, value=value)
+        raise DataError(f"must be {kinds}", path=path, field=name, value=value)
     return value
 
 
@@ -339,6 +339,9 @@ class _Collector:
         if len(smiles) > MAX_SMILES_CHARS:
             detail = f"{len(smiles)} characters exceed the limit of {MAX_SMILES_CHARS}"
             self.issue(record, line, "too_long", detail, field=field)
+            return
+        if any(ch.isspace() for ch in smiles):  # RDKit would read up to the first blank and drop the rest silently
+            self.issue(record, line, "invalid_smiles", f"whitespace inside the SMILES {_short(smiles)}", field=field)
             return
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
