@@ -11,7 +11,7 @@ QM9_PROPS = "\t".join(["157.7", "157.7", "157.7", "0.", "13.21", "-0.3877", "0.1
 QM9_PROPS += "\t-40.47893\t-40.476062\t-40.475117\t-40.498597\t6.469"
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def methane_xyz() -> str:
     """A QM9 extended-xyz record of methane (``*^`` exponent included; 10 lines)."""
     return f"""5

@@ -51,3 +51,11 @@ def datamodule(path: str, kind: str = "3d") -> Any:
     dm = cls(path=path, val_fraction=0.0, batch_size=4, cache_dir=None)
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
+
+
+def call(target: str, **kw: Any) -> Any:
+    """Dispatch to one of the entry points above by name, so that one child process serves every kind of case
+    (each child pays the torch / RDKit import once)."""
+    return {"load": load, "conformer_cache": conformer_cache, "selfies_cache": selfies_cache, "datamodule": datamodule}[
+        target
+    ](**kw)

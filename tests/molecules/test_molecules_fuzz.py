@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ditkit_core.testing.fuzz import assert_clean, hostile_files, run_cases
 
@@ -153,44 +155,17 @@ def _hand_made(d: Path, methane: str) -> list[dict]:
     return cases
 
 
-def test_loaders_survive_hostile_files(tmp_path, valid, methane_xyz):
-    cases = []
-    for suffix, data in valid.items():
-        cases += [{"path": str(p)} for p in hostile_files(data, tmp_path / suffix.strip("."), suffix).values()]
-    cases += _hand_made(tmp_path / "hand", methane_xyz)
-    out = run_cases("molecules_fuzz_targets:load", cases, timeout=240, env=ENV)
-    assert_clean(out, name_key="path")
-    by_name = {Path(o.case["path"]).name: o for o in out}
-    for name in ("empty.smi", "random.csv", "nul.sdf", "empty.xyz", "random.tar.bz2", "count.xyz", "missing.smi"):
-        assert by_name[name].status == "error", by_name[name]
-    for name in ("doubled.smi", "latin1.csv", "doubled.sdf", "doubled.xyz", "huge_field.csv", "no_header.csv"):
-        assert by_name[name].status == "ok", by_name[name]  # a hostile line is a counted skip, the rest loads
-    assert "no usable molecule" in by_name["n_chain.xyz"].message and "broken_record" in by_name["n_chain.xyz"].message
-    assert "1 x size" in by_name["chain.smi"].message or by_name["chain.smi"].status == "ok"
-    assert by_name["qm9"].status == "ok" and by_name["evil.tar.gz"].status == "ok"
-    assert not (tmp_path.parent / "evil.xyz").exists() and not (tmp_path / "evil.xyz").exists()
+def _cache_cases(tmp_path: Path, target: str) -> list[dict]:
+    """A clean build (first case), then one case per hostile variant of the cache file (same name, own folder)."""
+    import importlib.util
 
-
-def test_data_modules_survive_hostile_files(tmp_path, valid):
-    files = hostile_files(valid[".smi"], tmp_path, ".smi")
-    cases = [
-        {"path": str(files[k]), "kind": kind}
-        for k in ("empty", "random", "latin1", "flipped")
-        for kind in ("3d", "latent")
-    ]
-    out = run_cases("molecules_fuzz_targets:datamodule", cases, timeout=240, env=ENV)
-    assert_clean(out, name_key="path")
-    assert [o.status for o in out[:2]] == ["error", "error"]
-
-
-def _cache_cases(tmp_path: Path, target: str, pattern: str) -> tuple[list[dict], dict]:
-    """A clean build of the cache, then one case per hostile variant of its file (same name, own folder)."""
+    spec = importlib.util.spec_from_file_location("molecules_fuzz_targets", HERE / "molecules_fuzz_targets.py")
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
     clean = tmp_path / "clean"
-    ref = run_cases(target, [{"smiles": SMILES, "cache_dir": str(clean)}], timeout=240, env=ENV)[0]
-    assert ref.status == "ok", ref
-    (cache,) = clean.glob(pattern)
-    data = cache.read_bytes()
-    variants = dict(hostile_files(data, tmp_path / "variants", ".npz"))
+    getattr(targets, target)(SMILES, str(clean))
+    (cache,) = clean.glob("*.npz")
+    variants = dict(hostile_files(cache.read_bytes(), tmp_path / "variants", ".npz"))
     with np.load(cache) as z:
         arrays = {k: z[k] for k in z.files}
     key = "coords" if "coords" in arrays else "props"
@@ -205,28 +180,66 @@ def _cache_cases(tmp_path: Path, target: str, pattern: str) -> tuple[list[dict],
         with open(p, "wb") as f:
             np.savez(f, **{**arrays, key: value})
         variants[name] = p
-    cases = []
+    cases = [{"target": target, "smiles": SMILES, "cache_dir": str(tmp_path / "fresh")}]
     for name, p in variants.items():
         folder = tmp_path / "cases" / name
         folder.mkdir(parents=True)
         (folder / cache.name).write_bytes(p.read_bytes())
-        cases.append({"smiles": SMILES, "cache_dir": str(folder)})
-    return cases, ref.summary
+        cases.append({"target": target, "smiles": SMILES, "cache_dir": str(folder)})
+    return cases
 
 
-@pytest.mark.parametrize(
-    ("target", "pattern"),
-    [
-        ("molecules_fuzz_targets:conformer_cache", "conformers_*.npz"),
-        ("molecules_fuzz_targets:selfies_cache", "selfies_*.npz"),
-    ],
-)
-def test_caches_survive_corruption(tmp_path, target, pattern):
-    cases, clean = _cache_cases(tmp_path, target, pattern)
-    out = run_cases(target, cases, timeout=240, env=ENV)
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory, valid, methane_xyz) -> dict[str, list]:
+    """Every fast case, run in one child process (it pays the torch / RDKit import once): outcomes by group."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    groups: dict[str, list[dict]] = {"load": [], "datamodule": []}
+    for suffix, data in valid.items():
+        groups["load"] += [{"path": str(p)} for p in hostile_files(data, tmp / suffix.strip("."), suffix).values()]
+    groups["load"] += _hand_made(tmp / "hand", methane_xyz)
+    files = hostile_files(valid[".smi"], tmp / "dm", ".smi")
+    for name, kind in (("empty", "3d"), ("random", "latent"), ("latin1", "3d"), ("flipped", "latent")):
+        groups["datamodule"].append({"path": str(files[name]), "kind": kind})
+    for target in ("conformer_cache", "selfies_cache"):
+        groups[target] = _cache_cases(tmp / target, target)
+    cases = [{"target": g, **c} if "target" not in c else c for g, cs in groups.items() for c in cs]
+    out = run_cases("molecules_fuzz_targets:call", cases, timeout=400, env=ENV)
+    result, k = {}, 0
+    for g, cs in groups.items():
+        result[g], k = out[k : k + len(cs)], k + len(cs)
+    result["root"] = [tmp]
+    return result
+
+
+def test_loaders_survive_hostile_files(fuzzed):
+    out = fuzzed["load"]
+    assert_clean(out, name_key="path")
+    by_name = {Path(o.case["path"]).name: o for o in out}
+    for name in ("empty.smi", "random.csv", "nul.sdf", "empty.xyz", "random.tar.bz2", "count.xyz", "missing.smi"):
+        assert by_name[name].status == "error", by_name[name]
+    for name in ("doubled.smi", "latin1.csv", "doubled.sdf", "doubled.xyz", "huge_field.csv", "no_header.csv"):
+        assert by_name[name].status == "ok", by_name[name]  # a hostile line is a counted skip, the rest loads
+    for name in ("n_chain.xyz", "s_chain.xyz"):  # bounded xyz2mol search: an error, not a hang
+        assert "Max Iterations Exceeded" in by_name[name].message, by_name[name]
+    assert by_name["chain.smi"].summary["items"]["report"]["items"]["kept"]["kind"] == "int"
+    assert by_name["qm9"].status == "ok" and by_name["evil.tar.gz"].status == "ok"
+    root = fuzzed["root"][0]
+    assert not (root.parent / "evil.xyz").exists() and not (root / "evil.xyz").exists()  # members are never extracted
+
+
+def test_data_modules_survive_hostile_files(fuzzed):
+    out = fuzzed["datamodule"]
+    assert_clean(out, name_key="path")
+    assert [o.status for o in out[:2]] == ["error", "error"]  # empty and random: no usable molecule, named
+
+
+@pytest.mark.parametrize("target", ["conformer_cache", "selfies_cache"])
+def test_caches_survive_corruption(fuzzed, target):
+    clean, *out = fuzzed[target]
+    assert clean.status == "ok", clean
     assert_clean(out, name_key=None)
     for o in out:  # a corrupt cache is rebuilt: the same molecules, shapes and finite values as a clean build
-        assert o.status == "ok" and o.summary == clean, o
+        assert o.status == "ok" and o.summary == clean.summary, o
 
 
 @pytest.mark.slow
@@ -263,3 +276,67 @@ def test_loaders_survive_random_mutations(tmp_path, valid, seed):
             p.write_bytes(b"\n".join(mutated))
             cases.append({"path": str(p)})
     assert_clean(run_cases("molecules_fuzz_targets:load", cases, timeout=600, env=ENV), name_key="path")
+
+
+# ------------------------------------------------------------------------------------- property tests (in-process)
+# The pure-Python parsers cannot crash the interpreter, so hypothesis drives them directly.
+
+_NUMBER = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(["nan", "-inf", "1*^-3", "2.5*^400", "", "x", "1e", "--1", "\x00"]),
+)
+_ATOM = st.tuples(st.sampled_from(["C", "H", "N", "Xx", ""]), _NUMBER, _NUMBER, _NUMBER, _NUMBER).map(
+    lambda t: "\t".join(t)
+)
+_LINES = st.lists(
+    st.one_of(
+        _ATOM, st.integers(-5, 10**12).map(str), st.text(max_size=40), st.just("gdb 1 " + " ".join(["1.0"] * 15))
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_LINES)
+def test_xyz_parser_raises_only_named_errors(lines):
+    from ditkit_core.errors import DataError
+    from ditkit_molecules.records import MAX_COORD
+    from ditkit_molecules.xyz import XyzParseError, parse_xyz_record
+
+    try:
+        rec = parse_xyz_record(lines, path="h.xyz")
+    except XyzParseError as e:
+        assert isinstance(e, DataError) and str(e).startswith("h.xyz line ") and 1 <= e.line <= max(len(lines), 1)
+        return
+    assert len(rec.symbols) == len(rec.coords) == int(lines[0]) and 2 + len(rec.symbols) <= rec.lines <= len(lines)
+    assert np.isfinite(rec.coords).all() and np.abs(rec.coords).max() <= MAX_COORD
+    assert all(np.isfinite(v) for v in rec.properties.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(st.text(max_size=50), st.sampled_from(["M  END", "  2  1  0  0  0  0  0  0  0  0999 V2000"])),
+        max_size=14,
+    )
+)
+def test_molblock_diagnosis_never_raises(lines):
+    from ditkit_molecules.sdf import diagnose_molblock
+
+    fault = diagnose_molblock(lines)
+    assert fault is None or (0 <= fault[0] <= len(lines) and isinstance(fault[1], str) and fault[3])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_line_reader_reports_every_line(tmp_path_factory, data):
+    from ditkit_molecules.records import text_lines
+
+    p = tmp_path_factory.mktemp("lines") / "x.txt"
+    p.write_bytes(data)
+    rows = list(text_lines(p, max_bytes=64))
+    assert [n for n, *_ in rows] == list(range(1, len(rows) + 1))  # every line accounted for, in order
+    for _, text, kind, problem in rows:
+        assert (text is None) == bool(problem) and kind in ("", "encoding", "too_long")
+        assert text is None or "\n" not in text
