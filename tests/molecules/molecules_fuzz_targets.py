@@ -53,9 +53,16 @@ def datamodule(path: str, kind: str = "3d") -> Any:
     return next(iter(dm.train_dataloader()))
 
 
+def read(reader: str, path: str, **kw: Any) -> Any:
+    """One reader called directly (``read_smi``, ``read_csv``, ``read_sdf``, ``read_xyz``), whatever the file holds."""
+    from ditkit_molecules import io, xyz
+
+    fn = {"read_smi": io.read_smi, "read_csv": io.read_csv, "read_sdf": io.read_sdf, "read_xyz": xyz.read_xyz}[reader]
+    return fn(path, **kw)
+
+
 def call(target: str, **kw: Any) -> Any:
     """Dispatch to one of the entry points above by name, so that one child process serves every kind of case
     (each child pays the torch / RDKit import once)."""
-    return {"load": load, "conformer_cache": conformer_cache, "selfies_cache": selfies_cache, "datamodule": datamodule}[
-        target
-    ](**kw)
+    targets = {"load": load, "read": read, "datamodule": datamodule}
+    return {**targets, "conformer_cache": conformer_cache, "selfies_cache": selfies_cache}[target](**kw)

@@ -133,6 +133,10 @@ def _hand_made(d: Path, methane: str) -> list[dict]:
         {"path": w("unknown.json", "{}")},
         {"path": str(d / "nul\x00name.smi")},
     ]
+    # special files: reading them would block (FIFO) or never end (/dev/zero); inside a folder too
+    os.mkfifo(d / "fifo.csv")
+    (d / "zero.smi").symlink_to("/dev/zero")
+    cases += [{"path": str(d / "fifo.csv")}, {"path": str(d / "zero.smi")}]
     # folders: empty, a symlink loop and a link leaving the folder next to good files, a non-UTF-8 file
     (d / "empty_dir").mkdir()
     cases.append({"path": str(d / "empty_dir")})
@@ -144,6 +148,7 @@ def _hand_made(d: Path, methane: str) -> list[dict]:
     outside = d / "outside.xyz"
     outside.write_text(methane)
     (q / "link.xyz").symlink_to(outside)
+    os.mkfifo(q / "fifo.xyz")
     cases.append({"path": str(q)})
     # archives: a traversal member name (read, never extracted), a member whose header overstates its size
     cases.append({"path": str(_tar(d / "evil.tar.gz", {"../../evil.xyz": methane.encode()}, "w:gz"))})
@@ -193,9 +198,14 @@ def _cache_cases(tmp_path: Path, target: str) -> list[dict]:
 def fuzzed(tmp_path_factory, valid, methane_xyz) -> dict[str, list]:
     """Every fast case, run in one child process (it pays the torch / RDKit import once): outcomes by group."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    groups: dict[str, list[dict]] = {"load": [], "datamodule": []}
+    groups: dict[str, list[dict]] = {"load": [], "read": [], "datamodule": []}
     for suffix, data in valid.items():
         groups["load"] += [{"path": str(p)} for p in hostile_files(data, tmp / suffix.strip("."), suffix).values()]
+        for reader in ("read_smi", "read_csv", "read_sdf", "read_xyz"):  # every reader on every format's valid file
+            p = tmp / "cross" / f"{reader}{suffix}"
+            p.parent.mkdir(exist_ok=True)
+            p.write_bytes(data)
+            groups["read"].append({"reader": reader, "path": str(p)})
     groups["load"] += _hand_made(tmp / "hand", methane_xyz)
     files = hostile_files(valid[".smi"], tmp / "dm", ".smi")
     for name, kind in (("empty", "3d"), ("random", "latent"), ("latin1", "3d"), ("flipped", "latent")):
@@ -225,6 +235,13 @@ def test_loaders_survive_hostile_files(fuzzed):
     assert by_name["qm9"].status == "ok" and by_name["evil.tar.gz"].status == "ok"
     root = fuzzed["root"][0]
     assert not (root.parent / "evil.xyz").exists() and not (root / "evil.xyz").exists()  # members are never extracted
+
+
+def test_readers_survive_other_formats(fuzzed):
+    out = fuzzed["read"]
+    assert_clean(out, name_key="path")
+    ok = {(o.case["reader"], Path(o.case["path"]).suffix) for o in out if o.status == "ok"}
+    assert {("read_smi", ".smi"), ("read_csv", ".csv"), ("read_sdf", ".sdf"), ("read_xyz", ".xyz")} <= ok
 
 
 def test_data_modules_survive_hostile_files(fuzzed):

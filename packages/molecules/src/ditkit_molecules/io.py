@@ -264,6 +264,8 @@ def load_molecules(
         exists, is_dir = path.exists(), path.is_dir()
     if not exists:
         raise DataError("no such file or folder", path=path)
+    if not is_dir and not path.is_file():
+        raise DataError("not a regular file or folder", path=path)
     suffix = path.suffix.lower()
     is_xyz = is_dir or suffix == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES)
     if column is not None and (is_xyz or suffix in (".sdf", ".sd")):

@@ -262,8 +262,13 @@ def text_lines(path: str | os.PathLike, max_bytes: int = MAX_LINE_BYTES) -> Iter
         ``problem`` saying why.
 
     Raises:
-        DataError: the file cannot be opened or read (naming it).
+        DataError: the file cannot be opened or read, or is not a regular file (a FIFO or ``/dev/zero`` would block
+            or never end), naming it.
     """
+    with naming_file(path):
+        regular = os.path.isfile(path)
+    if not regular:
+        raise DataError("not a regular file", path=path)
     with naming_file(path):
         f = open(path, "rb")  # noqa: SIM115 - closed below; the generator yields between reads
     with f:
@@ -343,9 +348,13 @@ class _Collector:
         if any(ch.isspace() for ch in smiles):  # RDKit would read up to the first blank and drop the rest silently
             self.issue(record, line, "invalid_smiles", f"whitespace inside the SMILES {_short(smiles)}", field=field)
             return
-        mol = Chem.MolFromSmiles(smiles)
+        try:
+            mol = Chem.MolFromSmiles(smiles)
+            detail = _diagnose_smiles(smiles) if mol is None else ""
+        except Exception as e:  # noqa: BLE001 - RDKit raises for a few inputs instead of returning None
+            mol, detail = None, f"RDKit could not parse {_short(smiles)}: {e}".strip()
         if mol is None:
-            self.issue(record, line, "invalid_smiles", _diagnose_smiles(smiles), field=field)
+            self.issue(record, line, "invalid_smiles", detail, field=field)
             return
         self.add(mol, name, record, line)
 

@@ -241,6 +241,8 @@ def _xyz_sources(path: Path) -> Iterator[tuple[str, list[str] | DataError]]:
                     if root not in real.parents:
                         raise DataError("symbolic link leaves the data folder", path=rel, field="target", value=real)
                     size = p.stat().st_size
+                    if not p.is_file():
+                        raise DataError("not a regular file", path=rel)
                 if size > MAX_XYZ_FILE_BYTES:
                     raise DataError(f"file of {size} bytes exceeds the {MAX_XYZ_FILE_BYTES}-byte limit", path=rel)
                 with naming_file(p):
@@ -253,6 +255,8 @@ def _xyz_sources(path: Path) -> Iterator[tuple[str, list[str] | DataError]]:
         import tarfile
 
         found = False
+        if not path.is_file():
+            raise DataError("not a regular file", path=path)
         with naming_file(path, "cannot read the archive"):
             tar = tarfile.open(path)
         with tar:
@@ -279,7 +283,9 @@ def _xyz_sources(path: Path) -> Iterator[tuple[str, list[str] | DataError]]:
             raise DataError("no .xyz member in the archive", path=path)
         return
     with naming_file(path):
-        size = path.stat().st_size
+        size, regular = path.stat().st_size, path.is_file()
+    if not regular:
+        raise DataError("not a regular file", path=path)
     if size > MAX_XYZ_FILE_BYTES:
         raise DataError(f"file of {size} bytes exceeds the {MAX_XYZ_FILE_BYTES}-byte limit", path=path)
     with naming_file(path):
@@ -288,6 +294,22 @@ def _xyz_sources(path: Path) -> Iterator[tuple[str, list[str] | DataError]]:
         yield path.name, _decode(data, path.name)
     except DataError as e:
         yield path.name, e
+
+
+def _compare_smiles(mol: Any, given: str) -> tuple[str, str]:
+    """Canonical SMILES (no stereo) of the geometry's molecule and of the file's SMILES; equal when the file's SMILES
+    cannot be read (nothing to compare with)."""
+    Chem = _rdkit()
+    try:
+        ref = Chem.MolFromSmiles(given) if len(given) <= 1000 else None
+        if ref is None:
+            return "", ""
+        Chem.RemoveStereochemistry(ref)
+        ours = Chem.RemoveHs(mol)
+        Chem.RemoveStereochemistry(ours)
+        return Chem.MolToSmiles(ours), Chem.MolToSmiles(ref)
+    except Exception:  # noqa: BLE001 - RDKit raises several types
+        return "", ""
 
 
 def _detail(e: DataError) -> str:
@@ -349,16 +371,9 @@ def read_xyz(path: str | os.PathLike, *, check_smiles: bool = True, **std: Any) 
                 c.issue(record, line + e.offset, "broken_record", detail, field=e.field)
                 continue
             if check_smiles and len(rec.smiles) >= 2:
-                given = Chem.MolFromSmiles(rec.smiles[1]) if len(rec.smiles[1]) <= 1000 else None
-                if given is not None:
-                    Chem.RemoveStereochemistry(given)
-                    ours = Chem.RemoveHs(mol)
-                    Chem.RemoveStereochemistry(ours)
-                    a, b = Chem.MolToSmiles(ours), Chem.MolToSmiles(given)
-                    if a != b:
-                        c.issue(
-                            record, line, "smiles_mismatch", f"{rec.name}: geometry gives {a}, file says {b}", "kept"
-                        )
+                a, b = _compare_smiles(mol, rec.smiles[1])
+                if a != b:
+                    c.issue(record, line, "smiles_mismatch", f"{rec.name}: geometry gives {a}, file says {b}", "kept")
             for k, v in rec.properties.items():
                 mol.SetDoubleProp(k, v)
             try:
