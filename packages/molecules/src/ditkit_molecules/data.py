@@ -82,7 +82,7 @@ def check_args(owner: str, **args: Any) -> None:
             ok = v is None or (isinstance(v, str) and v) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
             bad = None if ok else "must be None, a 0-based column index or a header name"
         elif name == "elements":
-            ok = not isinstance(v, str) and len(v) > 0 and all(isinstance(e, str) and e for e in v)
+            ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(e, str) and e for e in v)
             bad = None if ok else "must be a non-empty list of element symbols"
         elif name in ("path", "cache_dir"):
             bad = None if v is None or isinstance(v, (str, os.PathLike)) else "must be None or a path"
