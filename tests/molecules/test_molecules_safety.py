@@ -82,6 +82,20 @@ def test_corrupt_selfies_cache_is_named_and_rebuilt(tmp_path, caplog, how):
     torch.testing.assert_close(torch.stack(again.props), torch.stack(first.props))
 
 
+def test_selfies_enumerations_do_not_depend_on_rdkit_global_state():
+    import torch
+    from rdkit import Chem
+
+    from ditkit_molecules.data import EnumeratedSmilesDataset
+    from ditkit_molecules.tokenizer import SelfiesVocab
+
+    def enums():
+        Chem.MolToRandomSmilesVect(Chem.MolFromSmiles("CCOc1ccccc1"), 5, randomSeed=0)  # moves RDKit's global RNG
+        return EnumeratedSmilesDataset(["CC(=O)Nc1ccc(O)cc1", "CCO"], SelfiesVocab(30), n_enum=4, seed=0).enums[0]
+
+    torch.testing.assert_close(enums(), enums())  # molecule 0 used randomSeed=0, i.e. an unseeded generator
+
+
 def test_cache_write_killed_midway_leaves_no_file(tmp_path, monkeypatch):
     from ditkit_molecules.geometry import conformers
 

@@ -266,7 +266,7 @@ class EnumeratedSmilesDataset(Dataset):
         seed: int = 0,
         cache_dir: str | Path | None = None,
     ):
-        key = hashlib.sha1(json.dumps([1, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
+        key = hashlib.sha1(json.dumps([2, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"selfies_{key}.npz" if cache_dir is not None else None
         z = None
         if path is not None:
@@ -309,7 +309,7 @@ class EnumeratedSmilesDataset(Dataset):
                 if p is None:
                     raise ValueError(f"{s!r} does not parse")
                 target = vocab.encode_smiles(s)
-                rand = [r for r in dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=seed + i))]
+                rand = list(dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=_rdkit_seed(seed + i))))
                 enc = [vocab.encode_smiles(r) for r in rand] or [target]
             except ValueError as e:
                 skipped += 1
@@ -339,6 +339,12 @@ class EnumeratedSmilesDataset(Dataset):
         e = self.enums[i]
         j = torch.randperm(len(e))[:2].tolist() if len(e) > 1 else [0, 0]
         return {"target": self.targets[i], "enum_a": e[j[0]], "enum_b": e[j[-1]], "props": self.props[i]}
+
+
+def _rdkit_seed(seed: int) -> int:
+    """A positive 32-bit RDKit ``randomSeed`` for ``seed``: RDKit leaves its generator unseeded for ``randomSeed <= 0``,
+    which made the first molecule's enumerations (``seed + 0 = 0``) differ from run to run and from the cache."""
+    return 1 + (seed - 1) % (2**31 - 1)  # identity on [1, 2^31 - 1], every other int mapped into it
 
 
 _SELFIES_KEYS = ("smiles", "skipped", "targets", "enums", "props", "counts")

@@ -273,7 +273,7 @@ def load_molecules(
     if is_xyz:
         return read_xyz(path, **std)
     if suffix in (".smi", ".smiles", ".txt"):
-        if isinstance(column, str) and column.isdigit():
+        if isinstance(column, str) and column.isascii() and column.isdigit():
             column = int(column)
         if isinstance(column, str):
             raise DataError(".smi columns are 0-based indices", path=path, field="column", value=column)

@@ -40,7 +40,7 @@ def diagnose_molblock(lines: list[str]) -> tuple[int, str, str, str] | None:
     values = []
     for name, a, b in (("atom count", 0, 3), ("bond count", 3, 6)):
         text = counts[a:b]
-        if not text.strip().isdigit():
+        if not (text.strip().isascii() and text.strip().isdigit()):
             return 3, name, text.strip(), f"not a non-negative integer (columns {a + 1}-{b} of the counts line)"
         values.append(int(text))
     n_atoms, n_bonds = values
@@ -66,7 +66,7 @@ def diagnose_molblock(lines: list[str]) -> tuple[int, str, str, str] | None:
         line = lines[off]
         for name, a, b in (("first atom", 0, 3), ("second atom", 3, 6), ("type", 6, 9)):
             text = line[a:b].strip()
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 return off, f"bond {j + 1} {name}", text, "not a non-negative integer"
             if name != "type" and not 1 <= int(text) <= n_atoms:
                 return off, f"bond {j + 1} {name}", text, f"atom index outside [1, {n_atoms}]"

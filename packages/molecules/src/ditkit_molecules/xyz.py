@@ -164,7 +164,7 @@ def parse_xyz_record(lines: list[str], start: int = 0, *, path: str | os.PathLik
 
 def _is_count(line: str) -> bool:
     s = line.strip()
-    return s.isdigit()
+    return s.isascii() and s.isdigit()
 
 
 def _xyz_to_mol(rec: XyzRecord) -> Any:
