@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ditkit_core.errors import DataError
 from ditkit_molecules.io import default_smiles_path, load_molecules, read_csv, read_sdf, read_smi, split_records
 
 
@@ -39,9 +40,9 @@ def test_smi_reports_each_problem_with_its_line(tmp_path):
 
 def test_size_filter_and_no_salts_option(tmp_path):
     p = tmp_path / "a.smi"
-    p.write_text("CCCCCCCCCC\nC\nCC.O\n")
+    p.write_text("CCCCCCCCCC\nC\nCC.O\nCCO\n")
     recs, rep = read_smi(p, name_column=None, min_heavy_atoms=2, max_heavy_atoms=5, keep_largest_fragment=False)
-    assert recs == []
+    assert [r.smiles for r in recs] == ["CCO"]
     assert sorted(i.kind for i in rep.issues) == ["multi_fragment", "size", "size"]
 
 
@@ -51,7 +52,9 @@ def test_csv_column_option(tmp_path):
     recs, rep = read_csv(p, column="SMILES", name_column="ID")
     assert [(r.smiles, r.name, r.record) for r in recs] == [("CCN", "m1", 1), ("c1ccncc1", "m3", 3)]
     assert rep.issues[0].line == 3 and rep.issues[0].kind == "invalid_smiles"
-    with pytest.raises(KeyError, match="no column 'smi'"):
+    with pytest.raises(
+        DataError, match=r"moses.csv line 1: column='smi': not in the header \['ID', 'SMILES', 'SPLIT'\]"
+    ):
         read_csv(p, column="smi")
     recs2, _ = load_molecules(p, column="smiles")  # case-insensitive header match
     assert len(recs2) == 2
@@ -75,8 +78,10 @@ def test_sdf_broken_record_is_skipped_and_3d_kept(tmp_path):
     assert [r.record for r in recs] == [1, 3]
     assert recs[0].molblock is not None and recs[1].molblock is None  # 3D coordinates kept only when present
     (issue,) = rep.issues
-    assert issue.kind == "broken_record" and issue.record == 2
-    assert issue.line == text[: text.index("junk")].count("\n") + 1
+    assert issue.kind == "broken_record" and issue.record == 2 and issue.field == "atom 1 x"
+    start = text[: text.index("junk")].count("\n") + 1
+    assert issue.line == start + 4  # the atom line, named with the field and value
+    assert f"atom 1 x='not an ato': non-numeric coordinate (record starting at line {start})" in issue.detail
 
 
 def test_default_data_and_split():

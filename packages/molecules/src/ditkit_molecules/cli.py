@@ -52,6 +52,28 @@ def is_3d(module: Any) -> bool:
     return hasattr(module, "sample_molecules")
 
 
+def check_sampling(
+    *,
+    n: int = 1,
+    steps: int | None = None,
+    batch: int = 1,
+    props: Tensor | None = None,
+    cfg_scale: float | None = None,
+) -> None:
+    """Validate sampling arguments; the ``ValueError`` names the argument and its value."""
+    for name, v in (("n", n), ("batch", batch), ("steps", steps)):
+        if v is None and name == "steps":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r}: must be an integer >= 1")
+    if props is not None:
+        p = torch.as_tensor(props, dtype=torch.float32)
+        if p.shape != (3,) or not bool(torch.isfinite(p).all()):
+            raise ValueError(f"props={props!r}: must be three finite numbers (QED, logP, MW / 100)")
+    if cfg_scale is not None and not math.isfinite(float(cfg_scale)):
+        raise ValueError(f"cfg_scale={cfg_scale!r}: must be a finite number")
+
+
 def generate(
     module: Any,
     n: int,
@@ -62,7 +84,13 @@ def generate(
     cfg_scale: float | None = None,
 ) -> list[Any]:
     """``n`` samples: :class:`~ditkit_molecules.geometry.Conformer` s (3D) or SMILES (latent; optionally guided to
-    ``props`` = (QED, logP, MW / 100)), in batches."""
+    ``props`` = (QED, logP, MW / 100)), in batches.
+
+    Raises:
+        ValueError: naming the argument and value: ``n`` / ``batch`` < 1, ``steps`` < 1, ``props`` not three finite
+            numbers, ``cfg_scale`` not finite.
+    """
+    check_sampling(n=n, steps=steps, batch=batch, props=props, cfg_scale=cfg_scale)
     out: list[Any] = []
     for i, start in enumerate(range(0, n, batch)):
         k = min(batch, n - start)
@@ -76,13 +104,16 @@ def generate(
 def cmd_sample(args: argparse.Namespace) -> None:
     from ditkit_molecules.geometry import Conformer, embed, mol_to_arrays
     from ditkit_molecules.metrics import canonical
-    from ditkit_molecules.viz import draw_grid, write_3d_outputs, write_sdf, write_smiles
+    from ditkit_molecules.viz import draw_grid, unwritable, write_3d_outputs, write_sdf, write_smiles
 
     module, _ = load_run(args.config, args.ckpt, setup_data=False)
     out = Path(args.out)
     props = torch.tensor([float(v) for v in args.props.split(",")]) if args.props else None
     samples = generate(module, args.n, args.seed, args.steps, props=props, cfg_scale=args.cfg_scale)
     if is_3d(module):
+        bad = unwritable(samples)
+        if bad:
+            print(f"{len(bad)} of {len(samples)} samples are unphysical and left out of the SDF (e.g. {bad[0][1]})")
         paths = write_3d_outputs(samples, out, "molecules3d")
         from ditkit_molecules.metrics import geometry_metrics
 
@@ -195,6 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
+    try:
+        props = [float(v) for v in args.props.split(",")] if args.props else None
+    except ValueError:
+        p.error(f"--props={args.props!r}: must be three comma-separated numbers 'qed,logp,mw100'")
+    try:
+        check_sampling(n=args.n, steps=args.steps, props=props, cfg_scale=args.cfg_scale)
+    except ValueError as e:
+        p.error(f"--{e}".replace("cfg_scale=", "cfg-scale="))
     with torch.no_grad():  # scoped: callers (tests, notebooks) keep their grad mode
         {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export}[args.cmd](args)
 

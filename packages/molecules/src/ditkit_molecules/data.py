@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ditkit_core.errors import DataError
 from ditkit_core.lightning.data import seeded_loader
+from ditkit_molecules.cache import CacheError, expect, load_cache, save_cache
 from ditkit_molecules.geometry import Conformer, conformers
 from ditkit_molecules.io import DRUG_ELEMENTS, LoadReport, MolRecord, default_smiles_path, load_molecules, split_records
 from ditkit_molecules.tokenizer import SelfiesVocab
@@ -36,7 +39,14 @@ def load_records(
     max_heavy_atoms: int = 1000,
     limit: int | None = None,
 ) -> tuple[list[MolRecord], LoadReport]:
-    """Load and standardise molecules from ``path`` (default: RDKit's ``first_5K.smi``); keep at most ``limit``."""
+    """Load and standardise molecules from ``path`` (default: RDKit's ``first_5K.smi``); keep at most ``limit``.
+
+    The report is logged by the loader (``WARNING`` when records were skipped, so a training run shows it at the
+    default log level).
+
+    Raises:
+        DataError: an unreadable file or no usable record (the message lists the reasons with counts).
+    """
     records, report = load_molecules(
         path or default_smiles_path(),
         column=column,
@@ -44,8 +54,40 @@ def load_records(
         min_heavy_atoms=min_heavy_atoms,
         max_heavy_atoms=max_heavy_atoms,
     )
-    log.info(report.summary())
     return (records[:limit] if limit else records), report
+
+
+def check_args(owner: str, **args: Any) -> None:
+    """Validate data-module arguments at construction; the error names the argument and its value.
+
+    Known names: ``batch_size``, ``max_heavy_atoms``, ``max_atoms``, ``n_enum``, ``max_len`` (integers >= 1; 2 for
+    ``max_heavy_atoms``), ``limit`` (None or >= 1), ``seed`` (integer), ``val_fraction`` (in [0, 1)), ``column``
+    (None, a 0-based index or a header name), ``elements`` (non-empty element symbols), ``path`` / ``cache_dir``
+    (None or a path).
+    """
+    minimum = {"batch_size": 1, "max_atoms": 1, "n_enum": 1, "max_len": 1, "max_heavy_atoms": 2, "limit": 1}
+    for name, v in args.items():
+        bad = None
+        if name in minimum:
+            integer = isinstance(v, int) and not isinstance(v, bool)
+            ok = (v is None and name == "limit") or (integer and v >= minimum[name])
+            if not ok:
+                bad = f"must be an integer >= {minimum[name]}" + (" or None" if name == "limit" else "")
+        elif name == "seed":
+            bad = None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
+        elif name == "val_fraction":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) < 1.0
+            bad = None if ok else "must be a number in [0, 1)"
+        elif name == "column":
+            ok = v is None or (isinstance(v, str) and v) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+            bad = None if ok else "must be None, a 0-based column index or a header name"
+        elif name == "elements":
+            ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(e, str) and e for e in v)
+            bad = None if ok else "must be a non-empty list of element symbols"
+        elif name in ("path", "cache_dir"):
+            bad = None if v is None or isinstance(v, (str, os.PathLike)) else "must be None or a path"
+        if bad:
+            raise ValueError(f"{owner}: {name}={v!r}: {bad}")
 
 
 # --------------------------------------------------------------------------------------------------- 3D
@@ -112,6 +154,19 @@ class Conformer3DDataModule(L.LightningDataModule):
         limit: int | None = None,
     ):
         super().__init__()
+        check_args(
+            "Conformer3DDataModule",
+            path=path,
+            column=column,
+            elements=elements,
+            max_heavy_atoms=max_heavy_atoms,
+            max_atoms=max_atoms,
+            val_fraction=val_fraction,
+            batch_size=batch_size,
+            seed=seed,
+            cache_dir=cache_dir,
+            limit=limit,
+        )
         self.path, self.column, self.elements = path, column, tuple(elements)
         self.max_heavy_atoms, self.max_atoms, self.val_fraction = max_heavy_atoms, max_atoms, val_fraction
         self.batch_size, self.seed, self.cache_dir, self.limit = batch_size, seed, cache_dir, limit
@@ -127,20 +182,39 @@ class Conformer3DDataModule(L.LightningDataModule):
             max_heavy_atoms=self.max_heavy_atoms,
             limit=self.limit,
         )
-        if not records:
-            raise ValueError(f"Conformer3DDataModule: no usable molecule in {self.path or default_smiles_path()}")
         train, val = split_records(records, self.val_fraction, self.seed)
         self.train_smiles = [r.smiles for r in train]
         self.val_smiles = [r.smiles for r in val]
+        too_big = 0
 
         def confs(recs: list[MolRecord], seed: int) -> list[Conformer]:
+            nonlocal too_big
             cs = conformers(
                 [r.smiles for r in recs], seed=seed, cache_dir=self.cache_dir, molblocks=[r.molblock for r in recs]
             )
-            return [c for c in cs if len(c.numbers) <= self.max_atoms]
+            kept = [c for c in cs if len(c.numbers) <= self.max_atoms]
+            too_big += len(cs) - len(kept)
+            return kept
 
         self.train = ConformerDataset(confs(train, self.seed))
         self.val = ConformerDataset(confs(val, self.seed + 1_000_000))
+        source = self.path or default_smiles_path()
+        if too_big:
+            log.warning(
+                "Conformer3DDataModule: %s: %d molecule(s) with more than max_atoms=%d atoms (hydrogens included) "
+                "left out",
+                source,
+                too_big,
+                self.max_atoms,
+            )
+        if not len(self.train):
+            raise DataError(
+                f"no training molecule left: {len(records)} loaded, {too_big} over the atom limit, the rest without "
+                "a usable conformer",
+                path=source,
+                field="max_atoms",
+                value=self.max_atoms,
+            )
         sizes = np.array([len(c.numbers) for c in self.train.items])
         self.size_hist = torch.as_tensor(
             np.bincount(sizes, minlength=self.max_atoms + 1)[: self.max_atoms + 1], dtype=torch.float32
@@ -180,7 +254,8 @@ class EnumeratedSmilesDataset(Dataset):
 
     ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3]}`` with two different random
     enumerations (drawn with torch's global RNG, which Lightning seeds). Encoding is cached in ``cache_dir`` as
-    ``selfies_<hash>.npz`` (hash of the SMILES, ``n_enum``, ``seed`` and the vocabulary).
+    ``selfies_<hash>.npz`` (hash of the SMILES, ``n_enum``, ``seed`` and the vocabulary), written atomically; a
+    corrupt cache is named in a ``WARNING`` and rebuilt.
     """
 
     def __init__(
@@ -191,20 +266,21 @@ class EnumeratedSmilesDataset(Dataset):
         seed: int = 0,
         cache_dir: str | Path | None = None,
     ):
-        key = hashlib.sha1(json.dumps([1, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
+        key = hashlib.sha1(json.dumps([2, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"selfies_{key}.npz" if cache_dir is not None else None
-        if path is not None and path.exists():
-            z = np.load(path, allow_pickle=False)
+        z = None
+        if path is not None:
+            z = load_cache(path, _SELFIES_KEYS, lambda a: _check_selfies_cache(a, smiles, vocab))
+        if z is not None:
             self.smiles, self.skipped = z["smiles"].tolist(), int(z["skipped"])
             targets, enums, props, counts = (torch.as_tensor(z[k]) for k in ("targets", "enums", "props", "counts"))
         else:
             self.smiles, targets, enums, props, counts, self.skipped = self._build(smiles, vocab, n_enum, seed)
             if path is not None and self.smiles:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(
+                save_cache(
                     path,
                     smiles=np.array(self.smiles),
-                    skipped=self.skipped,
+                    skipped=np.array(self.skipped),
                     targets=targets.numpy(),
                     enums=enums.numpy(),
                     props=props.numpy(),
@@ -233,7 +309,7 @@ class EnumeratedSmilesDataset(Dataset):
                 if p is None:
                     raise ValueError(f"{s!r} does not parse")
                 target = vocab.encode_smiles(s)
-                rand = [r for r in dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=seed + i))]
+                rand = list(dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=_rdkit_seed(seed + i))))
                 enc = [vocab.encode_smiles(r) for r in rand] or [target]
             except ValueError as e:
                 skipped += 1
@@ -263,6 +339,31 @@ class EnumeratedSmilesDataset(Dataset):
         e = self.enums[i]
         j = torch.randperm(len(e))[:2].tolist() if len(e) > 1 else [0, 0]
         return {"target": self.targets[i], "enum_a": e[j[0]], "enum_b": e[j[-1]], "props": self.props[i]}
+
+
+def _rdkit_seed(seed: int) -> int:
+    """A positive 32-bit RDKit ``randomSeed`` for ``seed``: RDKit leaves its generator unseeded for ``randomSeed <= 0``,
+    which made the first molecule's enumerations (``seed + 0 = 0``) differ from run to run and from the cache."""
+    return 1 + (seed - 1) % (2**31 - 1)  # identity on [1, 2^31 - 1], every other int mapped into it
+
+
+_SELFIES_KEYS = ("smiles", "skipped", "targets", "enums", "props", "counts")
+
+
+def _check_selfies_cache(z: dict[str, np.ndarray], smiles: list[str], vocab: SelfiesVocab) -> None:
+    """Raise :class:`~ditkit_molecules.cache.CacheError` unless ``z`` is a consistent SELFIES cache of ``smiles``."""
+    names = expect(z, "smiles", "U", (None,))
+    m, width, n_ids = len(names), vocab.max_len + 2, len(vocab.itos)
+    skipped = int(expect(z, "skipped", "iu", (), lo=0))
+    if m + skipped != len(smiles):
+        raise CacheError(f"{m} kept + {skipped} skipped molecules, expected {len(smiles)}")
+    counts = expect(z, "counts", "iu", (m,), lo=1)
+    expect(z, "targets", "iu", (m, width), lo=0, hi=n_ids - 1)
+    expect(z, "enums", "iu", (int(counts.sum()), width), lo=0, hi=n_ids - 1)
+    expect(z, "props", "f", (m, 3))
+    unknown = set(names.tolist()) - set(smiles)
+    if unknown:
+        raise CacheError(f"{len(unknown)} molecule(s) not in the requested list, e.g. {sorted(unknown)[0]!r}")
 
 
 class SmilesDataModule(L.LightningDataModule):
@@ -297,6 +398,20 @@ class SmilesDataModule(L.LightningDataModule):
         limit: int | None = None,
     ):
         super().__init__()
+        check_args(
+            "SmilesDataModule",
+            path=path,
+            column=column,
+            elements=elements,
+            max_heavy_atoms=max_heavy_atoms,
+            max_len=max_len,
+            n_enum=n_enum,
+            val_fraction=val_fraction,
+            batch_size=batch_size,
+            seed=seed,
+            cache_dir=cache_dir,
+            limit=limit,
+        )
         self.path, self.column, self.elements, self.max_heavy_atoms = path, column, tuple(elements), max_heavy_atoms
         self.max_len, self.n_enum, self.val_fraction = max_len, n_enum, val_fraction
         self.batch_size, self.seed, self.limit, self.cache_dir = batch_size, seed, limit, cache_dir
@@ -319,7 +434,12 @@ class SmilesDataModule(L.LightningDataModule):
             [r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000, self.cache_dir
         )
         if not len(self.train):
-            raise ValueError(f"SmilesDataModule: no usable molecule in {self.path or default_smiles_path()}")
+            raise DataError(
+                f"none of the {len(train)} training molecules fits the SELFIES vocabulary within max_len symbols",
+                path=self.path or default_smiles_path(),
+                field="max_len",
+                value=self.max_len,
+            )
         self.train_smiles, self.val_smiles = self.train.smiles, self.val.smiles
 
     def train_dataloader(self):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ditkit_molecules.cache import CacheError, expect, load_cache, save_cache
 from ditkit_molecules.io import _rdkit
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,53 @@ VALENCES: dict[tuple[str, int], tuple[int, ...]] = {
 
 CONFORMER_CACHE_VERSION = 1
 
+BOND_ORDER_MAX_ITERATIONS = 100_000
+"""Valence combinations xyz2mol may try per molecule (about a second); the number of combinations grows as 2^n or
+3^n along chains of N, O, S or P atoms, so without a bound one hostile geometry hangs a load or an evaluation. A
+molecule that needs more counts as having no bond orders."""
+
+MAX_SAMPLE_CHARGE = 8
+"""Formal charges beyond +-this make a generated sample unphysical (:func:`sample_problem`)."""
+
+
+def determine_bond_orders(mol: Any, charge: int = 0, **kw: Any) -> None:
+    """``rdDetermineBonds.DetermineBondOrders`` with at most :data:`BOND_ORDER_MAX_ITERATIONS` valence combinations
+    (RDKit raises when they run out; older RDKit without the bound runs unbounded)."""
+    from rdkit.Chem import rdDetermineBonds
+
+    if "maxIterations" in (rdDetermineBonds.DetermineBondOrders.__doc__ or ""):
+        kw.setdefault("maxIterations", BOND_ORDER_MAX_ITERATIONS)
+    rdDetermineBonds.DetermineBondOrders(mol, charge=charge, **kw)
+
+
+def sample_problem(numbers: Any, coords: Any, charges: Any | None = None) -> str | None:
+    """Why a generated (or loaded) atom set cannot be handed to RDKit, or None when it can.
+
+    Refused: mismatched or empty arrays, atomic numbers outside 1..118, formal charges beyond
+    +-:data:`MAX_SAMPLE_CHARGE` or leaving an element with fewer than zero electrons (H with charge +2: RDKit aborts
+    on such atoms when writing), coordinates that are not finite or beyond +-1e4 Angstrom.
+    """
+    from ditkit_molecules.records import MAX_COORD
+
+    numbers, coords = np.asarray(numbers), np.asarray(coords)
+    q = np.zeros(len(numbers), dtype=np.int64) if charges is None else np.asarray(charges)
+    if numbers.ndim != 1 or len(numbers) == 0:
+        return f"atomic numbers of shape {list(numbers.shape)}, expected [a] with a >= 1"
+    if coords.shape != (len(numbers), 3) or q.shape != numbers.shape:
+        return f"coords {list(coords.shape)} / charges {list(q.shape)} do not match {len(numbers)} atoms"
+    if numbers.dtype.kind not in "iu" or q.dtype.kind not in "iu" or coords.dtype.kind not in "iuf":
+        return f"dtypes numbers {numbers.dtype}, charges {q.dtype}, coords {coords.dtype}"
+    bad = np.flatnonzero((numbers < 1) | (numbers > 118))
+    if bad.size:
+        return f"atom {int(bad[0])}: atomic number {int(numbers[bad[0]])} outside 1..118"
+    bad = np.flatnonzero((np.abs(q) > MAX_SAMPLE_CHARGE) | (numbers - q < 0))
+    if bad.size:
+        i = int(bad[0])
+        return f"atom {i}: element {int(numbers[i])} with formal charge {int(q[i]):+d}"
+    if not np.isfinite(coords).all() or np.abs(coords).max() > MAX_COORD:
+        return f"coordinates not finite or beyond +-{MAX_COORD:g} Angstrom"
+    return None
+
 
 @dataclass
 class Conformer:
@@ -64,20 +112,25 @@ class Conformer:
 
 
 def embed(smiles: str, seed: int = 0, mmff: bool = True, max_iters: int = 500) -> Any | None:
-    """ETKDGv3 conformer (+ MMFF94 relaxation) with explicit hydrogens; None when embedding fails."""
+    """ETKDGv3 conformer (+ MMFF94 relaxation) with explicit hydrogens; None when parsing or embedding fails (RDKit
+    errors included)."""
     Chem = _rdkit()
     from rdkit.Chem import AllChem
 
-    mol = Chem.MolFromSmiles(smiles)
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None:
         return None
-    mol = Chem.AddHs(mol)
-    params = AllChem.ETKDGv3()
-    params.randomSeed = int(seed)
-    if AllChem.EmbedMolecule(mol, params) != 0:
+    try:
+        mol = Chem.AddHs(mol)
+        params = AllChem.ETKDGv3()
+        params.randomSeed = int(seed)
+        if AllChem.EmbedMolecule(mol, params) != 0:
+            return None
+        if mmff and AllChem.MMFFHasAllMoleculeParams(mol):
+            AllChem.MMFFOptimizeMolecule(mol, maxIters=max_iters)
+    except Exception as e:  # noqa: BLE001 - RDKit raises several types; the molecule is reported as not embedded
+        log.debug("embed: %s: %s", smiles, e)
         return None
-    if mmff and AllChem.MMFFHasAllMoleculeParams(mol):
-        AllChem.MMFFOptimizeMolecule(mol, maxIters=max_iters)
     return mol
 
 
@@ -97,14 +150,15 @@ def conformers(
     Args:
         smiles: canonical SMILES.
         seed: ETKDG seed.
-        cache_dir: where to cache the result as ``conformers_<hash>.npz`` (hash of SMILES, seed, version).
+        cache_dir: where to cache the result as ``conformers_<hash>.npz`` (hash of SMILES, seed, version; written
+            atomically, checked when read, rebuilt with a ``WARNING`` naming the file when corrupt).
         molblocks: optional 3D mol blocks (from an SDF) used instead of embedding, aligned with ``smiles``.
     """
     Chem = _rdkit()
     key = hashlib.sha1(json.dumps([CONFORMER_CACHE_VERSION, seed, smiles, molblocks]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"conformers_{key}.npz" if cache_dir is not None else None
-    if path is not None and path.exists():
-        z = np.load(path, allow_pickle=False)
+    z = load_cache(path, _CONFORMER_KEYS, lambda a: _check_conformer_cache(a, smiles)) if path is not None else None
+    if z is not None:
         out, off = [], 0
         for s, n in zip(z["smiles"].tolist(), z["sizes"].tolist()):
             out.append(
@@ -115,16 +169,20 @@ def conformers(
     out, failed = [], 0
     for i, s in enumerate(smiles):
         block = molblocks[i] if molblocks is not None else None
-        mol = Chem.MolFromMolBlock(block, removeHs=False) if block else embed(s, seed + i)
-        if mol is None:
+        try:
+            mol = Chem.MolFromMolBlock(block, removeHs=False) if block else embed(s, seed + i)
+            arrays = mol_to_arrays(mol) if mol is not None and mol.GetNumConformers() else None
+        except Exception as e:  # noqa: BLE001 - RDKit raises several types; the molecule is left out and counted
+            log.debug("conformers: %s: %s", s, e)
+            arrays = None
+        if arrays is None or sample_problem(arrays[0], arrays[2], arrays[1]) is not None:  # (numbers, charges, coords)
             failed += 1
             continue
-        out.append(Conformer(s, *mol_to_arrays(mol)))
+        out.append(Conformer(s, *arrays))
     if failed:
-        log.warning("conformers: %d of %d molecules failed to embed and were left out", failed, len(smiles))
+        log.warning("conformers: %d of %d molecules had no usable conformer and were left out", failed, len(smiles))
     if path is not None and out:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
+        save_cache(
             path,
             smiles=np.array([c.smiles for c in out]),
             sizes=np.array([len(c.numbers) for c in out]),
@@ -133,6 +191,24 @@ def conformers(
             coords=np.concatenate([c.coords for c in out]),
         )
     return out
+
+
+_CONFORMER_KEYS = ("smiles", "sizes", "numbers", "charges", "coords")
+
+
+def _check_conformer_cache(z: dict[str, np.ndarray], smiles: list[str]) -> None:
+    """Raise :class:`~ditkit_molecules.cache.CacheError` unless ``z`` is a consistent conformer cache of ``smiles``."""
+    from ditkit_molecules.records import MAX_COORD
+
+    names = expect(z, "smiles", "U", (None,))
+    sizes = expect(z, "sizes", "iu", (len(names),), lo=1)
+    total = int(sizes.sum())
+    expect(z, "numbers", "iu", (total,), lo=1, hi=118)
+    expect(z, "charges", "iu", (total,), lo=-MAX_SAMPLE_CHARGE, hi=MAX_SAMPLE_CHARGE)
+    expect(z, "coords", "f", (total, 3), lo=-MAX_COORD, hi=MAX_COORD)
+    unknown = set(names.tolist()) - set(smiles)
+    if unknown:
+        raise CacheError(f"{len(unknown)} molecule(s) not in the requested list, e.g. {sorted(unknown)[0]!r}")
 
 
 def arrays_to_mol(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray | None = None) -> Any:
@@ -184,14 +260,17 @@ def infer_bonds(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray | N
         charges: formal charges ``[a]`` (their sum is the molecule's charge; None = neutral).
 
     Returns:
-        :class:`Bonded` with ``mol`` = a sanitised RDKit molecule when bond orders were found and it sanitises.
+        :class:`Bonded` with ``mol`` = a sanitised RDKit molecule when bond orders were found and it sanitises; an
+        atom set that :func:`sample_problem` refuses (or that RDKit refuses) has no molecule and no stable atom.
     """
     Chem = _rdkit()
     from rdkit.Chem import rdDetermineBonds
 
+    if sample_problem(numbers, coords, charges) is not None:
+        return Bonded(None, np.zeros(len(np.atleast_1d(numbers)), dtype=bool), False)
     total = int(np.sum(charges)) if charges is not None else 0
-    mol = arrays_to_mol(numbers, coords)
     try:
+        mol = arrays_to_mol(numbers, coords)
         rdDetermineBonds.DetermineConnectivity(mol, useHueckel=False)
     except Exception:  # noqa: BLE001 - RDKit raises several types
         return Bonded(None, np.zeros(len(numbers), dtype=bool), False)
@@ -199,7 +278,7 @@ def infer_bonds(numbers: np.ndarray, coords: np.ndarray, charges: np.ndarray | N
     symbols = [a.GetSymbol() for a in mol.GetAtoms()]
     bo = Chem.Mol(mol)
     try:
-        rdDetermineBonds.DetermineBondOrders(bo, charge=total, allowChargedFragments=True, embedChiral=False)
+        determine_bond_orders(bo, charge=total, allowChargedFragments=True, embedChiral=False)
     except Exception:  # noqa: BLE001 - no assignment: all-single-bond fallback
         ok = np.array([d in VALENCES.get((s, 0), ()) for s, d in zip(symbols, degrees)])
         return Bonded(None, ok, False, mol)

@@ -1,10 +1,11 @@
-"""Molecule loaders for ``.smi``, ``.csv``, ``.sdf`` and QM9 ``.xyz`` with per-record reports; nothing bad stops a
+"""Molecule loaders for ``.smi``, ``.csv``, ``.sdf`` and QM9 ``.xyz`` with per-record reports; no bad record stops a
 load.
 
 Every input record goes through :func:`standardise`:
 
 1. parse (SMILES or a mol block); unparsable records are skipped as ``invalid_smiles`` / ``broken_record`` with
-   RDKit's diagnosis (e.g. ``Explicit valence for atom # 1 N, 4, is greater than permitted``);
+   RDKit's diagnosis (e.g. ``Explicit valence for atom # 1 N, 4, is greater than permitted``) or, for a mol block,
+   the line and field at fault;
 2. salts / mixtures (several fragments): the largest organic fragment is kept (RDKit's
    ``LargestFragmentChooser``), reported as ``multi_fragment`` with action ``standardised``;
 3. charges are neutralised where a neutral form exists (RDKit's ``Uncharger``; zwitterions and nitro groups stay);
@@ -13,217 +14,71 @@ Every input record goes through :func:`standardise`:
 5. radicals (unpaired electrons), elements outside ``elements`` and molecules outside the heavy-atom range are
    skipped as ``radical`` / ``unsupported_element`` / ``size``.
 
-Records keep their 1-based line number (``.smi`` / ``.csv``) or record number and first line (``.sdf``, ``.xyz``;
-for a folder or archive of ``.xyz`` files, also the file inside it), so every skipped or changed input can be found.
-:class:`LoadReport` counts them by kind.
+Records keep their 1-based line number (``.smi`` / ``.csv``) or record number and line (``.sdf``, ``.xyz``; for a
+folder or archive of ``.xyz`` files, also the file inside it), so every skipped or changed input can be found.
+:class:`LoadReport` counts them by kind and is logged at ``WARNING`` when anything was skipped.
+
+Safety: text is read line by line in binary; a line that is not UTF-8 is skipped as ``encoding`` and a line longer
+than :data:`MAX_LINE_BYTES` (or a SMILES longer than :data:`MAX_SMILES_CHARS`) as ``too_long``, both with their line.
+Records with more than :data:`MAX_RECORD_ATOMS` atoms are skipped as ``size`` before RDKit canonicalises them. A file
+without any usable record raises :class:`~ditkit_core.errors.DataError` listing the reasons.
 """
 
 from __future__ import annotations
 
 import csv
-import logging
 import os
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from ditkit_core.errors import DataError, naming_file
+from ditkit_molecules.records import (
+    DRUG_ELEMENTS,
+    MAX_COORD,
+    MAX_LINE_BYTES,
+    MAX_RECORD_ATOMS,
+    MAX_SMILES_CHARS,
+    Issue,
+    LoadReport,
+    MolRecord,
+    _check_column,
+    _Collector,
+    _rdkit,  # noqa: F401 - re-exported for the metrics, geometry and writers
+    standardise,
+    text_lines,
+)
 
-DRUG_ELEMENTS = ("C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
-"""Elements accepted by default (organic subset; metals, B, Si, Se, ... are reported and skipped)."""
-
-
-def _rdkit() -> Any:
-    try:
-        from rdkit import Chem, RDLogger
-    except ImportError as e:  # pragma: no cover - rdkit is a hard dependency of the package
-        raise ImportError("ditkit_molecules needs RDKit: pip install 'ditkit-molecules' (rdkit)") from e
-    RDLogger.DisableLog("rdApp.*")
-    return Chem
-
-
-@dataclass
-class Issue:
-    """One problem found in one input record.
-
-    Attributes:
-        source: file name (or ``"<list>"``).
-        record: 1-based record number (data line for ``.smi``/``.csv``, molecule index for ``.sdf``).
-        line: 1-based line in the file where the record starts.
-        kind: ``invalid_smiles``, ``broken_record``, ``unsupported_element``, ``radical``, ``multi_fragment``,
-            ``size``, ``empty``, ``smiles_mismatch`` (xyz: geometry and the file's SMILES disagree).
-        detail: human-readable diagnosis.
-        action: ``skipped``, ``standardised`` or ``kept`` (noted only).
-    """
-
-    source: str
-    record: int
-    line: int
-    kind: str
-    detail: str
-    action: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line} (record {self.record}) {self.kind} [{self.action}]: {self.detail}"
-
-
-@dataclass
-class LoadReport:
-    """What a loader read, kept, skipped and changed."""
-
-    source: str
-    read: int = 0
-    kept: int = 0
-    issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return sum(1 for i in self.issues if i.action == "skipped")
-
-    def counts(self) -> dict[str, int]:
-        """``{"<kind>/<action>": count}`` over all issues."""
-        return dict(Counter(f"{i.kind}/{i.action}" for i in self.issues))
-
-    def summary(self) -> str:
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts().items())) or "no issues"
-        return f"{self.source}: read {self.read}, kept {self.kept}, skipped {self.skipped} ({parts})"
-
-    def merge(self, other: LoadReport) -> LoadReport:
-        return LoadReport(
-            f"{self.source}+{other.source}", self.read + other.read, self.kept + other.kept, self.issues + other.issues
-        )
-
-
-@dataclass
-class MolRecord:
-    """A standardised molecule and where it came from.
-
-    Attributes:
-        smiles: canonical SMILES (no stereo, no isotopes) of the kept fragment.
-        name: identifier from the file (second ``.smi`` column, ``_Name`` of an SDF record, ...).
-        source: file name.
-        record: 1-based record number.
-        molblock: the record's mol block with 3D coordinates when it came from an ``.sdf`` with a 3D conformer.
-    """
-
-    smiles: str
-    name: str = ""
-    source: str = ""
-    record: int = 0
-    molblock: str | None = None
-
-
-def standardise(
-    mol: Any,
-    *,
-    elements: tuple[str, ...] = DRUG_ELEMENTS,
-    min_heavy_atoms: int = 1,
-    max_heavy_atoms: int = 1000,
-    keep_largest_fragment: bool = True,
-    neutralise: bool = True,
-) -> tuple[Any | None, list[tuple[str, str, str]]]:
-    """Apply the documented standardisation to an RDKit molecule.
-
-    Args:
-        mol: a sanitised RDKit ``Mol``.
-        elements: allowed element symbols (hydrogen is always allowed).
-        min_heavy_atoms, max_heavy_atoms: inclusive heavy-atom range.
-        keep_largest_fragment: keep the largest fragment of salts / mixtures (else skip them).
-        neutralise: neutralise charges where possible.
-
-    Returns:
-        ``(mol or None, [(kind, detail, action), ...])``; ``None`` means the record is skipped.
-    """
-    Chem = _rdkit()
-    from rdkit.Chem.MolStandardize import rdMolStandardize
-
-    notes: list[tuple[str, str, str]] = []
-    if mol.GetNumAtoms() == 0:
-        return None, [("empty", "no atoms", "skipped")]
-    frags = Chem.GetMolFrags(mol, asMols=False)
-    if len(frags) > 1:
-        if not keep_largest_fragment:
-            return None, [("multi_fragment", f"{len(frags)} fragments", "skipped")]
-        before = Chem.MolToSmiles(mol)
-        mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
-        notes.append(
-            ("multi_fragment", f"{len(frags)} fragments in {before}: kept {Chem.MolToSmiles(mol)}", "standardised")
-        )
-    if neutralise:
-        mol = rdMolStandardize.Uncharger().uncharge(mol)
-    bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetSymbol() not in elements and a.GetAtomicNum() != 1})
-    if bad:
-        return None, notes + [("unsupported_element", f"element(s) {bad} not in {list(elements)}", "skipped")]
-    rad = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
-    if rad:
-        return None, notes + [("radical", f"unpaired electrons on atom(s) {rad}", "skipped")]
-    n = mol.GetNumHeavyAtoms()
-    if not min_heavy_atoms <= n <= max_heavy_atoms:
-        return None, notes + [("size", f"{n} heavy atoms outside [{min_heavy_atoms}, {max_heavy_atoms}]", "skipped")]
-    for a in mol.GetAtoms():
-        a.SetIsotope(0)
-    Chem.RemoveStereochemistry(mol)
-    return mol, notes
-
-
-def _diagnose_smiles(smiles: str) -> str:
-    Chem = _rdkit()
-    raw = Chem.MolFromSmiles(smiles, sanitize=False)
-    if raw is None:
-        return f"SMILES syntax error in {smiles!r}"
-    problems = Chem.DetectChemistryProblems(raw)
-    if problems:
-        return f"{smiles!r}: " + "; ".join(p.Message() for p in problems)
-    return f"RDKit could not sanitise {smiles!r}"
-
-
-class _Collector:
-    def __init__(self, source: str, std_kwargs: dict[str, Any]):
-        self.report = LoadReport(source)
-        self.records: list[MolRecord] = []
-        self.kw = std_kwargs
-        self.source: str | None = None  # file inside a folder / archive (issues and records name it)
-
-    def issue(self, record: int, line: int, kind: str, detail: str, action: str = "skipped") -> None:
-        self.report.issues.append(Issue(self.source or self.report.source, record, line, kind, detail, action))
-
-    def add(self, mol: Any, name: str, record: int, line: int, molblock: str | None = None) -> None:
-        Chem = _rdkit()
-        mol, notes = standardise(mol, **self.kw)
-        for kind, detail, action in notes:
-            self.issue(record, line, kind, detail, action)
-        if mol is None:
-            return
-        if molblock is not None and notes:  # coordinates of a changed molecule no longer match: drop them
-            molblock = None
-        self.records.append(MolRecord(Chem.MolToSmiles(mol), name, self.source or self.report.source, record, molblock))
-        self.report.kept += 1
-
-    def add_smiles(self, smiles: str, name: str, record: int, line: int) -> None:
-        Chem = _rdkit()
-        self.report.read += 1
-        smiles = smiles.strip()
-        if not smiles:
-            self.issue(record, line, "empty", "empty SMILES field")
-            return
-        mol = Chem.MolFromSmiles(smiles)
-        if mol is None:
-            self.issue(record, line, "invalid_smiles", _diagnose_smiles(smiles))
-            return
-        self.add(mol, name, record, line)
-
-    def finish(self) -> tuple[list[MolRecord], LoadReport]:
-        log.info(self.report.summary())
-        return self.records, self.report
+__all__ = [
+    "DRUG_ELEMENTS",
+    "MAX_COORD",
+    "MAX_LINE_BYTES",
+    "MAX_RECORD_ATOMS",
+    "MAX_SMILES_CHARS",
+    "Issue",
+    "LoadReport",
+    "MolRecord",
+    "default_smiles_path",
+    "load_molecules",
+    "read_csv",
+    "read_sdf",
+    "read_smi",
+    "read_smiles_list",
+    "split_records",
+    "standardise",
+    "text_lines",
+]
 
 
 def read_smiles_list(smiles: list[str], *, source: str = "<list>", **std: Any) -> tuple[list[MolRecord], LoadReport]:
-    """Standardise a list of SMILES strings (record = position + 1). ``std``: :func:`standardise` options."""
+    """Standardise a list of SMILES strings (record = position + 1). ``std``: :func:`standardise` options.
+
+    Unlike the file readers, an empty result is returned (with its report), not raised.
+    """
     c = _Collector(source, std)
     for i, s in enumerate(smiles, 1):
         c.add_smiles(s, "", i, i)
-    return c.finish()
+    return c.finish(require=False)
 
 
 def read_smi(
@@ -244,101 +99,146 @@ def read_smi(
         delimiter: field separator (None: any whitespace).
         header: skip the first non-comment line.
         **std: :func:`standardise` options.
+
+    Raises:
+        DataError: a bad argument (naming it), an unreadable file, or no usable record (listing the reasons).
     """
     path = Path(path)
-    c = _Collector(path.name, std)
+    column = _check_column(column, "column", allow_str=False, path=path)
+    name_column = _check_column(name_column, "name_column", allow_str=False, path=path)
+    if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
+        raise DataError(
+            "must be None (whitespace) or a non-empty string", path=path, field="delimiter", value=delimiter
+        )
+    c = _Collector(path.name, std, path)
     record = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            if header:
-                header = False
-                continue
-            record += 1
-            fields = line.rstrip("\n").split(delimiter)
-            if column >= len(fields):
-                c.report.read += 1
-                c.issue(record, lineno, "invalid_smiles", f"line has {len(fields)} field(s), no column {column}")
-                continue
-            name = fields[name_column].strip() if name_column is not None and name_column < len(fields) else ""
-            c.add_smiles(fields[column], name, record, lineno)
+    for lineno, line, kind, problem in text_lines(path):
+        if line is not None and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if header:
+            header = False
+            continue
+        record += 1
+        if line is None:
+            c.skip_line(record, lineno, kind, problem)
+            continue
+        fields = line.split(delimiter)
+        if column >= len(fields):
+            c.report.read += 1
+            c.issue(record, lineno, "invalid_smiles", f"line has {len(fields)} field(s), no column {column}", "skipped")
+            continue
+        name = fields[name_column].strip() if name_column is not None and name_column < len(fields) else ""
+        c.add_smiles(fields[column], name, record, lineno)
     return c.finish()
 
 
 def read_csv(
-    path: str | os.PathLike, *, column: str = "smiles", name_column: str | None = None, **std: Any
+    path: str | os.PathLike,
+    *,
+    column: str | int = "smiles",
+    name_column: str | int | None = None,
+    header: bool | None = None,
+    **std: Any,
 ) -> tuple[list[MolRecord], LoadReport]:
-    """Read a CSV with a header (MOSES-style ``SMILES,SPLIT`` files included).
+    """Read a CSV file (MOSES-style ``SMILES,SPLIT`` files included), with or without a header row.
 
     Args:
         path: ``.csv`` file.
-        column: header of the SMILES column (matched case-insensitively).
-        name_column: optional header of an identifier column.
+        column: header of the SMILES column (matched case-insensitively) or its 0-based index.
+        name_column: optional identifier column (header or index).
+        header: whether the first row is a header; None: it is when ``column`` is a name, not when it is an index.
         **std: :func:`standardise` options.
 
+    A row the ``csv`` module cannot split (e.g. a field over its 131,072-character limit) is skipped and counted with
+    its line, and so are lines that are not UTF-8; the rest of the file loads.
+
     Raises:
-        KeyError: when ``column`` is not in the header (the message lists the header).
+        DataError: ``column`` / ``name_column`` not in the header (the message lists the header), an unreadable
+            header row, an unreadable file or no usable record (listing the reasons).
     """
     path = Path(path)
-    c = _Collector(path.name, std)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        reader = csv.reader(f)
-        head = next(reader, [])
+    column = _check_column(column, "column", allow_str=True, path=path)
+    name_column = _check_column(name_column, "name_column", allow_str=True, path=path)
+    if header is None:
+        header = isinstance(column, str)
+    if not header and (isinstance(column, str) or isinstance(name_column, str)):
+        raise DataError(
+            "a column name needs a header row; pass a 0-based index", path=path, field="column", value=column
+        )
+    c = _Collector(path.name, std, path)
+    rows_lines: list[int] = []  # physical lines the csv reader consumed for the current row
+    bad: list[tuple[int, str, str]] = []  # lines text_lines could not decode, not yet reported
+
+    def feed() -> Iterator[str]:
+        for lineno, text, kind, problem in text_lines(path):
+            if text is None:
+                bad.append((lineno, kind, problem))
+                continue
+            rows_lines.append(lineno)
+            yield text + "\n"  # a quoted field spanning lines keeps its line break
+
+    reader = csv.reader(feed())
+    record = 0
+
+    def flush_bad() -> None:
+        nonlocal record
+        for lineno, kind, problem in bad:
+            record += 1
+            c.skip_line(record, lineno, kind, problem)
+        bad.clear()
+
+    ci, ni = column, name_column
+    if header:
+        try:
+            head = next(reader, [])
+        except csv.Error as e:
+            raise DataError(f"unreadable header row: {e}", path=path, line=rows_lines[0] if rows_lines else 1) from e
+        if bad and (not rows_lines or bad[0][0] < rows_lines[0]):
+            raise DataError(f"unreadable header row: {bad[0][2]}", path=path, line=bad[0][0])
         lower = [h.strip().lower() for h in head]
-        if column.lower() not in lower:
-            raise KeyError(f"{path}:1: no column {column!r} in header {head}; pass column=<one of them>")
-        ci = lower.index(column.lower())
-        ni = lower.index(name_column.lower()) if name_column and name_column.lower() in lower else None
-        for record, row in enumerate(reader, 1):
-            lineno = reader.line_num
-            if not row:
-                continue
-            if ci >= len(row):
-                c.report.read += 1
-                c.issue(record, lineno, "invalid_smiles", f"row has {len(row)} field(s), no column {column!r}")
-                continue
-            c.add_smiles(row[ci], row[ni] if ni is not None and ni < len(row) else "", record, lineno)
+        for name in (column, name_column):
+            if isinstance(name, str) and name.lower() not in lower:
+                raise DataError(
+                    f"not in the header {head[:20]}; pass column=<one of them> or a 0-based index",
+                    path=path,
+                    line=rows_lines[0] if rows_lines else 1,
+                    field="column" if name is column else "name_column",
+                    value=name,
+                )
+        ci = lower.index(column.lower()) if isinstance(column, str) else column
+        ni = lower.index(name_column.lower()) if isinstance(name_column, str) else name_column
+    while True:
+        rows_lines.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # e.g. "field larger than field limit": skip the row, keep reading
+            flush_bad()
+            record += 1
+            c.report.read += 1
+            kind = "too_long" if "field limit" in str(e) else "broken_record"
+            c.issue(record, rows_lines[0] if rows_lines else 0, kind, f"CSV row: {e}", field="row")
+            continue
+        flush_bad()
+        if not row or not any(f.strip() for f in row):
+            continue
+        record += 1
+        lineno = rows_lines[0] if rows_lines else reader.line_num
+        if ci >= len(row):
+            c.report.read += 1
+            c.issue(record, lineno, "invalid_smiles", f"row has {len(row)} field(s), no column {column!r}", "skipped")
+            continue
+        c.add_smiles(row[ci], row[ni] if ni is not None and ni < len(row) else "", record, lineno)
+    flush_bad()
     return c.finish()
 
 
 def read_sdf(path: str | os.PathLike, **std: Any) -> tuple[list[MolRecord], LoadReport]:
-    """Read an SD file record by record (split at ``$$$$``); a broken record is reported and skipped.
+    """Read an SD file record by record; see :func:`ditkit_molecules.sdf.read_sdf`."""
+    from ditkit_molecules.sdf import read_sdf as _read_sdf
 
-    Records with a 3D conformer (and unchanged by standardisation) keep their mol block with explicit hydrogens
-    so the 3D model can train on the given geometry.
-    """
-    Chem = _rdkit()
-    path = Path(path)
-    c = _Collector(path.name, std)
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    start, record = 0, 0
-    for i, line in enumerate(lines + ["$$$$"]):
-        if line.strip() != "$$$$":
-            continue
-        block = "\n".join(lines[start:i])
-        first = start + 1
-        start = i + 1
-        if not block.strip():
-            continue
-        record += 1
-        c.report.read += 1
-        mol = Chem.MolFromMolBlock(block, removeHs=False)
-        if mol is None:
-            raw = Chem.MolFromMolBlock(block, sanitize=False, removeHs=False)
-            detail = (
-                "unparsable mol block"
-                if raw is None
-                else "; ".join(p.Message() for p in Chem.DetectChemistryProblems(raw))
-                or "RDKit could not sanitise the record"
-            )
-            c.issue(record, first, "broken_record", detail)
-            continue
-        name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
-        has3d = mol.GetNumConformers() > 0 and mol.GetConformer().Is3D()
-        molblock = Chem.MolToMolBlock(Chem.AddHs(mol, addCoords=True)) if has3d else None
-        c.add(Chem.RemoveHs(mol, sanitize=True), name, record, first, molblock)
-    return c.finish()
+    return _read_sdf(path, **std)
 
 
 def load_molecules(
@@ -349,26 +249,42 @@ def load_molecules(
 
     Args:
         path: the file or folder.
-        column: SMILES column (int index for ``.smi``, header name for ``.csv``).
+        column: SMILES column: 0-based index for ``.smi`` (default 0); header name (default ``"smiles"``) or 0-based
+            index of a ``.csv`` without a header row. Not used by the other formats (an error if given).
         **std: :func:`standardise` options.
+
+    Raises:
+        DataError: missing path, unknown suffix, a bad ``column``, an unreadable file or no usable record (the
+            message lists the skip reasons with a count and an example each).
     """
     from ditkit_molecules.xyz import XYZ_ARCHIVES, read_xyz
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load_molecules: {path} does not exist")
-    if path.is_dir() or path.suffix.lower() == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES):
-        return read_xyz(path, **std)
+    with naming_file(path, "cannot access"):  # e.g. a NUL byte in the name
+        exists, is_dir = path.exists(), path.is_dir()
+    if not exists:
+        raise DataError("no such file or folder", path=path)
+    if not is_dir and not path.is_file():
+        raise DataError("not a regular file or folder", path=path)
     suffix = path.suffix.lower()
+    is_xyz = is_dir or suffix == ".xyz" or any(path.name.lower().endswith(s) for s in XYZ_ARCHIVES)
+    if column is not None and (is_xyz or suffix in (".sdf", ".sd")):
+        raise DataError("only .smi and .csv files have a SMILES column", path=path, field="column", value=column)
+    if is_xyz:
+        return read_xyz(path, **std)
     if suffix in (".smi", ".smiles", ".txt"):
-        return read_smi(path, column=int(column or 0), **std)
+        if isinstance(column, str) and column.isascii() and column.isdigit():
+            column = int(column)
+        if isinstance(column, str):
+            raise DataError(".smi columns are 0-based indices", path=path, field="column", value=column)
+        return read_smi(path, column=0 if column is None else column, **std)
     if suffix == ".csv":
-        return read_csv(path, column=str(column or "smiles"), **std)
+        return read_csv(path, column="smiles" if column is None else column, **std)
     if suffix in (".sdf", ".sd"):
         return read_sdf(path, **std)
-    raise ValueError(
-        f"load_molecules: {path}: unknown suffix {suffix!r}; use .smi, .csv, .sdf, .xyz, a folder of "
-        ".xyz files or a tar archive of them"
+    raise DataError(
+        f"unknown suffix {suffix!r}; use .smi, .csv, .sdf, .xyz, a folder of .xyz files or a tar archive of them",
+        path=path,
     )
 
 
