@@ -57,7 +57,7 @@ class PolicyModule(FlowMatchingModule):
                 f"PolicyModule.n_action_steps={n_action_steps!r}: must be in [1, horizon={tokenizer.horizon}]"
             )
         self.num_tasks, self.n_action_steps = num_tasks, n_action_steps
-        self._expert_caches: dict[tuple, tuple[tuple, ExpertCache]] = {}  # solver grid -> (weights version, cache)
+        self._expert_caches: dict[tuple, tuple[list, int, ExpertCache]] = {}  # grid -> (params, version, cache)
         self._block_schedules: dict[tuple[int, str, str], dict[int, set[int]]] = {}
         self._plan: tuple[int, str, str, bool] | None = None  # grid and expert flag of the generate() call running
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
@@ -149,10 +149,13 @@ class PolicyModule(FlowMatchingModule):
             caches.append(super().make_cache(config, calibrate))
         return None if not caches else caches[0] if len(caches) == 1 else ComposedCache(caches)
 
-    def expert_cache(self, steps: int | None = None, method: str | None = None, schedule: str | None = None):
+    def expert_cache(
+        self, steps: int | None = None, method: str | None = None, schedule: str | None = None
+    ) -> ExpertCache:
         """MoDE expert cache (fused routes per solver time) for a solver grid (defaults: ``sampler``).
 
-        Built once per grid and kept; rebuilt when a weight changed in place since (training, loading).
+        Built once per grid and kept; rebuilt when a weight of the DiT was changed in place since (an optimiser
+        step, ``load_state_dict``, an edit under ``no_grad``).
 
         Raises:
             ValueError: the DiT is dense, or its routes depend on the tokens (``moe_router`` other than ``time``),
@@ -160,12 +163,12 @@ class PolicyModule(FlowMatchingModule):
         """
         s = self.sampler
         key = (s.steps if steps is None else steps, method or s.method, schedule or s.schedule, s.shift, s.sway)
-        version = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
         hit = self._expert_caches.get(key)
-        if hit is None or hit[0] != version:
+        if hit is None or _version(hit[0]) != hit[1]:
+            params = list(self.model.parameters())
             times = solver_times(key[0], key[1], key[2], shift=s.shift, sway=s.sway)
-            hit = self._expert_caches[key] = (version, ExpertCache(self.model, times.to(self.device)))
-        return hit[1]
+            hit = self._expert_caches[key] = (params, _version(params), ExpertCache(self.model, times.to(self.device)))
+        return hit[2]
 
     @torch.no_grad()
     def calibrate_block_cache(
@@ -285,3 +288,8 @@ class PolicyModule(FlowMatchingModule):
             "dit_active": self.model.num_parameters(active_only=True),
             "encoder": sum(p.numel() for p in self.encoder.parameters()),
         }
+
+
+def _version(params: list[Tensor]) -> int:
+    """Sum of the in-place version counters of ``params``: it grows with every in-place change of a weight."""
+    return sum(p._version for p in params)
