@@ -112,10 +112,10 @@ def test_crashed_step_ends_rollout_and_is_counted():
     assert np.abs(np.stack(env.actions)).max() == 1.0  # 5.0 was clipped to the bound
 
 
-def _debug_config(tmp_path: Path, **init_args) -> Path:
-    """The debug app config writing under ``tmp_path`` (optionally with other module arguments)."""
+def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> Path:
+    """The debug app config writing under ``tmp_path`` (optionally with other trainer and module arguments)."""
     cfg = yaml.safe_load((ROOT / "apps/policy/configs/debug.yaml").read_text())
-    cfg["trainer"]["default_root_dir"] = str(tmp_path / "run")
+    cfg["trainer"].update(default_root_dir=str(tmp_path / "run"), **(trainer or {}))
     cfg["model"]["init_args"].update(init_args)
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "debug.yaml"
@@ -124,7 +124,8 @@ def _debug_config(tmp_path: Path, **init_args) -> Path:
 
 
 def test_debug_config_runs_and_the_eval_loader_finds_its_weights(tmp_path):
-    config = _debug_config(tmp_path)
+    last = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
+    config = _debug_config(tmp_path, trainer={"enable_checkpointing": True, "callbacks": [last]})
     run_config(config)
     assert (tmp_path / "run" / "pretrained" / "model.safetensors").exists()
     policy = load_trained(str(config))  # <default_root_dir>/pretrained of the config, through load_run
@@ -132,11 +133,14 @@ def test_debug_config_runs_and_the_eval_loader_finds_its_weights(tmp_path):
     assert bool(policy.tokenizer.fitted) and policy.num_tasks == 2
     obs = torch.zeros(2, 2, 6)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    ref = policy.predict_action(obs, torch.tensor([0, 1]), generator=g())
     again = load_trained(None, pretrained=str(tmp_path / "run" / "pretrained"))
-    torch.testing.assert_close(
-        policy.predict_action(obs, torch.tensor([0, 1]), generator=g()),
-        again.predict_action(obs, torch.tensor([0, 1]), generator=g()),
-    )
+    torch.testing.assert_close(again.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
+    # the run's checkpoint as written by `ditkit fit` (hyper-parameters with LightningCLI's entries), same weights
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    from_ckpt = load_trained(str(config), ckpt=str(ckpt))
+    assert from_ckpt.sampler == policy.sampler and from_ckpt.optim == policy.optim
+    torch.testing.assert_close(from_ckpt.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
     with pytest.raises(FileNotFoundError, match=r"checkpoints/last.ckpt does not exist"):
         load_trained(str(_debug_config(tmp_path / "other")))  # nothing trained there: the run's checkpoint path
 

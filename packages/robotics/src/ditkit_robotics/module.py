@@ -52,16 +52,27 @@ class PolicyModule(FlowMatchingModule):
     ):
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not 0 <= num_tasks <= 1_000_000:
             raise ConfigError(f"PolicyModule.num_tasks={num_tasks!r}: must be an integer in [0, 1000000]")
-        if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= tokenizer.horizon:
-            raise ConfigError(
-                f"PolicyModule.n_action_steps={n_action_steps!r}: must be in [1, horizon={tokenizer.horizon}]"
-            )
         self.num_tasks, self.n_action_steps = num_tasks, n_action_steps
         self._expert_caches: dict[tuple, tuple[list, int, ExpertCache]] = {}  # grid -> (params, version, cache)
         self._block_schedules: dict[tuple[int, str, str], dict[int, set[int]]] = {}
         self._plan: tuple[int, str, str, bool] | None = None  # grid and expert flag of the generate() call running
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
-        self.encoder = ObsEncoder(tokenizer.obs_dim, tokenizer.n_obs_steps, self.config.cond_dim, num_tasks)
+        horizon = self.tokenizer.horizon  # (a checkpoint's tokenizer is rebuilt from its data by the core)
+        if (
+            isinstance(n_action_steps, bool)
+            or not isinstance(n_action_steps, int)
+            or not 1 <= n_action_steps <= horizon
+        ):
+            raise ConfigError(f"PolicyModule.n_action_steps={n_action_steps!r}: must be in [1, horizon={horizon}]")
+        tok = self.tokenizer
+        self.encoder = ObsEncoder(tok.obs_dim, tok.n_obs_steps, self.config.cond_dim, num_tasks)
+
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint hyper-parameters -> init arguments: the core's migration of flat arguments, without the
+        ``_class_path`` / ``_instantiator`` entries LightningCLI records next to them."""
+        args = {k: v for k, v in args.items() if k not in ("_class_path", "_instantiator")}
+        return super().migrate_args(args)
 
     # ------------------------------------------------------------------ hooks
     def resolve_config(self, config: DiTConfig) -> DiTConfig:
