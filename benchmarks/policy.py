@@ -1,20 +1,24 @@
 """Policy inference latency per action chunk: dense vs MoE vs MoE + expert caching vs block caching.
 
 The default policy (apps/policy/configs/default.yaml) and its dense twin at equal active parameters
-(mlp_ratio 4, no experts) sample one chunk (batch 1, horizon 16) with 1, 4 and 10 Euler steps. Rows:
+(apps/policy/configs/dense.yaml: mlp_ratio 4, no experts) sample one chunk (batch 1, horizon 16) with 1, 4 and 10
+Euler steps through ``PolicyModule.predict_action`` (the core's ``generate``), each with one cache setting:
 
-* ``dense``, ``moe``: plain sampling;
-* ``moe+expert_cache``: MoDE expert caching (routes precomputed per grid time, shared + chosen experts fused);
-* ``dense+block_cache``, ``moe+expert_cache+block_cache``: Block-wise adaptive caching (ditkit_core BlockCache,
-  schedule calibrated on demonstration observations; needs >= 4 steps to skip anything).
+* ``dense``, ``moe``: ``cache="none"``;
+* ``moe+expert_cache``: ``cache="expert"``, MoDE expert caching (the core's ExpertCache: routes precomputed per grid
+  time, shared + chosen experts fused);
+* ``dense+block_cache``, ``moe+expert_cache+block_cache``: ``cache="block"`` / ``"expert+block"``, block-wise
+  adaptive caching (the core's BlockCache, schedule calibrated on demonstration observations with
+  ``PolicyModule.calibrate_block_cache``; needs >= 4 steps to skip anything).
 
 Each line reports the median ms per chunk, the speed-up over ``dense`` at the same step count (the peer figure),
 the fraction of block evaluations skipped, and the max |action difference| against the uncached model of the
-same kind (0 = exact). The MoE policy uses the trained weights of outputs/policy/pretrained and the dense twin
-those of outputs/policy_dense/pretrained when present; otherwise they get random non-zero weights (latency is the
-same; the block-cache skip ratio and error are only meaningful for trained weights, see the ``weights`` field).
+same kind (0 = exact). Both models are loaded with ``ditkit_core.lightning.load_run`` from the ``pretrained``
+folder under each config's ``trainer.default_root_dir`` when present; otherwise they get random non-zero weights
+(latency is the same; the block-cache skip ratio and error are only meaningful for trained weights, see the
+``weights`` field).
 
-Usage: python benchmarks/policy.py [--repeats 30] [--steps 1 4 10] [--threads 1]
+Usage: python benchmarks/policy.py [--repeats 60] [--steps 1 4 10] [--threads 1]
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -33,25 +36,24 @@ from _util import emit, timeit  # noqa: E402
 
 from ditkit_core.nn import DiTConfig  # noqa: E402
 from ditkit_robotics import ActionChunkTokenizer, PolicyModule  # noqa: E402
-from ditkit_robotics.evaluate import calibrate_block_cache, calibration_batch, expert_cache  # noqa: E402
+from ditkit_robotics.evaluate import calibration_batch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build(moe: bool, pretrained: Path | None) -> tuple[PolicyModule, str]:
-    if pretrained is not None and (pretrained / "config.json").exists():
-        from ditkit_core.lightning import from_pretrained
+def build(config: Path, moe: bool) -> tuple[PolicyModule, str]:
+    """The trained policy of ``config`` (its ``<default_root_dir>/pretrained``), else random non-zero weights."""
+    from ditkit_core.lightning import load_run, run_dir
 
-        return from_pretrained(pretrained).eval(), "trained"
-    args = yaml.safe_load((ROOT / "apps/policy/configs/default.yaml").read_text())["model"]["init_args"]
-    args = copy.deepcopy(args)
+    pretrained = ROOT / run_dir(config) / "pretrained"
+    if (pretrained / "config.json").exists():
+        return load_run(config, pretrained=pretrained), "trained"
+    args = copy.deepcopy(yaml.safe_load(config.read_text())["model"]["init_args"])
     tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
-    cfg = dict(args.pop("model"))
-    if not moe:
-        cfg.update(mlp_ratio=cfg["mlp_ratio"] * (cfg["moe_shared"] + cfg["moe_top_k"]), moe_experts=0)
-    args.pop("time_sampler", None)
+    cfg = DiTConfig(**args.pop("model"))
+    assert bool(cfg.moe_experts) == moe, f"{config}: expected a {'MoE' if moe else 'dense'} model"
     torch.manual_seed(0)
-    policy = PolicyModule(tok, DiTConfig(**cfg), **args).eval()
+    policy = PolicyModule(tok, cfg, **args).eval()
     with torch.no_grad():  # a fresh DiT is exactly zero: give the zero-initialised layers weights
         for name, p in policy.model.named_parameters():
             if "adaLN" in name or "final" in name or "gate" in name:
@@ -61,26 +63,22 @@ def build(moe: bool, pretrained: Path | None) -> tuple[PolicyModule, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--pretrained", default=str(ROOT / "outputs/policy/pretrained"), help="trained MoE policy")
-    ap.add_argument(
-        "--dense-pretrained",
-        default=str(ROOT / "outputs/policy_dense/pretrained"),
-        help="trained dense twin (apps/policy/configs/dense.yaml)",
-    )
-    ap.add_argument("--data", default=str(ROOT / "data/policy/metaworld_demos.zarr"))
+    ap.add_argument("--config", default=str(ROOT / "apps/policy/configs/default.yaml"), help="the MoE policy's run")
+    ap.add_argument("--dense-config", default=str(ROOT / "apps/policy/configs/dense.yaml"), help="its dense twin")
+    ap.add_argument("--data", default=None, help="demonstrations for calibration (default: the config's data path)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    pre = Path(args.pretrained)
-    moe, moe_weights = build(True, pre)
-    dense, dense_weights = build(False, Path(args.dense_pretrained))
+    moe, moe_weights = build(Path(args.config), moe=True)
+    dense, dense_weights = build(Path(args.dense_config), moe=False)
     weights = {"moe": moe_weights, "dense": dense_weights}
     tok = moe.tokenizer
-    if Path(args.data).exists():
-        calib = calibration_batch(args.data, 16, tok.n_obs_steps, tok.horizon)
+    data = Path(args.data or ROOT / yaml.safe_load(Path(args.config).read_text())["data"]["init_args"]["path"])
+    if data.exists():
+        calib = calibration_batch(data, 16, tok.n_obs_steps, tok.horizon)
     else:
         calib = {"obs": torch.randn(16, tok.n_obs_steps, tok.obs_dim), "task_id": torch.zeros(16, dtype=torch.long)}
     obs, tid = calib["obs"][5:6], calib["task_id"][5:6]
@@ -88,30 +86,27 @@ def main() -> None:
 
     for steps in args.steps:
 
-        def run(policy: PolicyModule, block=None, steps=steps) -> torch.Tensor:
+        def run(policy: PolicyModule, cache: str, steps: int = steps) -> torch.Tensor:
             g = torch.Generator().manual_seed(0)
-            with block if block is not None else nullcontext():
-                return policy.predict_action(obs, tid, steps=steps, generator=g, clip=False)
+            return policy.predict_action(obs, tid, steps=steps, generator=g, clip=False, cache=cache)
 
-        ref = {"dense": run(dense), "moe": run(moe)}
+        ref = {"dense": run(dense, "none"), "moe": run(moe, "none")}
         base_ms = None
         variants = [
-            ("dense", dense, False, False),
-            ("moe", moe, False, False),
-            ("moe+expert_cache", moe, True, False),
-            ("dense+block_cache", dense, False, True),
-            ("moe+expert_cache+block_cache", moe, True, True),
+            ("dense", dense, "none"),
+            ("moe", moe, "none"),
+            ("moe+expert_cache", moe, "expert"),
+            ("dense+block_cache", dense, "block"),
+            ("moe+expert_cache+block_cache", moe, "expert+block"),
         ]
-        for name, policy, use_expert, use_block in variants:
-            if use_block and steps < 4:
-                continue
-            outer = expert_cache(policy, steps) if use_expert else nullcontext()
-            with outer:
-                block = calibrate_block_cache(policy, calib["obs"], calib["task_id"], steps) if use_block else None
-                ms = 1000 * timeit(
-                    lambda policy=policy, block=block: run(policy, block), repeats=args.repeats, warmup=3
-                )
-                out = run(policy, block)
+        for name, policy, cache in variants:
+            if "block" in cache:
+                if steps < 4:
+                    continue
+                policy.calibrate_block_cache(calib["obs"], calib["task_id"], steps)
+            ms = 1000 * timeit(lambda policy=policy, cache=cache: run(policy, cache), repeats=args.repeats, warmup=3)
+            out = run(policy, cache)
+            stats = policy.last_cache_stats if cache != "none" else None
             kind = "moe" if policy is moe else "dense"
             base_ms = ms if name == "dense" else base_ms
             emit(
@@ -121,7 +116,7 @@ def main() -> None:
                 ms_per_chunk=round(ms, 3),
                 dense_ms_per_chunk=round(base_ms, 3),
                 speedup_vs_dense=round(base_ms / ms, 3),
-                skip_ratio=round(block.stats.skip_ratio, 3) if block is not None else 0.0,
+                skip_ratio=round(stats.skip_ratio, 3) if "block" in cache else 0.0,
                 max_action_diff=round(float((out - ref[kind]).abs().max()), 5),
                 active_params=params[kind]["dit_active"] + params[kind]["encoder"],
                 total_params=params[kind]["dit_total"] + params[kind]["encoder"],

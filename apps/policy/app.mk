@@ -12,7 +12,7 @@ train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; 33 min
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml
 
 eval-policy: ## roll the trained policy out (fixed seeds): success per task vs scripted expert, GIF, eval.md
-	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --pretrained outputs/policy/pretrained --out outputs/policy
+	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --config apps/policy/configs/default.yaml
 
 bench-policy: ## latency per action chunk: dense vs MoE vs MoE+expert caching vs block caching (1/4/10 steps)
 	$(PY) benchmarks/policy.py

@@ -281,13 +281,14 @@ def test_synthetic_generator_arguments():
 
 def test_predict_action_input_sweep():
     """Random shapes, dtypes and values: a ValueError naming the argument, or finite actions."""
+    from ditkit_core.lightning import SamplerConfig
     from ditkit_core.nn import DiTConfig
     from ditkit_robotics import ActionChunkTokenizer, PolicyModule
 
     torch.manual_seed(0)
     tok = ActionChunkTokenizer(action_dim=2, obs_dim=6, horizon=8, n_obs_steps=2)
     cfg = DiTConfig(in_dim=2, dim=16, depth=1, heads=2, cond_dim=16, context_dim=16, learned_pos=8)
-    policy = PolicyModule(tok, cfg, num_tasks=3, sample_steps=2).eval()
+    policy = PolicyModule(tok, cfg, num_tasks=3, sampler=SamplerConfig(steps=2)).eval()
     rng = np.random.default_rng(0)
     specials = [np.nan, np.inf, -np.inf, 1e39, 1e300, -1e308, 0.0]
     n_ok = 0

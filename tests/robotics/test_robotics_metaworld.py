@@ -35,6 +35,7 @@ def test_expert_rollout_through_receding_horizon_runner():
 def test_evaluate_pipeline_table_and_caches():
     import torch
 
+    from ditkit_core.lightning import SamplerConfig
     from ditkit_core.nn import DiTConfig
     from ditkit_robotics import ActionChunkTokenizer, PolicyModule
     from ditkit_robotics.evaluate import evaluate
@@ -53,7 +54,7 @@ def test_evaluate_pipeline_table_and_caches():
         moe_shared=1,
         moe_router="time",
     )
-    policy = PolicyModule(ActionChunkTokenizer(), cfg, num_tasks=2, sample_steps=4)
+    policy = PolicyModule(ActionChunkTokenizer(), cfg, num_tasks=2, sampler=SamplerConfig(steps=4))
     calib = {"obs": torch.randn(4, 2, 39), "task_id": torch.tensor([0, 1, 0, 1])}
     res = evaluate(
         policy,

@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+import yaml
 
+from ditkit_core.lightning import SamplerConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import run_config
-from ditkit_robotics import ActionChunkTokenizer, ExpertCache, PolicyModule, solver_times
-from ditkit_robotics.data import ChunkDataset, synthetic_episodes
+from ditkit_robotics import ActionChunkTokenizer, PolicyModule
+from ditkit_robotics.cli import load_trained
+from ditkit_robotics.data import ChunkDataset, PolicyDataModule, synthetic_episodes
 from ditkit_robotics.envs import rollout
+from ditkit_robotics.inputs import check_task_count
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +72,7 @@ def test_policy_learns_synthetic_reaching():
         moe_shared=1,
         moe_router="time",
     )
-    policy = PolicyModule(tok, cfg, num_tasks=2, n_action_steps=4, sample_steps=4)
+    policy = PolicyModule(tok, cfg, num_tasks=2, n_action_steps=4, sampler=SamplerConfig(steps=4))
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     n = data["obs"].shape[0]
@@ -79,16 +84,16 @@ def test_policy_learns_synthetic_reaching():
         opt.step()
     policy.eval()
     results = []
-    with ExpertCache(policy, solver_times(4)):
-        for seed in range(100, 110):
-            env = ReachEnv(task=seed % 2)
-            tid = torch.tensor([seed % 2])
+    for seed in range(100, 110):
+        env = ReachEnv(task=seed % 2)
+        tid = torch.tensor([seed % 2])
 
-            def act(hist, tid=tid):
-                return policy.predict_action(torch.from_numpy(hist)[None], tid, steps=4)[0].numpy()
+        def act(hist, tid=tid):
+            return policy.predict_action(torch.from_numpy(hist)[None], tid, steps=4, cache="expert")[0].numpy()
 
-            results.append(rollout(env, act, seed, n_obs_steps=2, n_action_steps=4, max_steps=40))
-            assert np.abs(np.stack(env.actions)).max() <= 1.0  # clipped to the env bounds
+        results.append(rollout(env, act, seed, n_obs_steps=2, n_action_steps=4, max_steps=40))
+        assert np.abs(np.stack(env.actions)).max() <= 1.0  # clipped to the env bounds
+    assert policy.expert_cache(4).hits > 0 and policy.expert_cache(4).misses == 0
     success = np.mean([r.success for r in results])
     assert success >= 0.8, f"closed-loop success {success:.2f} < 0.8"
 
@@ -107,6 +112,79 @@ def test_crashed_step_ends_rollout_and_is_counted():
     assert np.abs(np.stack(env.actions)).max() == 1.0  # 5.0 was clipped to the bound
 
 
-def test_debug_config_runs(tmp_path):
-    run_config(ROOT / "apps/policy/configs/debug.yaml", "--trainer.default_root_dir", str(tmp_path))
+def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> Path:
+    """The debug app config writing under ``tmp_path`` (optionally with other trainer and module arguments)."""
+    cfg = yaml.safe_load((ROOT / "apps/policy/configs/debug.yaml").read_text())
+    cfg["trainer"].update(default_root_dir=str(tmp_path / "run"), **(trainer or {}))
+    cfg["model"]["init_args"].update(init_args)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "debug.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_debug_config_runs_and_the_eval_loader_finds_its_weights(tmp_path):
+    last = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
+    config = _debug_config(tmp_path, trainer={"enable_checkpointing": True, "callbacks": [last]})
+    run_config(config)
+    assert (tmp_path / "run" / "pretrained" / "model.safetensors").exists()
+    policy = load_trained(str(config))  # <default_root_dir>/pretrained of the config, through load_run
+    assert isinstance(policy, PolicyModule) and not policy.training and policy.sampler.steps == 2
+    assert bool(policy.tokenizer.fitted) and policy.num_tasks == 2
+    obs = torch.zeros(2, 2, 6)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    ref = policy.predict_action(obs, torch.tensor([0, 1]), generator=g())
+    again = load_trained(None, pretrained=str(tmp_path / "run" / "pretrained"))
+    torch.testing.assert_close(again.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
+    # the run's checkpoint as written by `ditkit fit` (hyper-parameters with LightningCLI's entries), same weights
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    from_ckpt = load_trained(str(config), ckpt=str(ckpt))
+    assert from_ckpt.sampler == policy.sampler and from_ckpt.optim == policy.optim
+    torch.testing.assert_close(from_ckpt.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
+    with pytest.raises(FileNotFoundError, match=r"checkpoints/last.ckpt does not exist"):
+        load_trained(str(_debug_config(tmp_path / "other")))  # nothing trained there: the run's checkpoint path
+
+
+@pytest.mark.parametrize("num_tasks", [3, 0])
+def test_task_count_of_the_data_must_match_num_tasks(tmp_path, num_tasks):
+    with pytest.raises(ValueError, match=rf"num_tasks={num_tasks} but synthetic holds 2 task\(s\)"):
+        run_config(_debug_config(tmp_path, num_tasks=num_tasks))
+    dm = PolicyDataModule("synthetic", n_obs_steps=2, horizon=8, val_episodes=2)
+    dm.setup("fit")
+    assert check_task_count(2, dm) == 2
+    dm.train_set.data["task_id"][-1] = 2  # an id past the store's task list never reaches the embedding
+    with pytest.raises(ValueError, match=r"task ids 0\.\.2"):
+        check_task_count(2, dm)
+
+
+@pytest.mark.slow
+def test_debug_config_trains_under_two_process_ddp_on_cpu(tmp_path):
+    """With condition dropout 0 the DiT's null condition is frozen, so DDP's reducer finds no unused parameter."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ditkit_core.lightning.cli",
+            "fit",
+            "--config",
+            str(ROOT / "apps/policy/configs/debug.yaml"),
+            "--config",
+            str(ROOT / "shared/trainer/ddp.yaml"),
+            "--trainer.devices",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Starting with 2 processes" in r.stdout + r.stderr
     assert (tmp_path / "pretrained" / "model.safetensors").exists()

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from ditkit_core.errors import DataError
+from ditkit_core.lightning import SamplerConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_robotics import ActionChunkTokenizer, PolicyModule
 from ditkit_robotics.data import (
@@ -35,7 +36,7 @@ def _policy(num_tasks: int = 2) -> PolicyModule:
     torch.manual_seed(0)
     tok = ActionChunkTokenizer(action_dim=2, obs_dim=6, horizon=8, n_obs_steps=2)
     cfg = DiTConfig(in_dim=2, dim=16, depth=1, heads=2, cond_dim=16, context_dim=16, learned_pos=8)
-    return PolicyModule(tok, cfg, num_tasks=num_tasks, n_action_steps=4, sample_steps=2).eval()
+    return PolicyModule(tok, cfg, num_tasks=num_tasks, n_action_steps=4, sampler=SamplerConfig(steps=2)).eval()
 
 
 # ------------------------------------------------------------------------------ 1. task ids out of range

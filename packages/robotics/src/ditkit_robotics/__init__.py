@@ -5,17 +5,21 @@
   :mod:`ditkit_robotics.lerobot`, :mod:`ditkit_robotics.parquet` (the formats), :mod:`ditkit_robotics.inputs`
   (inference argument checks).
 * :mod:`ditkit_robotics.tokenizer`: action-chunk tokens with min-max normalisation.
-* :mod:`ditkit_robotics.model`: observation encoder, MoDE expert caching.
-* :mod:`ditkit_robotics.module`: :class:`PolicyModule` (Lightning).
+* :mod:`ditkit_robotics.model`: the observation encoder.
+* :mod:`ditkit_robotics.module`: :class:`PolicyModule` (Lightning); :mod:`ditkit_robotics.caching`: which core caches
+  (MoDE ``ExpertCache``, ``BlockCache``) its sampling runs under.
 * :mod:`ditkit_robotics.envs` / :mod:`ditkit_robotics.evaluate`: Meta-World demos and rollouts (``metaworld`` extra).
 """
 
+from ditkit_core.sampling import ExpertCache, solver_times
+from ditkit_robotics.caching import CACHES
 from ditkit_robotics.data import ChunkDataset, Episode, EpisodeError, PolicyDataModule, load_episodes
-from ditkit_robotics.model import ExpertCache, ObsEncoder, solver_times
+from ditkit_robotics.model import ObsEncoder
 from ditkit_robotics.module import PolicyModule
 from ditkit_robotics.tokenizer import ActionChunkTokenizer
 
 __all__ = [
+    "CACHES",
     "ActionChunkTokenizer",
     "ChunkDataset",
     "Episode",

@@ -18,22 +18,74 @@ def cmd_data(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def load_trained(config: str | None, pretrained: str | None = None, ckpt: str | None = None):
+    """The trained policy of a run through :func:`ditkit_core.lightning.load_run` (allow-listed classes only).
+
+    Defaults come from the run's config: ``<trainer.default_root_dir>/pretrained`` when it exists, else the run's
+    last checkpoint (:func:`~ditkit_core.lightning.default_checkpoint`). A ``--pretrained`` that is a file is read as
+    a checkpoint.
+
+    Raises:
+        FileNotFoundError: no weights (the message names the command that makes them).
+        DataError: the loaded module is not a :class:`~ditkit_robotics.PolicyModule`, or a malformed file (named).
+    """
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import default_checkpoint, load_run, run_dir
+    from ditkit_robotics.module import PolicyModule
+
+    if pretrained is not None and Path(pretrained).is_file():
+        pretrained, ckpt = None, ckpt or pretrained
+    if pretrained is None and ckpt is None:
+        if config is None:
+            raise FileNotFoundError("eval: pass --config (the run's app YAML), --pretrained or --ckpt")
+        folder = run_dir(config) / "pretrained"
+        if folder.is_dir():
+            pretrained = str(folder)
+        else:
+            ckpt = str(default_checkpoint(config))
+    if pretrained is not None and not Path(pretrained).exists():
+        raise FileNotFoundError(f"eval: {pretrained} does not exist (train it first: `make train-policy`)")
+    policy = load_run(config, ckpt=ckpt, pretrained=pretrained)
+    if not isinstance(policy, PolicyModule):
+        raise DataError(
+            f"expected a ditkit_robotics.PolicyModule, got {type(policy).__module__}.{type(policy).__qualname__}",
+            path=pretrained or ckpt,
+        )
+    return policy
+
+
+def _config_defaults(config: str | None) -> tuple[Path | None, str | None]:
+    """``(run folder, demonstration store)`` of an app config (None where it does not say)."""
+    if config is None:
+        return None, None
+    from ditkit_core.lightning import read_config, run_dir
+
+    data = (read_config(config).get("data") or {}).get("init_args") or {}
+    store = data.get("path") if isinstance(data, dict) else None
+    return run_dir(config), store if isinstance(store, str) and store != "synthetic" else None
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     import torch
 
     from ditkit_core.errors import atomic_write
     from ditkit_robotics.data import load_zarr_episodes
-    from ditkit_robotics.evaluate import calibration_batch, evaluate, load_policy
+    from ditkit_robotics.evaluate import calibration_batch, evaluate, resolve_cache
 
     if "/" in args.tag or "\\" in args.tag:
         raise ValueError(f"eval: --tag={args.tag!r}: must be a file-name suffix (no path separators)")
     torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
-    policy = load_policy(args.pretrained, args.config)
+    root, store = _config_defaults(args.config)
+    data = args.data or store or "data/policy/metaworld_demos.zarr"
+    policy = load_trained(args.config, args.pretrained, args.ckpt)
     tasks = args.tasks
     if not tasks:
-        _, attrs = load_zarr_episodes(args.data) if Path(args.data).exists() else (None, {"tasks": DEFAULT_TASKS})
+        _, attrs = load_zarr_episodes(data) if Path(data).exists() else (None, {"tasks": DEFAULT_TASKS})
         tasks = list(attrs["tasks"])
-    out = Path(args.out)
+    if args.out is None and root is None:
+        raise ValueError("eval: pass --out or --config (whose trainer.default_root_dir is the output folder)")
+    out = Path(args.out) if args.out is not None else root
+    cache = resolve_cache(policy, args.cache)
     out.mkdir(parents=True, exist_ok=True)
     res = evaluate(
         policy,
@@ -41,12 +93,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
         episodes=args.episodes,
         seed=args.seed,
         steps=args.steps,
-        cache=args.cache,
+        cache=cache,
         max_steps=args.max_steps,
         expert=not args.no_expert,
         gif=None if args.no_gif else out / f"rollout_{tasks[0]}.gif",
-        calib=calibration_batch(args.data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
-        if "block" in args.cache
+        calib=calibration_batch(data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
+        if "block" in cache
         else None,
     )
     with atomic_write(out / f"eval{args.tag}.json", "w") as f:
@@ -80,17 +132,22 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--max-steps", type=int, default=200)
     d.set_defaults(fn=cmd_data)
     e = sub.add_parser("eval", help="roll a trained policy out in Meta-World with fixed seeds")
-    e.add_argument("--pretrained", default="outputs/policy/pretrained", help="pretrained folder or a .ckpt")
-    e.add_argument("--config", default=None, help="run config.yaml for a .ckpt (default: found above it)")
+    e.add_argument(
+        "--config",
+        default="apps/policy/configs/default.yaml",
+        help="the run's app YAML: weights, demonstrations and output folder default to its paths",
+    )
+    e.add_argument("--pretrained", default=None, help="pretrained folder (default: <default_root_dir>/pretrained)")
+    e.add_argument("--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last)")
     e.add_argument("--tag", default="", help="suffix of eval<tag>.json / .md")
-    e.add_argument("--data", default="data/policy/metaworld_demos.zarr", help="store whose task list to use")
+    e.add_argument("--data", default=None, help="store whose task list to use (default: the config's data path)")
     e.add_argument("--tasks", nargs="*", default=None)
     e.add_argument("--episodes", type=int, default=20, help="rollouts per task")
     e.add_argument("--seed", type=int, default=1000, help="first reset seed (demos use 0..N-1)")
     e.add_argument("--steps", type=int, default=10, help="solver steps per chunk")
     e.add_argument("--cache", default="auto", choices=["auto", "none", "expert", "block", "expert+block"])
     e.add_argument("--max-steps", type=int, default=500)
-    e.add_argument("--out", default="outputs/policy")
+    e.add_argument("--out", default=None, help="output folder (default: the config's default_root_dir)")
     e.add_argument("--no-expert", action="store_true")
     e.add_argument("--no-gif", action="store_true")
     e.set_defaults(fn=cmd_eval)

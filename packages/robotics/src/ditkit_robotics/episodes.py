@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ditkit_core.errors import FLOAT32_MAX, DataError, LoadReport, read_text
+from ditkit_core.errors import DataError, LoadReport, read_text
 
 REQUIRED_KEYS = ("obs", "action")
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # largest finite float32 (values beyond it are refused)
 MAX_STEPS = 1_000_000
 """Steps of one episode (a 10-hour demonstration at 30 Hz)."""
 MAX_DIM = 65_536

@@ -4,31 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ditkit_core.errors import naming_file, read_text
+from ditkit_core.lightning import CacheConfig
 from ditkit_core.sampling import BlockCache
+from ditkit_robotics.caching import CACHES
 from ditkit_robotics.envs import expert_chunker, make_env, rollout
-from ditkit_robotics.inputs import MAX_SOLVER_STEPS, check_int, check_policy_inputs, check_steps
+from ditkit_robotics.inputs import MAX_SOLVER_STEPS, check_int, check_steps
 from ditkit_robotics.metrics import success_table
-from ditkit_robotics.model import ExpertCache, solver_times
 from ditkit_robotics.module import PolicyModule
 from ditkit_robotics.viz import write_gif
 
-CACHES = ("none", "expert", "block", "expert+block")
-
 
 def policy_chunker(
-    policy: PolicyModule, task_id: int, steps: int, seed: int = 0, block_cache: BlockCache | None = None
+    policy: PolicyModule, task_id: int, steps: int, seed: int = 0, cache: CacheConfig | str | None = None
 ):
     """``obs history [n_obs, obs_dim] -> actions [horizon, action_dim]`` (numpy) for ``rollout``.
 
-    A ``block_cache`` is entered afresh for every chunk (its schedule counts solver calls within one sampling).
+    Every chunk is sampled by :meth:`PolicyModule.predict_action` under ``cache`` (None: the policy's
+    ``sampler.cache``); a block cache starts afresh per chunk, the expert cache is built once.
     """
     if policy.num_tasks > 1:
         check_int("policy_chunker: task_id", task_id, 0, policy.num_tasks - 1)
@@ -38,15 +36,9 @@ def policy_chunker(
 
     def act(hist: np.ndarray) -> np.ndarray:
         obs = torch.from_numpy(hist)[None]
-        with block_cache if block_cache is not None else nullcontext():
-            return policy.predict_action(obs, tid, steps=steps, generator=g)[0].cpu().numpy()
+        return policy.predict_action(obs, tid, steps=steps, generator=g, cache=cache)[0].cpu().numpy()
 
     return act
-
-
-def expert_cache(policy: PolicyModule, steps: int) -> ExpertCache:
-    """MoDE expert cache for the policy's solver grid at ``steps`` steps."""
-    return ExpertCache(policy, solver_times(steps, policy.sample_method, policy.sample_schedule))
 
 
 def calibrate_block_cache(
@@ -57,34 +49,23 @@ def calibrate_block_cache(
     threshold: float = 0.15,
     max_gap: int = 3,
 ) -> BlockCache:
-    """Block-wise adaptive caching: per-block recompute steps chosen on a calibration batch of observations."""
+    """Block-wise adaptive caching: per-block recompute steps chosen on a calibration batch of observations.
+
+    The policy keeps the schedule for ``steps``: ``cache="block"`` / ``"expert+block"`` sample with it.
+    """
     check_steps("calibrate_block_cache: steps", steps)
     check_int("calibrate_block_cache: max_gap", max_gap, 1, MAX_SOLVER_STEPS)
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold < float("inf"):
         raise ValueError(f"calibrate_block_cache: threshold={threshold!r}: expected a finite number >= 0")
-    check_policy_inputs(policy, obs, task_id, steps, None, where="calibrate_block_cache")
-    g = torch.Generator().manual_seed(0)
-    return BlockCache.calibrate(
-        policy,
-        lambda: policy.predict_action(obs, task_id, steps=steps, generator=g),
-        threshold=threshold,
-        order=1,
-        max_gap=max_gap,
-    )
+    return policy.calibrate_block_cache(obs, task_id, steps, threshold=threshold, max_gap=max_gap)
 
 
-def sampler_caches(policy: PolicyModule, steps: int, cache: str, calib: dict[str, torch.Tensor] | None = None):
-    """``(context for the whole run, per-chunk BlockCache or None)`` for a ``cache`` in :data:`CACHES`."""
-    if cache not in CACHES:
-        raise ValueError(f"evaluate: cache must be one of {CACHES}, got {cache!r}")
-    outer = expert_cache(policy, steps) if "expert" in cache else nullcontext()
-    block = None
-    if "block" in cache:
-        if calib is None:
-            raise ValueError("evaluate: block caching needs calibration observations (calib)")
-        with outer if isinstance(outer, ExpertCache) else nullcontext():
-            block = calibrate_block_cache(policy, calib["obs"], calib.get("task_id"), steps)
-    return outer, block
+def resolve_cache(policy: PolicyModule, cache: str) -> str:
+    """``auto`` -> the policy's ``sampler.cache`` kind; other names of :data:`CACHES` are returned as given."""
+    if cache != "auto":
+        return cache
+    kind = policy.sampler.cache.kind
+    return kind if kind in CACHES else "none"
 
 
 def evaluate(
@@ -108,7 +89,7 @@ def evaluate(
         episodes: rollouts per task.
         seed: first reset seed.
         steps: solver steps per chunk.
-        cache: ``auto`` (expert caching for MoE models), or one of :data:`CACHES`.
+        cache: ``auto`` (the policy's ``sampler.cache``), or one of :data:`CACHES`.
         max_steps: environment steps per episode.
         expert: also roll out the scripted expert on the same seeds.
         gif: write a GIF of the first rollout of ``gif_task`` (default: the first task) here.
@@ -119,76 +100,76 @@ def evaluate(
     """
     _check_evaluate_args(policy, tasks, episodes, seed, steps, cache, max_steps, gif_task)
     policy.eval()
-    if cache == "auto":
-        cache = "expert" if policy.config.moe_experts and policy.config.moe_router == "time" else "none"
+    cache = resolve_cache(policy, cache)
     tok = policy.tokenizer
     low, high = float(min(tok.action_low)), float(max(tok.action_high))
     out: dict[str, Any] = {"tasks": {}, "episodes": episodes, "seed": seed, "steps": steps, "cache": cache}
     t_start = time.perf_counter()
-    outer, block = sampler_caches(policy, steps, cache, calib)
-    if block is not None:
+    if "block" in cache:
+        if calib is None:
+            raise ValueError("evaluate: block caching needs calibration observations (calib)")
+        block = calibrate_block_cache(policy, calib["obs"], calib.get("task_id"), steps)
         out["block_schedule"] = {str(k): sorted(v) for k, v in block.schedule.items()}
-    with outer:
-        for tid, task in enumerate(tasks):
+    for tid, task in enumerate(tasks):
+        env = make_env(task, seed)
+        res = [
+            rollout(
+                env,
+                policy_chunker(policy, tid, steps, seed + i, cache),
+                seed + i,
+                n_obs_steps=tok.n_obs_steps,
+                n_action_steps=policy.n_action_steps,
+                max_steps=max_steps,
+                low=low,
+                high=high,
+            )
+            for i in range(episodes)
+        ]
+        env.close()
+        row = {
+            "success": float(np.mean([r.success for r in res])),
+            "crashed": int(sum(r.crashed for r in res)),
+            "steps": float(np.mean([r.steps for r in res])),
+            "chunk_ms": float(np.median([m for r in res for m in r.chunk_ms])),
+        }
+        if expert:
             env = make_env(task, seed)
-            res = [
+            ex = [
                 rollout(
                     env,
-                    policy_chunker(policy, tid, steps, seed + i, block),
+                    expert_chunker(task, tok.horizon),
                     seed + i,
-                    n_obs_steps=tok.n_obs_steps,
-                    n_action_steps=policy.n_action_steps,
+                    n_obs_steps=1,
+                    n_action_steps=1,
                     max_steps=max_steps,
-                    low=low,
-                    high=high,
                 )
                 for i in range(episodes)
             ]
             env.close()
-            row = {
-                "success": float(np.mean([r.success for r in res])),
-                "crashed": int(sum(r.crashed for r in res)),
-                "steps": float(np.mean([r.steps for r in res])),
-                "chunk_ms": float(np.median([m for r in res for m in r.chunk_ms])),
-            }
-            if expert:
-                env = make_env(task, seed)
-                ex = [
-                    rollout(
-                        env,
-                        expert_chunker(task, tok.horizon),
-                        seed + i,
-                        n_obs_steps=1,
-                        n_action_steps=1,
-                        max_steps=max_steps,
-                    )
-                    for i in range(episodes)
-                ]
-                env.close()
-                row["expert_success"] = float(np.mean([r.success for r in ex]))
-                row["expert_crashed"] = int(sum(r.crashed for r in ex))
-            out["tasks"][task] = row
-            print(
-                f"[eval] {task}: success {row['success']:.2f} (expert {row.get('expert_success', float('nan')):.2f})"
-                f", crashed {row['crashed']}, {row['chunk_ms']:.1f} ms/chunk",
-                flush=True,
-            )
-        if gif is not None:
-            task = gif_task or tasks[0]
-            env = make_env(task, seed, render=True, size=160)
-            r = rollout(
-                env,
-                policy_chunker(policy, list(tasks).index(task), steps, seed, block),
-                seed,
-                n_obs_steps=tok.n_obs_steps,
-                n_action_steps=policy.n_action_steps,
-                max_steps=min(max_steps, 200),
-                record=True,
-                record_every=2,
-            )
-            env.close()
-            out["gif"] = str(write_gif(r.frames, Path(gif)))
-            out["gif_success"] = r.success
+            row["expert_success"] = float(np.mean([r.success for r in ex]))
+            row["expert_crashed"] = int(sum(r.crashed for r in ex))
+        out["tasks"][task] = row
+        print(
+            f"[eval] {task}: success {row['success']:.2f} (expert {row.get('expert_success', float('nan')):.2f})"
+            f", crashed {row['crashed']}, {row['chunk_ms']:.1f} ms/chunk",
+            flush=True,
+        )
+    if gif is not None:
+        task = gif_task or tasks[0]
+        env = make_env(task, seed, render=True, size=160)
+        r = rollout(
+            env,
+            policy_chunker(policy, list(tasks).index(task), steps, seed, cache),
+            seed,
+            n_obs_steps=tok.n_obs_steps,
+            n_action_steps=policy.n_action_steps,
+            max_steps=min(max_steps, 200),
+            record=True,
+            record_every=2,
+        )
+        env.close()
+        out["gif"] = str(write_gif(r.frames, Path(gif)))
+        out["gif_success"] = r.success
     rows = out["tasks"].values()
     out["mean_success"] = float(np.mean([r["success"] for r in rows]))
     if expert:
@@ -227,46 +208,6 @@ def _check_evaluate_args(
         raise ValueError(f"evaluate: cache={cache!r}: choose 'auto' or one of {CACHES}")
     if gif_task is not None and gif_task not in tasks:
         raise ValueError(f"evaluate: gif_task={gif_task!r} is not one of tasks {list(tasks)}")
-
-
-def load_policy(path: str | Path, config: str | Path | None = None) -> PolicyModule:
-    """Load a policy from a ``save_pretrained`` folder, or from a Lightning ``.ckpt`` plus the run's YAML config.
-
-    Args:
-        path: ``outputs/policy/pretrained`` (folder) or ``outputs/policy/.../last.ckpt``.
-        config: for a checkpoint, the LightningCLI config (default: ``config.yaml`` next to the run root).
-
-    Raises:
-        FileNotFoundError: nothing at ``path`` / no config found.
-        DataError: an unreadable or inconsistent folder, config or checkpoint (the file is named).
-    """
-    from ditkit_core.lightning import from_pretrained
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load_policy: {path} does not exist")
-    if path.is_dir():
-        with naming_file(path, "cannot load the pretrained policy"):
-            return from_pretrained(path).eval()
-    import yaml
-
-    from ditkit_robotics.tokenizer import ActionChunkTokenizer
-
-    cfg_path = (
-        Path(config)
-        if config
-        else next((p / "config.yaml" for p in path.parents if (p / "config.yaml").exists()), None)
-    )
-    if cfg_path is None or not cfg_path.exists():
-        raise FileNotFoundError(f"load_policy: no config.yaml found above {path}; pass config=")
-    with naming_file(cfg_path, "cannot build the policy from the config"):
-        args = dict(yaml.safe_load(read_text(cfg_path))["model"]["init_args"])
-        tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
-        policy = PolicyModule(tok, **args)
-    with naming_file(path, "cannot load the checkpoint"):
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        policy.load_state_dict(state)
-    return policy.eval()
 
 
 def calibration_batch(

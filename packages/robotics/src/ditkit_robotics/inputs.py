@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ditkit_core.errors import FLOAT32_MAX
+from ditkit_core.lightning import CacheConfig
 from ditkit_core.sampling import METHODS
+from ditkit_robotics.caching import CACHES
+from ditkit_robotics.episodes import FLOAT32_MAX
 
 MAX_SOLVER_STEPS = 10_000
 
@@ -85,7 +87,13 @@ def check_task_ids(name: str, task_id: Any, b: int, num_tasks: int) -> Tensor | 
 
 
 def check_policy_inputs(
-    policy: Any, obs: Any, task_id: Any, steps: Any, method: Any, where: str = "predict_action"
+    policy: Any,
+    obs: Any,
+    task_id: Any,
+    steps: Any,
+    method: Any,
+    where: str = "predict_action",
+    cache: Any = None,
 ) -> tuple[Tensor, Tensor | None]:
     """All arguments of :meth:`PolicyModule.predict_action`; returns ``(obs float32, task_id long or None)``."""
     tok = policy.tokenizer
@@ -94,7 +102,49 @@ def check_policy_inputs(
     check_steps(f"{where}: steps", steps)
     if method is not None and method not in METHODS:
         raise ValueError(f"{where}: method={method!r}: choose one of {METHODS}")
+    if cache is not None and not isinstance(cache, CacheConfig) and (not isinstance(cache, str) or cache not in CACHES):
+        raise ValueError(f"{where}: cache={cache!r}: choose one of {CACHES} or pass a CacheConfig")
     return obs, task_id
 
 
-__all__ = ["MAX_SOLVER_STEPS", "check_int", "check_obs", "check_policy_inputs", "check_steps", "check_task_ids"]
+def check_task_count(num_tasks: int, datamodule: Any) -> int:
+    """The data's task count must be the policy's ``num_tasks`` (0 and 1 both mean one task).
+
+    Reads the store's task list (``datamodule.attrs["tasks"]``) and the task ids of its windows, so an id outside
+    the policy's task embedding never reaches it.
+
+    Returns:
+        the data's task count.
+
+    Raises:
+        ValueError: naming both counts (and the store), when they differ or a task id is out of range.
+    """
+    tasks = list((getattr(datamodule, "attrs", None) or {}).get("tasks") or [])
+    ids = [
+        ds.data["task_id"]
+        for ds in (getattr(datamodule, "train_set", None), getattr(datamodule, "val_set", None))
+        if ds is not None and ds.data["task_id"].numel()
+    ]
+    top = max((int(i.max()) for i in ids), default=-1)
+    low = min((int(i.min()) for i in ids), default=0)
+    n_data = len(tasks) or top + 1
+    expected = max(1, int(num_tasks))
+    where = getattr(datamodule, "path", "the data")
+    if n_data != expected or top >= expected or low < 0:
+        named = f" {tasks}" if tasks else ""
+        raise ValueError(
+            f"PolicyModule: num_tasks={num_tasks} but {where} holds {n_data} task(s){named} (task ids {low}..{top}); "
+            f"set model.init_args.num_tasks: {n_data}"
+        )
+    return n_data
+
+
+__all__ = [
+    "MAX_SOLVER_STEPS",
+    "check_int",
+    "check_obs",
+    "check_policy_inputs",
+    "check_steps",
+    "check_task_count",
+    "check_task_ids",
+]

@@ -11,6 +11,11 @@ from torch import Tensor, nn
 from ditkit_core.tokenizers import TokenBatch
 
 
+def action_positions(b: int, horizon: int, device: torch.device | str = "cpu") -> Tensor:
+    """Step indices ``[b, horizon, 1]`` (long) of an action chunk (the DiT's learned positions)."""
+    return repeat(torch.arange(horizon, device=device), "n -> b n 1", b=b)
+
+
 class ActionChunkTokenizer(nn.Module):
     """Turns an action chunk ``[b, horizon, action_dim]`` into ``horizon`` tokens of width ``action_dim``.
 
@@ -108,14 +113,32 @@ class ActionChunkTokenizer(nn.Module):
                 f"ActionChunkTokenizer.encode: action must be [b, {self.horizon}, {self.action_dim}], "
                 f"got {tuple(a.shape)}"
             )
-        b = a.shape[0]
-        pos = repeat(torch.arange(self.horizon, device=a.device), "n -> b n 1", b=b)
         meta = {}
         if "obs" in raw:
             meta["obs"] = self.normalize_obs(raw["obs"].float())
         if "task_id" in raw:
             meta["task_id"] = raw["task_id"].long()
-        return TokenBatch(x=self.normalize_action(a.float()), pos=pos, meta=meta)
+        return TokenBatch(
+            x=self.normalize_action(a.float()), pos=action_positions(a.shape[0], self.horizon, a.device), meta=meta
+        )
+
+    def template(self, obs: Tensor, task_id: Tensor | None = None) -> TokenBatch:
+        """Tokens to sample an action chunk for raw observation histories (``x`` gives the shape only).
+
+        Args:
+            obs: raw observations ``[b, n_obs_steps, obs_dim]``.
+            task_id: ``[b]`` long (multi-task policies).
+
+        Returns:
+            ``x`` zeros ``[b, horizon, action_dim]``, ``pos [b, horizon, 1]``, ``meta`` with the normalised
+            observations (and task ids) for the policy's observation encoder.
+        """
+        b = obs.shape[0]
+        meta = {"obs": self.normalize_obs(obs.float())}
+        if task_id is not None:
+            meta["task_id"] = task_id.long()
+        x = torch.zeros(b, self.horizon, self.action_dim, device=obs.device)
+        return TokenBatch(x=x, pos=action_positions(b, self.horizon, obs.device), meta=meta)
 
     def decode(self, tokens: TokenBatch, clip: bool = False) -> dict[str, Tensor]:
         """Tokens -> ``{"action": [b, horizon, action_dim]}`` in env units (clipped to the bounds if ``clip``)."""
