@@ -9,6 +9,7 @@ from ditkit_audio.inference import synthesize
 from ditkit_audio.module import TTSModule
 from ditkit_audio.text import TextTokenizer
 from ditkit_audio.tokenizer import MelTokenizer
+from ditkit_core.lightning import FlowConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import (
     check_module_fits_batch,
@@ -68,7 +69,7 @@ def test_span_mask_infills_one_contiguous_span():
 
 def test_module_learns_batch_and_duration(tiny_corpus):
     batch = _batch(tiny_corpus)
-    m = _module(cond_dropout=0.0)
+    m = _module(flow=FlowConfig(cond_dropout=0.0))
     check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
     opt = torch.optim.Adam(m.duration.parameters(), 1e-2)
     with torch.no_grad():
@@ -83,7 +84,7 @@ def test_module_learns_batch_and_duration(tiny_corpus):
 
 def test_filler_mode_still_trains_and_samples(tiny_corpus):
     batch = _batch(tiny_corpus)
-    m = _module(cond_dropout=0.0, text_align="filler")
+    m = _module(flow=FlowConfig(cond_dropout=0.0), text_align="filler")
     assert "filled" in m.tokenize(batch).meta
     check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
     res = synthesize(m.eval(), ["A small boat."], steps=2, vocode=False)
@@ -170,8 +171,6 @@ def test_debug_config_trains_and_writes_samples(tmp_path):
         str(tmp_path),
         "--data.init_args.root",
         str(tmp_path / "data"),
-        "--trainer.callbacks.init_args.out_dir",
-        str(tmp_path / "samples"),
     )
     assert (tmp_path / "data" / "metadata.csv").exists()
     assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
