@@ -164,16 +164,25 @@ def test_pretrained_round_trip(tmp_path):
     assert loaded.tokenizer.hop == m.tokenizer.hop
 
 
-def test_debug_config_trains_and_writes_samples(tmp_path):
+def test_debug_config_trains_writes_samples_and_its_checkpoint_loads(tmp_path):
+    from ditkit_audio.cli import load
+
     run_config(
         ROOT / "apps/tts/configs/debug.yaml",
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.init_args.root",
         str(tmp_path / "data"),
+        "--trainer.enable_checkpointing",
+        "true",
     )
     assert (tmp_path / "data" / "metadata.csv").exists()
     assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
+    # a checkpoint written by `ditkit fit` (with LightningCLI's own hyper-parameter entries) loads through load_run
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    m = load(ROOT / "apps/tts/configs/debug.yaml", ckpt)
+    assert isinstance(m, TTSModule) and not m.training and m.sampler.steps == 2 and m.config.cond_channels == 80
+    assert torch.isfinite(synthesize(m, ["A cat."], vocode=False)["mels"][0]).all()
 
 
 def test_length_buckets_cut_padding_and_follow_the_epoch():

@@ -101,6 +101,12 @@ class TTSModule(FlowMatchingModule):
         self.register_buffer("symbol_frames", torch.ones(vocab))
         self.register_buffer("tail_frames", torch.tensor(0.0))
 
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters of earlier versions (flat arguments into groups, ``sway`` included), without
+        LightningCLI's own entries (``_class_path``, ``_instantiator``) that every ``ditkit fit`` checkpoint holds."""
+        return super().migrate_args({k: v for k, v in args.items() if not k.startswith("_")})
+
     def resolve_config(self, config: DiTConfig) -> DiTConfig:
         """``in_dim`` / ``out_dim`` = token width, ``cond_channels`` = token width + ``text_dim``; ``drop_x_cond``
         False (:meth:`condition` builds the unconditional channels, see the module docstring)."""
