@@ -3,7 +3,11 @@ the same mels in the same run) and the DiT backbone's step time vs a plain pre-n
 F5-TTS backbone from `f5-tts` is used instead when it is importable; it is not installed by default because it pulls
 a CUDA torch). One JSON line per figure.
 
-    .venv/bin/python benchmarks/tts.py [--ckpt outputs/tts/checkpoints/last.ckpt] [--threads 2]
+    .venv/bin/python benchmarks/tts.py [--config apps/tts/configs/default.yaml] [--ckpt CKPT|none] [--threads 2]
+
+The trained run is loaded with ``ditkit_core.lightning.load_run`` from the config's default checkpoint
+(``<trainer.default_root_dir>/checkpoints/last.ckpt``); without one (or with ``--ckpt none``) the config's module is
+built with untrained weights (it times the same).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from ditkit_audio.inference import synthesize  # noqa: E402
 from ditkit_audio.module import TTSModule  # noqa: E402
 from ditkit_audio.tokenizer import MelTokenizer  # noqa: E402
 from ditkit_audio.vocoder import Vocoder, resolve_vocoder  # noqa: E402
-from ditkit_core.nn import DiTConfig  # noqa: E402
+from ditkit_core.lightning import default_checkpoint, from_config, load_run, read_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXTS = [
     "The old farmer paints the red boat today.",
@@ -51,38 +57,39 @@ class PlainTransformer(nn.Module):
         return self.out(self.enc(h, src_key_padding_mask=~mask))
 
 
-def default_module(ckpt: str | None) -> TTSModule:
-    if ckpt and Path(ckpt).exists():
-        return TTSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    torch.manual_seed(0)  # same shapes as apps/tts/configs/default.yaml (untrained weights time the same)
-    return TTSModule(
-        MelTokenizer(text_kind="phonemes"), DiTConfig(in_dim=64, dim=128, depth=4, heads=4, rope_axes=1), text_dim=64
-    ).eval()
+def default_module(config: str, ckpt: str | None) -> tuple[TTSModule, str]:
+    """The trained run of ``config`` (``ckpt`` or its default checkpoint), else its module with untrained weights."""
+    path = Path(ckpt) if ckpt and ckpt != "none" else default_checkpoint(config)
+    if ckpt != "none" and path.exists():
+        return load_run(config, ckpt=path), f"trained ({path})"
+    torch.manual_seed(0)
+    return from_config(read_config(config)["model"]).eval(), "untrained weights of the config's shapes"
 
 
 def neural_vocoder(path: str, tok: MelTokenizer) -> tuple[Vocoder, str]:
     """The trained vocoder, or an untrained one of the shipped size (it times the same) when none is trained."""
     if Path(path, "config.json").exists():
         return resolve_vocoder(path, tok), f"trained ({path})"
-    import yaml
-
-    cfg = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("apps/tts/configs/vocoder.yaml").read_text())
+    cfg = read_config(ROOT / "apps/tts/configs/vocoder.yaml")["model"]["init_args"]
     torch.manual_seed(0)
     kw = {k: getattr(tok, k) for k in ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")}
-    return Vocoder(**kw, **cfg["model"]).eval(), "untrained weights, shipped size (run make train-vocoder)"
+    size = {k: cfg[k] for k in ("dim", "intermediate", "layers")}
+    return Vocoder(**kw, **size).eval(), "untrained weights, shipped size (run make train-vocoder)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
+    ap.add_argument("--config", default=str(ROOT / "apps/tts/configs/default.yaml"))
+    ap.add_argument("--ckpt", default=None, help="checkpoint (default: the config's last.ckpt; none: untrained)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--vocoder", default="outputs/tts/vocoder", help="trained neural vocoder (untrained if missing)")
+    ap.add_argument("--vocoder", default="", help="trained neural vocoder (default: the vocoder config's run folder)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    m = default_module(a.ckpt)
+    m, kind = default_module(a.config, a.ckpt)
     sr = m.tokenizer.sample_rate
-    voc, voc_kind = neural_vocoder(a.vocoder, m.tokenizer)
+    vocoder_dir = a.vocoder or read_config(ROOT / "apps/tts/configs/vocoder.yaml")["trainer"]["default_root_dir"]
+    voc, voc_kind = neural_vocoder(vocoder_dir, m.tokenizer)
     for steps in (16, 32):
         t0 = time.perf_counter()
         res = synthesize(m, TEXTS, steps=steps, vocode=False)
@@ -97,7 +104,8 @@ def main() -> None:
         emit(
             figure="tts_rtf_cpu",
             steps=steps,
-            cfg_scale=m.cfg_scale,
+            cfg_scale=m.sampler.cfg_scale,
+            acoustic_model=kind,
             sentences=len(TEXTS),
             audio_s=round(secs, 2),
             rtf_total_griffinlim=round((acoustic + gl) / secs, 4),
@@ -110,18 +118,22 @@ def main() -> None:
             goal="rtf < 0.5 at 16 steps on 2 cores",
         )
 
-    # backbone step time: the DiT (adaLN-Zero, RoPE, QK-norm) vs a plain transformer of the same width/depth/heads
+    # backbone step time: the DiT (adaLN-Zero, RoPE, QK-norm) vs a plain transformer of the same width/depth/heads; the
+    # baseline reads the same per-frame input width ([x_t, reference mel, text embedding])
     cfg = m.config
     b, f = 4, 250
     x = torch.randn(b, f, cfg.in_dim)
+    x_cond = torch.randn(b, f, cfg.cond_channels)
     t = torch.rand(b)
     mask = torch.ones(b, f, dtype=torch.bool)
     pos = torch.arange(f, dtype=torch.float32)[None, :, None].expand(b, f, 1)
-    base = PlainTransformer(cfg.in_dim, cfg.output_dim, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio).eval()
+    width = cfg.in_dim + cfg.cond_channels
+    base = PlainTransformer(width, cfg.output_dim, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio).eval()
+    joint = torch.cat([x, x_cond], -1)
     peer = "plain nn.TransformerEncoder (f5-tts not installed: it needs a CUDA torch)"
     with torch.no_grad():
-        t_dit = timeit(lambda: m.model(x, t, mask=mask, pos=pos), repeats=a.repeats)
-        t_base = timeit(lambda: base(x, t, mask), repeats=a.repeats)
+        t_dit = timeit(lambda: m.model(x, t, mask=mask, pos=pos, x_cond=x_cond), repeats=a.repeats)
+        t_base = timeit(lambda: base(joint, t, mask), repeats=a.repeats)
     emit(
         figure="tts_backbone_step",
         batch=b,

@@ -1,9 +1,10 @@
 # tts: flow-matching DiT text-to-speech (packages/audio). Included by the root Makefile.
 .PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec
 
+TTS_CONFIG ?= apps/tts/configs/default.yaml
 TTS_DATA ?= outputs/tts/data
 TTS_N ?= 2000
-TTS_CKPT ?= outputs/tts/checkpoints/last.ckpt
+TTS_CKPT ?=
 TEXT ?= The old farmer paints the red boat today. Did the child sleep?
 PROMPT ?=
 PROMPT_TEXT ?=
@@ -11,32 +12,32 @@ STEPS ?= 16
 VOCODER ?=
 
 data-tts: ## synthesise the embedded espeak-ng corpus (LJSpeech layout, TTS_N=2000 sentences) into outputs/tts/data
-	$(PY) -m ditkit_audio.cli data --out $(TTS_DATA) --n $(TTS_N)
+	$(PY) -m ditkit_audio.cli data --config $(TTS_CONFIG) --out $(TTS_DATA) --n $(TTS_N)
 
 train-tts: ## train the TTS DiT on the embedded corpus (4500 steps, one CPU core, ~25 min); wavs + mel PNGs in outputs/tts/samples
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/default.yaml
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_CONFIG)
 
-sample-tts: ## speak TEXT="..." [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=outputs/tts/vocoder] -> outputs/tts/sample.wav
-	$(PY) -m ditkit_audio.cli sample --ckpt $(TTS_CKPT) --text "$(TEXT)" --steps $(STEPS) --out outputs/tts/sample.wav \
-		$(if $(PROMPT),--prompt "$(PROMPT)" --prompt-text "$(PROMPT_TEXT)") $(if $(VOCODER),--vocoder $(VOCODER))
+sample-tts: ## speak TEXT="..." [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=outputs/tts/vocoder] [TTS_CKPT=...] -> outputs/tts/sample.wav
+	$(PY) -m ditkit_audio.cli sample --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --text "$(TEXT)" \
+		--steps $(STEPS) $(if $(PROMPT),--prompt "$(PROMPT)" --prompt-text "$(PROMPT_TEXT)") $(if $(VOCODER),--vocoder $(VOCODER))
 
 train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-truth corpus (CPU, ~3 min)
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
-	$(PY) -m ditkit_audio.cli train-asr --data $(TTS_DATA) --out outputs/tts/asr_probe
+	$(PY) -m ditkit_audio.cli train-asr --config $(TTS_CONFIG) --data $(TTS_DATA)
 
-eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir]
-	$(PY) -m ditkit_audio.cli eval --ckpt $(TTS_CKPT) --data $(TTS_DATA) --asr outputs/tts/asr_probe --steps $(STEPS) \
-		$(if $(VOCODER),--vocoder $(VOCODER))
+eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
+	$(PY) -m ditkit_audio.cli eval --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --data $(TTS_DATA) \
+		--steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
 
 bench-tts: ## benchmarks/tts.py: RTF at 16/32 steps and DiT step time vs a plain transformer (JSON lines)
-	$(PY) benchmarks/tts.py
+	$(PY) benchmarks/tts.py --config $(TTS_CONFIG)
 
-train-vocoder: ## train the Vocos-style neural vocoder (configs/vocoder.yaml, 4000 steps, 1 core, ~13 min) -> outputs/tts/vocoder + report.json
+train-vocoder: ## train the Vocos-style neural vocoder (configs/vocoder.yaml through ditkit fit, 4000 steps, 1 core, ~13 min) -> outputs/tts/vocoder + report.json
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-vocoder --config apps/tts/configs/vocoder.yaml
 
-train-codec: ## train the SQ-codec (configs/sqcodec.yaml, 3000 steps, 1 core, ~16 min) -> outputs/tts/codec + report.json
+train-codec: ## train the SQ-codec (configs/sqcodec.yaml through ditkit fit, 3000 steps, 1 core, ~16 min) -> outputs/tts/codec + report.json
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-codec --config apps/tts/configs/sqcodec.yaml
 

@@ -322,12 +322,15 @@ def _model_cases(d: Path) -> list[dict]:
     }
     for name, change in hostile_configs.items():
         root = shutil.copytree(d / "voc_base", d / f"voc_cfg_{name}")
-        (root / "config.json").write_text(json.dumps({**cfg, "config": {**cfg["config"], **change}}))
+        (root / "config.json").write_text(json.dumps({**cfg, "init_args": {**cfg["init_args"], **change}}))
         cases.append({"kind": "vocoder", "path": str(root), "expect": str(root / "config.json"), "want": "error"})
     for name, blob in {
-        "wrong_class": {**cfg, "class": "SQCodec"},
+        "wrong_class": {**cfg, "class_path": "ditkit_audio.codec.SQCodec"},
+        "untrusted_class": {**cfg, "class_path": "subprocess.Popen", "init_args": {"args": ["true"]}},
+        "legacy_wrong_class": {"class": "SQCodec", "config": cfg["init_args"]},
         "not_a_dict": [1, 2],
-        "no_config": {"class": "Vocoder"},
+        "no_config": {"class_path": cfg["class_path"]},
+        "extra_key": {**cfg, "evil": 1},
     }.items():
         root = shutil.copytree(d / "voc_base", d / f"voc_blob_{name}")
         (root / "config.json").write_text(json.dumps(blob))

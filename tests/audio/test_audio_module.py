@@ -9,6 +9,7 @@ from ditkit_audio.inference import synthesize
 from ditkit_audio.module import TTSModule
 from ditkit_audio.text import TextTokenizer
 from ditkit_audio.tokenizer import MelTokenizer
+from ditkit_core.lightning import FlowConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import (
     check_module_fits_batch,
@@ -68,7 +69,7 @@ def test_span_mask_infills_one_contiguous_span():
 
 def test_module_learns_batch_and_duration(tiny_corpus):
     batch = _batch(tiny_corpus)
-    m = _module(cond_dropout=0.0)
+    m = _module(flow=FlowConfig(cond_dropout=0.0))
     check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
     opt = torch.optim.Adam(m.duration.parameters(), 1e-2)
     with torch.no_grad():
@@ -83,7 +84,7 @@ def test_module_learns_batch_and_duration(tiny_corpus):
 
 def test_filler_mode_still_trains_and_samples(tiny_corpus):
     batch = _batch(tiny_corpus)
-    m = _module(cond_dropout=0.0, text_align="filler")
+    m = _module(flow=FlowConfig(cond_dropout=0.0), text_align="filler")
     assert "filled" in m.tokenize(batch).meta
     check_module_fits_batch(m, batch, steps=40, lr=3e-3, drop=0.2)
     res = synthesize(m.eval(), ["A small boat."], steps=2, vocode=False)
@@ -163,18 +164,25 @@ def test_pretrained_round_trip(tmp_path):
     assert loaded.tokenizer.hop == m.tokenizer.hop
 
 
-def test_debug_config_trains_and_writes_samples(tmp_path):
+def test_debug_config_trains_writes_samples_and_its_checkpoint_loads(tmp_path):
+    from ditkit_audio.cli import load
+
     run_config(
         ROOT / "apps/tts/configs/debug.yaml",
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.init_args.root",
         str(tmp_path / "data"),
-        "--trainer.callbacks.init_args.out_dir",
-        str(tmp_path / "samples"),
+        "--trainer.enable_checkpointing",
+        "true",
     )
     assert (tmp_path / "data" / "metadata.csv").exists()
     assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
+    # a checkpoint written by `ditkit fit` (with LightningCLI's own hyper-parameter entries) loads through load_run
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    m = load(ROOT / "apps/tts/configs/debug.yaml", ckpt)
+    assert isinstance(m, TTSModule) and not m.training and m.sampler.steps == 2 and m.config.cond_channels == 80
+    assert torch.isfinite(synthesize(m, ["A cat."], vocode=False)["mels"][0]).all()
 
 
 def test_length_buckets_cut_padding_and_follow_the_epoch():
@@ -367,3 +375,97 @@ def test_bucket_sampler_reads_rank_and_world_size_from_torch_distributed(monkeyp
         assert (s.num_replicas, s.rank) == (2, rank)
         shares.append(list(s))
     assert sorted(i for sh in shares for b in sh for i in b) == list(range(32)) and len(shares[0]) == len(shares[1])
+
+
+def _tts_yaml(path, root):
+    """An app config naming the TTS module (for load_run and the CLI defaults), with its run folder ``root``."""
+    import yaml
+
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {"default_root_dir": str(root)},
+                "model": {"class_path": "ditkit_audio.module.TTSModule", "init_args": {}},
+                "data": {"init_args": {"root": str(root / "data")}},
+            }
+        )
+    )
+    return path
+
+
+def test_one_dit_reads_the_reference_and_the_text_as_condition_channels(tiny_corpus):
+    from ditkit_core.nn import ConfigError
+    from ditkit_core.sampling import find_dits
+
+    m = _module().eval()
+    (dit,) = find_dits(m)
+    assert (dit.config.in_dim, dit.config.out_dim, dit.config.cond_channels) == (64, 64, 64 + 16)
+    assert not dit.config.drop_x_cond and dit.x_embed.in_features == 64 and dit.cond_proj.in_features == 80
+    tokens = m.tokenize(_batch(tiny_corpus))
+    drop = torch.tensor([True, False, False, False])
+    with torch.no_grad():
+        c = m.condition(tokens, drop).x_cond
+        assert torch.equal(c[..., 64:], m.text_embedding(tokens, drop))
+    known = tokens.known_mask[..., None]
+    assert torch.equal(c[1:, :, :64], tokens.x[1:] * known[1:]) and c[0, :, :64].eq(0).all()
+    assert known.any() and (~known & tokens.mask[..., None]).any()  # the reference holds some frames, not all
+    # a YAML stating the earlier joint input width is refused, naming the real width
+    with pytest.raises(ConfigError, match=r"DiTConfig.in_dim=144: this module's real in_dim is 64"):
+        TTSModule(MelTokenizer(), DiTConfig(in_dim=144, dim=32, depth=1, heads=2, rope_axes=1), text_dim=16)
+
+
+def test_training_step_adds_the_weighted_duration_loss(tiny_corpus):
+    batch = _batch(tiny_corpus)
+    m = _module(flow=FlowConfig(cond_dropout=0.2), duration_weight=0.3)
+    with torch.no_grad():
+        total = m.training_step(batch, 0)
+        flow = m.flow_loss(m.tokenize(batch), m.rng())["loss"]
+        assert torch.equal(total, flow + 0.3 * m.duration_loss(batch))
+
+
+def test_checkpoint_of_the_earlier_layout_loads_through_load_run(tiny_corpus, tmp_path):
+    """Flat hyper-parameters (``lr``, ``sample_steps``, ``sway``, ...) and the joint ``[x_t, reference, text]`` input
+    projection of earlier checkpoints load into today's module and compute the same loss."""
+    from ditkit_core.lightning import SamplerConfig, load_run, to_config
+    from ditkit_core.testing import perturb_weights
+
+    sampler = SamplerConfig(steps=2, schedule="sway", sway=-0.5)
+    m = perturb_weights(_module(flow=FlowConfig(cond_dropout=0.2), sampler=sampler), seed=0).eval()
+    state = dict(m.state_dict())
+    state["model.x_embed.weight"] = torch.cat([state["model.x_embed.weight"], state.pop("model.cond_proj.weight")], 1)
+    hparams = {
+        "tokenizer": to_config(m.tokenizer),
+        "model": {"in_dim": 64, "dim": 32, "depth": 2, "heads": 2, "rope_axes": 1},
+        **{"text_dim": 16, "text_layers": 1, "duration_dim": 16, "duration_layers": 1, "sway": -0.5, "lr": 5e-4},
+        **{"cond_dropout": 0.2, "sample_steps": 2, "sample_schedule": "sway", "cfg_scale": 2.0},
+    }
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, tmp_path / "old.ckpt")
+    loaded = load_run(_tts_yaml(tmp_path / "tts.yaml", tmp_path), ckpt=tmp_path / "old.ckpt")
+    s = loaded.sampler
+    assert (s.steps, s.schedule, s.sway, s.cfg_scale, loaded.optim.lr) == (2, "sway", -0.5, 2.0, 5e-4)
+    assert loaded.flow.cond_dropout == 0.2 and loaded.config.cond_channels == 80
+    batch = _batch(tiny_corpus)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    with torch.no_grad():
+        a, b = (mod.flow_loss(mod.tokenize(batch), g())["loss"] for mod in (m, loaded))
+    assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_cli_loads_the_run_of_its_config(tmp_path, capsys):
+    """``sample`` / ``eval`` load the config's ``<default_root_dir>/checkpoints/last.ckpt`` through load_run (no
+    unpickling) and write under the run folder; a missing run names the command that trains it."""
+    import json
+
+    from ditkit_audio.cli import main
+
+    cfg = _tts_yaml(tmp_path / "tts.yaml", tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match=r"run/checkpoints/last\.ckpt does not exist .*ditkit fit --config"):
+        main(["sample", "--config", str(cfg), "--text", "A cat.", "--steps", "1"])
+    m = _module()
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    meta = {"format": 2, "class_path": "ditkit_audio.module.TTSModule"}
+    torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "ditkit": meta}, ckpt)
+    main(["sample", "--config", str(cfg), "--text", "A cat.", "--steps", "1"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["wav"] == str(tmp_path / "run" / "sample.wav") and (tmp_path / "run" / "sample.png").exists()

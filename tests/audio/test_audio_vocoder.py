@@ -198,20 +198,25 @@ def test_model_directories_refuse_hostile_files_by_name(tmp_path):
         (d / "model.safetensors").write_bytes(data if data is not None else weights)
         return load_vocoder(d)
 
-    huge = {**cfg, "config": {**cfg["config"], "dim": 1 << 40}}  # would allocate terabytes
+    assert cfg["class_path"] == "ditkit_audio.vocoder.Vocoder"  # the core's pretrained format
+    huge = {**cfg, "init_args": {**cfg["init_args"], "dim": 1 << 40}}  # would allocate terabytes
     with pytest.raises(DataError, match=r"config\.json: dim=1099511627776: outside"):
         load_with(huge)
-    deep = {**cfg, "config": {**cfg["config"], "layers": 10**6}}
+    deep = {**cfg, "init_args": {**cfg["init_args"], "layers": 10**6}}
     with pytest.raises(DataError, match=r"config\.json: layers=1000000"):
         load_with(deep)
-    wide = {**cfg, "config": {**cfg["config"], "dim": 48}}  # a config that does not describe these weights
+    wide = {**cfg, "init_args": {**cfg["init_args"], "dim": 48}}  # a config that does not describe these weights
     with pytest.raises(DataError, match=r"model\.safetensors: .*weights do not match config\.json"):
         load_with(wide)
     with pytest.raises(DataError, match=r"model\.safetensors: not a safetensors file"):
         load_with(data=weights[: len(weights) // 2])
     with pytest.raises(DataError, match=r"config\.json: settings do not build a Vocoder: .*mel_std=0\.0"):
-        load_with({**cfg, "config": {**cfg["config"], "mel_std": 0.0}})
-    (d / "config.json").write_bytes(b'{"class": "Vocoder",\n "config": "caf\xe9"}')
+        load_with({**cfg, "init_args": {**cfg["init_args"], "mel_std": 0.0}})
+    with pytest.raises(DataError, match=r"config\.json: class_path='subprocess\.Popen': holds a 'subprocess\.Popen'"):
+        load_with({**cfg, "class_path": "subprocess.Popen"})  # only the Vocoder class is ever built
+    with pytest.raises(DataError, match=r"config\.json: init_args=None: no init_args"):
+        load_with({"class_path": cfg["class_path"]})
+    (d / "config.json").write_bytes(b'{"class_path": "ditkit_audio.vocoder.Vocoder",\n "init_args": "caf\xe9"}')
     with pytest.raises(DataError, match=r"config\.json line 2: not UTF-8"):
         load_vocoder(d)
     bad = _vocoder()
@@ -221,3 +226,63 @@ def test_model_directories_refuse_hostile_files_by_name(tmp_path):
     with pytest.raises(DataError, match=r"model\.safetensors: .*=.*NaN or infinite weights"):
         load_vocoder(d)
     assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]  # atomic: no temporaries
+
+
+def test_vocoder_folders_use_the_core_format_and_earlier_folders_still_load(tmp_path):
+    import json
+
+    from ditkit_core.lightning import from_pretrained
+
+    v = _vocoder().eval()
+    save_vocoder(v, tmp_path / "voc")
+    m = torch.randn(9, 64) - 5
+    assert torch.equal(from_pretrained(tmp_path / "voc").eval().vocode(m), v.vocode(m))  # the core reads it too
+    cfg = json.loads((tmp_path / "voc" / "config.json").read_text())
+    (tmp_path / "voc" / "config.json").write_text(json.dumps({"class": "Vocoder", "config": cfg["init_args"]}))
+    assert torch.equal(load_vocoder(tmp_path / "voc").vocode(m), v.vocode(m))  # the layout of earlier versions
+
+
+def test_vocoder_training_through_lightning_equals_the_plain_loop(tiny_corpus, tmp_path):
+    """The Lightning module reproduces the earlier plain loop (initial weights, crops, AdamW betas 0.8 / 0.99,
+    warm-up + cosine to 5 %, clipping), so the vocoder figures measured with the loop still describe
+    ``make train-vocoder``."""
+    tr, _, s = load_wav_split(tiny_config(tmp_path, tiny_corpus), val_size=2, cache=False)
+    kw = {"dim": 16, "intermediate": 32, "layers": 1}
+    steps, warmup, seed = 5, 2, 1
+    new, log = train_vocoder(
+        tr,
+        s,
+        steps=steps,
+        batch_size=2,
+        segment_frames=8,
+        lr=2e-3,
+        warmup=warmup,
+        mel_weight=5.0,
+        seed=seed,
+        log_every=0,
+        **kw,
+    )
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    old = Vocoder(**{k: s[k] for k in MEL_DEFAULTS}, **kw)
+    stft_loss, mel_fn = MultiResolutionSTFTLoss(), differentiable_logmel(s)
+    opt = torch.optim.AdamW(old.parameters(), lr=2e-3, betas=(0.8, 0.99), weight_decay=0.01)
+
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+    for _ in range(steps):
+        mel, wav = random_segments(tr, 2, 8, s["hop"], g)
+        y = old(mel)
+        loss = stft_loss(y, wav) + 5.0 * (mel_fn(y) - mel).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(old.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    assert log["steps"] == steps and set(log) >= {"stft_loss_first", "stft_loss_last", "mel_l1_first", "mel_l1_last"}
+    for (name, a), b in zip(new.state_dict().items(), old.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name

@@ -1,5 +1,11 @@
-"""``python -m ditkit_audio.cli {data,sample,train-asr,eval}``: corpus synthesis, speaking text, the ASR probe and
-the evaluation behind ``make eval-tts``."""
+"""``python -m ditkit_audio.cli {data,sample,train-asr,eval,...}``: corpus synthesis, speaking text, the ASR probe, the
+evaluation behind ``make eval-tts`` and the vocoder / codec commands.
+
+Trained runs are loaded with :func:`ditkit_core.lightning.load_run` (weights-only checkpoints, allow-listed classes,
+earlier layouts migrated); every default path comes from the app config: the checkpoint is
+``<trainer.default_root_dir>/checkpoints/last.ckpt``, the corpus is ``data.init_args.root`` and the ASR probe sits
+next to the corpus (``<corpus>/../asr_probe``).
+"""
 
 from __future__ import annotations
 
@@ -12,22 +18,35 @@ from typing import Any
 
 import torch
 
+DEFAULT_CONFIG = "apps/tts/configs/default.yaml"
 
-def load_module(ckpt: str | Path) -> Any:
-    """A trained :class:`~ditkit_audio.module.TTSModule` from a Lightning checkpoint or a ``save_pretrained`` dir."""
-    from ditkit_audio.module import TTSModule
-    from ditkit_core.errors import naming_file
 
-    p = Path(ckpt)
-    if p.is_dir():
-        from ditkit_core.lightning.pretrained import from_pretrained
+def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
+    """A trained :class:`~ditkit_audio.module.TTSModule` (eval mode) through :func:`ditkit_core.lightning.load_run`:
+    ``ckpt`` a Lightning checkpoint or a ``save_pretrained`` folder; None: the config's default checkpoint."""
+    from ditkit_core.lightning import default_checkpoint, load_run
 
-        with naming_file(p, "cannot load the pretrained TTS model"):
-            return from_pretrained(p).eval()
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist (run `make train-tts` first)")
-    with naming_file(p, "cannot load the TTS checkpoint"):
-        return TTSModule.load_from_checkpoint(str(p), map_location="cpu").eval()
+    path = Path(ckpt) if ckpt else default_checkpoint(config)
+    if path.is_dir():
+        return load_run(config, pretrained=path)
+    return load_run(config, ckpt=path)
+
+
+def corpus_root(config: str | Path) -> Path:
+    """The corpus folder of an app config (``data.init_args.root``)."""
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import read_config
+
+    data = read_config(config).get("data") or {}
+    root = (data.get("init_args") or {}).get("root") if isinstance(data, dict) else None
+    if not isinstance(root, str) or not root:
+        raise DataError("no corpus folder (data.init_args.root)", path=config, field="data.init_args.root")
+    return Path(root)
+
+
+def probe_dir(config: str | Path) -> Path:
+    """The CTC probe of an app config's corpus: ``<corpus>/../asr_probe`` (``make train-asr-probe``)."""
+    return corpus_root(config).parent / "asr_probe"
 
 
 def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[Any, list[dict[str, Any]]]:
@@ -90,15 +109,16 @@ def cmd_data(a: argparse.Namespace) -> None:
     from ditkit_audio.data import synthesize_corpus
 
     t = time.perf_counter()
-    out = synthesize_corpus(a.out, a.n, seed=a.seed)
+    out = synthesize_corpus(a.out or corpus_root(a.config), a.n, seed=a.seed)
     print(f"wrote {a.n} utterances to {out} ({time.perf_counter() - t:.0f} s)")
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
     from ditkit_audio.audio import normalize_loudness, read_wav, write_wav
     from ditkit_audio.viz import plot_mels
+    from ditkit_core.lightning import run_dir
 
-    module = load_module(a.ckpt)
+    module = load(a.config, a.ckpt or None)
     tok = module.tokenizer
     prompt_mel = None
     if a.prompt:
@@ -120,8 +140,9 @@ def cmd_sample(a: argparse.Namespace) -> None:
     )
     dt = time.perf_counter() - t
     wav = res["wavs"][0]
-    out = write_wav(a.out, wav, tok.sample_rate)
-    plot_mels([res["mels"][0]], ["generated"], Path(a.out).with_suffix(".png"), title=a.text[:100])
+    target = Path(a.out) if a.out else run_dir(a.config) / "sample.wav"
+    out = write_wav(target, wav, tok.sample_rate)
+    plot_mels([res["mels"][0]], ["generated"], target.with_suffix(".png"), title=a.text[:100])
     secs = wav.shape[0] / tok.sample_rate
     print(
         json.dumps({"wav": str(out), "pieces": res["pieces"][0], "seconds": round(secs, 2), "rtf": round(dt / secs, 3)})
@@ -139,17 +160,19 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
     from ditkit_audio.data import TTSDataModule
     from ditkit_audio.metrics import error_rate
 
-    dm = TTSDataModule(a.data, val_size=a.val_size, seed=a.seed)
+    data = a.data or corpus_root(a.config)
+    dm = TTSDataModule(str(data), val_size=a.val_size, seed=a.seed)
     dm.setup()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = train_probe(dm.train.items, dm.text, steps=a.steps, max_seconds=a.max_seconds, seed=a.seed)
-    save_probe(model, a.out)
+    out = a.out or Path(data).parent / "asr_probe"
+    save_probe(model, out)
     refs = [it["text"] for it in dm.val.items]
     hyps = model.transcribe([it["mel"].float() for it in dm.val.items], dm.text)
     print(
         json.dumps(
             {
-                "asr_probe": str(a.out),
+                "asr_probe": str(out),
                 "heldout_cer": round(error_rate(refs, hyps), 4),
                 "heldout_wer": round(error_rate(refs, hyps, "word"), 4),
                 "example": [refs[0], hyps[0]],
@@ -159,23 +182,41 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    print(
-        json.dumps(
-            evaluate(a.ckpt, a.data, a.asr, n=a.n, steps=a.steps, val_size=a.val_size, vocoder=a.vocoder or None)
-        )
+    data = a.data or str(corpus_root(a.config))
+    asr = a.asr if a.asr is not None else str(probe_dir(a.config))
+    res = evaluate(
+        a.config,
+        data,
+        asr or None,
+        ckpt=a.ckpt or None,
+        n=a.n,
+        steps=a.steps,
+        val_size=a.val_size,
+        vocoder=a.vocoder or None,
     )
+    print(json.dumps(res))
+
+
+def _fit_overrides(a: argparse.Namespace) -> list[str]:
+    out = []
+    if a.steps is not None:
+        out += ["--trainer.max_steps", str(a.steps)]
+    if a.out:
+        out += ["--trainer.default_root_dir", a.out]
+    return out
 
 
 def cmd_train_vocoder(a: argparse.Namespace) -> None:
-    from ditkit_audio.vocoder import train_from_config
+    from ditkit_audio.melfit import fit_config
 
-    print(json.dumps(train_from_config(a.config, steps=a.steps, out=a.out or None)))
+    print(json.dumps(fit_config(a.config, *_fit_overrides(a))))
 
 
 def cmd_train_codec(a: argparse.Namespace) -> None:
-    from ditkit_audio.codec import train_from_config
+    from ditkit_audio.melfit import fit_config
 
-    print(json.dumps(train_from_config(a.config, steps=a.steps, out=a.out or None, vocoder=a.vocoder or None)))
+    extra = ["--model.init_args.vocoder", a.vocoder] if a.vocoder else []
+    print(json.dumps(fit_config(a.config, *_fit_overrides(a), *extra)))
 
 
 def cmd_eval_codec(a: argparse.Namespace) -> None:
@@ -185,17 +226,19 @@ def cmd_eval_codec(a: argparse.Namespace) -> None:
 
 
 def evaluate(
-    ckpt: str,
+    config: str,
     data: str,
     asr: str | None,
     *,
+    ckpt: str | None = None,
     n: int = 32,
     steps: int = 16,
     val_size: int = 64,
     cfg_scale: float | None = None,
     vocoder: str | None = None,
 ) -> dict[str, Any]:
-    """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF.
+    """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF of the run
+    of ``config`` (``ckpt``: its checkpoint or a ``save_pretrained`` folder; default the config's last checkpoint).
 
     ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
     ground truth is then also scored through it, ``cer_ground_truth_vocoder``).
@@ -203,7 +246,7 @@ def evaluate(
     from ditkit_audio.asr import load_probe
     from ditkit_audio.metrics import duration_error, error_rate, mcd_dtw
 
-    module = load_module(ckpt)
+    module = load(config, ckpt)
     tok = module.tokenizer
     _, items = heldout(module, data, val_size)
     items = items[:n]
@@ -273,12 +316,16 @@ def evaluate(
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="ditkit-tts", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    cfg_help = "the TTS app config (default paths come from it)"
+    ckpt_help = "a checkpoint or a save_pretrained folder (default: <default_root_dir>/checkpoints/last.ckpt)"
     d = sub.add_parser("data", help="synthesise the espeak-ng corpus (LJSpeech layout)")
-    d.add_argument("--out", default="outputs/tts/data")
+    d.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
+    d.add_argument("--out", default="", help="corpus folder (default: the config's data.init_args.root)")
     d.add_argument("--n", type=_positive_int, default=2000)
     d.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("sample", help="speak a text (optionally continuing a voice prompt)")
-    s.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
+    s.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
+    s.add_argument("--ckpt", default="", help=ckpt_help)
     s.add_argument("--text", type=_text, required=True)
     s.add_argument("--prompt", default="")
     s.add_argument("--prompt-text", default="")
@@ -287,35 +334,37 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--speed", type=_positive_float, default=1.0, help="> 1 speaks faster")
     s.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="outputs/tts/sample.wav")
+    s.add_argument("--out", default="", help="wav path (default: <default_root_dir>/sample.wav)")
     s.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
     r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
-    r.add_argument("--data", default="outputs/tts/data")
-    r.add_argument("--out", default="outputs/tts/asr_probe")
+    r.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
+    r.add_argument("--data", default="", help="corpus folder (default: the config's)")
+    r.add_argument("--out", default="", help="probe folder (default: <corpus>/../asr_probe)")
     r.add_argument("--steps", type=_positive_int, default=2000)
     r.add_argument("--max-seconds", type=_positive_float, default=240.0)
     r.add_argument("--val-size", type=_positive_int, default=64)
     r.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
-    e.add_argument("--ckpt", default="outputs/tts/checkpoints/last.ckpt")
-    e.add_argument("--data", default="outputs/tts/data")
-    e.add_argument("--asr", default="outputs/tts/asr_probe")
+    e.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
+    e.add_argument("--ckpt", default="", help=ckpt_help)
+    e.add_argument("--data", default="", help="corpus folder (default: the config's)")
+    e.add_argument("--asr", default=None, help="probe folder (default: <corpus>/../asr_probe; '' skips CER / WER)")
     e.add_argument("--n", type=_positive_int, default=32)
     e.add_argument("--steps", type=_positive_int, default=16)
     e.add_argument("--val-size", type=_positive_int, default=64)
     e.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
     v = sub.add_parser("train-vocoder", help="train the Vocos-style neural vocoder (+ held-out figures vs Griffin-Lim)")
     v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
-    v.add_argument("--steps", type=_positive_int, default=None, help="override train.steps of the config")
-    v.add_argument("--out", default="")
+    v.add_argument("--steps", type=_positive_int, default=None, help="override trainer.max_steps of the config")
+    v.add_argument("--out", default="", help="output folder (default: the config's trainer.default_root_dir)")
     c = sub.add_parser("train-codec", help="train the SQ-codec (+ held-out reconstruction figures)")
     c.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
-    c.add_argument("--steps", type=_positive_int, default=None, help="override train.steps of the config")
-    c.add_argument("--out", default="")
+    c.add_argument("--steps", type=_positive_int, default=None, help="override trainer.max_steps of the config")
+    c.add_argument("--out", default="", help="output folder (default: the config's trainer.default_root_dir)")
     c.add_argument("--vocoder", default="", help="vocoder directory for the waveform figures (default: config's)")
     ec = sub.add_parser("eval-codec", help="held-out figures of a trained SQ-codec (through the vocoder if trained)")
     ec.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
-    ec.add_argument("--codec", default="", help="codec directory (default: the config's out)")
+    ec.add_argument("--codec", default="", help="codec directory (default: the config's trainer.default_root_dir)")
     ec.add_argument("--vocoder", default="", help="vocoder directory (default: the config's)")
     a = p.parse_args(argv)
     {

@@ -5,7 +5,8 @@ through the neural vocoder of :mod:`ditkit_audio.vocoder`, or Griffin-Lim when n
 embedding + ConvNeXt blocks + linear to ``latent_dim``) maps each normalised log-mel frame to ``tanh`` values in
 (-1, 1); the scalar quantiser rounds them to the fixed grid ``{-1, -(S-1)/S, ..., 0, ..., 1}`` (``2 S + 1`` levels,
 ``S = scale``) with a straight-through estimator; a mirror-image decoder maps the grid values back to log-mel frames.
-There is no codebook and no commitment loss: training is plain mel L1 + MSE on random crops.
+There is no codebook and no commitment loss: training (:class:`CodecModule`, ``make train-codec`` or
+``ditkit fit --config apps/tts/configs/sqcodec.yaml``) is plain mel L1 + MSE on random crops.
 
 Why mel rather than waveform: a waveform autoencoder has to learn phase as well and needs far more than the CPU
 budget here (minutes on one core) to sound clean, while the mel autoencoder converges in minutes and the phase is left
@@ -15,21 +16,26 @@ so the TTS module's durations, masks and infilling spans work on codec tokens un
 ``CodecTokenizer`` exposes the codec behind the core Tokenizer protocol: ``encode`` (a DataModule batch of mels, or
 ``{"wav": ...}`` waveforms) -> latent tokens ``[b, f, latent_dim]`` on the grid; ``decode`` -> mels; ``encode_wav`` /
 ``decode_wav`` for single waveforms. Set it as ``model.init_args.tokenizer`` of a TTS config
-(``apps/tts/configs/codec.yaml``) to train the DiT on codec tokens.
+(``apps/tts/configs/codec.yaml``) to train the DiT on codec tokens. It states its latent width and mel settings, so a
+TTS module is built from the config alone; the codec weights are read at first use (a missing codec names
+``make train-codec``) and checked against what the tokenizer states.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ditkit_audio.melfit import MelModelModule, fit, trained_probe
 from ditkit_audio.tokenizer import MelTokenizer
 from ditkit_audio.vocoder import Backbone
-from ditkit_audio.wavtools import MEL_KEYS, MelModule, load_model, save_model
+from ditkit_audio.wavtools import MEL_KEYS, MelModule, check_mel_settings, load_model, save_model
+from ditkit_core.lightning import OptimConfig
 from ditkit_core.tokenizers import TokenBatch
 
 
@@ -148,6 +154,7 @@ class SQCodec(MelModule):
 
 
 def save_codec(model: SQCodec, directory: Any, report: dict[str, Any] | None = None) -> Any:
+    """The codec in the core's pretrained format (``config.json`` + ``model.safetensors``), written atomically."""
     return save_model(model, directory, report)
 
 
@@ -157,6 +164,91 @@ def load_codec(directory: Any) -> SQCodec:
 
 
 # ---------------------------------------------------------------------- training / evaluation
+CODEC_OPTIM = OptimConfig(lr=2e-3, weight_decay=0.01, betas=(0.9, 0.999), warmup_steps=100, min_lr_ratio=0.05)
+"""Optimiser defaults of :class:`CodecModule`."""
+
+
+class CodecModule(MelModelModule):
+    """Trains an :class:`SQCodec` (``ditkit fit --config apps/tts/configs/sqcodec.yaml``) on padded log-mel crops
+    (:class:`~ditkit_audio.melfit.MelCropDataModule` with ``crop: padded``): L1 + ``mse_weight`` x MSE of the
+    reconstruction on normalised mels (padding masked out); AdamW, warm-up then cosine decay; gradient clipping from
+    the trainer. At the end of fitting the codec and its held-out figures (through the neural vocoder of ``vocoder``
+    when trained, else Griffin-Lim) go to ``trainer.default_root_dir``.
+
+    Args:
+        sample_rate, n_fft, hop, n_mels, mel_mean, mel_std: the mel settings (those of the TTS tokenizer; checked
+            against the data's TTS config at fit start).
+        latent_dim, scale, dim, intermediate, layers: the codec (see :class:`SQCodec`).
+        mse_weight: weight of the MSE term.
+        vocoder: vocoder folder for the waveform figures (Griffin-Lim when it is not trained).
+        optim: AdamW settings (default :data:`CODEC_OPTIM`: lr 2e-3, weight decay 0.01, betas 0.9 / 0.999, 100
+            warm-up steps, cosine to 5 %).
+        export, asr, eval_n, log_every: see :class:`~ditkit_audio.melfit.MelModelModule`.
+    """
+
+    tag = "codec"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
+        mel_mean: float = -5.5,
+        mel_std: float = 2.5,
+        latent_dim: int = 16,
+        scale: int = 4,
+        dim: int = 128,
+        intermediate: int = 384,
+        layers: int = 3,
+        mse_weight: float = 1.0,
+        vocoder: str | None = None,
+        optim: OptimConfig | None = None,
+        export: bool = True,
+        asr: str | None = None,
+        eval_n: int = 64,
+        log_every: int = 250,
+    ):
+        super().__init__(optim, CODEC_OPTIM, export, asr, eval_n, log_every)
+        self.codec = SQCodec(
+            sample_rate,
+            n_fft,
+            hop,
+            n_mels,
+            mel_mean,
+            mel_std,
+            latent_dim=latent_dim,
+            scale=scale,
+            dim=dim,
+            intermediate=intermediate,
+            layers=layers,
+        )
+        self.mse_weight, self.vocoder = float(mse_weight), vocoder
+
+    @property
+    def net(self) -> SQCodec:
+        return self.codec
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        c = self.codec
+        print(
+            f"[codec] {c.bitrate:.0f} bit/s ({c.latent_dim} x {c.frame_rate:g} Hz x {c.quantizer.levels} levels)",
+            flush=True,
+        )
+
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Crops ``{"mel": [b, f, n_mels], "mask": [b, f]}`` -> ``loss``, ``l1_norm``, ``mse_norm``."""
+        mel, mask = batch["mel"], batch["mask"]
+        rec, _ = self.codec(mel, mask)
+        err = ((rec - mel) / self.codec.mel_std)[mask]
+        l1, mse = err.abs().mean(), err.pow(2).mean()
+        return {"loss": l1 + self.mse_weight * mse, "l1_norm": l1, "mse_norm": mse}
+
+    def evaluate(self, items: list[dict]) -> dict[str, Any]:
+        return codec_report(self.codec, items, self.vocoder, self.asr)
+
+
 def train_codec(
     items: list[dict],
     settings: dict[str, Any],
@@ -172,62 +264,50 @@ def train_codec(
     log_every: int = 250,
     **model_kw: Any,
 ) -> tuple[SQCodec, dict[str, Any]]:
-    """Train an :class:`SQCodec` on random log-mel crops of ``items`` (``{"mel": [f, n_mels]}``).
+    """Train an :class:`SQCodec` on random log-mel crops of ``items`` (``{"mel": [f, n_mels]}``) with
+    :class:`CodecModule` in one process (weights from ``torch.manual_seed(seed)``, crops from ``seed``); stops after
+    ``steps`` or ``max_seconds``; writes nothing. Utterances shorter than the crop are zero-padded (masked out of the
+    loss).
 
-    Loss on normalised mels: L1 + ``mse_weight`` * MSE. AdamW with warm-up and cosine decay; stops after ``steps``
-    or ``max_seconds``. Utterances shorter than the crop are zero-padded (masked out of the loss).
+    Returns:
+        the model (eval mode) and a log ``{"steps", "seconds", "l1_norm_first", "l1_norm_last", ...}``.
     """
-    from ditkit_audio.wavtools import _cosine
-
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    model = SQCodec(**{k: settings[k] for k in MEL_KEYS}, **model_kw)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = _cosine(opt, steps, warmup)
-    print(
-        f"[codec] {sum(p.numel() for p in model.parameters())} parameters, {model.bitrate:.0f} bit/s "
-        f"({model.latent_dim} x {model.frame_rate:g} Hz x {model.quantizer.levels} levels)",
-        flush=True,
+    module = CodecModule(
+        **{k: settings[k] for k in MEL_KEYS},
+        **model_kw,
+        mse_weight=mse_weight,
+        optim=dataclasses.replace(CODEC_OPTIM, lr=lr, warmup_steps=warmup),
+        export=False,
+        log_every=log_every,
     )
-    t0, hist = time.perf_counter(), []
-    model.train()
-    for step in range(steps):
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            print(f"[codec] stopping at step {step}: max_seconds={max_seconds} reached", flush=True)
-            break
-        mel = torch.zeros(batch_size, segment_frames, settings["n_mels"])
-        mask = torch.zeros(batch_size, segment_frames, dtype=torch.bool)
-        for b in range(batch_size):
-            it = items[int(torch.randint(len(items), (1,), generator=g))]
-            f = it["mel"].shape[0]
-            k = int(torch.randint(max(1, f - segment_frames + 1), (1,), generator=g))
-            crop = it["mel"][k : k + segment_frames].float()
-            mel[b, : crop.shape[0]], mask[b, : crop.shape[0]] = crop, True
-        rec, _ = model(mel, mask)
-        err = ((rec - mel) / settings["mel_std"])[mask]
-        l1, mse = err.abs().mean(), err.pow(2).mean()
-        loss = l1 + mse_weight * mse
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        hist.append(l1.item())
-        if log_every and step % log_every == 0:
-            print(
-                f"[codec] step {step} l1 {l1.item():.4f} mse {mse.item():.4f} ({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
-    n = min(50, len(hist))
-    log = {
-        "steps": len(hist),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "batch_size": batch_size,
-        "segment_frames": segment_frames,
-        "l1_norm_first": round(sum(hist[:n]) / n, 4),
-        "l1_norm_last": round(sum(hist[-n:]) / n, 4),
-    }
-    return model.eval(), log
+    fit(
+        module,
+        items,
+        steps=steps,
+        batch_size=batch_size,
+        segment_frames=segment_frames,
+        seed=seed,
+        crop="padded",
+        hop=settings["hop"],
+        max_seconds=max_seconds,
+    )
+    return module.codec.eval(), module.train_log()
+
+
+def codec_report(codec: SQCodec, items: list[dict], vocoder: str | None, asr: str | None) -> dict[str, Any]:
+    """:func:`evaluate_codec` through the vocoder of ``vocoder`` (when trained; checked against the codec's mel
+    settings) and the probe of ``asr`` (when trained), naming both in the result."""
+    from ditkit_audio.vocoder import load_vocoder
+
+    voc = load_vocoder(vocoder) if vocoder and (Path(vocoder) / "config.json").exists() else None
+    if voc is not None:
+        voc.check_compatible(codec.mel_settings, "this codec's mel settings")
+    probe, text = trained_probe(asr)
+    res = evaluate_codec(codec, items, vocoder=voc, probe=probe, text=text)
+    res["vocoder_dir"] = str(vocoder) if voc is not None else None
+    res["asr_probe"] = str(asr) if probe is not None else None
+    return res
 
 
 @torch.no_grad()
@@ -285,15 +365,18 @@ def evaluate_codec(
 class CodecTokenizer(MelTokenizer):
     """Speech tokens = SQ-codec latents ``[b, f, latent_dim]`` on the quantiser grid (one per mel frame).
 
-    Same interface as :class:`~ditkit_audio.tokenizer.MelTokenizer` (the mel settings are the codec's), with
-    ``normalize`` / ``denormalize`` being the codec's encoder / decoder, so the TTS module, its data and its inference
-    run unchanged on codec tokens; ``token_dim`` is ``latent_dim``. The codec (and the optional vocoder) are frozen
-    and not part of the TTS module's parameters or checkpoint: they are reloaded from their directories.
+    Same interface as :class:`~ditkit_audio.tokenizer.MelTokenizer`, with ``normalize`` / ``denormalize`` being the
+    codec's encoder / decoder, so the TTS module, its data and its inference run unchanged on codec tokens;
+    ``token_dim`` is the stated ``latent_dim``. The codec (and the optional vocoder) are frozen and not part of the TTS
+    module's parameters or checkpoint: they are read from their directories at first use (so a TTS module and its
+    config build without them) and checked against the latent width and mel settings stated here.
 
     Args:
         codec: directory of a trained codec (``make train-codec``).
         vocoder: optional directory of a trained vocoder (``make train-vocoder``) used by :meth:`to_wav`; Griffin-Lim
             when None.
+        latent_dim: the codec's values per frame (the token width).
+        sample_rate, n_fft, hop, n_mels: the codec's mel settings.
         text_kind: ``chars`` or ``phonemes``.
         gl_iters: Griffin-Lim iterations when there is no vocoder.
         quantize_output: round generated latents to the grid before decoding (SimpleSpeech does).
@@ -303,33 +386,61 @@ class CodecTokenizer(MelTokenizer):
         self,
         codec: str = "outputs/tts/codec",
         vocoder: str | None = None,
+        latent_dim: int = 16,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
         text_kind: str = "chars",
         gl_iters: int = 32,
         quantize_output: bool = True,
     ):
-        model = load_codec(codec)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        s = model.mel_settings
-        super().__init__(**s, text_kind=text_kind, gl_iters=gl_iters)
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"CodecTokenizer.latent_dim={latent_dim!r}: must be an integer >= 1")
+        super().__init__(sample_rate, n_fft, hop, n_mels, text_kind=text_kind, gl_iters=gl_iters)
         self.codec, self.vocoder, self.quantize_output = str(codec), vocoder, quantize_output
-        self.model = model
-        self.token_dim = model.latent_dim
-        self._vocoder = None
-        if vocoder:
+        self.latent_dim = self.token_dim = latent_dim
+        self._codec: SQCodec | None = None
+        self._vocoder: Any = None
+
+    @property
+    def codec_model(self) -> SQCodec:
+        """The frozen codec, read from :attr:`codec` at first use and checked against the stated latent width and
+        mel settings (``ModelNotFoundError`` naming ``make train-codec`` when it is not trained)."""
+        if self._codec is None:
+            model = load_codec(self.codec)
+            check_mel_settings(model.mel_settings, self, f"SQCodec in {self.codec}", "this CodecTokenizer")
+            if model.latent_dim != self.latent_dim:
+                raise ValueError(
+                    f"CodecTokenizer.latent_dim={self.latent_dim}: the codec in {self.codec} has latent_dim="
+                    f"{model.latent_dim} (state its real width)"
+                )
+            for p in model.parameters():
+                p.requires_grad_(False)
+            self._codec = model
+        return self._codec
+
+    @property
+    def vocoder_model(self) -> Any:
+        """The frozen neural vocoder of :attr:`vocoder` (None: Griffin-Lim), read at first use and checked against
+        the mel settings."""
+        if self._vocoder is None and self.vocoder:
             from ditkit_audio.vocoder import load_vocoder
 
-            self._vocoder = load_vocoder(vocoder)
-            self._vocoder.check_compatible(s, f"the codec in {codec}")
+            voc = load_vocoder(self.vocoder)
+            voc.check_compatible(self, f"the codec tokens of {self.codec}")
+            self._vocoder = voc
+        return self._vocoder
 
     @property
     def bitrate(self) -> float:
-        return self.model.bitrate
+        return self.codec_model.bitrate
 
     def _on(self, x: Tensor) -> SQCodec:
-        if next(self.model.parameters()).device != x.device:
-            self.model.to(x.device)
-        return self.model
+        model = self.codec_model
+        if next(model.parameters()).device != x.device:
+            model.to(x.device)
+        return model
 
     @torch.no_grad()
     def normalize(self, mel: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -394,93 +505,38 @@ class CodecTokenizer(MelTokenizer):
 
     def to_wav(self, mel: Tensor, n_iter: int | None = None) -> Tensor:
         """Log-mel ``[f, n_mels]`` -> waveform: the neural vocoder if one is set, else Griffin-Lim."""
-        if self._vocoder is not None and n_iter is None:
-            return self._vocoder.vocode(mel)
+        if self.vocoder and n_iter is None:
+            return self.vocoder_model.vocode(mel)
         return super().to_wav(mel, n_iter)
 
 
 # ---------------------------------------------------------------------- command
-def _split(cfg: dict[str, Any]) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    from ditkit_audio.wavtools import load_wav_split
-
-    return load_wav_split(
-        cfg.get("tts_config", "apps/tts/configs/default.yaml"),
-        root=cfg.get("data"),
-        val_size=int(cfg.get("val_size", 64)),
-        seed=int(cfg.get("seed", 0)),
-    )
-
-
-def _evaluate(
-    model: SQCodec, val: list[dict], cfg: dict[str, Any], vocoder: str | None, eval_n: int | None
-) -> dict[str, Any]:
-    from pathlib import Path
-
-    from ditkit_audio.vocoder import load_vocoder
-
-    voc_dir = vocoder or cfg.get("vocoder")
-    voc = load_vocoder(voc_dir) if voc_dir and (Path(voc_dir) / "config.json").exists() else None
-    if voc is not None:
-        voc.check_compatible(model.mel_settings, "this codec's mel settings")
-    probe = text = None
-    asr = cfg.get("asr")
-    if asr and (Path(asr) / "config.json").exists():
-        from ditkit_audio.asr import load_probe
-        from ditkit_audio.text import TextTokenizer
-
-        probe, text = load_probe(asr), TextTokenizer(cfg.get("text_kind", "chars"))
-    res = evaluate_codec(model, val[: int(eval_n or cfg.get("eval_n", 64))], vocoder=voc, probe=probe, text=text)
-    res["vocoder_dir"] = str(voc_dir) if voc is not None else None
-    res["asr_probe"] = str(asr) if probe is not None else None
-    return res
-
-
-def train_from_config(
-    config: Any,
-    *,
-    steps: int | None = None,
-    out: str | None = None,
-    max_seconds: float | None = None,
-    eval_n: int | None = None,
-    vocoder: str | None = None,
-) -> dict[str, Any]:
-    """``make train-codec``: read ``config`` (``apps/tts/configs/sqcodec.yaml``), train on the corpus' training split,
-    save to ``out`` and write held-out figures (through the neural vocoder when ``vocoder`` / the config's
-    ``vocoder`` directory exists, else Griffin-Lim) to ``out/report.json``; returns the report."""
-    from ditkit_audio.wavtools import load_yaml
-
-    cfg = load_yaml(config)
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    train_kw = dict(cfg.get("train") or {})
-    if steps is not None:
-        train_kw["steps"] = steps
-    if max_seconds is not None:
-        train_kw["max_seconds"] = max_seconds
-    out = out or cfg.get("out", "outputs/tts/codec")
-    tr, va, settings = _split(cfg)
-    print(f"[codec] mel settings {settings}", flush=True)
-    model, log = train_codec(tr, settings, **train_kw, **(cfg.get("model") or {}))
-    save_codec(model, out)
-    report = {"config": str(config), "train": log, **_evaluate(model, va, cfg, vocoder, eval_n)}
-    save_codec(model, out, report)
-    return report
-
-
 def evaluate_from_config(
     config: Any, *, codec: str | None = None, vocoder: str | None = None, eval_n: int | None = None
 ) -> dict[str, Any]:
-    """``make eval-codec``: held-out figures of a trained codec (``codec`` or the config's ``out``), e.g. again after
-    the vocoder is trained; updates ``<codec>/report.json`` (keeping its training log)."""
-    from pathlib import Path
+    """``make eval-codec``: held-out figures of a trained codec (``codec`` or the config's run folder,
+    ``trainer.default_root_dir``), e.g. again after the vocoder is trained; the data, vocoder, probe and
+    ``eval_n`` come from the config (``apps/tts/configs/sqcodec.yaml``). Updates ``<codec>/report.json`` (keeping
+    its training log)."""
+    from ditkit_audio.melfit import MelCropDataModule
+    from ditkit_audio.wavtools import read_json, write_json
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import read_config, run_dir
 
-    from ditkit_audio.wavtools import load_yaml, read_json, write_json
-
-    cfg = load_yaml(config)
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    d = Path(codec or cfg.get("out", "outputs/tts/codec"))
+    cfg = read_config(config)
+    args = {}
+    for part in ("model", "data"):
+        section = cfg.get(part)
+        init = section.get("init_args") if isinstance(section, dict) else None
+        if not isinstance(init, dict):
+            raise DataError("expected a mapping", path=config, field=f"{part}.init_args")
+        args[part] = init
+    d = Path(codec or run_dir(config))
     model = load_codec(d)
-    _, va, _ = _split(cfg)
-    res = _evaluate(model, va, cfg, vocoder, eval_n)
+    dm = MelCropDataModule(**args["data"])
+    dm.setup()
+    n = int(eval_n or args["model"].get("eval_n", 64))
+    res = codec_report(model, dm.val_items[:n], vocoder or args["model"].get("vocoder"), args["model"].get("asr"))
     old = read_json(d / "report.json", max_bytes=1 << 26) if (d / "report.json").exists() else {}
     report = {"config": str(config), "train": old.get("train") if isinstance(old, dict) else None, **res}
     write_json(d / "report.json", report)

@@ -120,8 +120,9 @@ def synthesize(
         module: the trained module.
         texts: one string per output; each is split at sentence boundaries (pieces <= ``max_chars``) and the
             pieces are joined with ``crossfade_s`` equal-power crossfades.
-        steps, cfg_scale, schedule, method: solver settings (defaults from the module); ``sway`` the sway
-            coefficient (default ``module.sway``).
+        steps, cfg_scale, schedule, method: solver settings (defaults from ``module.sampler``); ``sway`` the sway
+            coefficient (default ``module.sampler.sway``). Sampling runs through ``module.generate`` (CFG, known
+            frames, the sampler's cache).
         duration: ``predictor`` (sentence-level duration model) or ``heuristic`` (frames per symbol).
         prompt_mel: optional reference log-mel ``[p, n_mels]`` of the voice to continue (zero-shot by infilling).
         prompt_text: its transcript (required with ``prompt_mel``); the target durations are scaled by the
@@ -193,6 +194,7 @@ def synthesize(
         meta = module.text_meta(ids, lens, F_, n)
     template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta=meta)
     g = torch.Generator(device=dev).manual_seed(seed)
+    solver = {} if sway is None else {"sway": sway}  # default: module.sampler.sway
     out = module.generate(
         template,
         steps=steps,
@@ -202,7 +204,7 @@ def synthesize(
         known=x,
         known_mask=known[..., None],
         generator=g,
-        sway=module.sway if sway is None else sway,
+        **solver,
     ).x
     mels = [tok.denormalize(out[i, P : P + int(n[i])]).cpu() for i in range(B)]
     res: dict[str, Any] = {"pieces": pieces, "frames": [], "mels": []}

@@ -1,20 +1,25 @@
 """``TTSModule``: F5-TTS-style flow matching on mel frames with a DiT backbone from ditkit_core.
 
-Input of the DiT per frame: ``[x_t, masked reference mel, refined text embedding]`` (concatenated, then the DiT's
-input projection), 1D RoPE over frames. The text reaches the frames either stretched over them (``text_align=
-"stretch"``, the default: a symbol-level ConvNeXt encoder, then each frame takes the symbol at its position when the
-symbols are spread in proportion to expected per-symbol durations fitted to sentence totals, plus its fractional
-position inside it, then a frame-level ConvNeXt refiner) or F5-TTS style (``text_align="filler"``: text then filler
-tokens, the DiT finds the alignment itself). Training infills a random contiguous span (70-100% of the frames by
-default) given the rest (``known_mask``), with the text and the reference dropped together for CFG. A sentence-level
-duration predictor (trained jointly, its own loss) gives the total number of frames; no aligner is used.
+One core DiT: its input is the noisy frames ``x_t`` (``in_dim = token_dim``); the reference mel on the known frames
+and the refined text embedding enter as condition channels (``TokenBatch.x_cond [b, f, token_dim + text_dim]``,
+``DiTConfig.cond_channels``, both derived), filled by :meth:`TTSModule.condition`, where the text encoder runs. 1D
+RoPE over frames. The text reaches the frames either stretched over them (``text_align="stretch"``, the default: a
+symbol-level ConvNeXt encoder, then each frame takes the symbol at its position when the symbols are spread in
+proportion to expected per-symbol durations fitted to sentence totals, plus its fractional position inside it, then a
+frame-level ConvNeXt refiner) or F5-TTS style (``text_align="filler"``: text then filler tokens, the DiT finds the
+alignment itself). Training infills a random contiguous span (70-100% of the frames by default) given the rest
+(``known_mask``), with the text and the reference dropped together for CFG: :meth:`TTSModule.condition` builds the
+unconditional channels itself (reference zeroed, text replaced by filler tokens), so the DiT's own zeroing of dropped
+condition channels is off (``drop_x_cond: false``). A sentence-level duration predictor (trained jointly, an
+auxiliary loss) gives the total number of frames; no aligner is used. Sampling goes through
+:meth:`~ditkit_core.lightning.FlowMatchingModule.generate` (:func:`ditkit_audio.inference.synthesize`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,23 +28,23 @@ from torch import Tensor
 from ditkit_audio.model import DurationPredictor, TextEncoder
 from ditkit_audio.text import fill_to_frames, stretch_to_frames
 from ditkit_audio.tokenizer import MelTokenizer
-from ditkit_core.flow import TimeSampler
-from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
-from ditkit_core.lightning.pretrained import from_config
-from ditkit_core.nn import DiT, DiTConfig
+from ditkit_core.lightning import FlowConfig, FlowMatchingModule, OptimConfig, SamplerConfig
+from ditkit_core.nn import DiTConfig
 from ditkit_core.tokenizers import TokenBatch
-
-allow_in_checkpoints(DiTConfig, TimeSampler)
 
 
 class TTSModule(FlowMatchingModule):
     """Flow-matching text-to-speech on log-mel frames (see the module docstring).
 
     Args:
-        tokenizer: :class:`~ditkit_audio.tokenizer.MelTokenizer`.
-        model: DiT configuration (``in_dim`` / ``out_dim`` are set here: ``2 n_mels + text_dim`` -> ``n_mels``);
-            use ``rope_axes: 1`` for rotary positions over frames.
-        text_dim: width of the text embedding concatenated to each frame.
+        tokenizer: :class:`~ditkit_audio.tokenizer.MelTokenizer` (or the SQ-codec's
+            :class:`~ditkit_audio.codec.CodecTokenizer`).
+        model: DiT configuration; ``in_dim`` / ``out_dim`` (the token width) and ``cond_channels``
+            (``token_dim + text_dim``) are derived (state them only with their real values); ``drop_x_cond`` is
+            always False. Use ``rope_axes: 1`` for rotary positions over frames.
+        flow, optim, sampler, seed: as in :class:`~ditkit_core.lightning.FlowMatchingModule` (the TTS recipe sets
+            ``flow.cond_dropout`` for CFG and ``sampler.schedule: sway`` with ``sampler.sway``).
+        text_dim: width of the text embedding in the condition channels of each frame.
         text_layers: frame-level ConvNeXt blocks refining the text embedding.
         text_align: ``stretch`` (uniform text-to-frame stretching, see :class:`~ditkit_audio.model.TextEncoder`) or
             ``filler`` (F5-TTS filler padding).
@@ -51,16 +56,21 @@ class TTSModule(FlowMatchingModule):
         duration_dim, duration_layers: size of the duration predictor.
         duration_weight: weight of the duration loss (MSE on log frames) in the total loss.
         mask_range: fraction of frames in the infilled span during training (min, max).
-        sway: sway-sampling coefficient used with ``sample_schedule: sway``.
         n_write: utterances synthesised by :meth:`write_samples`.
-        time_sampler, lr, weight_decay, warmup_steps, max_steps, cond_dropout, seed, sample_steps, sample_method,
-            sample_schedule, cfg_scale: as in :class:`~ditkit_core.lightning.FlowMatchingModule`.
     """
+
+    LEGACY_ARGS: ClassVar[dict[str, tuple[str, str]]] = {"sway": ("sampler", "sway")}
+    """TTS's own flat arguments of earlier versions (the base ones, ``lr``, ``sample_steps``, ..., are migrated by
+    the core)."""
 
     def __init__(
         self,
         tokenizer: MelTokenizer,
         model: DiTConfig,
+        flow: FlowConfig | None = None,
+        optim: OptimConfig | None = None,
+        sampler: SamplerConfig | None = None,
+        seed: int = 0,
         text_dim: int = 64,
         text_layers: int = 2,
         text_align: str = "stretch",
@@ -70,62 +80,41 @@ class TTSModule(FlowMatchingModule):
         duration_layers: int = 2,
         duration_weight: float = 0.1,
         mask_range: tuple[float, float] = (0.7, 1.0),
-        sway: float = -1.0,
         n_write: int = 3,
-        time_sampler: TimeSampler | None = None,
-        lr: float = 5e-4,
-        weight_decay: float = 0.01,
-        warmup_steps: int = 100,
-        max_steps: int | None = None,
-        cond_dropout: float = 0.2,
-        seed: int = 0,
-        sample_steps: int = 16,
-        sample_method: str = "euler",
-        sample_schedule: str = "sway",
-        cfg_scale: float = 2.0,
     ):
         if not 0.0 < mask_range[0] <= mask_range[1] <= 1.0:
             raise ValueError(f"TTSModule.mask_range={mask_range}: need 0 < min <= max <= 1")
-        if isinstance(tokenizer, dict):  # rebuilt from a checkpoint's hyper-parameters
-            tokenizer = from_config(tokenizer)
-        base = dataclasses.replace(model, in_dim=tokenizer.token_dim, out_dim=tokenizer.token_dim)
-        super().__init__(
-            tokenizer,
-            base,
-            time_sampler=time_sampler,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            max_steps=max_steps,
-            cond_dropout=cond_dropout,
-            seed=seed,
-            sample_steps=sample_steps,
-            sample_method=sample_method,
-            sample_schedule=sample_schedule,
-            cfg_scale=cfg_scale,
-        )
-        m = tokenizer.token_dim  # n_mels for MelTokenizer, latent_dim for the SQ-codec's CodecTokenizer
-        self.config = dataclasses.replace(model, in_dim=2 * m + text_dim, out_dim=m)
-        self.model = DiT(self.config)
-        vocab = tokenizer.text.vocab_size
         if stretch_weights not in ("fitted", "uniform"):
             raise ValueError(f"TTSModule.stretch_weights={stretch_weights!r}: choose 'fitted' or 'uniform'")
+        if isinstance(text_dim, bool) or not isinstance(text_dim, int) or text_dim < 1:
+            raise ValueError(f"TTSModule.text_dim={text_dim!r}: must be an integer >= 1")
+        self.text_dim = text_dim  # read by resolve_config
+        super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
+        vocab = self.tokenizer.text.vocab_size
         self.text_align, self.stretch_weights = text_align, stretch_weights
         self.text_encoder = TextEncoder(vocab, text_dim, text_layers, text_align, symbol_layers)
         self.duration = DurationPredictor(vocab, duration_dim, duration_layers)
-        self.duration_weight, self.mask_range, self.sway, self.n_write = (
-            duration_weight,
-            tuple(mask_range),
-            sway,
-            n_write,
-        )
+        self.duration_weight, self.mask_range, self.n_write = duration_weight, tuple(mask_range), n_write
         # frames per text symbol of the training corpus: the character-rate duration heuristic (set at fit start)
         self.register_buffer("frames_per_symbol", torch.tensor(4.0))
         # expected frames per symbol id and trailing silence (stretch_weights="fitted"; set at fit start)
         self.register_buffer("symbol_frames", torch.ones(vocab))
         self.register_buffer("tail_frames", torch.tensor(0.0))
 
-    # ------------------------------------------------------------------ tokens and velocity
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters of earlier versions (flat arguments into groups, ``sway`` included), without
+        LightningCLI's own entries (``_class_path``, ``_instantiator``) that every ``ditkit fit`` checkpoint holds."""
+        return super().migrate_args({k: v for k, v in args.items() if not k.startswith("_")})
+
+    def resolve_config(self, config: DiTConfig) -> DiTConfig:
+        """``in_dim`` / ``out_dim`` = token width, ``cond_channels`` = token width + ``text_dim``; ``drop_x_cond``
+        False (:meth:`condition` builds the unconditional channels, see the module docstring)."""
+        m = int(self.tokenizer.token_dim)  # n_mels for MelTokenizer, latent_dim for the SQ-codec's CodecTokenizer
+        config = self.derive(config, in_dim=m, out_dim=m, cond_channels=m + self.text_dim)
+        return dataclasses.replace(config, drop_x_cond=False)
+
+    # ------------------------------------------------------------------ tokens and conditions
     def span_mask(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Known frames ``[b, f]`` bool: all real frames except one random span of ``mask_range`` of their length."""
         b, f = mask.shape
@@ -147,7 +136,7 @@ class TTSModule(FlowMatchingModule):
         prompt_frames: Tensor | None = None,
         prompt_text_len: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Per-frame text layout for :meth:`velocity`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
+        """Per-frame text layout for :meth:`condition`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
         ``total`` frames. With a voice prompt the first ``prompt_text_len`` symbols are spread over the first
         ``prompt_frames`` frames and the rest over the following ``frames``."""
         if self.text_align == "filler":
@@ -182,30 +171,42 @@ class TTSModule(FlowMatchingModule):
         )
 
     def tokenize(self, batch: dict[str, Any]) -> TokenBatch:
+        """Mel tokens with the text layout in ``meta`` and the known frames (all but one random span) as
+        ``known_mask`` (training: drawn per step from :meth:`rng`; validation: fixed per length)."""
         tokens = self.tokenizer.encode(batch)
         f = tokens.x.shape[1]
         meta = dict(tokens.meta)
         meta.update(self.text_meta(batch["ids"], batch["text_len"], f, tokens.mask.sum(1)))
         if self.training:
-            g = self._generator(offset=17)
+            g = self.rng(offset=17)
         else:
             g = torch.Generator(device=self.device).manual_seed(self.seed + 31 * f)
         return tokens.replace(known_mask=self.span_mask(tokens.mask, g), meta=meta)
 
-    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
-        """DiT velocity ``[b, f, n_mels]`` from ``[x_t, reference mel on known frames, text embedding]``."""
+    def condition(self, tokens: TokenBatch, drop: Tensor | None) -> TokenBatch:
+        """Condition channels ``x_cond [b, f, token_dim + text_dim]``: the reference frames on the known frames
+        (``tokens.x * known_mask``, 0 elsewhere) and the refined text embedding. Dropped samples (``drop [b]``) get
+        a zero reference and filler text: the unconditional branch of CFG."""
+        x = tokens.x
         known = tokens.known_mask
-        cond = tokens.x * known[..., None].to(x_t.dtype) if known is not None else torch.zeros_like(x_t)
-        if drop_cond is not None:
-            cond = cond * (~drop_cond)[:, None, None].to(x_t.dtype)
-        text = self.text_embedding(tokens, drop_cond)  # [b, f, text_dim]
-        inp = torch.cat([x_t, cond, text.to(x_t.dtype)], -1)  # [b, f, 2 m + text_dim]
-        return self.model(inp, t, mask=tokens.mask, pos=tokens.pos, drop_cond=drop_cond)
+        ref = x * known[..., None].to(x.dtype) if known is not None else torch.zeros_like(x)
+        if drop is not None:
+            ref = ref * (~drop)[:, None, None].to(x.dtype)
+        text = self.text_embedding(tokens, drop)  # [b, f, text_dim]
+        return tokens.replace(x_cond=torch.cat([ref, text.to(x.dtype)], -1))
 
     # ------------------------------------------------------------------ duration
     def duration_loss(self, batch: dict[str, Any]) -> Tensor:
+        """MSE of the predicted log total frames against the true ones (unweighted)."""
         frames = batch["mask"].sum(1).float()
         return F.mse_loss(self.duration(batch["ids"], batch["text_len"]), frames.log())
+
+    def auxiliary_losses(self, batch: dict[str, Any], tokens: TokenBatch) -> dict[str, Tensor]:
+        """``duration_weighted``: ``duration_weight`` x :meth:`duration_loss` (also logs the unweighted
+        ``train/duration``)."""
+        dur = self.duration_loss(batch)
+        self.log("train/duration", dur, prog_bar=True, batch_size=tokens.batch_size)
+        return {"duration_weighted": self.duration_weight * dur}
 
     @torch.no_grad()
     def predict_frames(self, ids: Tensor, text_len: Tensor, method: str = "predictor") -> Tensor:
@@ -234,15 +235,6 @@ class TTSModule(FlowMatchingModule):
             self.symbol_frames.copy_(dm.symbol_frames.to(self.symbol_frames))
             self.tail_frames.fill_(float(dm.tail_frames))
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        tokens = self.tokenize(batch)
-        out = self.flow_loss(tokens, self._generator())
-        dur = self.duration_loss(batch)
-        bs = tokens.batch_size
-        self.log("train/loss", out["fm"], prog_bar=True, batch_size=bs)
-        self.log("train/duration", dur, prog_bar=True, batch_size=bs)
-        return out["loss"] + self.duration_weight * dur
-
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         fm = super().validation_step(batch, batch_idx)
         frames = batch["mask"].sum(1).float()
@@ -264,7 +256,7 @@ class TTSModule(FlowMatchingModule):
             return []
         items = dm.val.items[: self.n_write]
         texts = [it["text"] for it in items]
-        res = synthesize(self, texts, steps=self.sample_steps, seed=0)
+        res = synthesize(self, texts, seed=0)
         out, paths = Path(out_dir), []
         for i, (it, mel, wav) in enumerate(zip(items, res["mels"], res["wavs"])):
             paths.append(write_wav(out / f"tts_{tag}_{i}.wav", wav, self.tokenizer.sample_rate))

@@ -1,12 +1,13 @@
 """A small trainable neural vocoder (Vocos-style): log-mel frames -> ConvNeXt backbone -> iSTFT head that predicts
 the STFT magnitude and phase of every frame, inverted by ``torch.istft`` (no upsampling convolutions).
 
-Trained (``make train-vocoder``, :func:`train_vocoder`) on the waveforms of the speech corpus with a multi-resolution
-STFT loss (spectral convergence + log-magnitude L1) plus an L1 loss on the log-mel of the output; no discriminator.
-The mel settings (``sample_rate``, ``n_fft``, ``hop``, ``n_mels``, ``mel_mean``, ``mel_std``) are read from the TTS
-config's tokenizer (:func:`~ditkit_audio.wavtools.mel_settings_from_config`), stored with the weights and checked
-against the tokenizer it is used with (:meth:`Vocoder.check_compatible`), so a vocoder is never silently applied to
-mels it was not trained on.
+Trained by :class:`VocoderModule` (``make train-vocoder``, or ``ditkit fit --config apps/tts/configs/vocoder.yaml``)
+on aligned crops of the speech corpus's waveforms with a multi-resolution STFT loss (spectral convergence +
+log-magnitude L1) plus an L1 loss on the log-mel of the output; no discriminator. The mel settings (``sample_rate``,
+``n_fft``, ``hop``, ``n_mels``, ``mel_mean``, ``mel_std``) are stated in the config, checked at fit start against the
+TTS config the corpus comes from (:func:`~ditkit_audio.wavtools.mel_settings_from_config`), stored with the weights
+(the core's pretrained format) and checked against the tokenizer it is used with (:meth:`Vocoder.check_compatible`), so
+a vocoder is never silently applied to mels it was not trained on.
 The iSTFT head uses the mel's own ``n_fft`` / ``hop`` (one STFT frame per mel frame), so ``f`` mel frames give
 ``(f - 1) * hop`` samples, the length Griffin-Lim gives.
 
@@ -16,6 +17,7 @@ live in :mod:`ditkit_audio.wavtools`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -25,18 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ditkit_audio.wavtools import (
-    MEL_KEYS,
-    MelModule,
-    _cosine,
-    audio_report,
-    check_mel_settings,
-    load_model,
-    load_wav_split,
-    load_yaml,
-    random_segments,
-    save_model,
-)
+from ditkit_audio.melfit import MelModelModule, fit, trained_probe
+from ditkit_audio.wavtools import MEL_KEYS, MelModule, audio_report, check_mel_settings, load_model, save_model
+from ditkit_core.lightning import OptimConfig
 
 
 # ---------------------------------------------------------------------- layers
@@ -199,6 +192,7 @@ class Vocoder(MelModule):
 
 # ---------------------------------------------------------------------- save / load
 def save_vocoder(model: Vocoder, directory: str | Path, report: dict[str, Any] | None = None) -> Path:
+    """The vocoder in the core's pretrained format (``config.json`` + ``model.safetensors``), written atomically."""
     return save_model(model, directory, report)
 
 
@@ -248,6 +242,74 @@ def differentiable_logmel(settings: dict[str, Any]) -> nn.Module:
 
 
 # ---------------------------------------------------------------------- training
+VOCODER_OPTIM = OptimConfig(lr=1e-3, weight_decay=0.01, betas=(0.8, 0.99), warmup_steps=100, min_lr_ratio=0.05)
+"""Optimiser defaults of :class:`VocoderModule`."""
+
+
+class VocoderModule(MelModelModule):
+    """Trains a :class:`Vocoder` (``ditkit fit --config apps/tts/configs/vocoder.yaml``): loss
+    :class:`MultiResolutionSTFTLoss` + ``mel_weight`` x L1 of the output's log-mel vs the input log-mel on aligned
+    crops (:class:`~ditkit_audio.melfit.MelCropDataModule` with ``crop: aligned``); AdamW (betas 0.8 / 0.99), warm-up
+    then cosine decay; gradient clipping from the trainer. At the end of fitting the vocoder and its held-out figures
+    vs Griffin-Lim go to ``trainer.default_root_dir`` (:class:`~ditkit_audio.melfit.MelModelModule`).
+
+    Args:
+        sample_rate, n_fft, hop, n_mels, mel_mean, mel_std: the mel settings (those of the TTS tokenizer; checked
+            against the data's TTS config at fit start).
+        dim, intermediate, layers: ConvNeXt backbone size.
+        mel_weight: weight of the log-mel L1.
+        optim: AdamW settings (default :data:`VOCODER_OPTIM`: lr 1e-3, weight decay 0.01, betas 0.8 / 0.99,
+            100 warm-up steps, cosine to 5 %).
+        export, asr, eval_n, log_every: see :class:`~ditkit_audio.melfit.MelModelModule`.
+    """
+
+    tag = "vocoder"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop: int = 400,
+        n_mels: int = 64,
+        mel_mean: float = -5.5,
+        mel_std: float = 2.5,
+        dim: int = 192,
+        intermediate: int = 576,
+        layers: int = 6,
+        mel_weight: float = 1.0,
+        optim: OptimConfig | None = None,
+        export: bool = True,
+        asr: str | None = None,
+        eval_n: int = 64,
+        log_every: int = 200,
+    ):
+        super().__init__(optim, VOCODER_OPTIM, export, asr, eval_n, log_every)
+        settings = {"sample_rate": sample_rate, "n_fft": n_fft, "hop": hop, "n_mels": n_mels}
+        self.vocoder = Vocoder(
+            **settings, mel_mean=mel_mean, mel_std=mel_std, dim=dim, intermediate=intermediate, layers=layers
+        )
+        self.stft_loss, self.mel_fn = MultiResolutionSTFTLoss(), differentiable_logmel(settings)
+        self.mel_weight = float(mel_weight)
+
+    @property
+    def net(self) -> Vocoder:
+        return self.vocoder
+
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Crops ``{"mel": [b, f, n_mels], "wav": [b, (f - 1) hop]}`` -> ``loss``, ``stft_loss``, ``mel_l1``."""
+        mel, wav = batch["mel"], batch["wav"]
+        y = self.vocoder(mel)
+        l_stft = self.stft_loss(y, wav)
+        l_mel = (self.mel_fn(y) - mel).abs().mean()
+        return {"loss": l_stft + self.mel_weight * l_mel, "stft_loss": l_stft, "mel_l1": l_mel}
+
+    def evaluate(self, items: list[dict]) -> dict[str, Any]:
+        probe, text = trained_probe(self.asr)
+        res = evaluate_vocoder(self.vocoder, items, probe=probe, text=text)
+        res["asr_probe"] = str(self.asr) if probe is not None else None
+        return res
+
+
 def train_vocoder(
     items: list[dict],
     settings: dict[str, Any],
@@ -263,63 +325,34 @@ def train_vocoder(
     log_every: int = 200,
     **model_kw: Any,
 ) -> tuple[Vocoder, dict[str, Any]]:
-    """Train a :class:`Vocoder` on aligned (log-mel, waveform) crops of ``items`` (:func:`load_wav_split`).
-
-    Loss: :class:`MultiResolutionSTFTLoss` + ``mel_weight`` * L1 of the output's log-mel vs the input log-mel.
-    AdamW, linear warm-up then cosine decay; stops after ``steps`` or ``max_seconds``.
+    """Train a :class:`Vocoder` on aligned (log-mel, waveform) crops of ``items`` (:func:`load_wav_split`) with
+    :class:`VocoderModule` in one process (the weights start from ``torch.manual_seed(seed)``, the crops from
+    ``seed``); stops after ``steps`` or ``max_seconds``; writes nothing.
 
     Returns:
-        the model (eval mode) and a log ``{"steps", "seconds", "loss_first", "loss_last", ...}``.
+        the model (eval mode) and a log ``{"steps", "seconds", "stft_loss_first", "stft_loss_last", ...}``.
     """
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    model = Vocoder(**{k: settings[k] for k in MEL_KEYS}, **model_kw)
-    stft_loss, mel_fn = MultiResolutionSTFTLoss(), differentiable_logmel(settings)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=0.01)
-    sched = _cosine(opt, steps, warmup)
-    usable = sum(it["mel"].shape[0] >= segment_frames for it in items)
-    print(
-        f"[vocoder] {sum(p.numel() for p in model.parameters())} parameters; {usable}/{len(items)} utterances "
-        f">= {segment_frames} frames are drawn from",
-        flush=True,
+    module = VocoderModule(
+        **{k: settings[k] for k in MEL_KEYS},
+        **model_kw,
+        mel_weight=mel_weight,
+        optim=dataclasses.replace(VOCODER_OPTIM, lr=lr, warmup_steps=warmup),
+        export=False,
+        log_every=log_every,
     )
-    if usable == 0:
-        raise ValueError(f"train_vocoder: no utterance has >= segment_frames={segment_frames} frames")
-    t0, hist, step = time.perf_counter(), [], 0
-    model.train()
-    for step in range(steps):
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            print(f"[vocoder] stopping at step {step}: max_seconds={max_seconds} reached", flush=True)
-            break
-        mel, wav = random_segments(items, batch_size, segment_frames, settings["hop"], g)
-        y = model(mel)
-        l_stft = stft_loss(y, wav)
-        l_mel = (mel_fn(y) - mel).abs().mean()
-        loss = l_stft + mel_weight * l_mel
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        hist.append((l_stft.item(), l_mel.item()))
-        if log_every and step % log_every == 0:
-            print(
-                f"[vocoder] step {step} stft {l_stft.item():.3f} mel_l1 {l_mel.item():.3f} "
-                f"({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
-    n = min(50, len(hist))
-    log = {
-        "steps": len(hist),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "batch_size": batch_size,
-        "segment_frames": segment_frames,
-        "stft_loss_first": round(sum(h[0] for h in hist[:n]) / n, 4),
-        "stft_loss_last": round(sum(h[0] for h in hist[-n:]) / n, 4),
-        "mel_l1_first": round(sum(h[1] for h in hist[:n]) / n, 4),
-        "mel_l1_last": round(sum(h[1] for h in hist[-n:]) / n, 4),
-    }
-    return model.eval(), log
+    fit(
+        module,
+        items,
+        steps=steps,
+        batch_size=batch_size,
+        segment_frames=segment_frames,
+        seed=seed,
+        crop="aligned",
+        hop=settings["hop"],
+        max_seconds=max_seconds,
+    )
+    return module.vocoder.eval(), module.train_log()
 
 
 def evaluate_vocoder(
@@ -359,53 +392,7 @@ def evaluate_vocoder(
     return out
 
 
-# ---------------------------------------------------------------------- command
-def train_from_config(
-    config: str | Path,
-    *,
-    steps: int | None = None,
-    out: str | None = None,
-    max_seconds: float | None = None,
-    eval_n: int | None = None,
-) -> dict[str, Any]:
-    """``make train-vocoder``: read ``config`` (``apps/tts/configs/vocoder.yaml``), train, save to ``out`` and write
-    the held-out figures (neural vs Griffin-Lim) to ``out/report.json``; returns the report."""
-    cfg = load_yaml(config)
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    train_kw = dict(cfg.get("train") or {})
-    if steps is not None:
-        train_kw["steps"] = steps
-    if max_seconds is not None:
-        train_kw["max_seconds"] = max_seconds
-    out = out or cfg.get("out", "outputs/tts/vocoder")
-    tr, va, settings = load_wav_split(
-        cfg.get("tts_config", "apps/tts/configs/default.yaml"),
-        root=cfg.get("data"),
-        val_size=int(cfg.get("val_size", 64)),
-        seed=int(cfg.get("seed", 0)),
-    )
-    print(f"[vocoder] mel settings {settings}", flush=True)
-    model, log = train_vocoder(tr, settings, **train_kw, **(cfg.get("model") or {}))
-    save_vocoder(model, out)
-    report = {"config": str(config), "train": log, **_evaluate(model, va, cfg, eval_n)}
-    save_vocoder(model, out, report)
-    return report
-
-
-def _evaluate(model: Vocoder, val: list[dict], cfg: dict[str, Any], n: int | None) -> dict[str, Any]:
-    probe = text = None
-    asr = cfg.get("asr")
-    if asr and (Path(asr) / "config.json").exists():
-        from ditkit_audio.asr import load_probe
-        from ditkit_audio.text import TextTokenizer
-
-        probe, text = load_probe(asr), TextTokenizer(cfg.get("text_kind", "chars"))
-    items = val[: int(n or cfg.get("eval_n", 64))]
-    res = evaluate_vocoder(model, items, probe=probe, text=text)
-    res["asr_probe"] = str(asr) if probe is not None else None
-    return res
-
-
+# ---------------------------------------------------------------------- use
 def resolve_vocoder(vocoder: Vocoder | str | Path | None, tokenizer: Any = None) -> Vocoder | None:
     """``None`` / ``""`` / ``"griffinlim"`` -> None (Griffin-Lim); a directory -> :func:`load_vocoder`; a
     :class:`Vocoder` as is. Checked against ``tokenizer``'s mel settings when given."""

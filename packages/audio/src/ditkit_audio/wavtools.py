@@ -20,6 +20,7 @@ from ditkit_core.errors import DataError, atomic_save, atomic_write, naming_file
 
 MEL_KEYS = ("sample_rate", "n_fft", "hop", "n_mels", "mel_mean", "mel_std")
 MEL_DEFAULTS = {"sample_rate": 16000, "n_fft": 1024, "hop": 400, "n_mels": 64, "mel_mean": -5.5, "mel_std": 2.5}
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 MAX_CONFIG_INT = 1 << 20
 """Largest integer a model ``config.json`` may hold (widths, rates); layer counts are also bounded by the number of
 tensors in the weights file. Beyond this a hostile config would allocate or build without end."""
@@ -104,11 +105,27 @@ class ModelNotFoundError(DataError, FileNotFoundError):
 
 
 def save_model(model: nn.Module, directory: str | Path, report: dict[str, Any] | None = None) -> Path:
-    """``config.json`` (``{"class": ..., "config": get_config()}``) + ``model.safetensors`` (+ ``report.json``), each
-    written atomically (weights first, so a config never describes weights that are not complete)."""
+    """The core's pretrained format (:func:`ditkit_core.lightning.save_pretrained`: ``config.json`` with
+    ``class_path`` / ``init_args`` from ``get_config()``, and ``model.safetensors``), plus ``report.json``.
+
+    Written into a temporary folder beside ``directory`` and renamed into place file by file (weights first), so a
+    killed run never leaves a half-written file under the final names.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from ditkit_core.lightning import save_pretrained
+
     d = Path(directory)
-    save_weights(model, d / "model.safetensors")
-    write_json(d / "config.json", {"class": type(model).__name__, "config": model.get_config()})
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".save-", dir=d))
+    try:
+        save_pretrained(model, tmp)
+        for name in (WEIGHTS_NAME, CONFIG_NAME):
+            os.replace(tmp / name, d / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if report is not None:
         write_json(d / "report.json", report)
     return d
@@ -186,23 +203,40 @@ def build_checked(cls: type, config: Any, config_path: Path, weights_path: Path)
     return model.eval()
 
 
+def class_path(cls: type) -> str:
+    """``module.Class`` of ``cls`` (the ``class_path`` a saved model directory names)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def load_model(directory: str | Path, cls: type, make: str) -> Any:
     """A model saved by :func:`save_model`: ``config.json`` checked (class, settings) and matched against the weights
     (:func:`build_checked`); every problem is a :class:`~ditkit_core.errors.DataError` naming the file.
+
+    ``config.json`` must name exactly ``cls`` (nothing else is imported or built); directories of earlier versions
+    (``{"class": name, "config": settings}``) load the same way.
 
     Raises:
         ModelNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
         DataError: a damaged, hostile or mismatched file.
     """
     d = Path(directory)
-    cfg_path, weights_path = d / "config.json", d / "model.safetensors"
+    cfg_path, weights_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     if not cfg_path.is_file() or not weights_path.is_file():
         raise ModelNotFoundError(f"no config.json + model.safetensors here (run `make {make}` first)", path=d)
     blob = read_json(cfg_path)
-    name = blob.get("class") if isinstance(blob, dict) else None
-    if name != cls.__name__:
-        raise DataError(f"holds a {name!r}, not a {cls.__name__}", path=cfg_path, field="class", value=name)
-    return build_checked(cls, blob.get("config"), cfg_path, weights_path)
+    if isinstance(blob, dict) and "class_path" in blob:
+        name, want, keys, settings = blob["class_path"], class_path(cls), {"class_path", "init_args"}, "init_args"
+    elif isinstance(blob, dict) and "class" in blob:  # the layout of earlier versions
+        name, want, keys, settings = blob["class"], cls.__name__, {"class", "config"}, "config"
+    else:
+        raise DataError("expected an object with class_path and init_args", path=cfg_path)
+    if name != want:
+        raise DataError(f"holds a {name!r}, not a {want}", path=cfg_path, field="class_path", value=name)
+    if set(blob) - keys:
+        raise DataError(f"unexpected keys {sorted(set(blob) - keys)}", path=cfg_path)
+    if settings not in blob:
+        raise DataError(f"no {settings} (the settings of the {cls.__name__})", path=cfg_path, field=settings)
+    return build_checked(cls, blob[settings], cfg_path, weights_path)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -361,13 +395,3 @@ def random_segments(
         mels.append(it["mel"][k : k + frames].float())
         wavs.append(it["wav"][k * hop : (k + frames - 1) * hop])
     return torch.stack(mels), torch.stack(wavs)
-
-
-# ---------------------------------------------------------------------- training helpers
-def _cosine(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, f)
