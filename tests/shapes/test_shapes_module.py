@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ditkit_core.flow import TimeSampler
 from ditkit_core.nn import ConfigError, DiT, DiTConfig
 from ditkit_core.sampling import BlockCache, StepCache, find_dits
 from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
@@ -144,6 +145,43 @@ def test_old_flat_arguments_migrate_into_the_groups():
     tok = VoxelPatchTokenizer(resolution=8, patch=2, channels=4)
     m = ShapesModule(tok, DiTConfig(dim=48, depth=2, heads=2, rope_axes=3, num_classes=6), **args)
     assert (m.sampler.steps, m.optim.lr, m.flow.cond_dropout, m.config.in_dim) == (6, 2e-3, 0.2, 32)
+
+
+def test_checkpoint_of_the_earlier_module_loads_to_the_same_network(tmp_path):
+    """Flat hyper-parameters, a typed DiTConfig and no ditkit format marker (the layout before the seams) load
+    through ``load_run``: same weights, same windows, the old defaults restated."""
+    from ditkit_shapes import cli as shapes_cli
+
+    m = voxel_module(window3d=2)
+    torch.manual_seed(0)
+    for p in m.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    tok = {"class_path": "ditkit_shapes.tokenizer.VoxelPatchTokenizer", "init_args": {"resolution": 8, "patch": 2}}
+    tok["init_args"].update(channels=4, class_conditional=True)
+    old = {
+        "model": DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3, num_classes=len(CLASSES)),
+        "tokenizer": tok,
+        "window3d": 2,
+        "window_every": 2,
+        "point_hidden": 32,
+        "class_names": list(CLASSES),
+        "sample_points": 64,
+        "time_sampler": None,
+        "lr": 1e-3,
+        "warmup_steps": 100,
+        "cond_dropout": 0.1,
+        "sample_steps": 4,
+        "sample_method": "heun",
+        "cfg_scale": 1.0,
+        "fourier_features": 0,
+        "_class_path": "ditkit_shapes.module.ShapesModule",
+    }
+    torch.save({"state_dict": m.state_dict(), "hyper_parameters": old}, tmp_path / "old.ckpt")
+    loaded = shapes_cli.load(tmp_path / "old.ckpt")
+    assert loaded.config == m.config and (loaded.sampler.steps, loaded.sampler.method) == (4, "heun")
+    assert loaded.time_sampler == TimeSampler() and loaded.flow.cond_dropout == 0.1  # None meant the default
+    x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
+    torch.testing.assert_close(loaded.model(x, t, cond=lab), m.eval().model(x, t, cond=lab), atol=0, rtol=0)
 
 
 def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(tmp_path):

@@ -77,6 +77,14 @@ class ShapesModule(FlowMatchingModule):
         conditional = getattr(self.tokenizer, "class_conditional", True) and self.config.num_classes > 0
         self._points = PointTokenizer(conditional)
 
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint hyper-parameters of earlier versions -> init arguments: the core's migration of the flat
+        arguments (``lr``, ``sample_steps``, ...), where ``time_sampler: None`` meant the default sampler."""
+        if "time_sampler" in args and args["time_sampler"] is None:
+            args = {k: v for k, v in args.items() if k != "time_sampler"}
+        return super().migrate_args(args)
+
     @property
     def voxel(self) -> bool:
         """Whether the DiT runs on voxel patches (:class:`VoxelVelocity`) rather than one token per point."""
