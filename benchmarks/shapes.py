@@ -1,8 +1,9 @@
 """ditkit-shapes benchmarks; prints one JSON line per figure.
 
 1. 3D window vs global attention in the voxel DiT at 16^3 and 32^3 voxels (patch 2 -> 512 / 4096 tokens,
-   4^3-patch windows, every block windowed): forward time and peak memory, each measured in a fresh subprocess
-   (peak RSS growth of the forward) so the two variants do not share allocator state.
+   4^3-patch windows as ``DiTConfig.window_grid`` / ``window_size``, every block windowed): forward time and peak
+   memory, each measured in a fresh subprocess (peak RSS growth of the forward) so the two variants do not share
+   allocator state.
 2. PointFlow metrics for 100 generated vs 100 reference clouds: the full Chamfer protocol at 2,048 points
    (KD-tree nearest neighbours) with the per-pair time of dense torch distances as the peer (same values), and
    exact EMD (Hungarian assignment) on 256-point subsets, plus the time of one exact EMD at the full count.
@@ -22,15 +23,14 @@ import time
 
 ATTN_CHILD = r"""
 import json, resource, sys, time, torch
-from ditkit_core.nn import DiTConfig
-from ditkit_shapes.model import Window3DDiT
-from ditkit_core.nn import DiT
+from ditkit_core.nn import DiT, DiTConfig
 voxels, patch, window, dim, depth, reps = (int(v) for v in sys.argv[1:7])
 torch.manual_seed(0)
 torch.set_num_threads(int(sys.argv[7]))
-cfg = DiTConfig(in_dim=3 * patch**3, dim=dim, depth=depth, heads=dim // 48, rope_axes=3)
 g = voxels // patch
-model = (Window3DDiT(cfg, grid=g, window=window, window_every=1) if window else DiT(cfg)).eval()
+windows = dict(window_grid=[g] * 3, window_size=[window] * 3, window_every=1) if window else {}
+cfg = DiTConfig(in_dim=3 * patch**3, dim=dim, depth=depth, heads=dim // 48, rope_axes=3, **windows)
+model = DiT(cfg).eval()
 r = torch.arange(g, dtype=torch.float32)
 pos = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(1, -1, 3)
 x, t = torch.randn(1, g**3, cfg.in_dim), torch.rand(1)

@@ -2,8 +2,8 @@
 .PHONY: data-shapes train-shapes train-shapes-voxel train-shapes-table sample-shapes eval-shapes eval-shapes-table \
 	bench-shapes
 
-data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, train/val/test .npy) to outputs/shapes/data
-	$(PY) -m ditkit_shapes.cli data --out outputs/shapes/data
+data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, train/val/test .npy) to the default config's data root
+	$(PY) -m ditkit_shapes.cli data --config apps/shapes/configs/default.yaml
 
 train-shapes: ## train the class-conditional point-token flow DiT (CPU, ~5-11 min); .ply + PNG grids in outputs/shapes/samples
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/default.yaml
@@ -14,15 +14,14 @@ train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 mi
 train-shapes-table: ## single-class tables (Fourier point features, logit-normal times, late EMA; 5000 steps, ~31 min on a shared CPU) into outputs/shapes_table
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml
 
-sample-shapes: ## sample every class + a completion demo from outputs/shapes/checkpoints/last.ckpt (.ply + PNG)
-	$(PY) -m ditkit_shapes.cli sample --ckpt outputs/shapes/checkpoints/last.ckpt --out outputs/shapes/samples/final
+sample-shapes: ## sample every class + a completion demo from the default run (.ply + PNG in <run>/samples/final)
+	$(PY) -m ditkit_shapes.cli sample --config apps/shapes/configs/default.yaml
 
 eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test
-	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes/checkpoints/last.ckpt --n 32 --emd-points 128 --out outputs/shapes/eval
+	$(PY) -m ditkit_shapes.cli eval --config apps/shapes/configs/default.yaml --n 32 --emd-points 128
 
 eval-shapes-table: ## MMD/COV/1-NNA (CD, exact EMD) of the table model vs all 48 test tables, next to train-vs-test
-	$(PY) -m ditkit_shapes.cli eval --ckpt outputs/shapes_table/checkpoints/last.ckpt --n 48 --emd-points 128 \
-		--out outputs/shapes_table/eval
+	$(PY) -m ditkit_shapes.cli eval --config apps/shapes/configs/table.yaml --n 48 --emd-points 128
 
 bench-shapes: ## benchmarks/shapes.py: 3D window vs global attention (16^3, 32^3 voxels), metric time 100 vs 100
 	$(PY) benchmarks/shapes.py

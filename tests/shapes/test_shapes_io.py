@@ -274,7 +274,7 @@ def test_killed_dataset_generation_leaves_no_partial_root(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def small_model() -> ShapesModule:
     cfg = DiTConfig(in_dim=3, dim=16, depth=1, heads=2, num_classes=3)
-    return ShapesModule(PointTokenizer(), cfg, sample_steps=2, sample_points=8)
+    return ShapesModule(PointTokenizer(), cfg, sampler={"steps": 2}, sample_points=8)
 
 
 @pytest.mark.parametrize(
@@ -305,9 +305,11 @@ def test_sampling_defaults_and_completion_inputs(small_model):
     with pytest.raises(ValueError, match=r"complete: labels contains class id 7"):
         small_model.complete(torch.zeros(1, 8, 3), torch.ones(1, 8, dtype=torch.bool), torch.tensor([7]))
     cfg = DiTConfig(in_dim=3, dim=16, depth=1, heads=2)
-    for field in ("sample_steps", "sample_points"):
+    for field in ("sample_points", "point_hidden", "window_every"):
         with pytest.raises(ValueError, match=rf"ShapesModule: {field}=0"):
             ShapesModule(PointTokenizer(), cfg, **{field: 0})
+    with pytest.raises(ValueError, match=r"SamplerConfig.steps=0"):
+        ShapesModule(PointTokenizer(), cfg, sampler={"steps": 0})
 
 
 def test_dataset_and_datamodule_arguments_name_field_and_value(tmp_path):
@@ -351,7 +353,7 @@ def test_evaluate_and_load_name_bad_arguments_and_files(small_model, tmp_path):
         cli.evaluate(small_model, str(tmp_path), points=0)
     marker, ckpt = tmp_path / "executed", tmp_path / "evil.ckpt"
     torch.save({"x": Marker(marker)}, ckpt)
-    with pytest.raises(DataError, match=r"evil.ckpt: not a readable ShapesModule checkpoint"):
+    with pytest.raises(DataError, match=r"evil.ckpt: not a readable checkpoint"):
         cli.load(str(ckpt))
     assert not marker.exists()
 

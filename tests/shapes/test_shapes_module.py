@@ -1,11 +1,13 @@
-"""The flow-matching module: learning, CFG sampling, completion, pretrained I/O and the debug app config."""
+"""The flow-matching module: learning, CFG sampling, caches, completion, run loading and the debug app config."""
 
 from pathlib import Path
 
 import pytest
 import torch
 
-from ditkit_core.nn import DiTConfig
+from ditkit_core.flow import TimeSampler
+from ditkit_core.nn import ConfigError, DiT, DiTConfig
+from ditkit_core.sampling import BlockCache, StepCache, find_dits
 from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
 from ditkit_shapes.data import normalize_points
 from ditkit_shapes.model import FourierPointEmbed
@@ -28,12 +30,12 @@ def shape_batch(points: int = 128, per_class: int = 1) -> dict[str, torch.Tensor
 def voxel_module(**kw) -> ShapesModule:
     tok = VoxelPatchTokenizer(resolution=8, patch=2, channels=4)
     cfg = DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3, num_classes=len(CLASSES))
-    return ShapesModule(tok, cfg, point_hidden=32, sample_steps=4, sample_points=64, **kw)
+    return ShapesModule(tok, cfg, point_hidden=32, sampler={"steps": 4, "method": "heun"}, sample_points=64, **kw)
 
 
 def point_module() -> ShapesModule:
     cfg = DiTConfig(in_dim=3, dim=32, depth=2, heads=2, num_classes=len(CLASSES))
-    return ShapesModule(PointTokenizer(), cfg, sample_steps=4, sample_points=64)
+    return ShapesModule(PointTokenizer(), cfg, sampler={"steps": 4}, sample_points=64)
 
 
 @pytest.mark.parametrize("make", [voxel_module, point_module, lambda: voxel_module(window3d=2)])
@@ -43,24 +45,66 @@ def test_module_learns_a_batch(make):
 
 
 def test_configuration_errors_name_the_field():
-    with pytest.raises(ValueError, match="window3d needs a VoxelPatchTokenizer"):
+    with pytest.raises(ConfigError, match="window3d needs a VoxelPatchTokenizer"):
         ShapesModule(PointTokenizer(), DiTConfig(in_dim=3, dim=32, depth=1, heads=2), window3d=2)
-    with pytest.raises(ValueError, match="token_dim=32 != model.in_dim=3"):
+    with pytest.raises(ConfigError, match=r"DiTConfig.in_dim=3: this module's real in_dim is 32"):
         ShapesModule(VoxelPatchTokenizer(8, 2, 4), DiTConfig(in_dim=3, dim=48, depth=1, heads=2, rope_axes=3))
-    with pytest.raises(ValueError, match="must divide the patch grid"):
+    with pytest.raises(ConfigError, match="window3d=3 must divide the patch grid 4"):
         voxel_module(window3d=3)
+    with pytest.raises(ValueError, match=r"ShapesModule: window_every=0"):
+        voxel_module(window3d=2, window_every=0)
+    with pytest.raises(ConfigError, match=r"SamplerConfig.steps=0"):
+        ShapesModule(PointTokenizer(), DiTConfig(dim=32, depth=1, heads=2), sampler={"steps": 0})
+
+
+def test_3d_windows_are_config_data_of_one_core_dit():
+    """``window3d`` derives the DiT's window grid from the tokenizer; the network holds exactly one DiT."""
+    m = voxel_module(window3d=2, window_every=1)
+    (dit,) = find_dits(m)
+    assert type(dit) is DiT and dit is m.model.dit
+    assert (dit.config.window_grid, dit.config.window_size, dit.config.window_every) == ([4] * 3, [2] * 3, 1)
+    assert dit.partition.groups == 8 and dit.partition.size == 8
+    assert m.hparams["model"]["window_grid"] == [4, 4, 4]  # the resolved config is what a checkpoint keeps
+    assert voxel_module().model.dit.partition is None  # window3d 0: global attention everywhere
+    again = ShapesModule(m.tokenizer, DiTConfig.from_dict(m.hparams["model"]), window3d=2, window_every=1)
+    assert again.config == m.config  # a checkpoint's resolved config is accepted as stated
+    with pytest.raises(ConfigError, match="window_every"):
+        ShapesModule(m.tokenizer, DiTConfig.from_dict(m.hparams["model"]), window3d=2, window_every=2)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_caches_that_reuse_nothing_equal_plain_sampling_with_3d_windows(method):
+    """``BlockCache(interval=1)`` / ``StepCache(threshold=0)`` drive the windowed blocks through the core's
+    ``DiT.block``: sampling the voxel model with them equals plain sampling exactly (CFG branches included)."""
+    m = voxel_module(window3d=2)
+    torch.manual_seed(0)
+    for p in m.parameters():  # non-trivial velocities
+        p.data.add_(torch.randn_like(p) * 0.1)
+    kw = dict(points=48, seed=3, cfg_scale=2.0, method=method, steps=5)
+    ref = m.sample_clouds([0, 4], **kw)
+    with StepCache(m.model, threshold=0.0) as sc:
+        step = m.sample_clouds([0, 4], **kw)
+    with BlockCache(m.model, interval=1) as bc:
+        block = m.sample_clouds([0, 4], **kw)
+    torch.testing.assert_close(step, ref, atol=0, rtol=0)
+    torch.testing.assert_close(block, ref, atol=0, rtol=0)
+    evals = 5 * (2 if method == "heun" else 1) * 2  # steps x stages x CFG branches
+    assert sc.stats.skipped == bc.stats.skipped == 0
+    assert bc.stats.computed == evals * m.config.depth and sc.stats.computed > 0
+    assert not torch.allclose(ref, m.sample_clouds([0, 4], **{**kw, "cfg_scale": 1.0}))  # the branches differ
 
 
 def test_fourier_features_option_learns_and_round_trips(tmp_path):
     cfg = DiTConfig(in_dim=3, dim=32, depth=2, heads=2, num_classes=len(CLASSES))
-    m = ShapesModule(PointTokenizer(), cfg, sample_steps=4, sample_points=64, fourier_features=6)
-    assert isinstance(m.model.x_embed, FourierPointEmbed) and m.model.x_embed.freqs[-1] == pytest.approx(32.0)
+    m = ShapesModule(PointTokenizer(), cfg, sampler={"steps": 4}, sample_points=64, fourier_features=6)
+    assert type(m.model) is DiT and isinstance(m.model.x_embed, FourierPointEmbed)
+    assert m.model.x_embed.freqs[-1] == pytest.approx(32.0)
     torch.manual_seed(0)
     check_module_fits_batch(m, shape_batch(64), steps=40, lr=3e-3, drop=0.2)
     x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
     loaded = check_pretrained_round_trip(m, lambda mod: mod.model(x, t, cond=lab), tmp_path / "pre")
     assert loaded.fourier_features == 6 and isinstance(loaded.model.x_embed, FourierPointEmbed)
-    with pytest.raises(ValueError, match="fourier_features applies to point tokens"):
+    with pytest.raises(ConfigError, match="fourier_features applies to point tokens"):
         voxel_module(fourier_features=4)
 
 
@@ -90,19 +134,78 @@ def test_pretrained_round_trip(tmp_path):
     x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
     loaded = check_pretrained_round_trip(m, lambda mod: mod.model(x, t, cond=lab), tmp_path / "pre")
     assert loaded.window3d == 2 and loaded.tokenizer.resolution == 8
+    assert loaded.model.dit.config.window_grid == [4, 4, 4]
 
 
-def test_debug_config_runs_through_ditkit_fit(tmp_path):
-    cli = run_config(
-        ROOT / "apps/shapes/configs/debug.yaml",
+def test_old_flat_arguments_migrate_into_the_groups():
+    old = {"lr": 2e-3, "sample_steps": 6, "sample_method": "heun", "cfg_scale": 1.5, "cond_dropout": 0.2}
+    args = ShapesModule.migrate_args({**old, "window3d": 2, "sample_points": 64})
+    assert args["optim"] == {"lr": 2e-3} and args["flow"] == {"cond_dropout": 0.2} and args["window3d"] == 2
+    assert args["sampler"] == {"steps": 6, "method": "heun", "cfg_scale": 1.5}
+    tok = VoxelPatchTokenizer(resolution=8, patch=2, channels=4)
+    m = ShapesModule(tok, DiTConfig(dim=48, depth=2, heads=2, rope_axes=3, num_classes=6), **args)
+    assert (m.sampler.steps, m.optim.lr, m.flow.cond_dropout, m.config.in_dim) == (6, 2e-3, 0.2, 32)
+
+
+def test_checkpoint_of_the_earlier_module_loads_to_the_same_network(tmp_path):
+    """Flat hyper-parameters, a typed DiTConfig and no ditkit format marker (the layout before the seams) load
+    through ``load_run``: same weights, same windows, the old defaults restated."""
+    from ditkit_shapes import cli as shapes_cli
+
+    m = voxel_module(window3d=2)
+    torch.manual_seed(0)
+    for p in m.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    tok = {"class_path": "ditkit_shapes.tokenizer.VoxelPatchTokenizer", "init_args": {"resolution": 8, "patch": 2}}
+    tok["init_args"].update(channels=4, class_conditional=True)
+    old = {
+        "model": DiTConfig(in_dim=32, dim=48, depth=2, heads=2, rope_axes=3, num_classes=len(CLASSES)),
+        "tokenizer": tok,
+        "window3d": 2,
+        "window_every": 2,
+        "point_hidden": 32,
+        "class_names": list(CLASSES),
+        "sample_points": 64,
+        "time_sampler": None,
+        "lr": 1e-3,
+        "warmup_steps": 100,
+        "cond_dropout": 0.1,
+        "sample_steps": 4,
+        "sample_method": "heun",
+        "cfg_scale": 1.0,
+        "fourier_features": 0,
+        "_class_path": "ditkit_shapes.module.ShapesModule",
+    }
+    torch.save({"state_dict": m.state_dict(), "hyper_parameters": old}, tmp_path / "old.ckpt")
+    loaded = shapes_cli.load(tmp_path / "old.ckpt")
+    assert loaded.config == m.config and (loaded.sampler.steps, loaded.sampler.method) == (4, "heun")
+    assert loaded.time_sampler == TimeSampler() and loaded.flow.cond_dropout == 0.1  # None meant the default
+    x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
+    torch.testing.assert_close(loaded.model(x, t, cond=lab), m.eval().model(x, t, cond=lab), atol=0, rtol=0)
+
+
+def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(tmp_path):
+    from ditkit_shapes import cli as shapes_cli
+
+    config = ROOT / "apps/shapes/configs/debug.yaml"
+    run = run_config(
+        config,
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.init_args.root",
         str(tmp_path / "data"),
+        "--trainer.enable_checkpointing",
+        "true",
     )
-    assert cli.trainer.global_step == 3
+    assert run.trainer.global_step == 3
     assert (tmp_path / "data" / "chair" / "test").is_dir()
-    assert cli.model.class_names == list(CLASSES)
+    assert run.model.class_names == list(CLASSES)
+    (ckpt,) = tmp_path.rglob("*.ckpt")
+    loaded = shapes_cli.load(ckpt, config=config)
+    assert loaded.class_names == list(CLASSES) and loaded.model.dit.config.window_grid == [4, 4, 4]
+    x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
+    trained = run.model.eval()
+    torch.testing.assert_close(loaded.model(x, t, cond=lab), trained.model(x, t, cond=lab), atol=0, rtol=0)
 
 
 def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):
@@ -117,7 +220,7 @@ def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):
         PointTokenizer(),
         DiTConfig(in_dim=3, dim=32, depth=1, heads=2, num_classes=2),
         class_names=["lamp", "mug"],
-        sample_steps=2,
+        sampler={"steps": 2},
     )
     rows = cli.evaluate(m, str(root), ["mug"], n=2, points=32, stored_points=128, metrics=("cd",))
     assert rows[0]["class"] == "mug" and rows[0]["n"] == 2
@@ -144,7 +247,7 @@ def test_point_model_learns_one_class_by_the_domain_metric():
     m = ShapesModule(
         PointTokenizer(class_conditional=False),
         DiTConfig(in_dim=3, dim=64, depth=3, heads=4),
-        sample_steps=16,
+        sampler={"steps": 16, "method": "heun"},
         sample_points=128,
     )
     opt = torch.optim.AdamW(m.parameters(), lr=2e-3)

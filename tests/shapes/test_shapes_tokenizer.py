@@ -5,7 +5,7 @@ import torch
 
 from ditkit_core.nn import DiT, DiTConfig
 from ditkit_core.testing import check_tokenizer_round_trip
-from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity, Window3DDiT
+from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer, devoxelize, normalize_to_grid, voxelize
 
 
@@ -96,20 +96,25 @@ def test_fourier_point_embed_shapes_features_and_permutation_equivariance():
 
 
 def test_window3d_single_window_equals_global_and_windows_are_local():
+    """3D windows as config data (``window_grid`` / ``window_size``): the core DiT's local blocks attend inside them."""
     cfg = DiTConfig(in_dim=8, dim=48, depth=2, heads=2, rope_axes=3)
     glob = randomize(DiT(cfg))
     tok = VoxelPatchTokenizer(resolution=4, patch=1, channels=8)
     h, t, pos = torch.randn(1, 64, 8), torch.rand(1), tok.positions(1)
-    one = Window3DDiT(cfg, grid=4, window=4, window_every=1)
-    one.load_state_dict(glob.state_dict())
-    torch.testing.assert_close(one(h, t, pos=pos), glob(h, t, pos=pos), atol=1e-5, rtol=0)
-    local = Window3DDiT(cfg, grid=4, window=2, window_every=1)
-    local.load_state_dict(glob.state_dict())
+
+    def windowed(window: int, every: int) -> DiT:
+        m = DiT(
+            DiTConfig(**{**cfg.to_dict(), "window_grid": [4] * 3, "window_size": [window] * 3, "window_every": every})
+        )
+        m.load_state_dict(glob.state_dict())  # same weights: the partition is data, not parameters
+        return m
+
+    torch.testing.assert_close(windowed(4, 1)(h, t, pos=pos), glob(h, t, pos=pos), atol=1e-5, rtol=0)
+    local = windowed(2, 1)
     h2 = h.clone()
     h2[0, 0] += 1.0  # token (0, 0, 0): window (0, 0, 0)
     moved = (local(h2, t, pos=pos) - local(h, t, pos=pos)).abs().sum(-1)[0] > 1e-6  # [64]
     in_window = (pos[0] < 2).all(-1)
     assert moved[in_window].any() and not moved[~in_window].any()
-    mixed = Window3DDiT(cfg, grid=4, window=2, window_every=2)  # second block is global: information crosses
-    mixed.load_state_dict(glob.state_dict())
+    mixed = windowed(2, 2)  # second block is global: information crosses
     assert ((mixed(h2, t, pos=pos) - mixed(h, t, pos=pos)).abs().sum(-1)[0, ~in_window] > 1e-6).any()

@@ -1,11 +1,16 @@
 """``python -m ditkit_shapes.cli {data,sample,eval}``: the procedural dataset, samples and the per-class table.
 
-* ``data``: write the procedural dataset (``make data-shapes``).
-* ``sample``: class-conditional samples of a checkpoint as ``.ply`` files and a PNG grid, plus one completion
+* ``data``: write the procedural dataset (``make data-shapes``) to ``--out`` or to the ``--config``'s data root.
+* ``sample``: class-conditional samples of a trained run as ``.ply`` files and a PNG grid, plus one completion
   example (``make sample-shapes``).
 * ``eval``: PointFlow-protocol metrics per class (``make eval-shapes``): generated clouds against the *test*
   split, next to the data's own level (train-split clouds against the same test clouds: what an ideal generator
   of the training distribution scores). Train and test never mix: the model only saw the train split.
+
+``sample`` and ``eval`` take the app YAML the run was trained with (``--config``): the run is loaded with
+:func:`ditkit_core.lightning.load_run` from ``--ckpt`` / ``--pretrained`` or, by default, from
+``<trainer.default_root_dir>/checkpoints/last.ckpt``; outputs go under ``<trainer.default_root_dir>``; the dataset
+root, normalisation and stored point count default to the config's ``data`` section.
 """
 
 from __future__ import annotations
@@ -14,26 +19,41 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ditkit_core.errors import atomic_write, naming_file
+from ditkit_core.errors import DataError, atomic_write
+from ditkit_core.lightning import default_checkpoint, load_run, read_config, run_dir
 from ditkit_shapes.data import NORMALIZE_MODES, ShapeFolderDataset, write_ply
 from ditkit_shapes.metrics import evaluate_sets, subset_points
 from ditkit_shapes.module import ShapesModule
 from ditkit_shapes.validation import finite_float, optional_positive_int, positive_int
 
 
-def load(ckpt: str, data: str | None = None) -> ShapesModule:
-    """Load a Lightning checkpoint of :class:`ShapesModule` on CPU, in eval mode.
+def load(
+    ckpt: str | Path | None = None,
+    data: str | Path | None = None,
+    config: str | Path | None = None,
+    pretrained: str | Path | None = None,
+) -> ShapesModule:
+    """A trained :class:`ShapesModule` on CPU, in eval mode, loaded by :func:`ditkit_core.lightning.load_run`.
 
-    Checkpoints without label names get the sorted class folders of ``data`` (the loader's label order) when their
-    number matches the model's classes. A checkpoint that cannot be read raises a ``DataError`` naming it.
+    Args:
+        ckpt: a Lightning checkpoint (default: the ``config``'s ``<default_root_dir>/checkpoints/last.ckpt``).
+        data: dataset root; a checkpoint without label names gets its sorted class folders (the loader's label
+            order) when their number matches the model's classes.
+        config: the app YAML the run was trained with.
+        pretrained: a ``save_pretrained`` folder instead of a checkpoint.
+
+    Raises:
+        FileNotFoundError: no weights. DataError: an unreadable checkpoint or one of another module, named.
     """
-    if not Path(ckpt).exists():
-        raise FileNotFoundError(f"{ckpt}: no checkpoint (run `make train-shapes` first)")
-    with naming_file(ckpt, "not a readable ShapesModule checkpoint"):
-        module = ShapesModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    if ckpt is None and pretrained is None and config is not None:
+        ckpt = default_checkpoint(config)
+    module = load_run(config, ckpt, pretrained=pretrained)
+    if not isinstance(module, ShapesModule):
+        raise DataError(f"holds a {type(module).__name__}, not a ShapesModule", path=pretrained or ckpt)
     if module.class_names is None and data is not None and Path(data).is_dir():
         names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
         k = module.config.num_classes
@@ -43,10 +63,16 @@ def load(ckpt: str, data: str | None = None) -> ShapesModule:
     return module
 
 
+def data_settings(config: str | Path) -> dict[str, Any]:
+    """``root`` / ``normalize`` / ``points`` of the config's ``data.init_args`` (absent keys left out)."""
+    args = (read_config(config).get("data") or {}).get("init_args") or {}
+    return {k: args[k] for k in ("root", "normalize", "points") if k in args}
+
+
 def cmd_sample(a: argparse.Namespace) -> None:
     from ditkit_shapes.viz import render_grid
 
-    module = load(a.ckpt, a.data)
+    module = load(a.ckpt, a.data, a.config, a.pretrained)
     a.points = module.sample_points if a.points is None else a.points
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     labels = torch.arange(len(names)).repeat_interleave(a.per_class)
@@ -126,7 +152,7 @@ def evaluate(
             "class": c,
             "n": len(ref),
             "points": points,
-            "cfg": cfg_scale or module.cfg_scale,
+            "cfg": module.sampler.cfg_scale if cfg_scale is None else cfg_scale,
             "sample_s": round(gen_s, 1),
             "model": evaluate_sets(gen, ref, metrics, emd_points, seed),
             "data": evaluate_sets(
@@ -155,7 +181,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    module = load(a.ckpt, a.data)
+    module = load(a.ckpt, a.data, a.config, a.pretrained)
     rows = evaluate(
         module,
         a.data,
@@ -201,17 +227,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="ditkit-shapes")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="write the procedural dataset")
-    d.add_argument("--out", default="outputs/shapes/data")
+    d.add_argument("--out", default=None, help="dataset root (default: the --config's data.init_args.root)")
+    d.add_argument("--config", default=None, help="an app YAML whose data root receives the dataset")
     d.add_argument("--seed", type=int, default=0)
     for name in ("sample", "eval"):
         p = sub.add_parser(name)
-        p.add_argument("--ckpt", default="outputs/shapes/checkpoints/last.ckpt")
-        p.add_argument("--data", default="outputs/shapes/data")
-        p.add_argument("--normalize", default="unit_sphere", choices=list(NORMALIZE_MODES))
+        p.add_argument("--config", required=True, help="the app YAML the run was trained with")
+        p.add_argument("--ckpt", default=None, help="checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)")
+        p.add_argument("--pretrained", default=None, help="a save_pretrained folder instead of a checkpoint")
+        p.add_argument("--data", default=None, help="dataset root (default: the config's data.init_args.root)")
+        p.add_argument("--normalize", default=None, choices=list(NORMALIZE_MODES), help="default: the config's")
         p.add_argument("--points", type=_positive, default=None, help="points per cloud (default: model.sample_points)")
         p.add_argument("--steps", type=_positive, default=None, help="solver steps (default: the model's)")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--out", default=f"outputs/shapes/{'samples' if name == 'sample' else 'eval'}")
+        where = "samples/final" if name == "sample" else "eval"
+        p.add_argument("--out", default=None, help=f"output folder (default: <default_root_dir>/{where})")
         p.add_argument("--cfg", type=_finite, default=None, help="guidance scale (default: the model's)")
     sp = sub.choices["sample"]
     sp.add_argument("--per-class", type=_positive, default=2)
@@ -223,17 +253,30 @@ def main(argv: list[str] | None = None) -> None:
     ep.add_argument(
         "--stored-points",
         type=_positive,
-        default=2048,
-        help="points per stored cloud; references are normalised on all of them, then subsampled",
+        default=None,
+        help="points per stored cloud (default: the config's data points, else 2048); references are normalised "
+        "on all of them, then subsampled",
     )
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from ditkit_shapes.procedural import main as data_main
 
-        data_main(["--out", a.out, "--seed", str(a.seed)])
-    elif a.cmd == "sample":
+        out = a.out if a.out is not None else (data_settings(a.config).get("root") if a.config else None)
+        if out is None:
+            ap.error("data: give --out or a --config with data.init_args.root")
+        data_main(["--out", str(out), "--seed", str(a.seed)])
+        return
+    settings = data_settings(a.config)
+    a.data = a.data if a.data is not None else settings.get("root")
+    if a.data is None:
+        ap.error(f"{a.cmd}: give --data or a --config with data.init_args.root")
+    a.normalize = a.normalize or settings.get("normalize", "unit_sphere")
+    if a.out is None:
+        a.out = str(run_dir(a.config) / ("samples/final" if a.cmd == "sample" else "eval"))
+    if a.cmd == "sample":
         cmd_sample(a)
     else:
+        a.stored_points = a.stored_points or settings.get("points", 2048)
         cmd_eval(a)
 
 

@@ -3,27 +3,26 @@
 The flow lives on point coordinates ``[b, p, 3]`` (t = 0 noise, t = 1 data). With a :class:`PointTokenizer` the
 DiT sees one token per point (``in_dim = 3``); with a :class:`VoxelPatchTokenizer` the velocity comes from the
 DiT-3D network :class:`~ditkit_shapes.model.VoxelVelocity` (``in_dim = C P^3``), optionally with 3D window
-attention. Labels go through the DiT's class embedding (``num_classes``) with CFG dropout; completion of partial
-clouds uses known-value conditioning (:meth:`complete`).
+attention (config data: ``window_grid`` / ``window_size`` derived from the tokenizer's patch grid). Labels go through
+the DiT's class embedding (``num_classes``) with CFG dropout; completion of partial clouds uses known-value
+conditioning (:meth:`complete`). Sampling always goes through the core's ``generate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ditkit_core.flow import TimeSampler
-from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints
-from ditkit_core.nn import DiTConfig
+from ditkit_core.lightning import FlowConfig, FlowMatchingModule, OptimConfig, SamplerConfig
+from ditkit_core.nn import ConfigError, DiT, DiTConfig
 from ditkit_core.tokenizers import TokenBatch
-from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity, Window3DDiT
+from ditkit_shapes.model import FourierPointEmbed, VoxelVelocity
 from ditkit_shapes.tokenizer import PointTokenizer, VoxelPatchTokenizer
 from ditkit_shapes.validation import check_completion, check_labels, check_module_args, check_sampling, positive_int
-
-allow_in_checkpoints(DiTConfig, TimeSampler)
 
 
 class ShapesModule(FlowMatchingModule):
@@ -31,18 +30,20 @@ class ShapesModule(FlowMatchingModule):
 
     Args:
         tokenizer: :class:`PointTokenizer` or :class:`VoxelPatchTokenizer`.
-        model: DiT configuration (``in_dim = tokenizer.token_dim``; ``num_classes`` for class conditioning;
-            ``rope_axes = 3`` with voxel patches).
+        model: DiT configuration (``in_dim`` = the tokenizer's token width, derived when 0; ``num_classes`` for
+            class conditioning; ``rope_axes = 3`` with voxel patches). With ``window3d`` its ``window_grid`` /
+            ``window_size`` / ``window_every`` are derived (the patch grid ``[g, g, g]``, windows
+            ``[window3d] * 3``).
         window3d: 3D window size in patches for the voxel backbone (0: global attention everywhere).
-        window_every: with ``window3d``, every ``window_every``-th block stays global.
+        window_every: with ``window3d``, every ``window_every``-th block stays global (1: every block windowed).
         point_hidden: width of the voxel backbone's point-wise MLPs.
+        class_names: names of the labels (written next to samples).
+        sample_points: points per generated cloud (:meth:`sample_clouds` and :meth:`write_samples` default).
         fourier_features: point tokens only: sin / cos of the coordinates at this many log-spaced frequencies
             up to ``fourier_max_freq`` (rad) added to the input embedding (:class:`FourierPointEmbed`; 0: linear).
         fourier_max_freq: highest angular frequency of the Fourier features (the lowest is 1).
-        class_names: names of the labels (written next to samples).
-        sample_points: points per generated cloud in :meth:`write_samples`.
-        time_sampler, sigma_min, lr, weight_decay, warmup_steps, max_steps, min_lr_ratio, cond_dropout, ot_pairing,
-        seed, sample_steps, sample_method, sample_schedule, cfg_scale: see :class:`FlowMatchingModule`.
+        flow, optim, sampler, seed: see :class:`~ditkit_core.lightning.FlowMatchingModule` (the flat arguments of
+            earlier versions, ``lr``, ``sample_steps``, ``cfg_scale``, ..., are migrated by the core).
     """
 
     def __init__(
@@ -54,75 +55,92 @@ class ShapesModule(FlowMatchingModule):
         point_hidden: int = 64,
         class_names: list[str] | None = None,
         sample_points: int = 2048,
-        time_sampler: TimeSampler | None = None,
-        sigma_min: float = 0.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 100,
-        max_steps: int | None = None,
-        min_lr_ratio: float = 0.1,
-        cond_dropout: float = 0.1,
-        ot_pairing: bool = False,
-        seed: int = 0,
-        sample_steps: int = 32,
-        sample_method: str = "heun",
-        sample_schedule: str = "uniform",
-        cfg_scale: float = 1.0,
         fourier_features: int = 0,
         fourier_max_freq: float = 32.0,
+        flow: FlowConfig | None = None,
+        optim: OptimConfig | None = None,
+        sampler: SamplerConfig | None = None,
+        seed: int = 0,
     ):
-        check_module_args(sample_points=sample_points, sample_steps=sample_steps, cfg_scale=cfg_scale)
-        if isinstance(model, dict):
-            model = DiTConfig.from_dict(model)
-        if isinstance(time_sampler, dict):
-            time_sampler = TimeSampler(**time_sampler)
-        super().__init__(
-            tokenizer,
-            model,
-            time_sampler=time_sampler,
-            sigma_min=sigma_min,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            max_steps=max_steps,
-            min_lr_ratio=min_lr_ratio,
-            cond_dropout=cond_dropout,
-            ot_pairing=ot_pairing,
-            seed=seed,
-            sample_steps=sample_steps,
-            sample_method=sample_method,
-            sample_schedule=sample_schedule,
-            cfg_scale=cfg_scale,
+        check_module_args(
+            sample_points=sample_points,
+            window3d=window3d,
+            window_every=window_every,
+            point_hidden=point_hidden,
+            fourier_features=fourier_features,
         )
+        # read by resolve_config / build_network, which the core calls inside super().__init__
         self.window3d, self.window_every, self.point_hidden = window3d, window_every, point_hidden
-        self.class_names, self.sample_points = class_names, sample_points
-        self.voxel = isinstance(self.tokenizer, VoxelPatchTokenizer)
-        if self.voxel:
-            tok = self.tokenizer
-            if model.output_dim != tok.token_dim:
-                raise ValueError(
-                    f"ShapesModule: model.out_dim={model.output_dim} must equal the voxel token width {tok.token_dim}"
-                )
-            dit = Window3DDiT(model, tok.grid, window3d, window_every) if window3d else self.model
-            self.model = VoxelVelocity(tok, dit, point_hidden)
-        elif window3d:
-            raise ValueError("ShapesModule: window3d needs a VoxelPatchTokenizer (point tokens have no grid)")
-        elif model.in_dim != 3:
-            raise ValueError(f"ShapesModule: point tokens need model.in_dim=3, got {model.in_dim}")
         self.fourier_features, self.fourier_max_freq = fourier_features, fourier_max_freq
-        if fourier_features:
-            if self.voxel:
-                raise ValueError("ShapesModule: fourier_features applies to point tokens, not voxel patches")
-            self.model.x_embed = FourierPointEmbed(self.model.x_embed, fourier_features, 1.0, fourier_max_freq)
-        self._points = PointTokenizer(getattr(self.tokenizer, "class_conditional", True) and model.num_classes > 0)
+        self.class_names, self.sample_points = class_names, sample_points
+        super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
+        conditional = getattr(self.tokenizer, "class_conditional", True) and self.config.num_classes > 0
+        self._points = PointTokenizer(conditional)
+
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint hyper-parameters of earlier versions -> init arguments: the core's migration of the flat
+        arguments (``lr``, ``sample_steps``, ...), where ``time_sampler: None`` meant the default sampler."""
+        if "time_sampler" in args and args["time_sampler"] is None:
+            args = {k: v for k, v in args.items() if k != "time_sampler"}
+        return super().migrate_args(args)
+
+    @property
+    def voxel(self) -> bool:
+        """Whether the DiT runs on voxel patches (:class:`VoxelVelocity`) rather than one token per point."""
+        return isinstance(self.tokenizer, VoxelPatchTokenizer)
 
     # ------------------------------------------------------------------ hooks
+    def resolve_config(self, config: DiTConfig) -> DiTConfig:
+        """``in_dim`` from the tokenizer; with ``window3d``, the 3D windows as config data.
+
+        The voxel backbone's windows are ``window_grid = [g, g, g]`` (the tokenizer's patch grid, tokens in raster
+        order), ``window_size = [w, w, w]`` and ``window_every``; the core DiT runs its local blocks inside them.
+        Stated values (a checkpoint's resolved config) must agree.
+
+        Raises:
+            ConfigError: a width or window that does not fit the tokenizer, or an option of the other backbone.
+        """
+        config = super().resolve_config(config)
+        if not self.voxel:
+            if self.window3d or config.window_grid is not None:
+                raise ConfigError("ShapesModule: window3d needs a VoxelPatchTokenizer (point tokens have no grid)")
+            return config
+        tok = self.tokenizer
+        if config.output_dim != tok.token_dim:
+            raise ConfigError(
+                f"ShapesModule: model.out_dim={config.output_dim} must equal the voxel token width {tok.token_dim}"
+            )
+        if self.fourier_features:
+            raise ConfigError("ShapesModule: fourier_features applies to point tokens, not voxel patches")
+        grid = [tok.grid] * 3
+        if not self.window3d:
+            if config.window_grid is not None and list(config.window_grid) != grid:
+                raise ConfigError(f"DiTConfig.window_grid={config.window_grid}: the patch grid is {grid}")
+            return config
+        if tok.grid % self.window3d:
+            raise ConfigError(f"ShapesModule: window3d={self.window3d} must divide the patch grid {tok.grid}")
+        if config.window_grid is None:  # fresh: the module's window_every applies
+            config = dataclasses.replace(config, window_every=self.window_every)
+        elif config.window_every != self.window_every:
+            raise ConfigError(
+                f"DiTConfig.window_every={config.window_every}: ShapesModule.window_every is {self.window_every}"
+            )
+        return self.derive(config, window_grid=grid, window_size=[self.window3d] * 3)
+
+    def build_network(self, config: DiTConfig) -> nn.Module:
+        """One core DiT: inside :class:`VoxelVelocity` for voxel patches; with :class:`FourierPointEmbed` as its
+        input embedding for point tokens with ``fourier_features``."""
+        dit = DiT(config)
+        if self.voxel:
+            return VoxelVelocity(self.tokenizer, dit, self.point_hidden)
+        if self.fourier_features:
+            dit.x_embed = FourierPointEmbed(dit.x_embed, self.fourier_features, 1.0, self.fourier_max_freq)
+        return dit
+
     def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
         """``{"points": [b, p, 3], "label": [b]}`` -> point tokens (the flow state for both backbones)."""
         return self._points.encode(batch)
-
-    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop_cond: Tensor | None = None) -> Tensor:
-        return self.model(x_t, t, mask=tokens.mask, cond=tokens.cond, drop_cond=drop_cond)
 
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)

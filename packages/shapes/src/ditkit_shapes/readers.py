@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ditkit_core.errors import FLOAT32_MAX, DataError, check_array, check_count, naming_file, read_text
+from ditkit_core.errors import DataError, check_array, check_count, naming_file, read_text
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # coordinates beyond it do not fit the float32 clouds
 EXTENSIONS = (".npy", ".ply", ".obj", ".off")
 MAX_FILE_BYTES = 1 << 32  # larger files are refused instead of read into memory
 MAX_VERTICES = (1 << 31) - 1  # int32 indices

@@ -70,11 +70,18 @@ def check_sampling(owner: str, kw: dict[str, Any]) -> None:
         finite_float(kw["cfg_scale"], "cfg_scale", owner)
 
 
-def check_module_args(sample_points: Any, sample_steps: Any, cfg_scale: Any) -> None:
-    """Generation defaults given to the module: positive point and step counts, a finite guidance scale."""
+def check_module_args(
+    sample_points: Any, window3d: Any, window_every: Any, point_hidden: Any, fourier_features: Any
+) -> None:
+    """The module's own arguments: positive point count, window and MLP widths; non-negative window / feature counts.
+
+    (Solver steps and guidance are checked by the core's ``SamplerConfig``.)
+    """
     positive_int(sample_points, "sample_points", "ShapesModule")
-    positive_int(sample_steps, "sample_steps", "ShapesModule")
-    finite_float(cfg_scale, "cfg_scale", "ShapesModule")
+    positive_int(window3d, "window3d", "ShapesModule", minimum=0)
+    positive_int(window_every, "window_every", "ShapesModule")
+    positive_int(point_hidden, "point_hidden", "ShapesModule")
+    positive_int(fourier_features, "fourier_features", "ShapesModule", minimum=0)
 
 
 def check_completion(partial: Tensor, known_mask: Tensor, kw: dict[str, Any]) -> None:
