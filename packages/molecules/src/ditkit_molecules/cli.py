@@ -38,9 +38,10 @@ def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = 
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse >= 4.49
     built = instantiate(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
     module, dm = built.model, built.data
-    if ckpt is not None:
-        state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state, strict=True)
+    if ckpt is not None:  # the run's own hyper-parameters and weights (allow-listed, earlier layouts migrated)
+        from ditkit_core.lightning import load_run as core_load_run
+
+        module = core_load_run(config, ckpt)
     module.eval()
     if setup_data:
         dm.setup("fit")
@@ -215,7 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("sample", "eval", "export"):
         s = sub.add_parser(name)
         s.add_argument("--config", required=True, help="app YAML the checkpoint was trained with")
-        s.add_argument("--ckpt", required=True, help="Lightning checkpoint (last.ckpt)")
+        s.add_argument(
+            "--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)"
+        )
         s.add_argument("--n", type=int, default=200 if name == "eval" else 64)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
@@ -224,6 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
         s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
     args = p.parse_args(argv)
+    if args.ckpt is None:
+        from ditkit_core.lightning import default_checkpoint
+
+        args.ckpt = default_checkpoint(args.config)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
     try:
