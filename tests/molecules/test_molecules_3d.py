@@ -188,3 +188,25 @@ def test_edm_metrics_on_conformers():
     assert bad["edm_mol_stability"] == 0.0 and bad["edm_atom_stability"] < 0.75
     numbers = mols[0].numbers
     assert not atom_stability(numbers, mols[0].coords * 0.6)[numbers == 6].any()  # carbons over-bonded
+
+
+def test_3d_eval_rows_carry_the_controls_and_the_edm_protocol(tmp_path):
+    from ditkit_molecules.cli import EDM_KEYS, evaluate
+    from ditkit_molecules.data import Conformer3DDataModule
+    from ditkit_molecules.edm import EDM_QM9_REPORTED
+
+    dm = Conformer3DDataModule(max_heavy_atoms=6, batch_size=4, limit=30, cache_dir=str(tmp_path))
+    dm.setup("fit")
+    m = _module()
+    m.size_hist.copy_(dm.size_hist[: len(m.size_hist)])
+    rows = evaluate(m, dm, 4, seed=0, steps=2, with_fcd=False)
+    assert set(rows) == {
+        "training data",
+        "held-out data",
+        "model",
+        "untrained model (same sampler)",
+        "EDM on QM9 (reported)",
+    }
+    assert set(EDM_KEYS) - {"molecules_per_cpu_s"} <= set(rows["model"]) and rows["model"]["molecules_per_cpu_s"] > 0
+    assert rows["EDM on QM9 (reported)"]["edm_mol_stability"] == EDM_QM9_REPORTED["mol_stability"]
+    assert rows["training data"]["atom_stability"] > 0.95  # the ceiling
