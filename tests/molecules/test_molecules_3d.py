@@ -210,3 +210,23 @@ def test_3d_eval_rows_carry_the_controls_and_the_edm_protocol(tmp_path):
     assert set(EDM_KEYS) - {"molecules_per_cpu_s"} <= set(rows["model"]) and rows["model"]["molecules_per_cpu_s"] > 0
     assert rows["EDM on QM9 (reported)"]["edm_mol_stability"] == EDM_QM9_REPORTED["mol_stability"]
     assert rows["training data"]["atom_stability"] > 0.95  # the ceiling
+
+
+def test_size_bucket_batches_cover_the_epoch_with_less_padding():
+    from ditkit_molecules.batching import SizeBucketBatchSampler
+
+    sizes = torch.randint(5, 37, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    s = SizeBucketBatchSampler(sizes, 48, seed=3, buckets=8, drop_last=False)
+    batches = list(s)
+    assert len(batches) == len(s) and sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == list(s) and all(len(b) <= 48 for b in batches)  # the order depends on (seed, epoch) only
+    s.set_epoch(1)
+    assert list(s) != batches
+    padded = sum(max(sizes[i] for i in b) * len(b) for b in batches) / 1000
+    plain = sum(max(sizes[i] for i in b) * len(b) for b in SizeBucketBatchSampler(sizes, 48, 3, 1, False)) / 1000
+    assert padded < 0.8 * plain  # padded width close to the molecules' own
+    s.set_epoch(0)
+    s.skip_batches(5)  # resuming mid-epoch: the rest of the same epoch
+    assert list(s) == batches[5:] and list(s) == batches
+    dropped = SizeBucketBatchSampler(sizes, 48, 3, 8, drop_last=True)
+    assert len(list(dropped)) == len(dropped) and all(len(b) == 48 for b in dropped)
