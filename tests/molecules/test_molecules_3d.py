@@ -230,3 +230,24 @@ def test_size_bucket_batches_cover_the_epoch_with_less_padding():
     assert list(s) == batches[5:] and list(s) == batches
     dropped = SizeBucketBatchSampler(sizes, 48, 3, 8, drop_last=True)
     assert len(list(dropped)) == len(dropped) and all(len(b) == 48 for b in dropped)
+
+
+@pytest.mark.parametrize("prediction", ["velocity", "data"])
+def test_cross_entropy_types_give_a_categorical_clean_estimate(prediction):
+    """With ``type_loss="ce"`` the implied clean element channels are a probability vector per atom, whether the
+    coordinates are velocities or clean data, and the loss trains."""
+    from ditkit_core.testing import check_module_fits_batch, perturb_weights
+
+    m = _module(type_loss="ce", flow={"prediction": prediction})
+    perturb_weights(m.model, 0.2)
+    x, t, mask = _inputs(m)
+    tokens = m.tokenizer.encode(
+        {"numbers": torch.where(mask, 6, 0), "coords": x[..., :3] * m.tokenizer.coord_scale, "charges": 0 * mask}
+    )
+    with torch.no_grad():
+        est = m.clean_estimate(m.predict(tokens, x, t), x, t)
+    k = len(m.tokenizer.elements)
+    torch.testing.assert_close(est[..., 3 : 3 + k].sum(-1)[mask], torch.ones(int(mask.sum())))
+    assert (est[..., 3 : 3 + k] >= -1e-6).all()
+    batch = {"numbers": torch.where(mask, 6, 0), "coords": x[..., :3] * 1.6, "charges": torch.zeros_like(mask).long()}
+    check_module_fits_batch(m, batch, steps=20, lr=3e-3, drop=0.2)

@@ -20,7 +20,7 @@ Symmetry handling (``dit`` / ``distance``: augmentation, not an equivariant netw
 
 Loss: the module keeps its own :meth:`Molecule3DModule.flow_loss` (the core's ``flow.prediction`` picks the target):
 the coordinate channels weigh ``coord_weight`` in a sum normalised by the token width, element channels may be
-scored by cross-entropy (``type_loss="ce"``, data prediction), and an optional distance-geometry term compares the
+scored by cross-entropy on clean-data logits (``type_loss="ce"``), and an optional distance-geometry term compares the
 interatomic distances of the implied clean atoms with the data's (``distance_weight``). Neither fits the core's
 per-channel MSE weights (``flow.channel_weights`` normalises by the weight sum and knows no cross-entropy).
 
@@ -113,7 +113,9 @@ class Molecule3DModule(FlowMatchingModule):
         network: ``distance``, ``dit`` or ``equivariant`` (see the module docstring).
         pair: options of the network: ``rbf``, ``rbf_max``, ``coord_hidden`` (both pair networks),
             ``update_every_block`` (equivariant).
-        type_loss: ``mse`` or ``ce`` (cross-entropy on the element channels; ``flow.prediction="data"`` only).
+        type_loss: ``mse`` or ``ce``: the element channels are predicted as clean-data logits and scored by
+            cross-entropy (with ``flow.prediction="velocity"`` the coordinates and charge stay velocities and the
+            element velocity is ``(type_scale * softmax - x_t) / (1 - t)``).
         coord_weight: weight of the coordinate channels in the loss (1 = the plain MSE over all channels).
         self_condition: self-conditioning (``network="distance"`` only): in training, half of the batches first run
             the network without gradient and feed its clean-atom estimate ``x1_hat`` back in (condition channels and a
@@ -169,8 +171,6 @@ class Molecule3DModule(FlowMatchingModule):
         self.pair_dim = pair.pop("pair_dim", None)
         self.pair_options = pair
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
-        if type_loss == "ce" and self.flow.prediction != "data":
-            raise ConfigError("Molecule3DModule.type_loss='ce' needs flow.prediction='data'")
         if self.flow.channel_weights is not None:
             raise ConfigError(
                 "Molecule3DModule: flow.channel_weights is not used by the 3D loss; set coord_weight (the weight of "
@@ -282,7 +282,7 @@ class Molecule3DModule(FlowMatchingModule):
         supplies ``x1_hat``; in sampling (:meth:`sample_molecules`) the previous solver evaluation supplies it."""
         kwargs = tokens.model_kwargs()
         if not self.self_condition:
-            return self._head(self.model(x_t, t, **kwargs), x_t, logits, tokens.mask)
+            return self._head(self.model(x_t, t, **kwargs), x_t, t, logits, tokens.mask)
         if self._sampling:
             x_sc = self._sc_state
         else:  # training: half of the batches; validation loss: always (as in sampling)
@@ -290,20 +290,23 @@ class Molecule3DModule(FlowMatchingModule):
             g = self.rng(offset=29)
             if not self.training or float(torch.rand((), generator=g, device=g.device)) < 0.5:
                 with torch.no_grad():
-                    first = self._head(self.model(x_t, t, **kwargs), x_t, False, tokens.mask)
+                    first = self._head(self.model(x_t, t, **kwargs), x_t, t, False, tokens.mask)
                     x_sc = self.clean_estimate(first, x_t, t)
-        out = self._head(self.model(x_t, t, x_cond=x_sc, **kwargs), x_t, logits, tokens.mask)
+        out = self._head(self.model(x_t, t, x_cond=x_sc, **kwargs), x_t, t, logits, tokens.mask)
         if self._sampling:
-            plain = self._head(out, x_t, False, tokens.mask) if logits else out
+            plain = self._head(out, x_t, t, False, tokens.mask) if logits else out
             self._sc_state = self.clean_estimate(plain, x_t, t).detach()
         return out
 
-    def _head(self, out: Tensor, x_t: Tensor, logits: bool, mask: Tensor | None = None) -> Tensor:
+    def _head(self, out: Tensor, x_t: Tensor, t: Tensor, logits: bool, mask: Tensor | None = None) -> Tensor:
         if self.flow.prediction == "data" and self.network == "equivariant":  # coordinates: displacement from x_t
             out = torch.cat([x_t[..., :3] + out[..., :3], out[..., 3:]], -1)
         if self.type_loss == "ce" and not logits:
             k = len(self.tokenizer.elements)
             probs = out[..., 3 : 3 + k].softmax(-1) * self.tokenizer.type_scale
+            if self.flow.prediction == "velocity":  # the element velocity implied by the clean-data estimate
+                tt = t.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+                probs = (probs - x_t[..., 3 : 3 + k]) / (1 - tt).clamp_min(1e-3)
             out = torch.cat([out[..., :3], probs, out[..., 3 + k :]], -1)
             if mask is not None:
                 out = out * mask[..., None].to(out.dtype)
@@ -325,16 +328,18 @@ class Molecule3DModule(FlowMatchingModule):
         x_0 = self.sample_noise(x_1, tokens, generator)
         t = self.time_sampler(x_1.shape[0], device=x_1.device, generator=generator)
         ps = self.path.sample(x_0, x_1, t)
-        if self.flow.prediction == "velocity":
+        ce_types = self.type_loss == "ce"
+        if self.flow.prediction == "velocity" and not ce_types:
             out, target = self.velocity(tokens, ps.x_t, t, None), ps.u_t
-        else:
-            out, target = self.predict(tokens, ps.x_t, t, logits=True), x_1
+        else:  # raw outputs: element logits; coordinates and charge as the prediction says
+            out = self.predict(tokens, ps.x_t, t, logits=True)
+            target = ps.u_t if self.flow.prediction == "velocity" else x_1
         k = len(self.tokenizer.elements)
         coord = masked_mse(out[..., :3], target[..., :3], mask)
-        if self.type_loss == "ce":  # flow.prediction="data" only (checked in __init__)
+        if ce_types:
             m = mask if mask is not None else torch.ones(x_1.shape[:2], dtype=torch.bool, device=x_1.device)
             ce = F.cross_entropy(out[..., 3 : 3 + k][m].float(), x_1[..., 3 : 3 + k][m].argmax(-1))
-            feats = (ce + masked_mse(out[..., 3 + k :], x_1[..., 3 + k :], mask)) / 2
+            feats = (ce + masked_mse(out[..., 3 + k :], target[..., 3 + k :], mask)) / 2
         else:
             feats = masked_mse(out[..., 3:], target[..., 3:], mask)
         fm = (self.coord_weight * coord * 3 + feats * (x_1.shape[-1] - 3)) / x_1.shape[-1]
