@@ -25,7 +25,7 @@ from ditkit_molecules.cli import evaluate, generate, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
-    "3d": ("apps/molecules/configs/default.yaml", "outputs/molecules/3d/last.ckpt"),
+    "3d": ("apps/molecules/configs/default.yaml", "outputs/molecules/3d/checkpoints/last.ckpt"),
     "latent": ("apps/molecules/configs/latent.yaml", "outputs/molecules/latent/last.ckpt"),
 }
 

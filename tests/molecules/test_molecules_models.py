@@ -19,6 +19,7 @@ from ditkit_molecules.data import ConformerDataset, EnumeratedSmilesDataset, col
 from ditkit_molecules.geometry import conformers
 from ditkit_molecules.module3d import Molecule3DModule, center, random_rotations
 from ditkit_molecules.module_latent import LatentMoleculeModule
+from ditkit_molecules.pairnet import pairwise
 from ditkit_molecules.tokenizer import AtomTokenizer, SelfiesVocab
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "molecules" / "configs"
@@ -216,9 +217,9 @@ def test_equivariant_network_symmetries(atom_batch):
     tok = AtomTokenizer()
     m = Molecule3DModule(
         tok,
-        DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2),
+        DiTConfig(dim=32, depth=2, heads=2),  # in_dim (type + charge channels) derived
         network="equivariant",
-        prediction="data",
+        flow={"prediction": "data"},
         pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16},
     )
     perturb_weights(m.model, 0.2)
@@ -248,9 +249,9 @@ def test_equivariant_module_learns_and_samples(atom_batch, tmp_path):
     tok = AtomTokenizer()
     m = Molecule3DModule(
         tok,
-        DiTConfig(in_dim=tok.token_dim, dim=32, depth=2, heads=2),
+        DiTConfig(dim=32, depth=2, heads=2),  # in_dim (type + charge channels) derived
         network="equivariant",
-        prediction="data",
+        flow={"prediction": "data"},
         type_loss="ce",
         pair={"rbf": 8, "pair_dim": 8, "coord_hidden": 16},
     )
@@ -292,23 +293,24 @@ def test_distance_network_shapes_permutation_and_padding(atom_batch):
     assert (m.model(x, t, mask=mask) == 0).all()  # adaLN-Zero and zero-initialised coordinate head
     perturb_weights(m.model, 0.2)
     x_sc = x + 0.1 * torch.randn_like(x) * mask[..., None]
-    out = m.model(x, t, mask=mask, x_sc=x_sc)
+    out = m.model(x, t, mask=mask, x_cond=x_sc)
     assert out.shape == x.shape and out.abs().sum() > 0
     assert not torch.allclose(out, m.model(x, t, mask=mask))  # the estimate is used
     perm = torch.randperm(x.shape[1])
-    out_p = m.model(x[:, perm], t, mask=mask[:, perm], x_sc=x_sc[:, perm])
+    out_p = m.model(x[:, perm], t, mask=mask[:, perm], x_cond=x_sc[:, perm])
     torch.testing.assert_close(out_p, out[:, perm], atol=1e-4, rtol=1e-4)
     padded = torch.cat([x, torch.zeros(6, 3, x.shape[-1])], 1)  # the module zeroes padded atoms (GeometricEmbed)
     pmask = torch.cat([mask, torch.zeros(6, 3, dtype=torch.bool)], 1)
-    out3 = m.model(padded, t, mask=pmask, x_sc=torch.cat([x_sc, torch.randn(6, 3, x.shape[-1])], 1))
+    out3 = m.model(padded, t, mask=pmask, x_cond=torch.cat([x_sc, torch.randn(6, 3, x.shape[-1])], 1))
     torch.testing.assert_close(out3[:, : x.shape[1]], out, atol=1e-4, rtol=1e-4)
     assert (out3[:, x.shape[1] :] == 0).all()
     # the attention bias reads distances: rescaling the geometry (same tokens otherwise) changes the bias term
-    e = m.model.pair_embed(m.model._distances(x[..., :3])[2])
-    e2 = m.model.pair_embed(m.model._distances(1.2 * x[..., :3])[2])
-    assert not torch.allclose(m.model.bias[0](e), m.model.bias[0](e2))
-    with pytest.raises(ValueError, match="self_condition"):
-        _distance_module().model(x, t, mask=mask, x_sc=x_sc)
+    e = m.model.pair_embed(pairwise(x[..., :3])[1])
+    e2 = m.model.pair_embed(pairwise(1.2 * x[..., :3])[1])
+    pair_proj = m.model.dit.blocks[0].attn.pair_proj
+    assert not torch.allclose(pair_proj(e), pair_proj(e2))
+    with pytest.raises(ValueError, match="self-conditioning"):
+        _distance_module().model(x, t, mask=mask, x_cond=x_sc)
     with pytest.raises(ValueError, match="self_condition"):
         Molecule3DModule(AtomTokenizer(), DiTConfig(in_dim=11, dim=32, depth=1, heads=2), self_condition=True)
 

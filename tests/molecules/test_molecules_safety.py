@@ -296,7 +296,9 @@ def test_sample_writer_callback_survives_unphysical_samples(tmp_path, monkeypatc
     tok = AtomTokenizer()
     module = Molecule3DModule(tok, DiTConfig(in_dim=tok.token_dim, dim=16, depth=1, heads=2))
     monkeypatch.setattr(module, "sample_molecules", lambda n, seed=0, **kw: _bad_samples())
-    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=0, global_step=7, loggers=[])
+    trainer = SimpleNamespace(
+        sanity_checking=False, is_global_zero=True, current_epoch=0, global_step=7, loggers=[], strategy=None
+    )
     SampleWriter(str(tmp_path)).on_validation_epoch_end(trainer, module)  # used to abort fit with a RuntimeError
     (sdf,) = tmp_path.glob("*.sdf")
     assert len(read_sdf_mols(sdf)) == 1 and len(list(tmp_path.glob("*.png"))) == 1

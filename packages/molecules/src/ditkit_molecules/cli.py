@@ -38,9 +38,10 @@ def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = 
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse >= 4.49
     built = instantiate(parser.parse_object({"model": cfg["model"], "data": cfg["data"]}))
     module, dm = built.model, built.data
-    if ckpt is not None:
-        state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state, strict=True)
+    if ckpt is not None:  # the run's own hyper-parameters and weights (allow-listed, earlier layouts migrated)
+        from ditkit_core.lightning import load_run as core_load_run
+
+        module = core_load_run(config, ckpt)
     module.eval()
     if setup_data:
         dm.setup("fit")
@@ -50,6 +51,10 @@ def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = 
 
 def is_3d(module: Any) -> bool:
     return hasattr(module, "sample_molecules")
+
+
+EDM_KEYS = ["edm_atom_stability", "edm_mol_stability", "edm_validity", "edm_uniqueness", "molecules_per_cpu_s"]
+"""3D eval columns beside the xyz2mol ones: the EDM protocol (:mod:`ditkit_molecules.edm`) and throughput."""
 
 
 def check_sampling(
@@ -140,13 +145,28 @@ def evaluate(
 
     train, val = list(dm.train_smiles), list(dm.val_smiles)
     rows: dict[str, dict[str, float]] = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     samples = generate(module, n, seed, steps)
     dt = time.perf_counter() - t0
-    if is_3d(module):
+    if is_3d(module):  # plus the EDM protocol (distance-table bonds) and EDM's own QM9 figures
+        from ditkit_molecules.edm import edm_metrics, reported_row
+
+        cpu = time.process_time() - c0
         rows["training data"] = geometry_metrics(list(dm.train.items[:n]), train, val, with_fcd)
         rows["held-out data"] = geometry_metrics(list(dm.val.items[:n]), train, val, False)  # FCD = 0 by definition
         rows["model"] = geometry_metrics(samples, train, val, with_fcd)
+        for name, mols in (("training data", dm.train.items[:n]), ("held-out data", dm.val.items[:n])):
+            rows[name].update(edm_metrics(list(mols)))
+        rows["model"].update(edm_metrics(samples))
+        rows["model"]["molecules_per_cpu_s"] = n / max(cpu, 1e-9)
+        untrained = type(module)(**dict(module.hparams))  # prior-only control: the same sampler, fresh weights
+        untrained.size_hist.copy_(module.size_hist)
+        control = generate(untrained, n, seed, steps)
+        rows["untrained model (same sampler)"] = {
+            **geometry_metrics(control, train, val, False),
+            **edm_metrics(control),
+        }
+        rows["EDM on QM9 (reported)"] = reported_row()
     else:
         rows["training data"] = smiles_metrics(train[:n], train, val, with_fcd)
         rows["held-out data"] = smiles_metrics(val[:n], train, val, False)  # it is the FCD reference
@@ -180,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     rows = evaluate(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
     keys = ["validity", "uniqueness", "novelty", "qed", "sa", "int_div", "fcd"]
     if is_3d(module):
-        keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys]
+        keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys, *EDM_KEYS]
     table = format_table(rows, keys)
     if not is_3d(module) and module.config.cond_dim:
         ce = conditioning_error(module, dm, min(args.n, len(dm.val)), args.seed)
@@ -215,7 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("sample", "eval", "export"):
         s = sub.add_parser(name)
         s.add_argument("--config", required=True, help="app YAML the checkpoint was trained with")
-        s.add_argument("--ckpt", required=True, help="Lightning checkpoint (last.ckpt)")
+        s.add_argument(
+            "--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)"
+        )
         s.add_argument("--n", type=int, default=200 if name == "eval" else 64)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
@@ -224,6 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
         s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
     args = p.parse_args(argv)
+    if args.ckpt is None:
+        from ditkit_core.lightning import default_checkpoint
+
+        args.ckpt = default_checkpoint(args.config)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
     try:

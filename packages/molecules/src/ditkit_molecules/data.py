@@ -138,6 +138,8 @@ class Conformer3DDataModule(L.LightningDataModule):
         seed: split / embedding / shuffling seed.
         cache_dir: conformer cache directory (None: no cache).
         limit: use at most this many molecules (tests).
+        size_buckets: training batches of similar sizes: chunks of this many batches are sorted by molecule size
+            (:class:`~ditkit_molecules.batching.SizeBucketBatchSampler`; 0: plain shuffled batches).
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Conformer3DDataModule(L.LightningDataModule):
         seed: int = 0,
         cache_dir: str | None = "outputs/molecules/cache",
         limit: int | None = None,
+        size_buckets: int = 0,
     ):
         super().__init__()
         check_args(
@@ -171,6 +174,9 @@ class Conformer3DDataModule(L.LightningDataModule):
         self.max_heavy_atoms, self.max_atoms, self.val_fraction = max_heavy_atoms, max_atoms, val_fraction
         self.batch_size, self.seed, self.cache_dir, self.limit = batch_size, seed, cache_dir, limit
         self.report: LoadReport | None = None
+        if isinstance(size_buckets, bool) or not isinstance(size_buckets, int) or size_buckets < 0:
+            raise ValueError(f"Conformer3DDataModule: size_buckets={size_buckets!r}: must be an integer >= 0")
+        self.size_buckets = size_buckets
 
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train", None) is not None:
@@ -221,13 +227,17 @@ class Conformer3DDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self):
+        drop_last = len(self.train) > self.batch_size
+        if self.size_buckets:
+            from torch.utils.data import DataLoader
+
+            from ditkit_molecules.batching import SizeBucketBatchSampler
+
+            sizes = [len(c.numbers) for c in self.train.items]
+            sampler = SizeBucketBatchSampler(sizes, self.batch_size, self.seed, self.size_buckets, drop_last)
+            return DataLoader(self.train, batch_sampler=sampler, collate_fn=collate_atoms)
         return seeded_loader(
-            self.train,
-            self.batch_size,
-            shuffle=True,
-            seed=self.seed,
-            collate_fn=collate_atoms,
-            drop_last=len(self.train) > self.batch_size,
+            self.train, self.batch_size, shuffle=True, seed=self.seed, collate_fn=collate_atoms, drop_last=drop_last
         )
 
     def val_dataloader(self):
