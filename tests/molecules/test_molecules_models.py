@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ditkit_core.lightning import FlowConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import (
     check_module_fits_batch,
@@ -163,14 +164,15 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
     tok = _latent_tokenizer()
     tok.fit_statistics(smiles_batch["target"], smiles_batch["props"])
     m = LatentMoleculeModule(
-        tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), ae_steps=0, cond_dropout=0.1
+        tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), flow=FlowConfig(cond_dropout=0.1), ae_steps=0
     )
     m.stats_ready.fill_(True)
     m.tokenizer.requires_grad_(False)
     check_module_fits_batch(m, smiles_batch, steps=30, lr=3e-3, drop=0.3)
     out = m.sample_smiles(4, props=torch.tensor([0.5, 1.0, 1.5]), steps=2, cfg_scale=2.0)
     assert len(out) == 4 and all(isinstance(s, str) for s in out)
-    tokens = m.tokenize(smiles_batch)
+    tokens = m.condition(m.tokenize(smiles_batch), None)
+    assert tokens.cond.shape == (16, 3)  # the properties, standardised by the condition hook
     check_pretrained_round_trip(
         m, lambda mod: mod.model(tokens.x, torch.full((16,), 0.3), cond=tokens.cond), tmp_path / "plat"
     )

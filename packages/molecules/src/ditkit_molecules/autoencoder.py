@@ -113,7 +113,8 @@ class LatentTokenizer(nn.Module):
     """Batches of SELFIES ids <-> standardised latent tokens ``[b, L, latent_dim]`` through the autoencoder.
 
     ``encode`` takes a :class:`~ditkit_molecules.data.SmilesDataModule` batch (uses ``enum_a``, the randomised
-    SMILES, and ``props``) and returns tokens with ``cond`` = standardised properties; ``decode`` returns SMILES.
+    SMILES, and ``props``) and returns tokens with the raw properties in ``meta["props"]``; ``decode`` returns
+    SMILES.
 
     Args:
         max_len: SELFIES symbols per molecule (the data module's ``max_len``).
@@ -178,10 +179,12 @@ class LatentTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, raw: dict[str, Tensor]) -> TokenBatch:
+        """Batch -> standardised latents ``x [b, L, latent_dim]``; the raw ``props [b, 3]`` go to ``meta["props"]``
+        (the module standardises them into ``cond`` in its ``condition`` hook)."""
         ids = trim(raw["enum_a"] if "enum_a" in raw else raw["target"])[0]
         z = (self.ae.encode(ids) - self.z_mean) / self.z_std  # [b, L, dz]
-        cond = self.normalise_props(raw["props"].float()) if "props" in raw else None
-        return TokenBatch(x=z, cond=cond, context=raw.get("context"), context_mask=raw.get("context_mask"))
+        meta = {"props": raw["props"]} if "props" in raw else {}
+        return TokenBatch(x=z, context=raw.get("context"), context_mask=raw.get("context_mask"), meta=meta)
 
     @torch.no_grad()
     def decode(

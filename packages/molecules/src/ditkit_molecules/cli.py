@@ -23,12 +23,43 @@ import torch
 import yaml
 from torch import Tensor
 
-from ditkit_core.lightning.pretrained import save_pretrained
+from ditkit_core.lightning import save_pretrained
+
+LATENT_MODULE = "ditkit_molecules.module_latent.LatentMoleculeModule"
+
+
+def is_latent_config(config: str | Path) -> bool:
+    """Whether an app YAML trains the latent model."""
+    from ditkit_core.lightning import read_config
+
+    return (read_config(config).get("model") or {}).get("class_path") == LATENT_MODULE
+
+
+def load_latent_run(config: str | Path, ckpt: str | Path, *, setup_data: bool = True) -> tuple[Any, Any]:
+    """``(module, datamodule)`` of a trained latent run: weights through :func:`ditkit_core.lightning.load_run`, the
+    data module from the YAML's ``data`` section (allow-listed classes only)."""
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import from_config, read_config
+    from ditkit_core.lightning import load_run as core_load_run
+
+    module = core_load_run(config, ckpt)
+    section = read_config(config).get("data")
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise DataError("no data section with a class_path", path=config, field="data")
+    dm = from_config(section, f"{config}: data")
+    if setup_data:
+        dm.setup("fit")
+        module.train_smiles = set(dm.train_smiles)
+    return module, dm
 
 
 def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = True) -> tuple[Any, Any]:
-    """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights)."""
+    """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights); latent runs
+    load through :func:`load_latent_run`."""
     import lightning as L
+
+    if ckpt is not None and is_latent_config(config):
+        return load_latent_run(config, ckpt, setup_data=setup_data)
     from jsonargparse import ArgumentParser
 
     cfg = yaml.safe_load(Path(config).read_text())
@@ -215,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("sample", "eval", "export"):
         s = sub.add_parser(name)
         s.add_argument("--config", required=True, help="app YAML the checkpoint was trained with")
-        s.add_argument("--ckpt", required=True, help="Lightning checkpoint (last.ckpt)")
+        s.add_argument(
+            "--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)"
+        )
         s.add_argument("--n", type=int, default=200 if name == "eval" else 64)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
@@ -224,6 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
         s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
     args = p.parse_args(argv)
+    if args.ckpt is None:
+        from ditkit_core.lightning import default_checkpoint
+
+        args.ckpt = default_checkpoint(args.config)
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
     try:
