@@ -9,10 +9,13 @@ from ditkit_core.lightning import load_run
 from ditkit_core.nn import DiTConfig
 from ditkit_molecules.autoencoder import LatentTokenizer
 from ditkit_molecules.module_latent import LatentMoleculeModule
+from ditkit_molecules.tokenizer import selfies_alphabet
+
+SYMBOLS = selfies_alphabet()
 
 
 def _small_module(**kw) -> LatentMoleculeModule:
-    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16)
+    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16, symbols=SYMBOLS)
     return LatentMoleculeModule(tok, DiTConfig(in_dim=8, dim=32, depth=1, heads=2, cond_dim=3), **kw)
 
 
@@ -41,7 +44,7 @@ def test_condition_standardises_properties_and_drops_them_for_unconditional_mode
     tokens = m.tokenize({"target": torch.tensor([[1, 5, 6, 2, 0]] * 2), "props": torch.tensor([[1.0, 3.0, 7.0]] * 2)})
     cond = m.condition(tokens, None).cond
     torch.testing.assert_close(cond, torch.tensor([[2.0, 1.0, 2.0]] * 2))
-    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16)
+    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16, symbols=SYMBOLS)
     uncond = LatentMoleculeModule(tok, DiTConfig(in_dim=8, dim=32, depth=1, heads=2))
     assert uncond.condition(tokens, None).cond is None
 
@@ -49,6 +52,6 @@ def test_condition_standardises_properties_and_drops_them_for_unconditional_mode
 def test_stated_width_must_be_real():
     from ditkit_core.nn import ConfigError
 
-    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16)
+    tok = LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=32, embed=16, symbols=SYMBOLS)
     with pytest.raises(ConfigError, match="in_dim"):
         LatentMoleculeModule(tok, DiTConfig(in_dim=16, dim=32, depth=1, heads=2))

@@ -134,7 +134,15 @@ def smiles_batch():
 
 
 def _latent_tokenizer():
-    return LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=64, embed=32, latent_noise=0.05)
+    return LatentTokenizer(
+        max_len=24,
+        latent_tokens=2,
+        latent_dim=8,
+        hidden=64,
+        embed=32,
+        latent_noise=0.05,
+        symbols=SelfiesVocab(24).symbols,
+    )
 
 
 def test_autoencoder_learns_to_reconstruct(smiles_batch):
@@ -201,12 +209,17 @@ def test_debug_configs_run_sample_and_eval(config, tmp_path):
     assert suffixes == [".png", ".sdf", ".smi"]
     mol_cli.main(["eval", *common, "--no-fcd", "--out", str(tmp_path / "eval")])
     rows = json.loads((tmp_path / "eval.json").read_text())
-    assert {"training data", "held-out data", "model"} <= set(rows)
-    assert rows["training data"]["validity"] == 1.0
     if config == "debug.yaml":
+        assert {"training data", "held-out data", "model"} <= set(rows)
+        assert rows["training data"]["validity"] == 1.0
         assert rows["training data"]["atom_stability"] > 0.95
-    else:  # property control: guided and unconditional errors for QED, logP, MW
-        assert len(rows["property control"]) == 6
+    else:  # the controls beside the model, reconstruction, goals, property control (QED, logP, MW errors)
+        assert set(rows["rows"]) == {"training data", "held-out data", "model", "decoder only"}
+        assert rows["rows"]["training data"]["validity"] == 1.0
+        assert set(rows["reconstruction"]) == {
+            f"{s} {h}" for s in ("train", "held-out") for h in ("canonical", "enumerated")
+        }
+        assert len(rows["goals"]) == 8 and len(rows["property control"]) == 6
 
 
 def test_equivariant_network_symmetries(atom_batch):

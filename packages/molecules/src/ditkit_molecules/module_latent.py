@@ -69,7 +69,13 @@ class LatentMoleculeModule(FlowMatchingModule):
         return int(self.global_step) < self.ae_steps
 
     def setup(self, stage: str) -> None:
+        """Take the training data's SELFIES symbols (the autoencoder is built for them; the checkpoint keeps them)
+        and the training SMILES (novelty)."""
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and getattr(dm, "symbols", None) is not None:
+            self.tokenizer.set_symbols(dm.symbols)
+        if self.tokenizer.symbols is not None and isinstance(self.hparams.get("tokenizer"), dict):
+            self.hparams["tokenizer"].setdefault("init_args", {})["symbols"] = list(self.tokenizer.symbols)
         if dm is not None and hasattr(dm, "train_smiles"):
             self.train_smiles = set(dm.train_smiles)
 
