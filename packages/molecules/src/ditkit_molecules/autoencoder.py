@@ -268,6 +268,11 @@ class LatentTokenizer(nn.Module):
         self.prop_mean.copy_(props.mean(0))
         self.prop_std.copy_(props.std(0).clamp_min(1e-4))
 
+    def positions(self, b: int, device: torch.device | str | None = None) -> Tensor:
+        """Latent token indices ``[b, L, 1]`` (long) for the DiT's learned positions (``learned_pos >= L``)."""
+        idx = torch.arange(self.latent_tokens, device=device)
+        return idx[None, :, None].expand(b, -1, -1)
+
     def normalise_props(self, props: Tensor) -> Tensor:
         return (props - self.prop_mean) / self.prop_std
 
@@ -278,7 +283,8 @@ class LatentTokenizer(nn.Module):
         ids = trim(raw["enum_a"] if "enum_a" in raw else raw["target"])[0]
         z = (self._need().encode(ids) - self.z_mean) / self.z_std  # [b, L, dz]
         meta = {"props": raw["props"]} if "props" in raw else {}
-        return TokenBatch(x=z, context=raw.get("context"), context_mask=raw.get("context_mask"), meta=meta)
+        pos = self.positions(z.shape[0], z.device)
+        return TokenBatch(x=z, pos=pos, context=raw.get("context"), context_mask=raw.get("context_mask"), meta=meta)
 
     @torch.no_grad()
     def decode_latents(

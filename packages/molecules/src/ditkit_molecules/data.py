@@ -297,8 +297,9 @@ class EnumeratedSmilesDataset(Dataset):
     """Per molecule: canonical SELFIES ids, the SELFIES ids of the canonical and ``n_enum`` randomised SMILES, and
     properties.
 
-    ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3]}`` with two different
-    enumerations (drawn with torch's global RNG, which Lightning seeds). SELFIES are encoded under SELFIES' robust
+    ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3], "index", "enum_index"}`` with
+    two different enumerations (drawn with torch's global RNG, which Lightning seeds; ``enum_index`` is the row of
+    ``enum_a`` in :attr:`enums`). SELFIES are encoded under SELFIES' robust
     semantic constraints and checked to decode to the same molecule. Without ``vocab`` the symbol set is built from
     these molecules (:attr:`vocab`); with one, a molecule using another symbol is skipped as ``unknown_symbol``.
     Every skipped molecule is in :attr:`report` with its reason (:data:`SKIP_REASONS`), logged at ``WARNING``.
@@ -402,7 +403,14 @@ class EnumeratedSmilesDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         e = self.enums[i]
         j = torch.randperm(len(e))[:2].tolist() if len(e) > 1 else [0, 0]
-        return {"target": self.targets[i], "enum_a": e[j[0]], "enum_b": e[j[-1]], "props": self.props[i]}
+        return {
+            "target": self.targets[i],
+            "enum_a": e[j[0]],
+            "enum_b": e[j[-1]],
+            "props": self.props[i],
+            "index": torch.tensor(i),
+            "enum_index": torch.tensor(j[0]),
+        }
 
 
 def _rdkit_seed(seed: int) -> int:

@@ -24,6 +24,7 @@ from ditkit_core.lightning import FlowConfig, FlowMatchingModule, OptimConfig, S
 from ditkit_core.nn import DiTConfig
 from ditkit_core.tokenizers import TokenBatch
 from ditkit_molecules.autoencoder import LatentTokenizer
+from ditkit_molecules.tokenizer import selfies_alphabet
 
 
 class LatentMoleculeModule(FlowMatchingModule):
@@ -63,6 +64,18 @@ class LatentMoleculeModule(FlowMatchingModule):
         self.eval_samples, self.decode_temperature = eval_samples, decode_temperature
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
         self.train_smiles: set[str] = set()
+        self._zcache: list[Tensor] | None = None  # frozen-encoder latents of every training enumeration
+        self._from_cache = False
+
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Earlier flat arguments into the groups; a tokenizer stored without ``symbols`` (earlier versions used a
+        fixed vocabulary, SELFIES' robust alphabet) gets that alphabet."""
+        args = super().migrate_args(args)
+        tok = args.get("tokenizer")
+        if isinstance(tok, dict) and isinstance(tok.get("init_args"), dict) and tok["init_args"].get("symbols") is None:
+            args["tokenizer"] = {**tok, "init_args": {**tok["init_args"], "symbols": selfies_alphabet()}}
+        return args
 
     @property
     def in_ae_phase(self) -> bool:
@@ -80,7 +93,14 @@ class LatentMoleculeModule(FlowMatchingModule):
             self.train_smiles = set(dm.train_smiles)
 
     def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
-        """Standardised latents of the batch's randomised SMILES; the raw properties ride in ``meta["props"]``."""
+        """Standardised latents of the batch's randomised SMILES (in the DiT phase of training, looked up in the
+        latents of every training enumeration, encoded once by the frozen encoder); the raw properties ride in
+        ``meta["props"]``."""
+        if self._from_cache and self._zcache is not None and "index" in batch:
+            tok = self.tokenizer
+            z = torch.stack([self._zcache[i][j] for i, j in zip(batch["index"].tolist(), batch["enum_index"].tolist())])
+            x = (z.to(self.device) - tok.z_mean) / tok.z_std  # [b, L, dz]
+            return TokenBatch(x=x, pos=tok.positions(x.shape[0], x.device), meta={"props": batch["props"]})
         return self.tokenizer.encode(batch)
 
     def condition(self, tokens: TokenBatch, drop: Tensor | None) -> TokenBatch:
@@ -91,12 +111,24 @@ class LatentMoleculeModule(FlowMatchingModule):
             return tokens.replace(cond=None)
         return tokens.replace(cond=self.tokenizer.normalise_props(props.float()))
 
-    def _fit_statistics(self) -> None:
+    @torch.no_grad()
+    def _cache_latents(self) -> list[Tensor]:
+        """Latents ``[k, L, dz]`` of every enumeration of every training molecule (frozen encoder), kept on CPU."""
         ds = self.trainer.datamodule.train
-        ids = torch.stack(ds.targets).to(self.device)
-        props = torch.stack(ds.props).to(self.device)
         self.tokenizer.eval()
-        self.tokenizer.fit_statistics(ids, props)
+        z = self.tokenizer.latents(torch.cat(ds.enums).to(self.device)).cpu()
+        self._zcache = list(torch.split(z, [len(e) for e in ds.enums]))
+        return self._zcache
+
+    def _fit_statistics(self) -> None:
+        """Latent standardisation over every training enumeration, property standardisation over the molecules."""
+        tok = self.tokenizer
+        z = torch.cat(self._cache_latents()).to(self.device)
+        tok.z_mean.copy_(z.mean((0, 1)))
+        tok.z_std.copy_(z.std((0, 1)).clamp_min(1e-4))
+        props = torch.stack(self.trainer.datamodule.train.props).to(self.device)
+        tok.prop_mean.copy_(props.mean(0))
+        tok.prop_std.copy_(props.std(0).clamp_min(1e-4))
         self.stats_ready.fill_(True)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -110,9 +142,15 @@ class LatentMoleculeModule(FlowMatchingModule):
             return out["loss"]
         if not bool(self.stats_ready):
             self._fit_statistics()
+        elif self._zcache is None:  # resumed in the DiT phase: the statistics come from the checkpoint
+            self._cache_latents()
         self.tokenizer.eval()
         self.tokenizer.requires_grad_(False)
-        return super().training_step(batch, batch_idx)
+        self._from_cache = True
+        try:
+            return super().training_step(batch, batch_idx)
+        finally:
+            self._from_cache = False
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         if self.in_ae_phase or not bool(self.stats_ready):
@@ -184,7 +222,7 @@ class LatentMoleculeModule(FlowMatchingModule):
         meta = {}
         if props is not None and self.config.cond_dim:
             meta["props"] = torch.as_tensor(props, dtype=torch.float32, device=self.device).expand(n, 3)
-        template = TokenBatch(x=x, context=context, meta=meta)
+        template = TokenBatch(x=x, pos=self.tokenizer.positions(n, self.device), context=context, meta=meta)
         scale = (self.sampler.cfg_scale if cfg_scale is None else cfg_scale) if meta else 1.0
         z = self.generate(template, steps=steps, cfg_scale=scale, generator=g)
         out = self.tokenizer.decode(z, self.decode_temperature, g)
