@@ -453,11 +453,34 @@ def _check_selfies_cache(z: dict[str, np.ndarray], smiles: list[str]) -> None:
         raise CacheError(f"{len(unknown)} molecule(s) not in the requested list, e.g. {sorted(unknown)[0]!r}")
 
 
+RDKIT_PREFIX = "rdkit:"
+
+
+def rdkit_data_path(path: str | None) -> str | None:
+    """``rdkit:<relative path>`` -> that file inside RDKit's ``Data`` folder (e.g.
+    ``rdkit:Pains/test_data/wehi_mols.csv``, 10,000 WEHI screening compounds); other paths unchanged.
+
+    Raises:
+        DataError: the relative path leaves the folder or the file is not in this RDKit install.
+    """
+    if path is None or not str(path).startswith(RDKIT_PREFIX):
+        return path
+    from rdkit import RDConfig
+
+    from ditkit_core.errors import safe_join
+
+    p = safe_join(RDConfig.RDDataDir, str(path)[len(RDKIT_PREFIX) :])
+    if not Path(p).is_file():
+        raise DataError("not a file of this RDKit install's Data folder", path=p, field="path", value=path)
+    return str(p)
+
+
 class SmilesDataModule(L.LightningDataModule):
     """Drug-like molecules as SELFIES enumerations with QED / logP / MW for the latent model.
 
     Args:
-        path: ``.smi`` / ``.csv`` / ``.sdf``; None = RDKit's ``first_5K.smi``.
+        path: ``.smi`` / ``.csv`` / ``.sdf``, or ``rdkit:<path>`` for a file of RDKit's ``Data`` folder
+            (:func:`rdkit_data_path`); None = RDKit's ``first_5K.smi``.
         column: SMILES column.
         elements: allowed elements.
         max_heavy_atoms: size filter.
@@ -524,7 +547,7 @@ class SmilesDataModule(L.LightningDataModule):
         if getattr(self, "train", None) is not None:
             return
         records, self.report = load_records(
-            self.path,
+            rdkit_data_path(self.path),
             column=self.column,
             elements=self.elements,
             max_heavy_atoms=self.max_heavy_atoms,
