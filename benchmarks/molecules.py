@@ -26,7 +26,7 @@ from ditkit_molecules.cli import evaluate, generate, load_run
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
     "3d": ("apps/molecules/configs/default.yaml", "outputs/molecules/3d/checkpoints/last.ckpt"),
-    "latent": ("apps/molecules/configs/latent.yaml", "outputs/molecules/latent/last.ckpt"),
+    "latent": ("apps/molecules/configs/latent.yaml", "outputs/molecules/latent/checkpoints/last.ckpt"),
 }
 
 
@@ -64,8 +64,8 @@ def main() -> None:
             model=name,
             value=args.throughput_n / dt,
             per_cpu_s=args.throughput_n / dc,
-            steps=module.sample_steps,
-            method=module.sample_method,
+            steps=module.sampler.steps,
+            method=module.sampler.method,
             threads=torch.get_num_threads(),
             trained=trained,
             device="cpu",

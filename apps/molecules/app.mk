@@ -13,12 +13,12 @@ train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs
 	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT)
 
 sample-molecules: ## sample both molecule models: SMILES, SDF of conformers, PNG grid -> outputs/molecules/samples
-	$(PY) -m ditkit_molecules.cli sample --config $(MOL_3D) --ckpt $(MOL_OUT)/3d/checkpoints/last.ckpt --n 64 --out $(MOL_OUT)/samples/3d
-	$(PY) -m ditkit_molecules.cli sample --config $(MOL_LAT) --ckpt $(MOL_OUT)/latent/last.ckpt --n 64 --out $(MOL_OUT)/samples/latent
+	$(PY) -m ditkit_molecules.cli sample --config $(MOL_3D) --n 64 --out $(MOL_OUT)/samples/3d
+	$(PY) -m ditkit_molecules.cli sample --config $(MOL_LAT) --n 64 --out $(MOL_OUT)/samples/latent
 
 eval-molecules: ## metric tables (validity, uniqueness, novelty, QED, SA, IntDiv, FCD, stability, RMSD; data = ceiling)
-	$(PY) -m ditkit_molecules.cli eval --config $(MOL_3D) --ckpt $(MOL_OUT)/3d/checkpoints/last.ckpt --n 200 --out $(MOL_OUT)/eval_3d
-	$(PY) -m ditkit_molecules.cli eval --config $(MOL_LAT) --ckpt $(MOL_OUT)/latent/last.ckpt --n 500 --out $(MOL_OUT)/eval_latent
+	$(PY) -m ditkit_molecules.cli eval --config $(MOL_3D) --n 200 --out $(MOL_OUT)/eval_3d
+	$(PY) -m ditkit_molecules.cli eval --config $(MOL_LAT) --n 500 --out $(MOL_OUT)/eval_latent
 
 bench-molecules: ## molecules/s on CPU at the default step count + metric table vs the training data (JSON lines)
 	$(PY) benchmarks/molecules.py

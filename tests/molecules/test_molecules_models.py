@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ditkit_core.lightning import FlowConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.testing import (
     check_module_fits_batch,
@@ -134,7 +135,15 @@ def smiles_batch():
 
 
 def _latent_tokenizer():
-    return LatentTokenizer(max_len=24, latent_tokens=2, latent_dim=8, hidden=64, embed=32, latent_noise=0.05)
+    return LatentTokenizer(
+        max_len=24,
+        latent_tokens=2,
+        latent_dim=8,
+        hidden=64,
+        embed=32,
+        latent_noise=0.05,
+        symbols=SelfiesVocab(24).symbols,
+    )
 
 
 def test_autoencoder_learns_to_reconstruct(smiles_batch):
@@ -164,14 +173,15 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
     tok = _latent_tokenizer()
     tok.fit_statistics(smiles_batch["target"], smiles_batch["props"])
     m = LatentMoleculeModule(
-        tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), ae_steps=0, cond_dropout=0.1
+        tok, DiTConfig(in_dim=8, dim=64, depth=2, heads=4, cond_dim=3), flow=FlowConfig(cond_dropout=0.1), ae_steps=0
     )
     m.stats_ready.fill_(True)
     m.tokenizer.requires_grad_(False)
     check_module_fits_batch(m, smiles_batch, steps=30, lr=3e-3, drop=0.3)
     out = m.sample_smiles(4, props=torch.tensor([0.5, 1.0, 1.5]), steps=2, cfg_scale=2.0)
     assert len(out) == 4 and all(isinstance(s, str) for s in out)
-    tokens = m.tokenize(smiles_batch)
+    tokens = m.condition(m.tokenize(smiles_batch), None)
+    assert tokens.cond.shape == (16, 3)  # the properties, standardised by the condition hook
     check_pretrained_round_trip(
         m, lambda mod: mod.model(tokens.x, torch.full((16,), 0.3), cond=tokens.cond), tmp_path / "plat"
     )
@@ -200,12 +210,17 @@ def test_debug_configs_run_sample_and_eval(config, tmp_path):
     assert suffixes == [".png", ".sdf", ".smi"]
     mol_cli.main(["eval", *common, "--no-fcd", "--out", str(tmp_path / "eval")])
     rows = json.loads((tmp_path / "eval.json").read_text())
-    assert {"training data", "held-out data", "model"} <= set(rows)
-    assert rows["training data"]["validity"] == 1.0
     if config == "debug.yaml":
+        assert {"training data", "held-out data", "model"} <= set(rows)
+        assert rows["training data"]["validity"] == 1.0
         assert rows["training data"]["atom_stability"] > 0.95
-    else:  # property control: guided and unconditional errors for QED, logP, MW
-        assert len(rows["property control"]) == 6
+    else:  # the controls beside the model, reconstruction, goals, property control (QED, logP, MW errors)
+        assert set(rows["rows"]) == {"training data", "held-out data", "model", "decoder only"}
+        assert rows["rows"]["training data"]["validity"] == 1.0
+        assert set(rows["reconstruction"]) == {
+            f"{s} {h}" for s in ("train", "held-out") for h in ("canonical", "enumerated")
+        }
+        assert len(rows["goals"]) == 8 and len(rows["property control"]) == 6
 
 
 def test_equivariant_network_symmetries(atom_batch):

@@ -23,12 +23,43 @@ import torch
 import yaml
 from torch import Tensor
 
-from ditkit_core.lightning.pretrained import save_pretrained
+from ditkit_core.lightning import save_pretrained
+
+LATENT_MODULE = "ditkit_molecules.module_latent.LatentMoleculeModule"
+
+
+def is_latent_config(config: str | Path) -> bool:
+    """Whether an app YAML trains the latent model."""
+    from ditkit_core.lightning import read_config
+
+    return (read_config(config).get("model") or {}).get("class_path") == LATENT_MODULE
+
+
+def load_latent_run(config: str | Path, ckpt: str | Path, *, setup_data: bool = True) -> tuple[Any, Any]:
+    """``(module, datamodule)`` of a trained latent run: weights through :func:`ditkit_core.lightning.load_run`, the
+    data module from the YAML's ``data`` section (allow-listed classes only)."""
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import from_config, read_config
+    from ditkit_core.lightning import load_run as core_load_run
+
+    module = core_load_run(config, ckpt)
+    section = read_config(config).get("data")
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise DataError("no data section with a class_path", path=config, field="data")
+    dm = from_config(section, f"{config}: data")
+    if setup_data:
+        dm.setup("fit")
+        module.train_smiles = set(dm.train_smiles)
+    return module, dm
 
 
 def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = True) -> tuple[Any, Any]:
-    """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights)."""
+    """``(module, datamodule)`` from an app YAML and a Lightning checkpoint (None: untrained weights); latent runs
+    load through :func:`load_latent_run`."""
     import lightning as L
+
+    if ckpt is not None and is_latent_config(config):
+        return load_latent_run(config, ckpt, setup_data=setup_data)
     from jsonargparse import ArgumentParser
 
     cfg = yaml.safe_load(Path(config).read_text())
@@ -193,24 +224,52 @@ def conditioning_error(module: Any, dm: Any, n: int, seed: int = 0, cfg_scale: f
     return out
 
 
-def cmd_eval(args: argparse.Namespace) -> None:
+def _json_clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def cmd_eval_latent(args: argparse.Namespace, module: Any, dm: Any) -> None:
+    """The latent model's evaluation with its controls and goals (:mod:`ditkit_molecules.latent_eval`)."""
+    from ditkit_molecules.latent_eval import evaluate_latent, format_latent_report
     from ditkit_molecules.metrics import format_table
 
-    module, dm = load_run(args.config, args.ckpt)
-    rows = evaluate(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
-    keys = ["validity", "uniqueness", "novelty", "qed", "sa", "int_div", "fcd"]
-    if is_3d(module):
-        keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys, *EDM_KEYS]
-    table = format_table(rows, keys)
-    if not is_3d(module) and module.config.cond_dim:
+    result = evaluate_latent(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
+    lines = [f"data: {dm.report.summary() if dm.report is not None else ''}"]
+    lines += [f"SELFIES: {r.summary()}" for r in dm.selfies_report.values()]
+    table = "\n".join(lines) + "\n\n" + format_latent_report(result)
+    if module.config.cond_dim:
         ce = conditioning_error(module, dm, min(args.n, len(dm.val)), args.seed)
-        rows["property control"] = ce
+        result["property control"] = ce
         table += "\n\nproperty control (MAE to held-out targets; QED, logP, MW/100):\n\n" + format_table(
             {
                 "guided (cfg 2)": {k[5:]: v for k, v in ce.items() if k.startswith("cond_")},
                 "unconditional": {k[7:]: v for k, v in ce.items() if k.startswith("uncond_")},
             }
         )
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(f"{args.config} ({args.ckpt}), n={args.n}\n\n{table}\n")
+        out.with_suffix(".json").write_text(json.dumps(_json_clean(result), indent=2))
+        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ditkit_molecules.metrics import format_table
+
+    module, dm = load_run(args.config, args.ckpt)
+    if not is_3d(module):
+        return cmd_eval_latent(args, module, dm)
+    rows = evaluate(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
+    keys = ["validity", "uniqueness", "novelty", "qed", "sa", "int_div", "fcd"]
+    if is_3d(module):
+        keys = ["atom_stability", "mol_stability", "connected", "rmsd_mmff", *keys, *EDM_KEYS]
+    table = format_table(rows, keys)
     print(table)
     if args.out:
         out = Path(args.out)

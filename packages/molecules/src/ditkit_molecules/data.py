@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ditkit_core.errors import DataError
+from ditkit_core.errors import LoadReport as SkipReport
 from ditkit_core.lightning.data import seeded_loader
 from ditkit_molecules.cache import CacheError, expect, load_cache, save_cache
 from ditkit_molecules.geometry import Conformer, conformers
@@ -259,87 +260,151 @@ def properties(smiles: str) -> tuple[float, float, float] | None:
 PROPERTY_NAMES = ("qed", "logp", "mw100")
 
 
-class EnumeratedSmilesDataset(Dataset):
-    """Per molecule: canonical SELFIES ids, ``n_enum`` randomised-SMILES SELFIES ids and properties.
+SKIP_REASONS = ("invalid_smiles", "selfies_constraint", "selfies_round_trip", "unknown_symbol", "too_long")
+"""Why a molecule can be left out of the SELFIES data (each one is reported with its reason)."""
 
-    ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3]}`` with two different random
-    enumerations (drawn with torch's global RNG, which Lightning seeds). Encoding is cached in ``cache_dir`` as
-    ``selfies_<hash>.npz`` (hash of the SMILES, ``n_enum``, ``seed`` and the vocabulary), written atomically; a
-    corrupt cache is named in a ``WARNING`` and rebuilt.
+
+def _reason(e: ValueError) -> str:
+    head = str(e).split(":", 1)[0]
+    return head if head in SKIP_REASONS else "selfies_constraint"
+
+
+def _encode_symbols(smiles: list[str], n_enum: int, seed: int) -> tuple[list[Any], list[tuple[int, str, str]]]:
+    """Per molecule ``(index, canonical symbols, [enumeration symbols], props)`` and the skipped ``(index, reason,
+    message)``. The canonical SMILES is the first enumeration; an enumeration SELFIES cannot encode is left out."""
+    from rdkit import Chem
+
+    from ditkit_molecules.tokenizer import selfies_symbols
+
+    out, skipped = [], []
+    for i, s in enumerate(smiles):
+        mol = Chem.MolFromSmiles(s)
+        p = properties(s)
+        if mol is None or p is None:
+            skipped.append((i, "invalid_smiles", f"{s!r} does not parse"))
+            continue
+        try:
+            target = selfies_symbols(s)
+        except ValueError as e:
+            skipped.append((i, _reason(e), str(e)))
+            continue
+        enums = [target]
+        for r in dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=_rdkit_seed(seed + i))):
+            try:
+                enums.append(selfies_symbols(r))
+            except ValueError:
+                log.debug("EnumeratedSmilesDataset: enumeration %r of %r left out", r, s)
+        out.append((i, target, enums, p))
+    return out, skipped
+
+
+def selfies_alphabet_of(encoded: list[Any]) -> list[str]:
+    """The sorted symbol set of encoded molecules (canonical forms and enumerations), see :func:`_encode_symbols`."""
+    return sorted({t for _, target, enums, _ in encoded for seq in (target, *enums) for t in seq})
+
+
+class EnumeratedSmilesDataset(Dataset):
+    """Per molecule: canonical SELFIES ids, the SELFIES ids of the canonical and ``n_enum`` randomised SMILES, and
+    properties.
+
+    ``__getitem__`` returns ``{"target" [T], "enum_a" [T], "enum_b" [T], "props" [3], "index", "enum_index"}`` with
+    two different enumerations (drawn with torch's global RNG, which Lightning seeds; ``enum_index`` is the row of
+    ``enum_a`` in :attr:`enums`). SELFIES are encoded under SELFIES' robust
+    semantic constraints and checked to decode to the same molecule. Without ``vocab`` the symbol set is built from
+    these molecules (:attr:`vocab`); with one, a molecule using another symbol is skipped as ``unknown_symbol``.
+    Every skipped molecule is in :attr:`report` with its reason (:data:`SKIP_REASONS`), logged at ``WARNING``.
+    Encoding is cached in ``cache_dir`` as ``selfies_<hash>.npz``, written atomically; a corrupt cache is named in a
+    ``WARNING`` and rebuilt.
+
+    Args:
+        smiles: canonical SMILES.
+        vocab: the vocabulary, or None to build its symbols from ``smiles`` (then ``max_len`` sets its length).
+        n_enum: randomised SMILES per molecule.
+        seed: enumeration seed.
+        cache_dir: cache folder (None: no cache).
+        max_len: symbols per molecule when ``vocab`` is None.
+        source: name of the data in the report.
     """
 
     def __init__(
         self,
         smiles: list[str],
-        vocab: SelfiesVocab,
+        vocab: SelfiesVocab | None,
         n_enum: int = 8,
         seed: int = 0,
         cache_dir: str | Path | None = None,
+        max_len: int = 64,
+        source: str = "SELFIES",
     ):
-        key = hashlib.sha1(json.dumps([2, smiles, n_enum, seed, vocab.itos, vocab.max_len]).encode()).hexdigest()[:16]
+        given = None if vocab is None else [vocab.itos, vocab.max_len]
+        key = hashlib.sha1(json.dumps([3, smiles, n_enum, seed, given, max_len]).encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"selfies_{key}.npz" if cache_dir is not None else None
         z = None
         if path is not None:
-            z = load_cache(path, _SELFIES_KEYS, lambda a: _check_selfies_cache(a, smiles, vocab))
+            z = load_cache(path, _SELFIES_KEYS, lambda a: _check_selfies_cache(a, smiles))
         if z is not None:
-            self.smiles, self.skipped = z["smiles"].tolist(), int(z["skipped"])
+            self.smiles = z["smiles"].tolist()
+            self.vocab = SelfiesVocab(int(z["max_len"]), z["symbols"].tolist())
+            skipped = list(zip(z["skip_index"].tolist(), z["skip_reason"].tolist(), z["skip_message"].tolist()))
             targets, enums, props, counts = (torch.as_tensor(z[k]) for k in ("targets", "enums", "props", "counts"))
         else:
-            self.smiles, targets, enums, props, counts, self.skipped = self._build(smiles, vocab, n_enum, seed)
+            encoded, skipped = _encode_symbols(smiles, n_enum, seed)
+            self.vocab = vocab if vocab is not None else SelfiesVocab(max_len, selfies_alphabet_of(encoded))
+            self.smiles, targets, enums, props, counts = self._ids(smiles, encoded, skipped)
             if path is not None and self.smiles:
                 save_cache(
                     path,
                     smiles=np.array(self.smiles),
-                    skipped=np.array(self.skipped),
+                    symbols=np.array(self.vocab.symbols),
+                    max_len=np.array(self.vocab.max_len),
+                    skip_index=np.array([k[0] for k in skipped], dtype=np.int64),
+                    skip_reason=np.array([k[1] for k in skipped], dtype=str),
+                    skip_message=np.array([k[2] for k in skipped], dtype=str),
                     targets=targets.numpy(),
                     enums=enums.numpy(),
                     props=props.numpy(),
                     counts=counts.numpy(),
                 )
-        if self.skipped:
-            log.warning(
-                "EnumeratedSmilesDataset: %d of %d molecules skipped (SELFIES vocabulary / length)",
-                self.skipped,
-                len(smiles),
-            )
+        self.report = SkipReport(source=source, kept=len(self.smiles))
+        for i, reason, msg in sorted(skipped):
+            self.report.skip(reason, line=i + 1, field="smiles", value=msg.split(": ", 1)[-1])
+        if self.report.skipped:
+            self.report.log(log)
         self.targets = list(targets)  # [T] each
         off = torch.cumsum(counts, 0) - counts
         self.enums = [enums[o : o + c] for o, c in zip(off.tolist(), counts.tolist())]  # [k, T] each
         self.props = list(props)  # [3] each
 
-    @staticmethod
-    def _build(smiles: list[str], vocab: SelfiesVocab, n_enum: int, seed: int) -> tuple[Any, ...]:
-        from rdkit import Chem
+    @property
+    def skipped(self) -> int:
+        return self.report.skipped
 
-        kept, targets, enums, props, counts, skipped = [], [], [], [], [], 0
-        for i, s in enumerate(smiles):
-            mol = Chem.MolFromSmiles(s)
-            p = properties(s)
-            try:
-                if p is None:
-                    raise ValueError(f"{s!r} does not parse")
-                target = vocab.encode_smiles(s)
-                rand = list(dict.fromkeys(Chem.MolToRandomSmilesVect(mol, n_enum, randomSeed=_rdkit_seed(seed + i))))
-                enc = [vocab.encode_smiles(r) for r in rand] or [target]
-            except ValueError as e:
-                skipped += 1
-                log.debug("EnumeratedSmilesDataset: record %d skipped: %s", i + 1, e)
+    def _ids(self, smiles: list[str], encoded: list[Any], skipped: list[tuple[int, str, str]]) -> tuple[Any, ...]:
+        vocab, kept, targets, enums, props, counts = self.vocab, [], [], [], [], []
+        for i, target, enum_syms, p in encoded:
+            bad = sorted({t for t in target if t not in vocab.stoi})
+            if bad:
+                skipped.append((i, "unknown_symbol", f"{smiles[i]!r} uses {bad}, not in the training alphabet"))
                 continue
-            kept.append(s)
-            targets.append(target)
-            enums.extend(enc)
-            counts.append(len(enc))
+            if len(target) > vocab.max_len:
+                msg = f"{smiles[i]!r} has {len(target)} symbols > max_len={vocab.max_len}"
+                skipped.append((i, "too_long", msg))
+                continue
+            ok = [e for e in enum_syms if len(e) <= vocab.max_len and all(t in vocab.stoi for t in e)]
+            kept.append(smiles[i])
+            targets.append([vocab.BOS, *(vocab.stoi[t] for t in target), vocab.EOS])
+            enums.extend([vocab.BOS, *(vocab.stoi[t] for t in e), vocab.EOS] for e in ok)
+            counts.append(len(ok))
             props.append(p)
         if not kept:
             t = torch.zeros(0, vocab.max_len + 2, dtype=torch.long)
-            return kept, t, t, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), skipped
+            return kept, t, t, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)
         return (
             kept,
             vocab.pad(targets),
             vocab.pad(enums),
             torch.tensor(props, dtype=torch.float32),
             torch.tensor(counts, dtype=torch.long),
-            skipped,
         )
 
     def __len__(self) -> int:
@@ -348,7 +413,14 @@ class EnumeratedSmilesDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         e = self.enums[i]
         j = torch.randperm(len(e))[:2].tolist() if len(e) > 1 else [0, 0]
-        return {"target": self.targets[i], "enum_a": e[j[0]], "enum_b": e[j[-1]], "props": self.props[i]}
+        return {
+            "target": self.targets[i],
+            "enum_a": e[j[0]],
+            "enum_b": e[j[-1]],
+            "props": self.props[i],
+            "index": torch.tensor(i),
+            "enum_index": torch.tensor(j[0]),
+        }
 
 
 def _rdkit_seed(seed: int) -> int:
@@ -357,14 +429,29 @@ def _rdkit_seed(seed: int) -> int:
     return 1 + (seed - 1) % (2**31 - 1)  # identity on [1, 2^31 - 1], every other int mapped into it
 
 
-_SELFIES_KEYS = ("smiles", "skipped", "targets", "enums", "props", "counts")
+_SELFIES_KEYS = (
+    "smiles",
+    "symbols",
+    "max_len",
+    "skip_index",
+    "skip_reason",
+    "skip_message",
+    "targets",
+    "enums",
+    "props",
+    "counts",
+)
 
 
-def _check_selfies_cache(z: dict[str, np.ndarray], smiles: list[str], vocab: SelfiesVocab) -> None:
+def _check_selfies_cache(z: dict[str, np.ndarray], smiles: list[str]) -> None:
     """Raise :class:`~ditkit_molecules.cache.CacheError` unless ``z`` is a consistent SELFIES cache of ``smiles``."""
     names = expect(z, "smiles", "U", (None,))
-    m, width, n_ids = len(names), vocab.max_len + 2, len(vocab.itos)
-    skipped = int(expect(z, "skipped", "iu", (), lo=0))
+    symbols = expect(z, "symbols", "U", (None,))
+    max_len = int(expect(z, "max_len", "iu", (), lo=1))
+    m, width, n_ids = len(names), max_len + 2, len(symbols) + 3
+    skipped = len(expect(z, "skip_index", "iu", (None,), lo=0, hi=max(len(smiles) - 1, 0)))
+    expect(z, "skip_reason", "U", (skipped,))
+    expect(z, "skip_message", "U", (skipped,))
     if m + skipped != len(smiles):
         raise CacheError(f"{m} kept + {skipped} skipped molecules, expected {len(smiles)}")
     counts = expect(z, "counts", "iu", (m,), lo=1)
@@ -376,11 +463,34 @@ def _check_selfies_cache(z: dict[str, np.ndarray], smiles: list[str], vocab: Sel
         raise CacheError(f"{len(unknown)} molecule(s) not in the requested list, e.g. {sorted(unknown)[0]!r}")
 
 
+RDKIT_PREFIX = "rdkit:"
+
+
+def rdkit_data_path(path: str | None) -> str | None:
+    """``rdkit:<relative path>`` -> that file inside RDKit's ``Data`` folder (e.g.
+    ``rdkit:Pains/test_data/wehi_mols.csv``, 10,000 WEHI screening compounds); other paths unchanged.
+
+    Raises:
+        DataError: the relative path leaves the folder or the file is not in this RDKit install.
+    """
+    if path is None or not str(path).startswith(RDKIT_PREFIX):
+        return path
+    from rdkit import RDConfig
+
+    from ditkit_core.errors import safe_join
+
+    p = safe_join(RDConfig.RDDataDir, str(path)[len(RDKIT_PREFIX) :])
+    if not Path(p).is_file():
+        raise DataError("not a file of this RDKit install's Data folder", path=p, field="path", value=path)
+    return str(p)
+
+
 class SmilesDataModule(L.LightningDataModule):
     """Drug-like molecules as SELFIES enumerations with QED / logP / MW for the latent model.
 
     Args:
-        path: ``.smi`` / ``.csv`` / ``.sdf``; None = RDKit's ``first_5K.smi``.
+        path: ``.smi`` / ``.csv`` / ``.sdf``, or ``rdkit:<path>`` for a file of RDKit's ``Data`` folder
+            (:func:`rdkit_data_path`); None = RDKit's ``first_5K.smi``.
         column: SMILES column.
         elements: allowed elements.
         max_heavy_atoms: size filter.
@@ -391,6 +501,15 @@ class SmilesDataModule(L.LightningDataModule):
         seed: split / enumeration / shuffling seed.
         cache_dir: SELFIES encoding cache (None: no cache).
         limit: use at most this many molecules (tests).
+        symbols: the SELFIES symbol set; None builds it from the training molecules (canonical forms and their
+            enumerations), so no chemotype of the training data is dropped for its symbols.
+        tuning: keep the held-out molecules out entirely and hold out a validation split of the training molecules
+            instead (same ``val_fraction``): settings are chosen with ``tuning: true``, the held-out figures are
+            measured once with ``tuning: false``.
+
+    Molecules SELFIES cannot take are skipped with their reason (:data:`SKIP_REASONS`) in
+    :attr:`selfies_report` (``{"train": ..., "val": ...}``), logged at ``WARNING``; held-out molecules with a symbol
+    the training molecules never use are ``unknown_symbol``.
     """
 
     def __init__(
@@ -406,8 +525,14 @@ class SmilesDataModule(L.LightningDataModule):
         seed: int = 0,
         cache_dir: str | None = "outputs/molecules/cache",
         limit: int | None = None,
+        symbols: list[str] | None = None,
+        tuning: bool = False,
     ):
         super().__init__()
+        if symbols is not None and (
+            not isinstance(symbols, (list, tuple)) or not all(isinstance(t, str) for t in symbols)
+        ):
+            raise ValueError(f"SmilesDataModule: symbols={symbols!r}: must be None or a list of SELFIES symbols")
         check_args(
             "SmilesDataModule",
             path=path,
@@ -425,31 +550,45 @@ class SmilesDataModule(L.LightningDataModule):
         self.path, self.column, self.elements, self.max_heavy_atoms = path, column, tuple(elements), max_heavy_atoms
         self.max_len, self.n_enum, self.val_fraction = max_len, n_enum, val_fraction
         self.batch_size, self.seed, self.limit, self.cache_dir = batch_size, seed, limit, cache_dir
+        self.symbols, self.tuning = (list(symbols) if symbols is not None else None), bool(tuning)
         self.report: LoadReport | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train", None) is not None:
             return
         records, self.report = load_records(
-            self.path,
+            rdkit_data_path(self.path),
             column=self.column,
             elements=self.elements,
             max_heavy_atoms=self.max_heavy_atoms,
             limit=self.limit,
         )
         train, val = split_records(records, self.val_fraction, self.seed)
-        vocab = SelfiesVocab(self.max_len)
-        self.train = EnumeratedSmilesDataset([r.smiles for r in train], vocab, self.n_enum, self.seed, self.cache_dir)
+        if self.tuning:
+            train, val = split_records(train, self.val_fraction, self.seed + 1)
+        vocab = None if self.symbols is None else SelfiesVocab(self.max_len, self.symbols)
+        name = Path(str(self.path or default_smiles_path())).name
+        self.train = EnumeratedSmilesDataset(
+            [r.smiles for r in train], vocab, self.n_enum, self.seed, self.cache_dir, self.max_len, f"{name} (train)"
+        )
+        self.symbols = self.train.vocab.symbols
         self.val = EnumeratedSmilesDataset(
-            [r.smiles for r in val], vocab, self.n_enum, self.seed + 1_000_000, self.cache_dir
+            [r.smiles for r in val],
+            self.train.vocab,
+            self.n_enum,
+            self.seed + 1_000_000,
+            self.cache_dir,
+            source=f"{name} ({'validation' if self.tuning else 'held-out'})",
         )
         if not len(self.train):
             raise DataError(
-                f"none of the {len(train)} training molecules fits the SELFIES vocabulary within max_len symbols",
+                f"none of the {len(train)} training molecules fits the SELFIES vocabulary within max_len symbols "
+                f"({self.train.report.counts()})",
                 path=self.path or default_smiles_path(),
                 field="max_len",
                 value=self.max_len,
             )
+        self.selfies_report = {"train": self.train.report, "val": self.val.report}
         self.train_smiles, self.val_smiles = self.train.smiles, self.val.smiles
 
     def train_dataloader(self):

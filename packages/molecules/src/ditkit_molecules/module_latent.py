@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ditkit_core.lightning.module import FlowMatchingModule
+from ditkit_core.lightning import FlowConfig, FlowMatchingModule, OptimConfig, SamplerConfig
 from ditkit_core.nn import DiTConfig
 from ditkit_core.tokenizers import TokenBatch
 from ditkit_molecules.autoencoder import LatentTokenizer
+from ditkit_molecules.tokenizer import selfies_alphabet
 
 
 class LatentMoleculeModule(FlowMatchingModule):
@@ -31,58 +32,109 @@ class LatentMoleculeModule(FlowMatchingModule):
 
     Args:
         tokenizer: the :class:`LatentTokenizer` (holds the autoencoder).
-        model: DiT configuration (``in_dim`` = ``tokenizer.latent_dim``; ``cond_dim`` = 3 for property conditioning,
-            0 for an unconditional model).
+        model: DiT configuration (``in_dim`` = ``tokenizer.latent_dim``, derived when left out; ``cond_dim`` = 3 for
+            property conditioning, 0 for an unconditional model).
+        flow, optim, sampler, seed: as in :class:`~ditkit_core.lightning.FlowMatchingModule` (``optim.lr`` is the
+            DiT learning rate; warm-up, betas and the cosine floor apply to both phases).
         ae_steps: autoencoder training steps before the DiT phase.
         ae_lr: autoencoder peak learning rate.
         eval_samples: molecules sampled for validation metrics in the DiT phase (0: none).
         decode_temperature: decoder sampling temperature at generation (0 = greedy).
-        **kwargs: :class:`~ditkit_core.lightning.FlowMatchingModule` options (``lr`` is the DiT learning rate).
     """
+
+    LEGACY_ARGS: ClassVar[dict[str, tuple[str, str]]] = {}
+    """The latent module's own arguments never moved to a group; its earlier flat base arguments (``lr``,
+    ``cond_dropout``, ``sample_steps``, ...) are migrated by the core table."""
 
     def __init__(
         self,
         tokenizer: LatentTokenizer,
         model: DiTConfig,
+        flow: FlowConfig | None = None,
+        optim: OptimConfig | None = None,
+        sampler: SamplerConfig | None = None,
+        seed: int = 0,
         ae_steps: int = 1500,
         ae_lr: float = 2e-3,
         eval_samples: int = 128,
         decode_temperature: float = 0.0,
-        **kwargs: Any,
     ):
-        super().__init__(tokenizer, model, **kwargs)
+        super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
         self.ae_steps, self.ae_lr = ae_steps, ae_lr
         self.eval_samples, self.decode_temperature = eval_samples, decode_temperature
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
         self.train_smiles: set[str] = set()
+        self._zcache: list[Tensor] | None = None  # frozen-encoder latents of every training enumeration
+        self._from_cache = False
+
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Earlier flat arguments into the groups; a tokenizer stored without ``symbols`` (earlier versions used a
+        fixed vocabulary, SELFIES' robust alphabet) gets that alphabet."""
+        args = super().migrate_args(args)
+        tok = args.get("tokenizer")
+        if isinstance(tok, dict) and isinstance(tok.get("init_args"), dict) and tok["init_args"].get("symbols") is None:
+            args["tokenizer"] = {**tok, "init_args": {**tok["init_args"], "symbols": selfies_alphabet()}}
+        return args
 
     @property
     def in_ae_phase(self) -> bool:
         return int(self.global_step) < self.ae_steps
 
     def setup(self, stage: str) -> None:
+        """Take the training data's SELFIES symbols (the autoencoder is built for them; the checkpoint keeps them)
+        and the training SMILES (novelty)."""
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and getattr(dm, "symbols", None) is not None:
+            self.tokenizer.set_symbols(dm.symbols)
+        if self.tokenizer.symbols is not None and isinstance(self.hparams.get("tokenizer"), dict):
+            self.hparams["tokenizer"].setdefault("init_args", {})["symbols"] = list(self.tokenizer.symbols)
         if dm is not None and hasattr(dm, "train_smiles"):
             self.train_smiles = set(dm.train_smiles)
 
     def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
-        tokens = self.tokenizer.encode(batch)
-        if not self.config.cond_dim:
-            tokens = tokens.replace(cond=None)
-        return tokens
+        """Standardised latents of the batch's randomised SMILES (in the DiT phase of training, looked up in the
+        latents of every training enumeration, encoded once by the frozen encoder); the raw properties ride in
+        ``meta["props"]``."""
+        if self._from_cache and self._zcache is not None and "index" in batch:
+            tok = self.tokenizer
+            z = torch.stack([self._zcache[i][j] for i, j in zip(batch["index"].tolist(), batch["enum_index"].tolist())])
+            x = (z.to(self.device) - tok.z_mean) / tok.z_std  # [b, L, dz]
+            return TokenBatch(x=x, pos=tok.positions(x.shape[0], x.device), meta={"props": batch["props"]})
+        return self.tokenizer.encode(batch)
+
+    def condition(self, tokens: TokenBatch, drop: Tensor | None) -> TokenBatch:
+        """``cond`` = the standardised (QED, logP, MW / 100) of ``meta["props"]`` (None for an unconditional model or
+        without properties); the DiT swaps dropped rows for its null condition."""
+        props = tokens.meta.get("props")
+        if not self.config.cond_dim or props is None:
+            return tokens.replace(cond=None)
+        return tokens.replace(cond=self.tokenizer.normalise_props(props.float()))
+
+    @torch.no_grad()
+    def _cache_latents(self) -> list[Tensor]:
+        """Latents ``[k, L, dz]`` of every enumeration of every training molecule (frozen encoder), kept on CPU."""
+        ds = self.trainer.datamodule.train
+        self.tokenizer.eval()
+        z = self.tokenizer.latents(torch.cat(ds.enums).to(self.device)).cpu()
+        self._zcache = list(torch.split(z, [len(e) for e in ds.enums]))
+        return self._zcache
 
     def _fit_statistics(self) -> None:
-        ds = self.trainer.datamodule.train
-        ids = torch.stack(ds.targets).to(self.device)
-        props = torch.stack(ds.props).to(self.device)
-        self.tokenizer.eval()
-        self.tokenizer.fit_statistics(ids, props)
+        """Latent standardisation over every training enumeration, property standardisation over the molecules."""
+        tok = self.tokenizer
+        z = torch.cat(self._cache_latents()).to(self.device)
+        tok.z_mean.copy_(z.mean((0, 1)))
+        tok.z_std.copy_(z.std((0, 1)).clamp_min(1e-4))
+        props = torch.stack(self.trainer.datamodule.train.props).to(self.device)
+        tok.prop_mean.copy_(props.mean(0))
+        tok.prop_std.copy_(props.std(0).clamp_min(1e-4))
         self.stats_ready.fill_(True)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         if self.in_ae_phase:
             self.tokenizer.train()
-            out = self.tokenizer.ae_loss(batch, self._generator(offset=3))
+            out = self.tokenizer.ae_loss(batch, self.rng(offset=3))
             bs = batch["target"].shape[0]
             self.log("train/ae_rec", out["rec"], prog_bar=True, batch_size=bs)
             self.log("train/ae_nce", out["nce"], batch_size=bs)
@@ -90,9 +142,15 @@ class LatentMoleculeModule(FlowMatchingModule):
             return out["loss"]
         if not bool(self.stats_ready):
             self._fit_statistics()
+        elif self._zcache is None:  # resumed in the DiT phase: the statistics come from the checkpoint
+            self._cache_latents()
         self.tokenizer.eval()
         self.tokenizer.requires_grad_(False)
-        return super().training_step(batch, batch_idx)
+        self._from_cache = True
+        try:
+            return super().training_step(batch, batch_idx)
+        finally:
+            self._from_cache = False
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         if self.in_ae_phase or not bool(self.stats_ready):
@@ -104,19 +162,20 @@ class LatentMoleculeModule(FlowMatchingModule):
         return super().validation_step(batch, batch_idx)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        o = self.optim
         ae = list(self.tokenizer.parameters())
-        dit = list(self.model.parameters())
+        dit = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(
             [
                 {"params": ae, "lr": self.ae_lr, "weight_decay": 0.0},
-                {"params": dit, "lr": self.lr, "weight_decay": self.weight_decay},
+                {"params": dit, "lr": o.lr, "weight_decay": o.weight_decay},
             ],
-            betas=self.betas,
+            betas=o.betas,
         )
-        total = self.max_steps
+        total = o.max_steps
         if total is None:
             total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 10_000
-        a, warm, floor = self.ae_steps, self.warmup_steps, self.min_lr_ratio
+        a, warm, floor = self.ae_steps, o.warmup_steps, o.min_lr_ratio
 
         def cosine(step: int, start: int, end: int) -> float:
             s = step - start
@@ -160,12 +219,11 @@ class LatentMoleculeModule(FlowMatchingModule):
         self.eval()
         g = torch.Generator(device=self.device).manual_seed(seed)
         x = torch.zeros(n, self.tokenizer.latent_tokens, self.tokenizer.latent_dim, device=self.device)
-        cond = None
+        meta = {}
         if props is not None and self.config.cond_dim:
-            p = torch.as_tensor(props, dtype=torch.float32, device=self.device).expand(n, 3)
-            cond = self.tokenizer.normalise_props(p)
-        template = TokenBatch(x=x, cond=cond, context=context)
-        scale = (self.cfg_scale if cfg_scale is None else cfg_scale) if cond is not None else 1.0
+            meta["props"] = torch.as_tensor(props, dtype=torch.float32, device=self.device).expand(n, 3)
+        template = TokenBatch(x=x, pos=self.tokenizer.positions(n, self.device), context=context, meta=meta)
+        scale = (self.sampler.cfg_scale if cfg_scale is None else cfg_scale) if meta else 1.0
         z = self.generate(template, steps=steps, cfg_scale=scale, generator=g)
         out = self.tokenizer.decode(z, self.decode_temperature, g)
         self.train(was)

@@ -4,8 +4,8 @@
 ``x = [coords / coord_scale (3), one-hot element * type_scale (K), charge * charge_scale (1)]``; padded atoms are
 masked. Tokens carry no position: the DiT sees an unordered set (permutation equivariant).
 
-``SelfiesVocab`` (latent model): a fixed vocabulary (RDKit-independent: SELFIES' semantically robust alphabet +
-``<pad>``, ``<bos>``, ``<eos>``), so a checkpoint never depends on the data it was trained on.
+``SelfiesVocab`` (latent model): SELFIES symbols + ``<pad>``, ``<bos>``, ``<eos>``; the latent model builds its
+symbol set from its training data (under SELFIES' robust semantic constraints) and keeps it in its checkpoint.
 """
 
 from __future__ import annotations
@@ -92,10 +92,34 @@ class AtomTokenizer:
 
 
 def selfies_alphabet() -> list[str]:
-    """SELFIES' semantically robust alphabet, sorted (the fixed symbol set of :class:`SelfiesVocab`)."""
+    """SELFIES' semantically robust alphabet, sorted (the default symbol set of :class:`SelfiesVocab`)."""
     import selfies as sf
 
     return sorted(sf.get_semantic_robust_alphabet())
+
+
+def selfies_symbols(smiles: str) -> list[str]:
+    """The SELFIES symbols of a SMILES under SELFIES' default (robust) semantic constraints.
+
+    Raises:
+        ValueError: ``"selfies_constraint: ..."`` when the molecule breaks the constraints (a hypervalent atom, an
+            unsupported charge state) or SELFIES cannot encode it; ``"selfies_round_trip: ..."`` when decoding the
+            symbols gives another molecule than ``smiles``.
+    """
+    import selfies as sf
+    from rdkit import Chem
+
+    try:
+        text = sf.encoder(smiles, strict=True)
+    except Exception as e:  # noqa: BLE001 - selfies raises EncoderError and others
+        raise ValueError(f"selfies_constraint: {smiles!r}: {e}") from e
+    if not text:
+        raise ValueError(f"selfies_constraint: {smiles!r}: SELFIES returned nothing")
+    back = Chem.MolFromSmiles(sf.decoder(text) or "")
+    ref = Chem.MolFromSmiles(smiles)
+    if back is None or ref is None or Chem.MolToSmiles(back) != Chem.MolToSmiles(ref):
+        raise ValueError(f"selfies_round_trip: {smiles!r} decodes to {sf.decoder(text)!r}")
+    return list(sf.split_selfies(text))
 
 
 class SelfiesVocab:
@@ -103,7 +127,8 @@ class SelfiesVocab:
 
     Args:
         max_len: symbols per molecule, ``<bos>``/``<eos>`` excluded; longer molecules are rejected.
-        symbols: the symbol set (default: :func:`selfies_alphabet`).
+        symbols: the symbol set, e.g. built from training data (:func:`ditkit_molecules.data.selfies_alphabet_of`);
+            default :func:`selfies_alphabet`.
     """
 
     PAD, BOS, EOS = 0, 1, 2
@@ -121,23 +146,16 @@ class SelfiesVocab:
         """SMILES -> ``[<bos>, ids..., <eos>]``.
 
         Raises:
-            ValueError: naming the SMILES and the symbol when SELFIES cannot encode it, a symbol is outside the
-                vocabulary, or it is longer than ``max_len``.
+            ValueError: its message starts with the reason: ``selfies_constraint`` / ``selfies_round_trip`` (see
+                :func:`selfies_symbols`), ``unknown_symbol`` (a symbol outside the vocabulary, named) or ``too_long``
+                (more than ``max_len`` symbols); then the SMILES.
         """
-        import selfies as sf
-
-        try:
-            s = sf.encoder(smiles)
-        except Exception as e:  # noqa: BLE001 - selfies raises EncoderError and others
-            raise ValueError(f"SelfiesVocab: cannot encode {smiles!r}: {e}") from e
-        if s is None:
-            raise ValueError(f"SelfiesVocab: cannot encode {smiles!r}")
-        syms = list(sf.split_selfies(s))
+        syms = selfies_symbols(smiles)
         missing = [t for t in syms if t not in self.stoi]
         if missing:
-            raise ValueError(f"SelfiesVocab: {smiles!r} uses symbol(s) {sorted(set(missing))} outside the vocabulary")
+            raise ValueError(f"unknown_symbol: {smiles!r} uses {sorted(set(missing))}, not in the vocabulary")
         if len(syms) > self.max_len:
-            raise ValueError(f"SelfiesVocab: {smiles!r} has {len(syms)} symbols > max_len={self.max_len}")
+            raise ValueError(f"too_long: {smiles!r} has {len(syms)} symbols > max_len={self.max_len}")
         return [self.BOS, *(self.stoi[t] for t in syms), self.EOS]
 
     def pad(self, seqs: Sequence[Sequence[int]]) -> Tensor:
