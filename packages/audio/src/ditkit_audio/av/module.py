@@ -108,6 +108,12 @@ class AVModule(FlowMatchingModule):
         self.register_buffer("task_p", p / p.sum(), persistent=False)
         self._stream_cfg: tuple[Tensor, TokenBatch] | None = None
 
+    @classmethod
+    def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint hyper-parameters -> init arguments (LightningCLI's private ``_class_path`` / ``_instantiator``
+        entries are dropped)."""
+        return super().migrate_args({k: v for k, v in args.items() if not k.startswith("_")})
+
     # ------------------------------------------------------------------ config and network
     @staticmethod
     def _balanced_flow(flow: Any, tok: AVTokenizer, weights: dict[str, float]) -> FlowConfig:
