@@ -93,6 +93,10 @@ def read_media(
         raise MediaError(path, "corrupt", f"cannot open as a media container ({type(e).__name__}: {e})") from None
     try:
         return _decode(av, container, path, fps, size, sample_rate, wav, max_seconds)
+    except (MediaError, MemoryError):
+        raise
+    except Exception as e:  # a damaged header: streams without a codec, impossible sizes, ...
+        raise MediaError(path, "corrupt", f"unreadable stream header ({type(e).__name__}: {e})") from None
     finally:
         container.close()
 

@@ -5,7 +5,7 @@ clips.
   collision is a peak of the change of velocity across one frame interval, timed to a fraction of a frame by
   intersecting the straight paths before and after (:func:`video_events`).
 * Audio: onsets are peaks of the positive spectral flux of the log-mel (:func:`audio_onsets`); the pitch of an
-  onset is the palette pitch whose mel band rose most (:func:`onset_colors`).
+  onset is the palette pitch whose mel band rose most once the click has passed (:func:`onset_colors`).
 * Synchrony: events closer than ``merge`` seconds are merged (an onset detector cannot resolve them), detections are
   matched one-to-one to references within ``tolerance`` (one video frame), and F1 and the median absolute offset
   are reported (:func:`match_events`).
@@ -145,7 +145,8 @@ def audio_onsets(mel: Tensor | np.ndarray, frame_rate: float, settings: Detector
 
 
 def onset_colors(mel: Tensor | np.ndarray, frames: np.ndarray, bands: list[int]) -> np.ndarray:
-    """Colour id of each onset: the palette pitch whose band (+-1) rose most from the frame before to the two after.
+    """Colour id of each onset: the palette pitch whose band (+-1) rose most from the frame before the onset to frames
+    2-3 after it (50-75 ms: the broadband click has left the analysis window, a tone still rings, an older tone decays).
 
     Args:
         mel: log-mel ``[f_a, n_mels]``.
@@ -156,7 +157,7 @@ def onset_colors(mel: Tensor | np.ndarray, frames: np.ndarray, bands: list[int])
     out = []
     for j in np.asarray(frames, np.int64):
         before = m[max(0, j - 1)]
-        after = m[j : min(m.shape[0], j + 2)].max(0)
+        after = m[min(m.shape[0] - 1, j + 2) : min(m.shape[0], j + 4)].max(0)
         rise = after - before
         score = [rise[max(0, b - 1) : b + 2].max() for b in bands]
         out.append(int(np.argmax(score)))

@@ -132,13 +132,7 @@ class AVModule(FlowMatchingModule):
 
     def resolve_config(self, config: DiTConfig) -> DiTConfig:
         tok = self.tokenizer
-        config = self.derive(config, in_dim=tok.token_dim, rope_axes=3)
-        if config.head_dim % 6:
-            raise ConfigError(
-                f"DiTConfig.heads={config.heads}: the head width dim/heads={config.head_dim} must be divisible by 6 "
-                "(three rotary axes: time, row, col)"
-            )
-        return config
+        return self.derive(config, in_dim=tok.token_dim, rope_axes=3)  # rotary axes: time (s), row, col
 
     def layout(self) -> Layout:
         t = self.tokenizer
