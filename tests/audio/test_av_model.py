@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ditkit_audio.av.model import AVAdapterNetwork, AVNetwork, Layout
+from ditkit_audio.av.model import AVAdapterNetwork, AVNetwork, Layout, SyncBridge
 from ditkit_audio.av.tokenizer import AVTokenizer
 from ditkit_core.nn import ConfigError, DiTConfig
 from ditkit_core.testing import perturb_weights
@@ -13,7 +13,11 @@ CFG = DiTConfig(dim=24, depth=2, heads=2, rope_axes=3, num_classes=2)
 
 
 def layout():
-    return Layout(TOK.video_tokens, TOK.video_dim, TOK.audio_tokens, TOK.audio_dim, TOK.grid)
+    step = [
+        min(TOK.grid[0] - 1, int(j * TOK.hop / TOK.sample_rate * TOK.fps / TOK.tubelet[0]))
+        for j in range(TOK.audio_tokens)
+    ]
+    return Layout(TOK.video_tokens, TOK.video_dim, TOK.audio_tokens, TOK.audio_dim, TOK.grid, tuple(step))
 
 
 def inputs(b=2, seed=0):
@@ -45,6 +49,24 @@ def test_streams_see_each_other_through_the_joint_attention():
     base, changed = net(x, t, **kw), net(other, t, **kw)
     nv = TOK.video_tokens
     assert (base[:, :nv] - changed[:, :nv]).abs().max() > 1e-4  # new audio changes the video velocity
+
+
+def test_fresh_bridges_are_the_identity_and_exchange_only_within_a_time_step():
+    torch.manual_seed(0)
+    plain = perturb_weights(AVNetwork(CFG, layout()), scale=0.05, seed=5)
+    bridged = AVNetwork(CFG, layout(), bridges=True)
+    bridged.joint.load_state_dict(plain.joint.state_dict())
+    x, kw = inputs()
+    t = torch.rand(2)
+    torch.testing.assert_close(bridged(x, t, **kw), plain(x, t, **kw))
+    bridge = perturb_weights(SyncBridge(CFG.dim, layout()), scale=0.1, seed=6)
+    gt, gh, gw = TOK.grid
+    hv, ha = torch.randn(1, TOK.video_tokens, CFG.dim), torch.randn(1, TOK.audio_tokens, CFG.dim)
+    hv2 = hv.clone()
+    hv2[:, gh * gw : 2 * gh * gw] += 1.0  # change the video of time step 1 only
+    (_, a1), (_, a2) = bridge(hv, ha), bridge(hv2, ha)
+    changed = (a1 - a2).abs().amax(-1)[0] > 1e-6
+    assert bool((changed == (bridge.index == 1)).all()) and changed.any()  # exactly the audio frames of step 1
 
 
 def test_video_only_network_ignores_audio():

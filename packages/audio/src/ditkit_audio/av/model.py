@@ -9,9 +9,10 @@ tokens, and rotary time positions are shared in seconds.
   it is the video-only model whose weights become the frozen AV-DiT backbone.
 * :class:`AVAdapterNetwork` (AV-DiT, Wang et al. 2024): both streams run the same frozen backbone blocks (the audio
   stream's blocks, time and label embeddings are the video stream's); trained are only the audio input / output
-  projections, a temporal-attention adapter on the video tokens and a bottleneck adapter on the audio tokens after
-  every block, and one shared interaction block (a full DiT block over both streams' tokens). Every adapter starts
-  as the identity (zero-initialised output), so step 0 computes the frozen backbone.
+  projections, a temporal-attention adapter on the video tokens, a bottleneck adapter on the audio tokens and a
+  bottleneck :class:`SyncBridge` after every block, and one shared interaction block (a full DiT block over both
+  streams' tokens). Every adapter starts as the identity (zero-initialised output), so step 0 computes the frozen
+  backbone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Layout:
     audio_tokens: int
     audio_dim: int
     grid: tuple[int, int, int]
+    audio_step: tuple[int, ...] = ()
+    """For each audio token, the video time step (tubelet row of the grid) that contains its time."""
 
     @property
     def token_dim(self) -> int:
@@ -75,6 +78,56 @@ def stream_configs(config: DiTConfig, layout: Layout, streams: tuple[str, ...]) 
     }
 
 
+class SyncBridge(nn.Module):
+    """Frame-aligned residual exchange between the streams' hidden states after a joint block.
+
+    Video -> audio: the video tokens of each time step are pooled (mean and max over the patches), projected, and
+    added to every audio token whose time falls in that step. Audio -> video: the audio tokens of each step are pooled
+    the same way and added to all patches of the step (``width``: through a bottleneck, as an adapter). Both
+    projections end at zero, so a fresh bridge is the identity; they give each stream a direct, time-aligned view of
+    the other (as frame-aligned synchronisation features do in video-to-audio models), which the joint attention
+    otherwise has to discover.
+    """
+
+    def __init__(self, dim: int, layout: Layout, width: int | None = None):
+        super().__init__()
+        if len(layout.audio_step) != layout.audio_tokens:
+            raise ConfigError(
+                f"SyncBridge: layout.audio_step has {len(layout.audio_step)} entries, "
+                f"there are {layout.audio_tokens} audio tokens"
+            )
+        self.steps = layout.grid[0]
+        self.register_buffer("index", torch.tensor(layout.audio_step, dtype=torch.long), persistent=False)
+        self.norm_v, self.norm_a = RMSNorm(dim), RMSNorm(dim)
+
+        def proj() -> nn.Module:  # full width, or a bottleneck of ``width`` (adapters)
+            return (
+                nn.Linear(2 * dim, dim)
+                if width is None
+                else nn.Sequential(nn.Linear(2 * dim, width), nn.Linear(width, dim))
+            )
+
+        self.v2a, self.a2v = proj(), proj()
+        for p in (self.v2a, self.a2v):
+            last = p if isinstance(p, nn.Linear) else p[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def forward(self, hv: Tensor, ha: Tensor) -> tuple[Tensor, Tensor]:
+        """``hv [b, t s, d]``, ``ha [b, n_a, d]`` -> both with the other stream's time-aligned summary added."""
+        b, _, d = hv.shape
+        v = rearrange(self.norm_v(hv), "b (t s) d -> b t s d", t=self.steps)
+        pv = torch.cat([v.mean(2), v.amax(2)], -1)  # [b, t, 2d]
+        a = self.norm_a(ha)
+        idx = self.index[None, :, None].expand(b, -1, d)
+        total = a.new_zeros(b, self.steps, d).scatter_add(1, idx, a)
+        count = torch.bincount(self.index, minlength=self.steps).clamp_min(1).to(a.dtype)[None, :, None]
+        peak = a.new_full((b, self.steps, d), float("-inf")).scatter_reduce(1, idx, a, reduce="amax")
+        pa = torch.cat([total / count, torch.nan_to_num(peak, neginf=0.0)], -1)  # [b, t, 2d]
+        hv = hv + rearrange(self.a2v(pa)[:, :, None].expand(-1, -1, v.shape[2], -1), "b t s d -> b (t s) d")
+        return hv, ha + self.v2a(pv)[:, self.index]
+
+
 class AVNetwork(nn.Module):
     """Joint DiT over the packed audio-video tokens (each stream its own weights, one joint attention).
 
@@ -82,12 +135,19 @@ class AVNetwork(nn.Module):
         config: shared settings (width, depth, heads, rotary axes, classes); widths per stream are derived.
         layout: the tokenizer's :class:`Layout`.
         streams: ``("video", "audio")``, or ``("video",)`` for the video-only backbone (audio outputs zero).
+        bridges: a :class:`SyncBridge` after every joint block (two streams only); False is the plain MMDiT.
     """
 
-    def __init__(self, config: DiTConfig, layout: Layout, streams: tuple[str, ...] = ("video", "audio")):
+    def __init__(
+        self, config: DiTConfig, layout: Layout, streams: tuple[str, ...] = ("video", "audio"), bridges: bool = False
+    ):
         super().__init__()
         self.layout, self.stream_names = layout, tuple(streams)
         self.joint = JointDiT(stream_configs(config, layout, self.stream_names))
+        use = bridges and self.stream_names == ("video", "audio")
+        self.bridges = nn.ModuleList(SyncBridge(config.dim, layout) for _ in range(config.depth)) if use else None
+        if use and config.registers:
+            raise ConfigError(f"AVNetwork: bridges need DiTConfig.registers=0, got {config.registers}")
 
     def forward(
         self,
@@ -107,18 +167,37 @@ class AVNetwork(nn.Module):
         ms = self.layout.split_tokens(mask) if mask is not None else {}
         cs = self.layout.split_cond(x_cond) if x_cond is not None else {}
         names = self.stream_names
-        outs = self.joint(
-            {n: xs[n] for n in names},
-            t,
-            mask={n: ms[n] for n in names} if ms else None,
-            pos={n: ps[n] for n in names},
-            x_cond={n: cs[n] for n in names} if cs else None,
-            cond=cond,
-            context=context,
-            context_mask=context_mask,
-            drop_cond=drop_cond,
-        )
-        return self.layout.pack(outs, x)
+        if self.bridges is None:
+            outs = self.joint(
+                {n: xs[n] for n in names},
+                t,
+                mask={n: ms[n] for n in names} if ms else None,
+                pos={n: ps[n] for n in names},
+                x_cond={n: cs[n] for n in names} if cs else None,
+                cond=cond,
+                context=context,
+                context_mask=context_mask,
+                drop_cond=drop_cond,
+            )
+            return self.layout.pack(outs, x)
+        if ms and not all(bool(ms[n].all()) for n in names):
+            raise ValueError("AVNetwork: token padding is not supported with bridges (clips have a fixed length)")
+        hs, inps = {}, {}
+        for n in names:
+            hs[n], inps[n] = self.joint.streams[n].embed(
+                xs[n],
+                t,
+                pos=ps[n],
+                x_cond=cs.get(n),
+                cond=cond,
+                context=context,
+                context_mask=context_mask,
+                drop_cond=drop_cond,
+            )
+        for i, bridge in enumerate(self.bridges):
+            hs = self.joint.joint_block(i, hs, inps)
+            hs["video"], hs["audio"] = bridge(hs["video"], hs["audio"])
+        return self.layout.pack({n: self.joint.streams[n].head(hs[n], inps[n])[0] for n in names}, x)
 
 
 class TemporalAdapter(nn.Module):
@@ -175,6 +254,7 @@ class AVAdapterNetwork(nn.Module):
         adapter_dim: bottleneck width of the temporal and audio adapters.
         interaction_at: the shared interaction block runs after this backbone block (default: the middle one).
         temporal_heads: heads of the temporal adapters.
+        bridges: a bottleneck :class:`SyncBridge` (width ``adapter_dim``) after every block.
 
     The backbone weights are copied in with :meth:`load_backbone` (the module does it from a video-only run before
     training); :meth:`trainable_parameters` counts what the optimiser sees.
@@ -187,6 +267,7 @@ class AVAdapterNetwork(nn.Module):
         adapter_dim: int = 32,
         interaction_at: int | None = None,
         temporal_heads: int = 2,
+        bridges: bool = True,
     ):
         super().__init__()
         if config.registers:
@@ -210,6 +291,9 @@ class AVAdapterNetwork(nn.Module):
             TemporalAdapter(config.dim, adapter_dim, layout.grid, temporal_heads) for _ in range(depth)
         )
         self.audio_adapters = nn.ModuleList(BottleneckAdapter(config.dim, adapter_dim) for _ in range(depth))
+        self.bridges = (
+            nn.ModuleList(SyncBridge(config.dim, layout, adapter_dim) for _ in range(depth)) if bridges else None
+        )
         self.interaction = DiTBlock(dataclasses.replace(config, in_dim=layout.video_dim, cond_channels=0), 0)
         nn.init.zeros_(self.interaction.adaLN[-1].weight)  # adaLN-Zero: the block starts as the identity
         nn.init.zeros_(self.interaction.adaLN[-1].bias)
@@ -274,6 +358,8 @@ class AVAdapterNetwork(nn.Module):
                 "video": hs["video"] + self.temporal[i](hs["video"]),
                 "audio": hs["audio"] + self.audio_adapters[i](hs["audio"]),
             }
+            if self.bridges is not None:
+                hs["video"], hs["audio"] = self.bridges[i](hs["video"], hs["audio"])
             if i == self.interaction_at:
                 iv, ia = inps["video"], inps["audio"]
                 both = BlockInputs(
@@ -291,4 +377,12 @@ class AVAdapterNetwork(nn.Module):
         return self.layout.pack(outs, x)
 
 
-__all__ = ["AVAdapterNetwork", "AVNetwork", "BottleneckAdapter", "Layout", "TemporalAdapter", "stream_configs"]
+__all__ = [
+    "AVAdapterNetwork",
+    "AVNetwork",
+    "BottleneckAdapter",
+    "Layout",
+    "SyncBridge",
+    "TemporalAdapter",
+    "stream_configs",
+]

@@ -47,6 +47,9 @@ class AVModule(FlowMatchingModule):
             start of training).
         adapter_dim: ``avdit``: bottleneck width of the temporal and audio adapters.
         interaction_at: ``avdit``: block after which the shared interaction block runs (default: the middle).
+        bridges: frame-aligned exchange between the streams after every block
+            (:class:`~ditkit_audio.av.model.SyncBridge`; a bottleneck of ``adapter_dim`` in ``avdit``); False is the
+            plain MMDiT.
         task_probs: task -> probability (``joint``, ``v2a``, ``a2v``, ``continue``); normalised; tasks that need
             a missing stream are dropped.
         continue_range: fraction of the clip given in continuation (drawn uniformly; cut on a tubelet boundary).
@@ -64,6 +67,7 @@ class AVModule(FlowMatchingModule):
         backbone: str | None = None,
         adapter_dim: int = 32,
         interaction_at: int | None = None,
+        bridges: bool = True,
         task_probs: dict[str, float] | None = None,
         continue_range: tuple[float, float] = (0.25, 0.75),
         stream_weights: dict[str, float] | None = None,
@@ -102,6 +106,7 @@ class AVModule(FlowMatchingModule):
             raise ConfigError(f"AVModule.stream_weights={weights}: need video and audio, both > 0")
         self.streams, self.mode, self.backbone = streams, mode, backbone
         self.adapter_dim, self.interaction_at, self.n_write = adapter_dim, interaction_at, n_write
+        self.bridges = bool(bridges)
         self.continue_range, self.task_probs, self.stream_weights = (lo, hi), probs, weights
         flow = self._balanced_flow(flow, tokenizer, weights)
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
@@ -112,7 +117,9 @@ class AVModule(FlowMatchingModule):
     def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
         """Checkpoint hyper-parameters -> init arguments (LightningCLI's private ``_class_path`` / ``_instantiator``
         entries are dropped)."""
-        return super().migrate_args({k: v for k, v in args.items() if not k.startswith("_")})
+        args = {k: v for k, v in args.items() if not k.startswith("_")}
+        args.setdefault("bridges", False)  # runs written before the option existed have no bridges
+        return super().migrate_args(args)
 
     # ------------------------------------------------------------------ config and network
     @staticmethod
@@ -136,12 +143,14 @@ class AVModule(FlowMatchingModule):
 
     def layout(self) -> Layout:
         t = self.tokenizer
-        return Layout(t.video_tokens, t.video_dim, t.audio_tokens, t.audio_dim, t.grid)
+        times = torch.arange(t.audio_tokens, dtype=torch.float64) * t.hop / t.sample_rate
+        step = (times * t.fps / t.tubelet[0] + 1e-9).floor().clamp(0, t.grid[0] - 1).long()
+        return Layout(t.video_tokens, t.video_dim, t.audio_tokens, t.audio_dim, t.grid, tuple(step.tolist()))
 
     def build_network(self, config: DiTConfig) -> nn.Module:
         if self.mode == "avdit":
-            return AVAdapterNetwork(config, self.layout(), self.adapter_dim, self.interaction_at)
-        return AVNetwork(config, self.layout(), self.streams)
+            return AVAdapterNetwork(config, self.layout(), self.adapter_dim, self.interaction_at, bridges=self.bridges)
+        return AVNetwork(config, self.layout(), self.streams, bridges=self.bridges)
 
     def parameter_counts(self) -> dict[str, int]:
         """``total`` (unique) and ``trainable`` parameters of the network."""
