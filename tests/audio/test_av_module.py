@@ -121,6 +121,12 @@ def test_module_fits_a_batch_and_round_trips(tmp_path):
     assert loaded.streams == m.streams and loaded.flow.channel_weights == m.flow.channel_weights
 
 
+def test_checkpoints_without_the_bridge_option_load_as_the_plain_network():
+    args = AVModule.migrate_args({"_class_path": "x", "mode": "joint"})
+    assert args == {"mode": "joint", "bridges": False}
+    assert module(bridges=False).model.bridges is None and module().model.bridges is not None
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ConfigError, match="streams"):
         module(streams=["audio"])
