@@ -6,7 +6,7 @@ MOL_LAT := apps/molecules/configs/latent.yaml
 
 train-molecules: train-molecules-3d train-molecules-latent ## train both molecule models on CPU (3D + latent; checkpoints and PNG/SDF under outputs/molecules)
 
-train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF conformers; 9k steps, ~22 min on an idle core) -> outputs/molecules/3d
+train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF conformers; 9k steps, about 33 CPU-min on one thread) -> outputs/molecules/3d
 	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_3D)
 
 train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs/molecules/latent
