@@ -203,6 +203,35 @@ def test_length_buckets_cut_padding_and_follow_the_epoch():
     assert list(s) != batches and s.sampler.epoch == 1  # Lightning sets the epoch on batch_sampler.sampler
 
 
+def test_length_buckets_resume_mid_epoch_with_the_uninterrupted_batches():
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from ditkit_audio.data import LengthBucketBatchSampler
+    from ditkit_core.lightning import resume_data_order
+
+    lengths = torch.randint(10, 240, (300,), generator=torch.Generator().manual_seed(3)).tolist()
+    for replicas in (1, 2):
+        kw = dict(bucket=8, seed=5, num_replicas=replicas, rank=replicas - 1)
+        full = LengthBucketBatchSampler(lengths, 4, **kw)
+        full.set_epoch(2)
+        epoch = list(full)
+        loader = DataLoader(lengths, batch_sampler=LengthBucketBatchSampler(lengths, 4, **kw))
+        loader.batch_sampler.set_epoch(2)
+        n = len(loader)  # a checkpoint 5 batches into epoch 2
+        trainer = SimpleNamespace(
+            num_training_batches=n,
+            accumulate_grad_batches=1,
+            global_step=2 * n + 5,
+            current_epoch=2,
+            train_dataloader=loader,
+        )
+        assert resume_data_order(trainer) == 5
+        assert list(loader.batch_sampler) == epoch[5:]  # not a reshuffle, not a shifted permutation
+        assert list(loader.batch_sampler) == epoch  # the skip applies to one epoch only
+
+
 def test_datamodule_split_and_heuristic(tiny_corpus):
     dm = TTSDataModule(str(tiny_corpus), val_size=3, batch_size=4, cache=False)
     dm.setup()
