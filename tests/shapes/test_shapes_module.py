@@ -1,9 +1,11 @@
 """The flow-matching module: learning, CFG sampling, caches, completion, run loading and the debug app config."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
+from einops import rearrange
 
 from ditkit_core.flow import TimeSampler
 from ditkit_core.nn import ConfigError, DiT, DiTConfig
@@ -70,6 +72,45 @@ def test_3d_windows_are_config_data_of_one_core_dit():
     assert again.config == m.config  # a checkpoint's resolved config is accepted as stated
     with pytest.raises(ConfigError, match="window_every"):
         ShapesModule(m.tokenizer, DiTConfig.from_dict(m.hparams["model"]), window3d=2, window_every=2)
+
+
+@pytest.mark.parametrize("window_every", [1, 2])
+def test_3d_windows_compute_what_the_earlier_window_subclass_computed(window_every):
+    """The core's grid partition of the voxel DiT is the earlier ``Window3DDiT`` subclass's einops regrouping
+    (tokens ``(x wx y wy z wz)`` -> windows ``(x y z)`` of ``(wx wy wz)``, per-sample inputs repeated per window,
+    block ``i`` local when ``(i + 1) % window_every != 0``): same weights and inputs give the same velocity bitwise.
+
+    With these, the training losses of the debug config are bitwise those of the earlier module when both see the
+    same batches; the earlier module built and discarded one extra DiT at construction, so its global RNG (which
+    draws the per-access training point subsets) stood further on at the start of training."""
+    m = voxel_module(window3d=2, window_every=window_every)
+    torch.manual_seed(0)
+    for p in m.parameters():  # non-trivial blocks
+        p.data.add_(torch.randn_like(p) * 0.1)
+    dit, tok = m.model.dit, m.tokenizer
+    x, t, cond = torch.randn(3, tok.grid**3, 32), torch.rand(3), torch.tensor([0, 2, 5])
+    pos = tok.positions(3, x.device)
+    g, w = tok.grid // 2, 2
+
+    def split(v):
+        return (
+            None if v is None else rearrange(v, "b (x i y j z k) ... -> (b x y z) (i j k) ...", x=g, y=g, z=g, i=w, j=w)
+        )
+
+    def merge(v, b):
+        return rearrange(v, "(b x y z) (i j k) d -> b (x i y j z k) d", b=b, x=g, y=g, z=g, i=w, j=w)
+
+    with torch.no_grad():
+        h, inp = dit.embed(x, t, pos=pos, cond=cond)
+        rep = lambda v: None if v is None else v.repeat_interleave(g**3, 0)  # noqa: E731
+        local = dataclasses.replace(inp, c=rep(inp.c), temb=rep(inp.temb), t=rep(inp.t), angles=split(inp.angles))
+        for i, blk in enumerate(dit.blocks):
+            windowed = window_every == 1 or (i + 1) % window_every != 0
+            h = merge(blk(split(h), local), 3) if windowed else blk(h, inp)
+        ref, _ = dit.head(h, inp)
+        out = dit(x, t, pos=pos, cond=cond)
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)
+    assert [dit.config.is_local_block(i) for i in range(2)] == ([True, True] if window_every == 1 else [True, False])
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
