@@ -199,16 +199,25 @@ def frechet_block(
     return out
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
+    """Every figure of ``args.tasks`` (JSON lines; ``<out>/eval_<split>.json``) of ``module`` (default: the run of
+    ``args.config`` / ``args.ckpt``)."""
+    from ditkit_audio.av.cli import data_root
     from ditkit_audio.av.data import AVDataModule
     from ditkit_core.lightning import default_checkpoint, load_run, run_dir
 
     out: list[dict] = []
-    module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
+    if module is None:
+        module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
     tok = module.tokenizer
     root = Path(args.out) if args.out else run_dir(args.config) / "eval"
     dm = AVDataModule(
-        root=args.data, size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate, n_mels=tok.n_mels
+        root=args.data or data_root(args.config),
+        size=tok.size,
+        fps=tok.fps,
+        seconds=tok.seconds,
+        sample_rate=tok.sample_rate,
+        n_mels=tok.n_mels,
     )
     dm.setup()
     data = {"val": dm.val, "test": dm.test}[args.split]
@@ -410,30 +419,57 @@ def write_examples(out: Path, module: Any, data: Any, idx: list[int], gen: dict,
         write_mp4(out / f"{task}_{k}.mp4", gen["video"][k].numpy(), tok.fps, wav.numpy(), tok.sample_rate, scale=4)
 
 
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` beyond the common ones (config, checkpoint, steps, seed, output)."""
+    ap.add_argument("--data", default=None, help="clip folder (default: the config's data.init_args.root)")
+    ap.add_argument("--split", choices=("val", "test"), default="test")
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
+    ap.add_argument("--n", type=int, default=64, help="balls clips")
+    ap.add_argument("--n-pulse", type=int, default=16, help="pulse clips")
+    ap.add_argument("--cfg-video", type=float, default=None)
+    ap.add_argument("--cfg-audio", type=float, default=None)
+    ap.add_argument("--encoder", default="outputs/av/encoder", help="Frechet feature network (skipped if missing)")
+    ap.add_argument("--examples", type=int, default=2, help="example clips written per task")
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """Parse ``args.tasks`` into a list; the problem with the flags, or None."""
+    if isinstance(args.tasks, str):
+        args.tasks = [t for t in args.tasks.split(",") if t]
+    bad = [t for t in args.tasks if t not in TASKS]
+    if bad:
+        return f"--tasks: unknown {bad}; choose from {TASKS}"
+    if args.n < 2 or (args.steps is not None and args.steps < 1):
+        return "--n must be >= 2 and --steps >= 1"
+    return None
+
+
+def eval_command(module: Any, args: argparse.Namespace) -> list[dict]:
+    """``ditkit audio_video eval``: :func:`run` on a loaded module (``args.steps`` None: its sampler steps)."""
+    problem = check(args)
+    if problem:
+        raise SystemExit(f"ditkit audio_video eval: {problem}")
+    if args.steps is None:
+        args.steps = module.sampler.steps
+    return run(args, module)
+
+
+eval_command.add_arguments = add_arguments
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(prog="ditkit-av eval")
     ap.add_argument("--config", default="apps/audio_video/configs/default.yaml")
     ap.add_argument("--ckpt", default=None)
-    ap.add_argument("--data", default="outputs/av/data")
-    ap.add_argument("--split", choices=("val", "test"), default="test")
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--n", type=int, default=64, help="balls clips")
-    ap.add_argument("--n-pulse", type=int, default=16, help="pulse clips")
     ap.add_argument("--steps", type=int, default=16)
-    ap.add_argument("--cfg-video", type=float, default=None)
-    ap.add_argument("--cfg-audio", type=float, default=None)
-    ap.add_argument("--encoder", default="outputs/av/encoder")
-    ap.add_argument("--examples", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    add_arguments(ap)
     args = ap.parse_args(argv)
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    bad = [t for t in args.tasks if t not in TASKS]
-    if bad:
-        ap.error(f"--tasks: unknown {bad}; choose from {TASKS}")
-    if args.n < 2 or args.steps < 1:
-        ap.error("--n must be >= 2 and --steps >= 1")
+    problem = check(args)
+    if problem:
+        ap.error(problem)
     return run(args)
 
 
-__all__ = ["calibrate", "detect", "main", "run"]
+__all__ = ["add_arguments", "calibrate", "detect", "eval_command", "main", "run"]
