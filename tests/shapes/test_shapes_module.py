@@ -2,6 +2,7 @@
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -225,28 +226,53 @@ def test_checkpoint_of_the_earlier_module_loads_to_the_same_network(tmp_path):
     torch.testing.assert_close(loaded.model(x, t, cond=lab), m.eval().model(x, t, cond=lab), atol=0, rtol=0)
 
 
-def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(tmp_path):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once (its dataset generated) under a temporary folder, checkpoint kept."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("shapes_debug")
+    cfg = yaml.safe_load((ROOT / "apps/shapes/configs/debug.yaml").read_text())
+    cfg["trainer"].update(default_root_dir=str(root), enable_checkpointing=True)
+    cfg["data"]["init_args"]["root"] = str(root / "data")
+    config = root / "debug.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run = run_config(config)
+    (ckpt,) = root.rglob("*.ckpt")
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt, run=run)
+
+
+def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(debug_run):
     from ditkit_shapes import cli as shapes_cli
 
-    config = ROOT / "apps/shapes/configs/debug.yaml"
-    run = run_config(
-        config,
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.init_args.root",
-        str(tmp_path / "data"),
-        "--trainer.enable_checkpointing",
-        "true",
-    )
+    run = debug_run.run
     assert run.trainer.global_step == 3
-    assert (tmp_path / "data" / "chair" / "test").is_dir()
+    assert (debug_run.root / "data" / "chair" / "test").is_dir()
     assert run.model.class_names == list(CLASSES)
-    (ckpt,) = tmp_path.rglob("*.ckpt")
-    loaded = shapes_cli.load(ckpt, config=config)
+    loaded = shapes_cli.load(debug_run.ckpt, config=debug_run.config)
     assert loaded.class_names == list(CLASSES) and loaded.model.dit.config.window_grid == [4, 4, 4]
     x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
     trained = run.model.eval()
     torch.testing.assert_close(loaded.model(x, t, cond=lab), trained.model(x, t, cond=lab), atol=0, rtol=0)
+
+
+def test_ditkit_shapes_sample_and_eval_run_on_the_debug_run(debug_run):
+    import json
+
+    from ditkit_shapes.cli import APP, main
+
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--steps", "1", "--points", "32"]
+    assert APP.run(["sample", *common, "--per-class", "1"]) == 0
+    out = debug_run.root / "sample"  # <run folder>/<command>; the dataset root comes from the config
+    assert len(list(out.glob("*.ply"))) == len(CLASSES) and (out / "samples.png").exists()
+    assert (out / "completion.png").exists()
+    args = ["--classes", "mug", "lamp", "--n", "1", "--emd-points", "16", "--metrics", "cd"]
+    assert APP.run(["eval", *common, *args]) == 0
+    rows = json.loads((debug_run.root / "eval" / "eval.json").read_text())
+    assert [r["class"] for r in rows] == ["mug", "lamp"] and all(r["points"] == 32 and r["n"] == 1 for r in rows)
+    assert "| mug | generated vs test |" in (debug_run.root / "eval" / "eval.md").read_text()
+    main(["eval", *common, *args, "--out", str(debug_run.root / "cli_eval")])  # the package's command
+    assert json.loads((debug_run.root / "cli_eval" / "eval.json").read_text())[0]["class"] == "mug"
 
 
 def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):
