@@ -210,6 +210,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 
 def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
+    """:func:`evaluate` with the flags of ``eval`` (corpus and probe default to the config's); ``kw``: the run."""
     data = a.data or str(corpus_root(a.config))
     asr = a.asr if a.asr is not None else str(probe_dir(a.config))
     return evaluate(
