@@ -105,8 +105,7 @@ def sample_command(module: ShapesModule, a: argparse.Namespace) -> None:
     """
     from ditkit_shapes.viz import render_grid
 
-    if getattr(a, "normalize", None) is None:
-        with_data_defaults(a, "sample")
+    with_data_defaults(a, "sample")  # keeps the values given
     module = checked(module, a.data, a.ckpt or a.pretrained)
     a.points = module.sample_points if a.points is None else a.points
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
@@ -224,8 +223,7 @@ def eval_command(module: ShapesModule, a: argparse.Namespace) -> None:
 
     ``ditkit shapes eval`` calls it as ``(module, args)``; data settings default to the config's.
     """
-    if getattr(a, "stored_points", None) is None:
-        with_data_defaults(a, "eval")
+    with_data_defaults(a, "eval")  # keeps the values given
     module = checked(module, a.data, a.ckpt or a.pretrained)
     rows = evaluate(
         module,
