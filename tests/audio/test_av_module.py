@@ -154,3 +154,17 @@ def test_debug_config_trains_and_its_checkpoint_loads(tmp_path, monkeypatch):
         loaded.sample_task(b, "v2a", steps=2, generator=g())["mel"],
         cli.model.sample_task(b, "v2a", steps=2, generator=g())["mel"],
     )
+    from ditkit_audio.av.evaluate import main as eval_main
+
+    figures = eval_main(
+        ["--config", str(cfg), "--ckpt", str(ckpt), "--data", str(tmp_path / "data"), "--split", "val", "--n", "2"]
+        + ["--n-pulse", "1", "--steps", "2", "--examples", "0", "--out", str(tmp_path / "eval"), "--encoder", ""]
+    )
+    by = {f["figure"]: f for f in figures}
+    for name in ("v2a_onset_sync", "v2a_pitch_colour", "a2v_collision_sync", "joint_av_sync", "continue_sync"):
+        assert name in by
+    controls = by["v2a_onset_sync"]
+    for key in ("model", "ceiling_real_audio", "baseline_other_clip_audio", "classical_rule_foley"):
+        assert 0.0 <= controls[key]["f1"] <= 1.0
+    assert "classical_real_video_rule_foley" in by["joint_av_sync"]
+    assert (tmp_path / "eval" / "eval_val.json").exists()

@@ -13,9 +13,11 @@ Per task (on held-out clips of one split; the detector thresholds are chosen on 
 * ``continue``: the generated second half: video collisions and audio onsets vs the truth (the physics is
   deterministic), and their mutual synchrony.
 
-Controls beside each figure: ``ceiling`` = the same detector on the real clips; ``baseline`` = the real stream of a
-different clip (mismatched pairs), chance for pitch, random latents for the Frechet distances, and the data's own
-score (validation vs test clips).
+Controls beside each figure: ``ceiling`` = the same detector on the real clips (the data's own score); ``baseline``
+= the real stream of a different clip (mismatched pairs: no model, the prior), chance for pitch, random latents for
+the Frechet distances, and the data's own score (validation vs test clips); ``classical`` (v2a, joint) = rule-based
+Foley, no learning: the collisions tracked in the given frames rendered with the data's sound rule
+(:func:`~ditkit_audio.av.metrics.rule_foley`).
 """
 
 from __future__ import annotations
@@ -238,6 +240,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     )
     fr = tok.frame_rate
     corr = lambda v, m: M.size_loudness_correlation(v, m, fr, tok.fps)  # noqa: E731
+    foley: dict[int, dict] = {}  # classical video-to-audio: the tracker's collisions rendered with the sound rule
+    if "audio" in module.streams and ({"v2a", "joint"} & set(args.tasks)):
+        for i in balls:
+            wav = M.rule_foley(data.video[i], tok.fps, tok.sample_rate, settings, seed=i)
+            foley[i] = detect(data.video[i], tok.features(torch.from_numpy(wav)), tok, settings, bands)
     for task in args.tasks:
         if task in ("v2a", "a2v") and "audio" not in module.streams:
             continue
@@ -252,6 +259,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 model=sync_block([(det[k]["audio"], refs[i][0]) for k, i in enumerate(balls)], tol),
                 ceiling_real_audio=sync_block([(real[i]["audio"], refs[i][0]) for i in balls], tol),
                 baseline_other_clip_audio=sync_block([(real[mism[i]]["audio"], refs[i][0]) for i in balls], tol),
+                classical_rule_foley=sync_block([(foley[i]["audio"], refs[i][0]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             emit(
@@ -265,6 +273,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                     [(real[i]["audio"], real[i]["audio_colors"], *refs[i]) for i in balls], tol
                 ),
                 baseline_chance=0.25,
+                classical_rule_foley=pitch_block(
+                    [(foley[i]["audio"], foley[i]["audio_colors"], *refs[i]) for i in balls], tol
+                ),
                 goal="accuracy >= 0.8",
             )
             if pulse:
@@ -310,6 +321,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 model=sync_block([(det[k]["audio"], det[k]["video"]) for k in range(nb)], tol),
                 ceiling_real=sync_block([(real[i]["audio"], real[i]["video"]) for i in balls], tol),
                 baseline_mismatched_real=sync_block([(real[mism[i]]["audio"], real[i]["video"]) for i in balls], tol),
+                classical_real_video_rule_foley=sync_block([(foley[i]["audio"], real[i]["video"]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             if pulse:
