@@ -167,4 +167,7 @@ def test_debug_config_trains_and_its_checkpoint_loads(tmp_path, monkeypatch):
     for key in ("model", "ceiling_real_audio", "baseline_other_clip_audio", "classical_rule_foley"):
         assert 0.0 <= controls[key]["f1"] <= 1.0
     assert "classical_real_video_rule_foley" in by["joint_av_sync"]
+    rows = by["v2a_video_reliance"]["rows"]
+    assert [r["t"] for r in rows] == [0.02, 0.1, 0.3, 0.6, 0.9]
+    assert all(r[k] >= 0 for r in rows for k in ("own_video", "other_video", "no_condition"))
     assert (tmp_path / "eval" / "eval_val.json").exists()
