@@ -171,3 +171,29 @@ def test_debug_config_trains_and_its_checkpoint_loads(tmp_path, monkeypatch):
     assert [r["t"] for r in rows] == [0.02, 0.1, 0.3, 0.6, 0.9]
     assert all(r[k] >= 0 for r in rows for k in ("own_video", "other_video", "no_condition"))
     assert (tmp_path / "eval" / "eval_val.json").exists()
+
+
+def test_avdit_backbone_loads_from_a_video_only_run(tmp_path, monkeypatch):
+    """The AV-DiT start: the video stream of a trained video-only checkpoint is copied into the frozen backbone."""
+    monkeypatch.chdir(tmp_path)
+    cfg = ROOT / "apps/audio_video/configs/debug.yaml"
+    cli = run_config(
+        cfg,
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+        "--model.init_args.streams",
+        "[video]",
+        "--model.init_args.task_probs",
+        "{joint: 0.5, continue: 0.5}",
+    )
+    ckpt = tmp_path / "video_only.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    m = module(mode="avdit", backbone=str(ckpt))
+    m.load_backbone(ckpt)
+    theirs = cli.model.model.joint.streams["video"].state_dict()
+    mine = m.model.joint.streams["video"].state_dict()
+    assert theirs.keys() == mine.keys()
+    for k in theirs:
+        torch.testing.assert_close(mine[k], theirs[k])
