@@ -13,9 +13,11 @@ Per task (on held-out clips of one split; the detector thresholds are chosen on 
 * ``continue``: the generated second half: video collisions and audio onsets vs the truth (the physics is
   deterministic), and their mutual synchrony.
 
-Controls beside each figure: ``ceiling`` = the same detector on the real clips; ``baseline`` = the real stream of a
-different clip (mismatched pairs), chance for pitch, random latents for the Frechet distances, and the data's own
-score (validation vs test clips).
+Controls beside each figure: ``ceiling`` = the same detector on the real clips (the data's own score); ``baseline``
+= the real stream of a different clip (mismatched pairs: no model, the prior), chance for pitch, random latents for
+the Frechet distances, and the data's own score (validation vs test clips); ``classical`` (v2a, joint) = rule-based
+Foley, no learning: the collisions tracked in the given frames rendered with the data's sound rule
+(:func:`~ditkit_audio.av.metrics.rule_foley`).
 """
 
 from __future__ import annotations
@@ -247,6 +249,11 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
     )
     fr = tok.frame_rate
     corr = lambda v, m: M.size_loudness_correlation(v, m, fr, tok.fps)  # noqa: E731
+    foley: dict[int, dict] = {}  # classical video-to-audio: the tracker's collisions rendered with the sound rule
+    if "audio" in module.streams and ({"v2a", "joint"} & set(args.tasks)):
+        for i in balls:
+            wav = M.rule_foley(data.video[i], tok.fps, tok.sample_rate, settings, seed=i)
+            foley[i] = detect(data.video[i], tok.features(torch.from_numpy(wav)), tok, settings, bands)
     for task in args.tasks:
         if task in ("v2a", "a2v") and "audio" not in module.streams:
             continue
@@ -254,6 +261,7 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
         det = [detect(gen["video"][k], gen["mel"][k], tok, settings, bands) for k in range(len(idx))]
         gsec = gen["seconds"] / len(idx) / tok.seconds
         if task == "v2a":
+            emit(out, figure="v2a_video_reliance", task=task, rows=video_reliance(module, data, balls[:32]))
             emit(
                 out,
                 figure="v2a_onset_sync",
@@ -261,6 +269,7 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
                 model=sync_block([(det[k]["audio"], refs[i][0]) for k, i in enumerate(balls)], tol),
                 ceiling_real_audio=sync_block([(real[i]["audio"], refs[i][0]) for i in balls], tol),
                 baseline_other_clip_audio=sync_block([(real[mism[i]]["audio"], refs[i][0]) for i in balls], tol),
+                classical_rule_foley=sync_block([(foley[i]["audio"], refs[i][0]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             emit(
@@ -274,6 +283,9 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
                     [(real[i]["audio"], real[i]["audio_colors"], *refs[i]) for i in balls], tol
                 ),
                 baseline_chance=0.25,
+                classical_rule_foley=pitch_block(
+                    [(foley[i]["audio"], foley[i]["audio_colors"], *refs[i]) for i in balls], tol
+                ),
                 goal="accuracy >= 0.8",
             )
             if pulse:
@@ -319,6 +331,7 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
                 model=sync_block([(det[k]["audio"], det[k]["video"]) for k in range(nb)], tol),
                 ceiling_real=sync_block([(real[i]["audio"], real[i]["video"]) for i in balls], tol),
                 baseline_mismatched_real=sync_block([(real[mism[i]]["audio"], real[i]["video"]) for i in balls], tol),
+                classical_real_video_rule_foley=sync_block([(foley[i]["audio"], real[i]["video"]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             if pulse:
@@ -400,6 +413,58 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
     return out
 
 
+@torch.no_grad()
+def video_reliance(
+    module: Any, data: Any, idx: list[int], times: tuple[float, ...] = (0.02, 0.1, 0.3, 0.6, 0.9), seed: int = 1
+) -> list[dict]:
+    """How much the audio prediction of the v2a task reads the given video.
+
+    At fixed times ``t`` (same noise for every variant) the network's audio output is compared with the clean audio
+    (mean squared error over the audio channels, in normalised mel units) when the clips come with their own video,
+    with another clip's video (rolled by one), and with the condition dropped. A model that times its sound from
+    the frames has a clearly lower error with the clip's own video near noise (small ``t``).
+
+    Args:
+        module: an audio-video module with an audio stream.
+        data: a dataset with ``batch(indices)``.
+        idx: clips to use.
+        times: flow times (0 = noise, 1 = data).
+        seed: seed of the noise.
+
+    Returns:
+        One row per time: ``{"t", "own_video", "other_video", "no_condition"}``.
+    """
+    from ditkit_audio.av.module import TASKS
+
+    was = module.training
+    module.eval()
+    tok = module.tokenizer
+    n = len(idx)
+    own = data.batch(idx)
+    other = {**own, "video": own["video"].roll(1, 0)}
+    nv = tok.video_tokens
+    rows = []
+    for t in times:
+        row: dict[str, float] = {"t": t}
+        variants = (("own_video", own, False), ("other_video", other, False), ("no_condition", own, True))
+        for name, batch, drop in variants:
+            tokens = module.tokenize({**batch, "task": torch.full((n,), TASKS.index("v2a")), "cut": torch.zeros(n)})
+            x_1, known = tokens.x, tokens.known_mask
+            x_0 = module.sample_noise(x_1, tokens, torch.Generator().manual_seed(seed))
+            tt = torch.full((n,), float(t))
+            x_t = torch.where(known, x_1, (1 - tt[:, None, None]) * x_0 + tt[:, None, None] * x_1)
+            d = torch.full((n,), drop, dtype=torch.bool)
+            out = module.model(x_t, tt, drop_cond=d, **module.condition(tokens, d).model_kwargs())
+            if module.flow.prediction != "data":  # velocity -> clean data along the straight path
+                out = x_t + (1 - tt[:, None, None]) * out
+            mask = (~known[:, nv:]) & tok.channel_mask(n, x_1.device)[:, nv:]
+            err = ((out[:, nv:] - x_1[:, nv:]) ** 2 * mask).sum() / mask.sum()
+            row[name] = round(float(err), 4)
+        rows.append(row)
+    module.train(was)
+    return rows
+
+
 def write_examples(out: Path, module: Any, data: Any, idx: list[int], gen: dict, refs: dict, task: str) -> None:
     from ditkit_audio.av.media import write_mp4
     from ditkit_audio.av.viz import contact_sheet
@@ -472,4 +537,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return run(args)
 
 
-__all__ = ["add_arguments", "calibrate", "detect", "eval_command", "main", "run"]
+__all__ = ["add_arguments", "calibrate", "detect", "eval_command", "main", "run", "video_reliance"]

@@ -246,7 +246,8 @@ class AVModule(FlowMatchingModule):
         from ditkit_core.lightning import load_run
 
         run = load_run(ckpt=ckpt)
-        video = getattr(getattr(getattr(run, "model", None), "joint", None), "streams", {}).get("video")
+        streams = getattr(getattr(getattr(run, "model", None), "joint", None), "streams", None)  # an nn.ModuleDict
+        video = streams["video"] if streams is not None and "video" in streams else None
         if video is None:
             raise ConfigError(f"AVModule.backbone={str(ckpt)!r}: not an audio-video run with a video stream")
         self.model.load_backbone(video.to(self.device))
