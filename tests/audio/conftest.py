@@ -1,4 +1,4 @@
-"""Shared fixtures for the audio tests: a tiny espeak-ng corpus written once per session."""
+"""Shared fixtures for the audio tests: a tiny espeak-ng corpus written once per test run."""
 
 from __future__ import annotations
 

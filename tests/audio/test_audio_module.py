@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -164,25 +165,48 @@ def test_pretrained_round_trip(tmp_path):
     assert loaded.tokenizer.hop == m.tokenizer.hop
 
 
-def test_debug_config_trains_writes_samples_and_its_checkpoint_loads(tmp_path):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once (its corpus synthesised) under a temporary folder, checkpoint kept."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("tts_debug")
+    cfg = yaml.safe_load((ROOT / "apps/tts/configs/debug.yaml").read_text())
+    cfg["trainer"].update(default_root_dir=str(root), enable_checkpointing=True)
+    cfg["data"]["init_args"]["root"] = str(root / "data")
+    config = root / "debug.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run_config(config)
+    (ckpt,) = (root / "checkpoints").glob("*.ckpt")
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt)
+
+
+def test_debug_config_trains_writes_samples_and_its_checkpoint_loads(debug_run):
     from ditkit_audio.cli import load
 
-    run_config(
-        ROOT / "apps/tts/configs/debug.yaml",
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.init_args.root",
-        str(tmp_path / "data"),
-        "--trainer.enable_checkpointing",
-        "true",
-    )
-    assert (tmp_path / "data" / "metadata.csv").exists()
-    assert sorted(p.suffix for p in (tmp_path / "samples").iterdir()) == [".png", ".wav"]
+    assert (debug_run.root / "data" / "metadata.csv").exists()
+    assert sorted(p.suffix for p in (debug_run.root / "samples").iterdir()) == [".png", ".wav"]
     # a checkpoint written by `ditkit fit` (with LightningCLI's own hyper-parameter entries) loads through load_run
-    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
-    m = load(ROOT / "apps/tts/configs/debug.yaml", ckpt)
+    m = load(debug_run.config, debug_run.ckpt)
     assert isinstance(m, TTSModule) and not m.training and m.sampler.steps == 2 and m.config.cond_channels == 80
     assert torch.isfinite(synthesize(m, ["A cat."], vocode=False)["mels"][0]).all()
+
+
+def test_ditkit_tts_sample_and_eval_run_on_the_debug_run(debug_run):
+    import json
+
+    from ditkit_audio.cli import APP, main
+
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--steps", "1"]
+    assert APP.run(["sample", *common, "--text", "A small boat.", "--speed", "1.5"]) == 0
+    wav = debug_run.root / "sample" / "sample.wav"  # <run folder>/<command>
+    assert wav.stat().st_size > 44 and wav.with_suffix(".png").exists()
+    assert APP.run(["eval", *common, "--n", "2", "--val-size", "4", "--asr", ""]) == 0
+    res = json.loads((debug_run.root / "eval" / "eval.json").read_text())
+    assert res["utterances"] == 2 and res["steps"] == 1 and res["mcd_dtw_db"] > 0
+    assert "cer_generated_wav" not in res  # --asr '' skips the probe
+    main(["sample", *common, "--text", "A cat.", "--out", str(debug_run.root / "cli.wav")])  # the package's command
+    assert (debug_run.root / "cli.wav").exists()
 
 
 def test_length_buckets_cut_padding_and_follow_the_epoch():
@@ -201,6 +225,35 @@ def test_length_buckets_cut_padding_and_follow_the_epoch():
     assert list(s) == batches  # deterministic within an epoch
     s.set_epoch(1)
     assert list(s) != batches and s.sampler.epoch == 1  # Lightning sets the epoch on batch_sampler.sampler
+
+
+def test_length_buckets_resume_mid_epoch_with_the_uninterrupted_batches():
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from ditkit_audio.data import LengthBucketBatchSampler
+    from ditkit_core.lightning import resume_data_order
+
+    lengths = torch.randint(10, 240, (300,), generator=torch.Generator().manual_seed(3)).tolist()
+    for replicas in (1, 2):
+        kw = dict(bucket=8, seed=5, num_replicas=replicas, rank=replicas - 1)
+        full = LengthBucketBatchSampler(lengths, 4, **kw)
+        full.set_epoch(2)
+        epoch = list(full)
+        loader = DataLoader(lengths, batch_sampler=LengthBucketBatchSampler(lengths, 4, **kw))
+        loader.batch_sampler.set_epoch(2)
+        n = len(loader)  # a checkpoint 5 batches into epoch 2
+        trainer = SimpleNamespace(
+            num_training_batches=n,
+            accumulate_grad_batches=1,
+            global_step=2 * n + 5,
+            current_epoch=2,
+            train_dataloader=loader,
+        )
+        assert resume_data_order(trainer) == 5
+        assert list(loader.batch_sampler) == epoch[5:]  # not a reshuffle, not a shifted permutation
+        assert list(loader.batch_sampler) == epoch  # the skip applies to one epoch only
 
 
 def test_datamodule_split_and_heuristic(tiny_corpus):

@@ -49,6 +49,30 @@ def test_audio_onsets_and_their_pitch_colours():
         assert all(colors[i] in cols[j] for i, j in matches)
 
 
+def test_rule_foley_puts_the_colour_pitch_at_every_tracked_collision():
+    """The classical v2a control: sound rendered from the tracked collisions lands on the true events, mostly with the
+    ball's pitch, at the data's loudness."""
+    bands = M.pitch_bands(TOK.logmel.mel.mel_scale.fb, TOK.sample_rate)
+    s = M.DetectorSettings(velocity_jump=0.4, flux=30.0)
+    right = total = 0
+    for c in single_ball_clips(4):
+        wav = M.rule_foley(c.video, SPEC.fps, SPEC.sample_rate, s)
+        assert wav.shape == c.audio.shape and wav.dtype == np.float32
+        assert abs(np.abs(wav).max() - np.abs(c.audio).max()) < 0.1  # loudness from the tracked speed
+        mel = TOK.features(torch.from_numpy(wav))
+        on = M.audio_onsets(mel, TOK.frame_rate, s)
+        ref = M.merge_events(c.events[:, 0], 1 / SPEC.fps)[0]
+        inner = ref[(ref > 1.5 / SPEC.fps) & (ref < SPEC.seconds - 2.5 / SPEC.fps)]  # the tracker sees both sides
+        matches = M.match_events(on[:, 0], inner, 1 / SPEC.fps)
+        assert len(matches) == len(inner)
+        colors = M.onset_colors(mel, on[:, 1], bands)
+        right += sum(int(colors[i] == c.colors[0]) for i, _ in matches)
+        total += len(matches)
+    assert right / total >= 0.8
+    still = np.repeat(make_clip(SPEC, 0, family=0).video[:1], SPEC.frames, 0)  # nothing moves: silence
+    assert np.abs(M.rule_foley(still, SPEC.fps, SPEC.sample_rate, s)).max() < 0.01
+
+
 def test_matching_is_one_to_one_and_f1_follows():
     det, ref = np.array([0.10, 0.12, 0.50, 0.90]), np.array([0.11, 0.52, 1.50])
     m = M.match_events(det, ref, 0.05)

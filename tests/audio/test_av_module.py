@@ -1,6 +1,7 @@
 """AVModule: tasks chosen by what is given, condition channels, per-stream guidance, training and loading."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,19 +139,109 @@ def test_bad_settings_are_named():
         module().sample_task(batch(module()), "dance")
 
 
-def test_debug_config_trains_and_its_checkpoint_loads(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once (its clips synthesised) under a temporary folder, checkpoint saved."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("av_debug")
+    cfg = yaml.safe_load((ROOT / "apps/audio_video/configs/debug.yaml").read_text())
+    cfg["trainer"]["default_root_dir"] = str(root)
+    cfg["data"]["init_args"]["root"] = str(root / "data")
+    config = root / "debug.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        cli = run_config(config)
+    ckpt = root / "run.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt, cli=cli)
+
+
+def test_debug_config_trains_and_its_checkpoint_loads(debug_run):
     from ditkit_core.lightning import load_run
 
-    monkeypatch.chdir(tmp_path)
-    cfg = ROOT / "apps/audio_video/configs/debug.yaml"
-    cli = run_config(cfg, "--trainer.default_root_dir", str(tmp_path), "--data.init_args.root", str(tmp_path / "data"))
-    assert list((tmp_path / "samples").glob("*.png"))
-    ckpt = tmp_path / "run.ckpt"
-    cli.trainer.save_checkpoint(ckpt)
-    loaded = load_run(config=cfg, ckpt=ckpt)
+    assert list((debug_run.root / "samples").glob("*.png"))
+    cli = debug_run.cli
+    loaded = load_run(config=debug_run.config, ckpt=debug_run.ckpt)
     b = cli.datamodule.val.batch([0, 1])
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     torch.testing.assert_close(
         loaded.sample_task(b, "v2a", steps=2, generator=g())["mel"],
         cli.model.sample_task(b, "v2a", steps=2, generator=g())["mel"],
     )
+
+
+def test_ditkit_audio_video_sample_and_eval_run_on_the_debug_run(debug_run, tmp_path, monkeypatch):
+    import json
+
+    from ditkit_audio.av.cli import APP
+
+    monkeypatch.chdir(tmp_path)  # nothing is written next to the working directory
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--steps", "1"]
+    assert APP.run(["sample", *common, "--task", "joint", "--n", "1", "--scale", "1"]) == 0
+    out = debug_run.root / "sample"  # <run folder>/<command>; the clips come from the config's data root
+    assert sorted(p.suffix for p in out.iterdir()) == [".mp4", ".png"]
+    args = ["--tasks", "v2a", "--n", "2", "--n-pulse", "0", "--examples", "1", "--encoder", ""]
+    assert APP.run(["eval", *common, *args]) == 0
+    figures = json.loads((debug_run.root / "eval" / "eval_test.json").read_text())
+    assert figures[0]["figure"] == "detector" and {"setup", "generation_time"} <= {f["figure"] for f in figures}
+    assert all(f.get("steps", 1) == 1 for f in figures)
+    assert not list(tmp_path.iterdir())
+
+
+def test_eval_prints_every_figure_with_its_controls_on_the_debug_run(debug_run, tmp_path):
+    from ditkit_audio.av.evaluate import main as eval_main
+
+    figures = eval_main(
+        [
+            "--config",
+            str(debug_run.config),
+            "--ckpt",
+            str(debug_run.ckpt),
+            "--data",
+            str(debug_run.root / "data"),
+            "--split",
+            "val",
+            "--n",
+            "2",
+        ]
+        + ["--n-pulse", "1", "--steps", "2", "--examples", "0", "--out", str(tmp_path / "eval"), "--encoder", ""]
+    )
+    by = {f["figure"]: f for f in figures}
+    for name in ("v2a_onset_sync", "v2a_pitch_colour", "a2v_collision_sync", "joint_av_sync", "continue_sync"):
+        assert name in by
+    controls = by["v2a_onset_sync"]
+    for key in ("model", "ceiling_real_audio", "baseline_other_clip_audio", "classical_rule_foley"):
+        assert 0.0 <= controls[key]["f1"] <= 1.0
+    assert "classical_real_video_rule_foley" in by["joint_av_sync"]
+    rows = by["v2a_video_reliance"]["rows"]
+    assert [r["t"] for r in rows] == [0.02, 0.1, 0.3, 0.6, 0.9]
+    assert all(r[k] >= 0 for r in rows for k in ("own_video", "other_video", "no_condition"))
+    assert (tmp_path / "eval" / "eval_val.json").exists()
+
+
+def test_avdit_backbone_loads_from_a_video_only_run(tmp_path, monkeypatch):
+    """The AV-DiT start: the video stream of a trained video-only checkpoint is copied into the frozen backbone."""
+    monkeypatch.chdir(tmp_path)
+    cfg = ROOT / "apps/audio_video/configs/debug.yaml"
+    cli = run_config(
+        cfg,
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+        "--model.init_args.streams",
+        "[video]",
+        "--model.init_args.task_probs",
+        "{joint: 0.5, continue: 0.5}",
+    )
+    ckpt = tmp_path / "video_only.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    m = module(mode="avdit", backbone=str(ckpt))
+    m.load_backbone(ckpt)
+    theirs = cli.model.model.joint.streams["video"].state_dict()
+    mine = m.model.joint.streams["video"].state_dict()
+    assert theirs.keys() == mine.keys()
+    for k in theirs:
+        torch.testing.assert_close(mine[k], theirs[k])

@@ -87,3 +87,25 @@ def test_ddp_preset_runs_on_cpu_with_two_processes(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "world_size: 2" in r.stderr or "MEMBER: 2/2" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_ddp_preset_finds_unused_parameters_only_for_modules_that_declare_some(declared, monkeypatch):
+    import lightning as L
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from ditkit_core.lightning import DiTDDPStrategy, FlowMatchingModule
+
+    assert FlowMatchingModule.UNUSED_PARAMETERS is False  # static bucketing by default
+    module = type("Phased", (L.LightningModule,), {"UNUSED_PARAMETERS": declared})()
+    wrapped = []
+    monkeypatch.setattr(DDPStrategy, "_setup_model", lambda self, m: wrapped.append(dict(self._ddp_kwargs)) or m)
+    monkeypatch.setattr(DDPStrategy, "_register_ddp_hooks", lambda self: None)
+    strategy = DiTDDPStrategy()
+    strategy.connect(module)
+    strategy.configure_ddp()
+    assert wrapped[0]["find_unused_parameters"] is declared
+    explicit = DiTDDPStrategy(find_unused_parameters=False)
+    explicit.connect(module)
+    explicit.configure_ddp()
+    assert wrapped[1]["find_unused_parameters"] is False  # an explicit argument wins

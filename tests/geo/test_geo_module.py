@@ -2,7 +2,9 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import torch
 
 from ditkit_core.lightning import SamplerConfig, load_run
@@ -85,13 +87,21 @@ def test_pretrained_round_trip(tmp_path):
     assert loaded.tokenizer.group_names == module.tokenizer.group_names
 
 
-def test_debug_config_trains_with_the_ema_callback_and_evaluates_from_its_checkpoint(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once under a temporary folder, checkpoint kept."""
+    root = tmp_path_factory.mktemp("sits_debug")
+    config = ROOT / "apps" / "sits" / "configs" / "debug.yaml"
+    cli = run_config(config, "--trainer.default_root_dir", str(root), "--trainer.enable_checkpointing", "true")
+    (ckpt,) = (root / "checkpoints").glob("*.ckpt")
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt, cli=cli)
+
+
+def test_debug_config_trains_with_the_ema_callback_and_evaluates_from_its_checkpoint(debug_run, capsys):
     from ditkit_geo.cli import main
 
-    config = ROOT / "apps" / "sits" / "configs" / "debug.yaml"
-    cli = run_config(config, "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_checkpointing", "true")
-    assert cli.trainer.global_step == 3
-    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    config, ckpt = debug_run.config, debug_run.ckpt
+    assert debug_run.cli.trainer.global_step == 3
     ck = torch.load(ckpt, weights_only=True)
     # the checkpoint holds the EMA average (raw weights aside for resuming), and inference loads the average
     name = "model.final.linear.weight"
@@ -103,3 +113,15 @@ def test_debug_config_trains_with_the_ema_callback_and_evaluates_from_its_checkp
     recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["task"] for r in recs] == ["reconstruction", "forecast", "cloud_removal", "change"]
     assert all(r["samples"] == 2 and r["sample_steps"] == 2 for r in recs)
+
+
+def test_ditkit_sits_sample_and_eval_run_on_the_debug_run(debug_run, tmp_path):
+    from ditkit_geo.cli import APP
+
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--out", str(tmp_path / "o")]
+    assert APP.run(["sample", *common]) == 0
+    assert len(list((tmp_path / "o").glob("*.png"))) >= 2
+    assert APP.run(["eval", *common, "--steps", "1", "--samples", "1"]) == 0
+    recs = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert [r["task"] for r in recs] == ["reconstruction", "forecast", "cloud_removal", "change"]
+    assert all(r["samples"] == 1 and r["sample_steps"] == 1 for r in recs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -187,30 +188,37 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
     )
 
 
-@pytest.mark.parametrize("config", ["debug.yaml", "debug_latent.yaml"])
-def test_debug_configs_run_sample_and_eval(config, tmp_path):
-    import json
-
+@pytest.fixture(scope="module", params=["debug.yaml", "debug_latent.yaml"])
+def debug_run(request, tmp_path_factory):
+    """Each debug app config (3D, latent) trained once under a temporary folder, checkpoint saved."""
     import yaml
+
+    root = tmp_path_factory.mktemp("molecules_debug")
+    cfg = yaml.safe_load((APP / request.param).read_text())
+    cfg["data"]["init_args"]["cache_dir"] = str(root / "cache")  # eval reuses the conformers / SELFIES
+    cfg["trainer"]["default_root_dir"] = str(root)
+    config = root / request.param
+    config.write_text(yaml.safe_dump(cfg))
+    run = run_config(config)
+    ckpt = root / "last.ckpt"
+    run.trainer.save_checkpoint(ckpt)
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt, run=run, latent=request.param != "debug.yaml")
+
+
+def test_debug_configs_run_sample_and_eval(debug_run):
+    import json
 
     from ditkit_molecules import cli as mol_cli
 
-    cfg = yaml.safe_load((APP / config).read_text())
-    cfg["data"]["init_args"]["cache_dir"] = str(tmp_path / "cache")  # eval reuses the conformers / SELFIES
-    cfg["trainer"]["default_root_dir"] = str(tmp_path)
-    path = tmp_path / config
-    path.write_text(yaml.safe_dump(cfg))
-    run = run_config(path)
+    run, tmp_path = debug_run.run, debug_run.root
     assert run.trainer.global_step == run.trainer.max_steps
-    ckpt = tmp_path / "last.ckpt"
-    run.trainer.save_checkpoint(ckpt)
-    common = ["--config", str(path), "--ckpt", str(ckpt), "--n", "4"]
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--n", "4"]
     mol_cli.main(["sample", *common, "--out", str(tmp_path / "samples")])
     suffixes = sorted(p.suffix for p in (tmp_path / "samples").iterdir())
     assert suffixes == [".png", ".sdf", ".smi"]
     mol_cli.main(["eval", *common, "--no-fcd", "--out", str(tmp_path / "eval")])
     rows = json.loads((tmp_path / "eval.json").read_text())
-    if config == "debug.yaml":
+    if not debug_run.latent:
         assert {"training data", "held-out data", "model"} <= set(rows)
         assert rows["training data"]["validity"] == 1.0
         assert rows["training data"]["atom_stability"] > 0.95
@@ -221,6 +229,24 @@ def test_debug_configs_run_sample_and_eval(config, tmp_path):
             f"{s} {h}" for s in ("train", "held-out") for h in ("canonical", "enumerated")
         }
         assert len(rows["goals"]) == 8 and len(rows["property control"]) == 6
+
+
+def test_ditkit_molecules_sample_and_eval_run_on_the_debug_runs(debug_run, tmp_path):
+    import json
+
+    from ditkit_molecules.cli import APP as app
+
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--n", "3", "--steps", "2"]
+    assert app.run(["sample", *common, "--out", str(tmp_path / "s")]) == 0
+    smi = tmp_path / "s" / ("latent.smi" if debug_run.latent else "molecules3d.smi")
+    assert (tmp_path / "s" / ("latent_conformers.sdf" if debug_run.latent else "molecules3d.sdf")).exists()
+    assert len(smi.read_text().splitlines()) <= 3
+    if debug_run.latent:  # eval's latent branch is the package command's, run by the test above
+        return
+    assert app.run(["eval", *common, "--no-fcd", "--out", str(tmp_path / "e")]) == 0
+    rows = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert rows["training data"]["validity"] == 1.0 and "model" in rows
+    assert (tmp_path / "e" / "eval.md").read_text().startswith(str(debug_run.config))
 
 
 def test_equivariant_network_symmetries(atom_batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -123,26 +124,58 @@ def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> P
     return path
 
 
-def test_debug_config_runs_and_the_eval_loader_finds_its_weights(tmp_path):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once under a temporary folder, with its last checkpoint."""
+    root = tmp_path_factory.mktemp("policy_debug")
     last = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
-    config = _debug_config(tmp_path, trainer={"enable_checkpointing": True, "callbacks": [last]})
+    config = _debug_config(root, trainer={"enable_checkpointing": True, "callbacks": [last]})
     run_config(config)
-    assert (tmp_path / "run" / "pretrained" / "model.safetensors").exists()
+    return SimpleNamespace(config=config, root=root / "run")
+
+
+def test_debug_config_runs_and_the_eval_loader_finds_its_weights(debug_run, tmp_path):
+    config = debug_run.config
+    assert (debug_run.root / "pretrained" / "model.safetensors").exists()
     policy = load_trained(str(config))  # <default_root_dir>/pretrained of the config, through load_run
     assert isinstance(policy, PolicyModule) and not policy.training and policy.sampler.steps == 2
     assert bool(policy.tokenizer.fitted) and policy.num_tasks == 2
     obs = torch.zeros(2, 2, 6)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     ref = policy.predict_action(obs, torch.tensor([0, 1]), generator=g())
-    again = load_trained(None, pretrained=str(tmp_path / "run" / "pretrained"))
+    again = load_trained(None, pretrained=str(debug_run.root / "pretrained"))
     torch.testing.assert_close(again.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
     # the run's checkpoint as written by `ditkit fit` (hyper-parameters with LightningCLI's entries), same weights
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = debug_run.root / "checkpoints" / "last.ckpt"
     from_ckpt = load_trained(str(config), ckpt=str(ckpt))
     assert from_ckpt.sampler == policy.sampler and from_ckpt.optim == policy.optim
     torch.testing.assert_close(from_ckpt.predict_action(obs, torch.tensor([0, 1]), generator=g()), ref)
     with pytest.raises(FileNotFoundError, match=r"checkpoints/last.ckpt does not exist"):
         load_trained(str(_debug_config(tmp_path / "other")))  # nothing trained there: the run's checkpoint path
+
+
+class ClosableReachEnv(ReachEnv):
+    def close(self) -> None:
+        pass
+
+
+def test_ditkit_policy_eval_runs_on_the_debug_run(debug_run, monkeypatch):
+    """``ditkit policy eval`` on the run's last checkpoint (found from the config), rolled out in the synthetic
+    reaching env (the debug policy reads the synthetic demonstrations' 6-d observations, not Meta-World's)."""
+    import json
+
+    from ditkit_robotics import evaluate as ev
+    from ditkit_robotics.cli import APP
+
+    made = []
+    monkeypatch.setattr(ev, "make_env", lambda task, seed, **kw: made.append(task) or ClosableReachEnv(int(task[-1])))
+    args = ["--config", str(debug_run.config), "--tasks", "task0", "task1", "--episodes", "2", "--max-steps", "8"]
+    assert APP.run(["eval", *args, "--no-expert", "--no-gif", "--tag", "_app"]) == 0
+    res = json.loads((debug_run.root / "eval" / "eval_app.json").read_text())
+    assert made == ["task0", "task1"] and set(res["tasks"]) == {"task0", "task1"}
+    assert res["seed"] == 1000 and res["steps"] == 2 and res["episodes"] == 2  # reset seeds past the demos'
+    assert res["cache"] == "expert" and res["crashed"] == 0  # the config's sampler cache
+    assert APP.run(["sample", "--config", str(debug_run.config)]) == 2  # rollouts are this app's samples
 
 
 @pytest.mark.parametrize("num_tasks", [3, 0])

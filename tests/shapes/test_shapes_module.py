@@ -1,9 +1,12 @@
 """The flow-matching module: learning, CFG sampling, caches, completion, run loading and the debug app config."""
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from einops import rearrange
 
 from ditkit_core.flow import TimeSampler
 from ditkit_core.nn import ConfigError, DiT, DiTConfig
@@ -70,6 +73,45 @@ def test_3d_windows_are_config_data_of_one_core_dit():
     assert again.config == m.config  # a checkpoint's resolved config is accepted as stated
     with pytest.raises(ConfigError, match="window_every"):
         ShapesModule(m.tokenizer, DiTConfig.from_dict(m.hparams["model"]), window3d=2, window_every=2)
+
+
+@pytest.mark.parametrize("window_every", [1, 2])
+def test_3d_windows_compute_what_the_earlier_window_subclass_computed(window_every):
+    """The core's grid partition of the voxel DiT is the earlier ``Window3DDiT`` subclass's einops regrouping
+    (tokens ``(x wx y wy z wz)`` -> windows ``(x y z)`` of ``(wx wy wz)``, per-sample inputs repeated per window,
+    block ``i`` local when ``(i + 1) % window_every != 0``): same weights and inputs give the same velocity bitwise.
+
+    With these, the training losses of the debug config are bitwise those of the earlier module when both see the
+    same batches; the earlier module built and discarded one extra DiT at construction, so its global RNG (which
+    draws the per-access training point subsets) stood further on at the start of training."""
+    m = voxel_module(window3d=2, window_every=window_every)
+    torch.manual_seed(0)
+    for p in m.parameters():  # non-trivial blocks
+        p.data.add_(torch.randn_like(p) * 0.1)
+    dit, tok = m.model.dit, m.tokenizer
+    x, t, cond = torch.randn(3, tok.grid**3, 32), torch.rand(3), torch.tensor([0, 2, 5])
+    pos = tok.positions(3, x.device)
+    g, w = tok.grid // 2, 2
+
+    def split(v):
+        return (
+            None if v is None else rearrange(v, "b (x i y j z k) ... -> (b x y z) (i j k) ...", x=g, y=g, z=g, i=w, j=w)
+        )
+
+    def merge(v, b):
+        return rearrange(v, "(b x y z) (i j k) d -> b (x i y j z k) d", b=b, x=g, y=g, z=g, i=w, j=w)
+
+    with torch.no_grad():
+        h, inp = dit.embed(x, t, pos=pos, cond=cond)
+        rep = lambda v: None if v is None else v.repeat_interleave(g**3, 0)  # noqa: E731
+        local = dataclasses.replace(inp, c=rep(inp.c), temb=rep(inp.temb), t=rep(inp.t), angles=split(inp.angles))
+        for i, blk in enumerate(dit.blocks):
+            windowed = window_every == 1 or (i + 1) % window_every != 0
+            h = merge(blk(split(h), local), 3) if windowed else blk(h, inp)
+        ref, _ = dit.head(h, inp)
+        out = dit(x, t, pos=pos, cond=cond)
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)
+    assert [dit.config.is_local_block(i) for i in range(2)] == ([True, True] if window_every == 1 else [True, False])
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
@@ -184,28 +226,53 @@ def test_checkpoint_of_the_earlier_module_loads_to_the_same_network(tmp_path):
     torch.testing.assert_close(loaded.model(x, t, cond=lab), m.eval().model(x, t, cond=lab), atol=0, rtol=0)
 
 
-def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(tmp_path):
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug app config trained once (its dataset generated) under a temporary folder, checkpoint kept."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("shapes_debug")
+    cfg = yaml.safe_load((ROOT / "apps/shapes/configs/debug.yaml").read_text())
+    cfg["trainer"].update(default_root_dir=str(root), enable_checkpointing=True)
+    cfg["data"]["init_args"]["root"] = str(root / "data")
+    config = root / "debug.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run = run_config(config)
+    (ckpt,) = root.rglob("*.ckpt")
+    return SimpleNamespace(config=config, root=root, ckpt=ckpt, run=run)
+
+
+def test_debug_config_runs_through_ditkit_fit_and_its_checkpoint_loads(debug_run):
     from ditkit_shapes import cli as shapes_cli
 
-    config = ROOT / "apps/shapes/configs/debug.yaml"
-    run = run_config(
-        config,
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.init_args.root",
-        str(tmp_path / "data"),
-        "--trainer.enable_checkpointing",
-        "true",
-    )
+    run = debug_run.run
     assert run.trainer.global_step == 3
-    assert (tmp_path / "data" / "chair" / "test").is_dir()
+    assert (debug_run.root / "data" / "chair" / "test").is_dir()
     assert run.model.class_names == list(CLASSES)
-    (ckpt,) = tmp_path.rglob("*.ckpt")
-    loaded = shapes_cli.load(ckpt, config=config)
+    loaded = shapes_cli.load(debug_run.ckpt, config=debug_run.config)
     assert loaded.class_names == list(CLASSES) and loaded.model.dit.config.window_grid == [4, 4, 4]
     x, t, lab = torch.randn(2, 40, 3), torch.rand(2), torch.tensor([1, 2])
     trained = run.model.eval()
     torch.testing.assert_close(loaded.model(x, t, cond=lab), trained.model(x, t, cond=lab), atol=0, rtol=0)
+
+
+def test_ditkit_shapes_sample_and_eval_run_on_the_debug_run(debug_run):
+    import json
+
+    from ditkit_shapes.cli import APP, main
+
+    common = ["--config", str(debug_run.config), "--ckpt", str(debug_run.ckpt), "--steps", "1", "--points", "32"]
+    assert APP.run(["sample", *common, "--per-class", "1"]) == 0
+    out = debug_run.root / "sample"  # <run folder>/<command>; the dataset root comes from the config
+    assert len(list(out.glob("*.ply"))) == len(CLASSES) and (out / "samples.png").exists()
+    assert (out / "completion.png").exists()
+    args = ["--classes", "mug", "lamp", "--n", "1", "--emd-points", "16", "--metrics", "cd"]
+    assert APP.run(["eval", *common, *args]) == 0
+    rows = json.loads((debug_run.root / "eval" / "eval.json").read_text())
+    assert [r["class"] for r in rows] == ["mug", "lamp"] and all(r["points"] == 32 and r["n"] == 1 for r in rows)
+    assert "| mug | generated vs test |" in (debug_run.root / "eval" / "eval.md").read_text()
+    main(["eval", *common, *args, "--out", str(debug_run.root / "cli_eval")])  # the package's command
+    assert json.loads((debug_run.root / "cli_eval" / "eval.json").read_text())[0]["class"] == "mug"
 
 
 def test_evaluate_protocol_same_points_and_normalisation(tmp_path, monkeypatch):

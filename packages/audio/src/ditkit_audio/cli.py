@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from ditkit_core.app import App
+
 DEFAULT_CONFIG = "apps/tts/configs/default.yaml"
 
 
@@ -114,11 +116,19 @@ def cmd_data(a: argparse.Namespace) -> None:
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
-    from ditkit_audio.audio import normalize_loudness, read_wav, write_wav
-    from ditkit_audio.viz import plot_mels
     from ditkit_core.lightning import run_dir
 
-    module = load(a.config, a.ckpt or None)
+    sample_command(load(a.config, a.ckpt or None), a, Path(a.out) if a.out else run_dir(a.config) / "sample.wav")
+
+
+def sample_command(module: Any, a: argparse.Namespace, target: str | Path | None = None) -> None:
+    """Speak ``a.text`` with a loaded module; writes ``target`` (default ``<a.out>/sample.wav``) and its mel PNG.
+
+    ``ditkit tts sample`` calls it as ``(module, args)`` (``args.out`` a folder, ``args.steps`` None: the model's).
+    """
+    from ditkit_audio.audio import normalize_loudness, read_wav, write_wav
+    from ditkit_audio.viz import plot_mels
+
     tok = module.tokenizer
     prompt_mel = None
     if a.prompt:
@@ -140,13 +150,27 @@ def cmd_sample(a: argparse.Namespace) -> None:
     )
     dt = time.perf_counter() - t
     wav = res["wavs"][0]
-    target = Path(a.out) if a.out else run_dir(a.config) / "sample.wav"
+    target = Path(target) if target is not None else Path(a.out) / "sample.wav"
     out = write_wav(target, wav, tok.sample_rate)
     plot_mels([res["mels"][0]], ["generated"], target.with_suffix(".png"), title=a.text[:100])
     secs = wav.shape[0] / tok.sample_rate
     print(
         json.dumps({"wav": str(out), "pieces": res["pieces"][0], "seconds": round(secs, 2), "rtf": round(dt / secs, 3)})
     )
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``sample`` beyond the common ones (config, checkpoint, steps, seed, output)."""
+    p.add_argument("--text", type=_text, required=True, help="the text to speak")
+    p.add_argument("--prompt", default="", help="a voice prompt (.wav) to continue")
+    p.add_argument("--prompt-text", default="", help="the transcript of --prompt")
+    p.add_argument("--cfg", type=_finite_float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument("--speed", type=_positive_float, default=1.0, help="> 1 speaks faster")
+    p.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
+    p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+
+
+sample_command.add_arguments = _sample_arguments
 
 
 def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
@@ -182,19 +206,37 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
+    print(json.dumps(_evaluate_args(a, ckpt=a.ckpt or None)))
+
+
+def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
+    """:func:`evaluate` with the flags of ``eval`` (corpus and probe default to the config's); ``kw``: the run."""
     data = a.data or str(corpus_root(a.config))
     asr = a.asr if a.asr is not None else str(probe_dir(a.config))
-    res = evaluate(
-        a.config,
-        data,
-        asr or None,
-        ckpt=a.ckpt or None,
-        n=a.n,
-        steps=a.steps,
-        val_size=a.val_size,
-        vocoder=a.vocoder or None,
+    return evaluate(
+        a.config, data, asr or None, n=a.n, steps=a.steps, val_size=a.val_size, vocoder=a.vocoder or None, **kw
     )
+
+
+def eval_command(module: Any, a: argparse.Namespace) -> None:
+    """``ditkit tts eval``: :func:`evaluate` of a loaded module, printed and written to ``<a.out>/eval.json``."""
+    res = _evaluate_args(a, module=module)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res))
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` beyond the common ones (config, checkpoint, steps)."""
+    p.add_argument("--data", default="", help="corpus folder (default: the config's)")
+    p.add_argument("--asr", default=None, help="probe folder (default: <corpus>/../asr_probe; '' skips CER / WER)")
+    p.add_argument("--n", type=_positive_int, default=32, help="held-out utterances")
+    p.add_argument("--val-size", type=_positive_int, default=64)
+    p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+
+
+eval_command.add_arguments = _eval_arguments
 
 
 def _fit_overrides(a: argparse.Namespace) -> list[str]:
@@ -231,8 +273,9 @@ def evaluate(
     asr: str | None,
     *,
     ckpt: str | None = None,
+    module: Any | None = None,
     n: int = 32,
-    steps: int = 16,
+    steps: int | None = 16,
     val_size: int = 64,
     cfg_scale: float | None = None,
     vocoder: str | None = None,
@@ -241,12 +284,14 @@ def evaluate(
     of ``config`` (``ckpt``: its checkpoint or a ``save_pretrained`` folder; default the config's last checkpoint).
 
     ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
-    ground truth is then also scored through it, ``cer_ground_truth_vocoder``).
+    ground truth is then also scored through it, ``cer_ground_truth_vocoder``). ``module``: an already loaded
+    module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``.
     """
     from ditkit_audio.asr import load_probe
     from ditkit_audio.metrics import duration_error, error_rate, mcd_dtw
 
-    module = load(config, ckpt)
+    module = load(config, ckpt) if module is None else module
+    steps = module.sampler.steps if steps is None else steps
     tok = module.tokenizer
     _, items = heldout(module, data, val_size)
     items = items[:n]
@@ -326,16 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("sample", help="speak a text (optionally continuing a voice prompt)")
     s.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     s.add_argument("--ckpt", default="", help=ckpt_help)
-    s.add_argument("--text", type=_text, required=True)
-    s.add_argument("--prompt", default="")
-    s.add_argument("--prompt-text", default="")
     s.add_argument("--steps", type=_positive_int, default=16)
-    s.add_argument("--cfg", type=_finite_float, default=None)
-    s.add_argument("--speed", type=_positive_float, default=1.0, help="> 1 speaks faster")
-    s.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="", help="wav path (default: <default_root_dir>/sample.wav)")
-    s.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+    _sample_arguments(s)
     r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
     r.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     r.add_argument("--data", default="", help="corpus folder (default: the config's)")
@@ -347,12 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
     e.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     e.add_argument("--ckpt", default="", help=ckpt_help)
-    e.add_argument("--data", default="", help="corpus folder (default: the config's)")
-    e.add_argument("--asr", default=None, help="probe folder (default: <corpus>/../asr_probe; '' skips CER / WER)")
-    e.add_argument("--n", type=_positive_int, default=32)
     e.add_argument("--steps", type=_positive_int, default=16)
-    e.add_argument("--val-size", type=_positive_int, default=64)
-    e.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+    _eval_arguments(e)
     v = sub.add_parser("train-vocoder", help="train the Vocos-style neural vocoder (+ held-out figures vs Griffin-Lim)")
     v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
     v.add_argument("--steps", type=_positive_int, default=None, help="override trainer.max_steps of the config")
@@ -376,6 +411,16 @@ def main(argv: list[str] | None = None) -> None:
         "train-codec": cmd_train_codec,
         "eval-codec": cmd_eval_codec,
     }[a.cmd](a)
+
+
+APP = App(
+    name="tts",
+    help="text-to-speech: F5-style mel infilling on an espeak-ng corpus (ditkit_audio)",
+    config=DEFAULT_CONFIG,
+    commands={"sample": "ditkit_audio.cli:sample_command", "eval": "ditkit_audio.cli:eval_command"},
+    bench="benchmarks/tts.py",
+)
+"""``ditkit tts fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""
 
 
 if __name__ == "__main__":

@@ -158,9 +158,15 @@ class LengthBucketBatchSampler(BatchSampler):
         self.num_replicas, self.rank = _replicas(num_replicas, rank, sampler)
         # Lightning calls set_epoch on ``batch_sampler.sampler``: the epoch-seeded shuffle lives there
         super().__init__(EpochShuffleSampler(self.lengths, seed, shuffle=True), batch_size, bool(drop_last))
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+
+    def skip_batches(self, k: int) -> None:
+        """Drop this rank's first ``k`` batches of the next epoch (resuming from a mid-epoch checkpoint; called by
+        :func:`ditkit_core.lightning.resume_data_order`). The rest of the epoch is the uninterrupted order."""
+        self._skip = int(k)
 
     def _all_batches(self) -> list[list[int]]:
         """The whole epoch's batches (every rank computes the same list)."""
@@ -190,7 +196,8 @@ class LengthBucketBatchSampler(BatchSampler):
         return out[self.rank : total : r]
 
     def __iter__(self):
-        return iter(self._batches())
+        skip, self._skip = self._skip, 0
+        return iter(self._batches()[skip:])
 
     def __len__(self) -> int:
         return len(self._batches())

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ditkit_core.errors import DataError, read_text
+from ditkit_core.app import App
+from ditkit_core.errors import DataError, atomic_write, read_text
 from ditkit_core.lightning import default_checkpoint, from_config, load_run, read_config, run_dir
 
 
@@ -152,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--ckpt", default=None, help="checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)")
         s.add_argument("--pretrained", default=None, help="a save_pretrained folder instead of a checkpoint")
         s.add_argument("--out", default=None, help="figure folder (default: <default_root_dir>/samples)")
-        s.add_argument("--samples", type=_positive, default=None, help="draws per series (default: eval_samples)")
         s.add_argument("--steps", type=_positive, default=None, help="Euler steps per draw (default: sampler.steps)")
+        _arguments(s)
     a = p.parse_args(argv)
     if a.cmd == "data":
         from ditkit_geo.io import save_npz
@@ -169,16 +170,49 @@ def main(argv: list[str] | None = None) -> None:
         module = load_run(a.config, ckpt, pretrained=a.pretrained)
     except FileNotFoundError as e:
         raise SystemExit(f"ditkit-sits {a.cmd}: {e}") from e
-    dm = data_module(a.config)
     if a.cmd == "sample":
-        from ditkit_geo.viz import write_task_figures
+        a.out = a.out if a.out is not None else str(run_dir(a.config) / "samples")
+        return sample_command(module, a)
+    eval_command(module, a)
 
-        out = Path(a.out) if a.out is not None else run_dir(a.config) / "samples"
-        for path in write_task_figures(module, dm, out, "final", n=3):
-            print(f"wrote {path}")
-        return
-    for rec in evaluate_all(module, dm, samples=a.samples, steps=a.steps):
+
+def sample_command(module: Any, a: argparse.Namespace) -> None:
+    """Figures of every task of a loaded run on the config's data, in ``a.out`` (``ditkit sits sample``)."""
+    from ditkit_geo.viz import write_task_figures
+
+    for path in write_task_figures(module, data_module(a.config), Path(a.out), "final", n=3):
+        print(f"wrote {path}")
+
+
+def eval_command(module: Any, a: argparse.Namespace) -> list[dict[str, Any]]:
+    """:func:`evaluate_all` of a loaded run on the config's data: one JSON line per task, and ``<a.out>/eval.json``
+    when ``a.out`` is set (``ditkit sits eval``; ``a.steps`` / ``a.samples`` None: the module's)."""
+    recs = evaluate_all(module, data_module(a.config), samples=a.samples, steps=a.steps)
+    for rec in recs:
         print(json.dumps(rec))
+    if a.out is not None:
+        with atomic_write(Path(a.out) / "eval.json", "w") as f:
+            f.write(json.dumps(recs, indent=1))
+    return recs
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``sample`` / ``eval`` beyond the common ones (config, weights, steps, output)."""
+    p.add_argument("--samples", type=_positive, default=None, help="draws per series (default: eval_samples)")
+
+
+sample_command.add_arguments = _arguments
+eval_command.add_arguments = _arguments
+
+
+APP = App(
+    name="sits",
+    help="satellite image time series: reconstruction, forecast, cloud removal and change (ditkit_geo)",
+    config="apps/sits/configs/default.yaml",
+    commands={"sample": "ditkit_geo.cli:sample_command", "eval": "ditkit_geo.cli:eval_command"},
+    bench="benchmarks/sits.py",
+)
+"""``ditkit sits fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from ditkit_core.app import App
 from ditkit_core.lightning import save_pretrained
 
 LATENT_MODULE = "ditkit_molecules.module_latent.LatentMoleculeModule"
@@ -38,11 +39,18 @@ def is_latent_config(config: str | Path) -> bool:
 def load_latent_run(config: str | Path, ckpt: str | Path, *, setup_data: bool = True) -> tuple[Any, Any]:
     """``(module, datamodule)`` of a trained latent run: weights through :func:`ditkit_core.lightning.load_run`, the
     data module from the YAML's ``data`` section (allow-listed classes only)."""
-    from ditkit_core.errors import DataError
-    from ditkit_core.lightning import from_config, read_config
     from ditkit_core.lightning import load_run as core_load_run
 
     module = core_load_run(config, ckpt)
+    return module, datamodule(config, module, setup_data=setup_data)
+
+
+def datamodule(config: str | Path, module: Any, *, setup_data: bool = True) -> Any:
+    """The data module of an app YAML's ``data`` section (allow-listed classes only); set up, it gives ``module``
+    its training SMILES (for novelty)."""
+    from ditkit_core.errors import DataError
+    from ditkit_core.lightning import from_config, read_config
+
     section = read_config(config).get("data")
     if not isinstance(section, dict) or "class_path" not in section:
         raise DataError("no data section with a class_path", path=config, field="data")
@@ -50,7 +58,7 @@ def load_latent_run(config: str | Path, ckpt: str | Path, *, setup_data: bool = 
     if setup_data:
         dm.setup("fit")
         module.train_smiles = set(dm.train_smiles)
-    return module, dm
+    return dm
 
 
 def load_run(config: str | Path, ckpt: str | Path | None, *, setup_data: bool = True) -> tuple[Any, Any]:
@@ -138,13 +146,36 @@ def generate(
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    module, _ = load_run(args.config, args.ckpt, setup_data=False)
+    sample_command(module, args)
+
+
+def parse_props(text: str | None) -> Tensor | None:
+    """``--props`` 'qed,logp,mw100' as a tensor (None: unconditional).
+
+    Raises:
+        ValueError: not three comma-separated numbers.
+    """
+    if not text:
+        return None
+    try:
+        return torch.tensor([float(v) for v in text.split(",")])
+    except ValueError:
+        raise ValueError(f"props={text!r}: must be three comma-separated numbers 'qed,logp,mw100'") from None
+
+
+@torch.no_grad()
+def sample_command(module: Any, args: argparse.Namespace) -> None:
+    """Samples of a loaded run in the folder ``args.out``: SMILES, SDF conformers and (latent) a PNG grid.
+
+    ``ditkit molecules sample`` calls it as ``(module, args)`` (``args.steps`` None: the module's).
+    """
     from ditkit_molecules.geometry import Conformer, embed, mol_to_arrays
     from ditkit_molecules.metrics import canonical
     from ditkit_molecules.viz import draw_grid, unwritable, write_3d_outputs, write_sdf, write_smiles
 
-    module, _ = load_run(args.config, args.ckpt, setup_data=False)
     out = Path(args.out)
-    props = torch.tensor([float(v) for v in args.props.split(",")]) if args.props else None
+    props = parse_props(args.props)
     samples = generate(module, args.n, args.seed, args.steps, props=props, cfg_scale=args.cfg_scale)
     if is_3d(module):
         bad = unwritable(samples)
@@ -260,9 +291,21 @@ def cmd_eval_latent(args: argparse.Namespace, module: Any, dm: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    module, dm = load_run(args.config, args.ckpt)
+    evaluate_run(args, module, dm)
+
+
+@torch.no_grad()
+def eval_command(module: Any, args: argparse.Namespace) -> None:
+    """``ditkit molecules eval``: the metric table of a loaded run as ``eval.md`` / ``eval.json`` in ``args.out``."""
+    args.out = str(Path(args.out) / "eval")
+    evaluate_run(args, module, datamodule(args.config, module))
+
+
+def evaluate_run(args: argparse.Namespace, module: Any, dm: Any) -> None:
+    """The metric table of ``module`` on ``dm`` (printed; ``<args.out>.md`` / ``.json`` when ``args.out`` is set)."""
     from ditkit_molecules.metrics import format_table
 
-    module, dm = load_run(args.config, args.ckpt)
     if not is_3d(module):
         return cmd_eval_latent(args, module, dm)
     rows = evaluate(module, dm, args.n, args.seed, args.steps, not args.no_fcd)
@@ -288,6 +331,18 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {save_pretrained(module, args.out)}")
 
 
+def _arguments(s: argparse.ArgumentParser, command: str) -> None:
+    """The flags of ``command`` beyond the common ones (config, checkpoint, seed, steps, output)."""
+    s.add_argument("--n", type=int, default=200 if command == "eval" else 64, help="molecules")
+    s.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
+    s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
+
+
+sample_command.add_arguments = lambda p: _arguments(p, "sample")
+eval_command.add_arguments = lambda p: _arguments(p, "eval")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="ditkit_molecules.cli", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -297,13 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument(
             "--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)"
         )
-        s.add_argument("--n", type=int, default=200 if name == "eval" else 64)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--steps", type=int, default=None, help="solver steps (default: the module's)")
         s.add_argument("--out", default=None)
-        s.add_argument("--no-fcd", action="store_true", help="skip FCD")
-        s.add_argument("--props", default=None, help="latent model: target 'qed,logp,mw100' for sample")
-        s.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale with --props")
+        _arguments(s, name)
     args = p.parse_args(argv)
     if args.ckpt is None:
         from ditkit_core.lightning import default_checkpoint
@@ -312,15 +364,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd in ("sample", "export") and not args.out:
         p.error(f"{args.cmd} needs --out")
     try:
-        props = [float(v) for v in args.props.split(",")] if args.props else None
-    except ValueError:
-        p.error(f"--props={args.props!r}: must be three comma-separated numbers 'qed,logp,mw100'")
-    try:
+        props = parse_props(args.props)
         check_sampling(n=args.n, steps=args.steps, props=props, cfg_scale=args.cfg_scale)
     except ValueError as e:
         p.error(f"--{e}".replace("cfg_scale=", "cfg-scale="))
     with torch.no_grad():  # scoped: callers (tests, notebooks) keep their grad mode
         {"sample": cmd_sample, "eval": cmd_eval, "export": cmd_export}[args.cmd](args)
+
+
+APP = App(
+    name="molecules",
+    help="molecules: 3D conformers (QM9) and latent SMILES / SELFIES generation (ditkit_molecules)",
+    config="apps/molecules/configs/default.yaml",
+    commands={"sample": "ditkit_molecules.cli:sample_command", "eval": "ditkit_molecules.cli:eval_command"},
+    bench="benchmarks/molecules.py",
+)
+"""``ditkit molecules fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class LatentMoleculeModule(FlowMatchingModule):
     """
 
     LEGACY_ARGS: ClassVar[dict[str, tuple[str, str]]] = {}
+    UNUSED_PARAMETERS: ClassVar[bool] = True  # the DiT takes no part in the autoencoder phase, the decoder none after
     """The latent module's own arguments never moved to a group; its earlier flat base arguments (``lr``,
     ``cond_dropout``, ``sample_steps``, ...) are migrated by the core table."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
+from ditkit_core.app import App
 from ditkit_robotics.envs import DEFAULT_TASKS
 
 
@@ -68,16 +70,35 @@ def _config_defaults(config: str | None) -> tuple[Path | None, str | None]:
 def cmd_eval(args: argparse.Namespace) -> None:
     import torch
 
-    from ditkit_core.errors import atomic_write
+    _check_tag(args.tag)
+    torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
+    eval_command(load_trained(args.config, args.pretrained, args.ckpt), args)
+
+
+def _check_tag(tag: str) -> None:
+    if "/" in tag or "\\" in tag:
+        raise ValueError(f"eval: --tag={tag!r}: must be a file-name suffix (no path separators)")
+
+
+def eval_command(policy: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Roll a loaded policy out in Meta-World with fixed seeds; ``eval<tag>.json`` / ``.md`` in ``args.out``.
+
+    ``ditkit policy eval`` calls it as ``(module, args)``: ``args.steps`` None is the policy's ``sampler.steps``,
+    ``args.cache`` None is ``auto`` (the policy's ``sampler.cache``).
+    """
+    import torch
+
+    from ditkit_core.errors import DataError, atomic_write
     from ditkit_robotics.data import load_zarr_episodes
     from ditkit_robotics.evaluate import calibration_batch, evaluate, resolve_cache
+    from ditkit_robotics.module import PolicyModule
 
-    if "/" in args.tag or "\\" in args.tag:
-        raise ValueError(f"eval: --tag={args.tag!r}: must be a file-name suffix (no path separators)")
-    torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
+    if not isinstance(policy, PolicyModule):
+        raise DataError(f"expected a ditkit_robotics.PolicyModule, got {type(policy).__qualname__}")
+    _check_tag(args.tag)
     root, store = _config_defaults(args.config)
     data = args.data or store or "data/policy/metaworld_demos.zarr"
-    policy = load_trained(args.config, args.pretrained, args.ckpt)
+    args.steps = policy.sampler.steps if args.steps is None else args.steps
     tasks = args.tasks
     if not tasks:
         _, attrs = load_zarr_episodes(data) if Path(data).exists() else (None, {"tasks": DEFAULT_TASKS})
@@ -85,22 +106,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.out is None and root is None:
         raise ValueError("eval: pass --out or --config (whose trainer.default_root_dir is the output folder)")
     out = Path(args.out) if args.out is not None else root
-    cache = resolve_cache(policy, args.cache)
+    cache = resolve_cache(policy, args.cache or "auto")
     out.mkdir(parents=True, exist_ok=True)
-    res = evaluate(
-        policy,
-        tasks,
-        episodes=args.episodes,
-        seed=args.seed,
-        steps=args.steps,
-        cache=cache,
-        max_steps=args.max_steps,
-        expert=not args.no_expert,
-        gif=None if args.no_gif else out / f"rollout_{tasks[0]}.gif",
-        calib=calibration_batch(data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
-        if "block" in cache
-        else None,
-    )
+    with torch.no_grad():
+        res = evaluate(
+            policy,
+            tasks,
+            episodes=args.episodes,
+            seed=args.seed,
+            steps=args.steps,
+            cache=cache,
+            max_steps=args.max_steps,
+            expert=not args.no_expert,
+            gif=None if args.no_gif else out / f"rollout_{tasks[0]}.gif",
+            calib=calibration_batch(data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
+            if "block" in cache
+            else None,
+        )
     with atomic_write(out / f"eval{args.tag}.json", "w") as f:
         f.write(json.dumps(res, indent=2))
     with atomic_write(out / f"eval{args.tag}.md", "w") as f:
@@ -119,6 +141,22 @@ def cmd_eval(args: argparse.Namespace) -> None:
             }
         )
     )
+    return res
+
+
+def _eval_arguments(e: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` beyond the common ones (config, weights, steps, seed, cache, output)."""
+    e.add_argument("--tag", default="", help="suffix of eval<tag>.json / .md")
+    e.add_argument("--data", default=None, help="store whose task list to use (default: the config's data path)")
+    e.add_argument("--tasks", nargs="*", default=None)
+    e.add_argument("--episodes", type=int, default=20, help="rollouts per task")
+    e.add_argument("--max-steps", type=int, default=500)
+    e.add_argument("--no-expert", action="store_true")
+    e.add_argument("--no-gif", action="store_true")
+    e.set_defaults(seed=1000)  # the first reset seed: demonstrations use 0..N-1
+
+
+eval_command.add_arguments = _eval_arguments
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,20 +177,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     e.add_argument("--pretrained", default=None, help="pretrained folder (default: <default_root_dir>/pretrained)")
     e.add_argument("--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last)")
-    e.add_argument("--tag", default="", help="suffix of eval<tag>.json / .md")
-    e.add_argument("--data", default=None, help="store whose task list to use (default: the config's data path)")
-    e.add_argument("--tasks", nargs="*", default=None)
-    e.add_argument("--episodes", type=int, default=20, help="rollouts per task")
     e.add_argument("--seed", type=int, default=1000, help="first reset seed (demos use 0..N-1)")
     e.add_argument("--steps", type=int, default=10, help="solver steps per chunk")
     e.add_argument("--cache", default="auto", choices=["auto", "none", "expert", "block", "expert+block"])
-    e.add_argument("--max-steps", type=int, default=500)
     e.add_argument("--out", default=None, help="output folder (default: the config's default_root_dir)")
-    e.add_argument("--no-expert", action="store_true")
-    e.add_argument("--no-gif", action="store_true")
+    _eval_arguments(e)
     e.set_defaults(fn=cmd_eval)
     args = p.parse_args(argv)
     args.fn(args)
+
+
+APP = App(
+    name="policy",
+    help="visuomotor policy: action chunks on Meta-World demonstrations, evaluated by rollouts (ditkit_robotics)",
+    config="apps/policy/configs/default.yaml",
+    commands={"eval": "ditkit_robotics.cli:eval_command"},
+    bench="benchmarks/policy.py",
+)
+"""``ditkit policy fit|eval|distill|bench`` (entry point ``ditkit.apps``; rollouts are its samples)."""
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ditkit_core.app import App
 from ditkit_core.errors import DataError, atomic_write
 from ditkit_core.lightning import default_checkpoint, load_run, read_config, run_dir
 from ditkit_shapes.data import NORMALIZE_MODES, ShapeFolderDataset, write_ply
@@ -51,14 +52,22 @@ def load(
     """
     if ckpt is None and pretrained is None and config is not None:
         ckpt = default_checkpoint(config)
-    module = load_run(config, ckpt, pretrained=pretrained)
+    return checked(load_run(config, ckpt, pretrained=pretrained), data, pretrained or ckpt)
+
+
+def checked(module: Any, data: str | Path | None = None, source: str | Path | None = None) -> ShapesModule:
+    """``module`` if it is a :class:`ShapesModule`; without label names it gets the sorted class folders of ``data``.
+
+    Raises:
+        DataError: not a ShapesModule (``source``, the weights, named). ValueError: the class count differs.
+    """
     if not isinstance(module, ShapesModule):
-        raise DataError(f"holds a {type(module).__name__}, not a ShapesModule", path=pretrained or ckpt)
+        raise DataError(f"holds a {type(module).__name__}, not a ShapesModule", path=source)
     if module.class_names is None and data is not None and Path(data).is_dir():
         names = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
         k = module.config.num_classes
         if k and len(names) != k:
-            raise ValueError(f"load: {ckpt} has no class names and {k} classes, but {data} has {len(names)} {names}")
+            raise ValueError(f"load: {source} has no class names and {k} classes, but {data} has {len(names)} {names}")
         module.class_names = names
     return module
 
@@ -69,10 +78,35 @@ def data_settings(config: str | Path) -> dict[str, Any]:
     return {k: args[k] for k in ("root", "normalize", "points") if k in args}
 
 
+def with_data_defaults(a: argparse.Namespace, command: str) -> argparse.Namespace:
+    """Fill ``a.data`` / ``a.normalize`` (and ``a.stored_points`` for eval) from the config's ``data`` section.
+
+    Raises:
+        ValueError: no dataset root (neither ``--data`` nor the config's ``data.init_args.root``).
+    """
+    settings = data_settings(a.config)
+    a.data = a.data if a.data is not None else settings.get("root")
+    if a.data is None:
+        raise ValueError(f"{command}: give --data or a --config with data.init_args.root")
+    a.normalize = a.normalize or settings.get("normalize", "unit_sphere")
+    if command == "eval":
+        a.stored_points = a.stored_points or settings.get("points", 2048)
+    return a
+
+
 def cmd_sample(a: argparse.Namespace) -> None:
+    sample_command(load(a.ckpt, a.data, a.config, a.pretrained), a)
+
+
+def sample_command(module: ShapesModule, a: argparse.Namespace) -> None:
+    """Class-conditional ``.ply`` samples, their PNG grid and a completion example of a loaded run in ``a.out``.
+
+    ``ditkit shapes sample`` calls it as ``(module, args)``; data settings default to the config's.
+    """
     from ditkit_shapes.viz import render_grid
 
-    module = load(a.ckpt, a.data, a.config, a.pretrained)
+    with_data_defaults(a, "sample")  # keeps the values given
+    module = checked(module, a.data, a.ckpt or a.pretrained)
     a.points = module.sample_points if a.points is None else a.points
     names = module.class_names or [str(i) for i in range(module.config.num_classes)]
     labels = torch.arange(len(names)).repeat_interleave(a.per_class)
@@ -181,7 +215,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    module = load(a.ckpt, a.data, a.config, a.pretrained)
+    eval_command(load(a.ckpt, a.data, a.config, a.pretrained), a)
+
+
+def eval_command(module: ShapesModule, a: argparse.Namespace) -> None:
+    """The per-class table of a loaded run (:func:`evaluate`) as ``eval.json`` and ``eval.md`` in ``a.out``.
+
+    ``ditkit shapes eval`` calls it as ``(module, args)``; data settings default to the config's.
+    """
+    with_data_defaults(a, "eval")  # keeps the values given
+    module = checked(module, a.data, a.ckpt or a.pretrained)
     rows = evaluate(
         module,
         a.data,
@@ -223,6 +266,39 @@ def _finite(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="dataset root (default: the config's data.init_args.root)")
+    p.add_argument("--normalize", default=None, choices=list(NORMALIZE_MODES), help="default: the config's")
+    p.add_argument("--points", type=_positive, default=None, help="points per cloud (default: model.sample_points)")
+    p.add_argument("--cfg", type=_finite, default=None, help="guidance scale (default: the model's)")
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``sample`` beyond the common ones (config, weights, steps, seed, output)."""
+    _data_arguments(p)
+    p.add_argument("--per-class", type=_positive, default=2, help="samples per class")
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` beyond the common ones (config, weights, steps, seed, output)."""
+    _data_arguments(p)
+    p.add_argument("--classes", nargs="*", default=None, help="classes to evaluate (default: all)")
+    p.add_argument("--n", type=_positive, default=48, help="clouds per class")
+    p.add_argument("--emd-points", type=_positive, default=256)
+    p.add_argument("--metrics", nargs="+", default=["cd", "emd"], choices=["cd", "emd"])
+    p.add_argument(
+        "--stored-points",
+        type=_positive,
+        default=None,
+        help="points per stored cloud (default: the config's data points, else 2048); references are normalised "
+        "on all of them, then subsampled",
+    )
+
+
+sample_command.add_arguments = _sample_arguments
+eval_command.add_arguments = _eval_arguments
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="ditkit-shapes")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -235,28 +311,11 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--config", required=True, help="the app YAML the run was trained with")
         p.add_argument("--ckpt", default=None, help="checkpoint (default: <default_root_dir>/checkpoints/last.ckpt)")
         p.add_argument("--pretrained", default=None, help="a save_pretrained folder instead of a checkpoint")
-        p.add_argument("--data", default=None, help="dataset root (default: the config's data.init_args.root)")
-        p.add_argument("--normalize", default=None, choices=list(NORMALIZE_MODES), help="default: the config's")
-        p.add_argument("--points", type=_positive, default=None, help="points per cloud (default: model.sample_points)")
         p.add_argument("--steps", type=_positive, default=None, help="solver steps (default: the model's)")
         p.add_argument("--seed", type=int, default=0)
         where = "samples/final" if name == "sample" else "eval"
         p.add_argument("--out", default=None, help=f"output folder (default: <default_root_dir>/{where})")
-        p.add_argument("--cfg", type=_finite, default=None, help="guidance scale (default: the model's)")
-    sp = sub.choices["sample"]
-    sp.add_argument("--per-class", type=_positive, default=2)
-    ep = sub.choices["eval"]
-    ep.add_argument("--classes", nargs="*", default=None)
-    ep.add_argument("--n", type=_positive, default=48)
-    ep.add_argument("--emd-points", type=_positive, default=256)
-    ep.add_argument("--metrics", nargs="+", default=["cd", "emd"], choices=["cd", "emd"])
-    ep.add_argument(
-        "--stored-points",
-        type=_positive,
-        default=None,
-        help="points per stored cloud (default: the config's data points, else 2048); references are normalised "
-        "on all of them, then subsampled",
-    )
+        (_sample_arguments if name == "sample" else _eval_arguments)(p)
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from ditkit_shapes.procedural import main as data_main
@@ -266,18 +325,23 @@ def main(argv: list[str] | None = None) -> None:
             ap.error("data: give --out or a --config with data.init_args.root")
         data_main(["--out", str(out), "--seed", str(a.seed)])
         return
-    settings = data_settings(a.config)
-    a.data = a.data if a.data is not None else settings.get("root")
-    if a.data is None:
-        ap.error(f"{a.cmd}: give --data or a --config with data.init_args.root")
-    a.normalize = a.normalize or settings.get("normalize", "unit_sphere")
+    try:
+        with_data_defaults(a, a.cmd)
+    except ValueError as e:
+        ap.error(str(e))
     if a.out is None:
         a.out = str(run_dir(a.config) / ("samples/final" if a.cmd == "sample" else "eval"))
-    if a.cmd == "sample":
-        cmd_sample(a)
-    else:
-        a.stored_points = a.stored_points or settings.get("points", 2048)
-        cmd_eval(a)
+    (cmd_sample if a.cmd == "sample" else cmd_eval)(a)
+
+
+APP = App(
+    name="shapes",
+    help="3D point clouds: class-conditional generation and completion of procedural shapes (ditkit_shapes)",
+    config="apps/shapes/configs/default.yaml",
+    commands={"sample": "ditkit_shapes.cli:sample_command", "eval": "ditkit_shapes.cli:eval_command"},
+    bench="benchmarks/shapes.py",
+)
+"""``ditkit shapes fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""
 
 
 if __name__ == "__main__":

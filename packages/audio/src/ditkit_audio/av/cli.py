@@ -13,9 +13,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from ditkit_core.app import App
 
 
 def _positive(kind: type, low: float = 1) -> object:
@@ -65,13 +68,33 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from ditkit_audio.av.media import read_media, write_mp4
-    from ditkit_audio.av.viz import contact_sheet
     from ditkit_core.lightning import default_checkpoint, load_run, run_dir
 
     module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
+    args.out = args.out or str(run_dir(args.config) / "sample")
+    sample_command(module, args)
+
+
+def data_root(config: str | Path, default: str = "outputs/av/data") -> str:
+    """The clip folder of an app config (``data.init_args.root``), else ``default``."""
+    from ditkit_core.lightning import read_config
+
+    data = read_config(config).get("data") or {}
+    root = (data.get("init_args") or {}).get("root") if isinstance(data, dict) else None
+    return root if isinstance(root, str) and root else default
+
+
+def sample_command(module: Any, args: argparse.Namespace) -> None:
+    """One task of a loaded run on test clips (or ``args.input``) -> .mp4 with sound + contact sheet in ``args.out``.
+
+    ``ditkit audio_video sample`` calls it as ``(module, args)``; ``args.steps`` None: the model's sampler steps,
+    ``args.data`` None: the config's clip folder.
+    """
+    from ditkit_audio.av.media import read_media, write_mp4
+    from ditkit_audio.av.viz import contact_sheet
+
     tok = module.tokenizer
-    out = Path(args.out) if args.out else run_dir(args.config) / "sample"
+    out = Path(args.out)
     if args.input:
         video, audio = read_media(args.input, fps=tok.fps, size=tok.size, sample_rate=tok.sample_rate)
         nf, ns = tok.frames, tok.samples
@@ -89,7 +112,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         from ditkit_audio.av.data import AVDataModule
 
         dm = AVDataModule(
-            root=args.data,
+            root=args.data or data_root(args.config),
             size=tok.size,
             fps=tok.fps,
             seconds=tok.seconds,
@@ -137,6 +160,22 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(json.dumps({"task": args.task, "written": [str(p) for p in written]}))
 
 
+def _sample_arguments(s: argparse.ArgumentParser) -> None:
+    """The flags of ``sample`` beyond the common ones (config, checkpoint, steps, seed, output)."""
+    s.add_argument("--task", choices=("joint", "v2a", "a2v", "continue"), default="v2a")
+    s.add_argument("--input", default=None, help="a real .mp4 (its first clip) instead of test clips")
+    s.add_argument("--data", default=None, help="clip folder (default: the config's data.init_args.root)")
+    s.add_argument("--index", type=_positive(int, 0), default=0, help="first test clip")
+    s.add_argument("--n", type=_positive(int, 1), default=4, help="test clips")
+    s.add_argument("--cut", type=float, default=None, help="continue: seconds given")
+    s.add_argument("--cfg-video", type=_positive(float, 0), default=None)
+    s.add_argument("--cfg-audio", type=_positive(float, 0), default=None)
+    s.add_argument("--scale", type=_positive(int, 1), default=4, help="pixel repetition of the written .mp4")
+
+
+sample_command.add_arguments = _sample_arguments
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     from ditkit_core.lightning import FlowCLI
 
@@ -165,18 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("sample", help="one task of a trained run -> .mp4 + contact sheet")
     s.add_argument("--config", default="apps/audio_video/configs/default.yaml")
     s.add_argument("--ckpt", default=None)
-    s.add_argument("--task", choices=("joint", "v2a", "a2v", "continue"), default="v2a")
-    s.add_argument("--input", default=None, help="a real .mp4 (its first clip) instead of test clips")
-    s.add_argument("--data", default="outputs/av/data")
-    s.add_argument("--index", type=_positive(int, 0), default=0)
-    s.add_argument("--n", type=_positive(int, 1), default=4)
     s.add_argument("--steps", type=_positive(int, 1), default=16)
-    s.add_argument("--cut", type=float, default=None, help="continue: seconds given")
-    s.add_argument("--cfg-video", type=_positive(float, 0), default=None)
-    s.add_argument("--cfg-audio", type=_positive(float, 0), default=None)
-    s.add_argument("--scale", type=_positive(int, 1), default=4, help="pixel repetition of the written .mp4")
     s.add_argument("--seed", type=_positive(int, 0), default=0)
     s.add_argument("--out", default=None)
+    _sample_arguments(s)
     s.set_defaults(fn=cmd_sample)
     e = sub.add_parser("eval", help="every figure of make eval-av (JSON lines)")
     e.set_defaults(fn=None)
@@ -197,6 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     if rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     args.fn(args)
+
+
+APP = App(
+    name="audio_video",
+    help="joint audio-video generation: v2a, a2v, joint and continuation on procedural clips (ditkit_audio.av)",
+    config="apps/audio_video/configs/default.yaml",
+    commands={"sample": "ditkit_audio.av.cli:sample_command", "eval": "ditkit_audio.av.evaluate:eval_command"},
+    bench="benchmarks/av.py",
+)
+"""``ditkit audio_video fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""
 
 
 if __name__ == "__main__":

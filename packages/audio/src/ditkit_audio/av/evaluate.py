@@ -13,9 +13,11 @@ Per task (on held-out clips of one split; the detector thresholds are chosen on 
 * ``continue``: the generated second half: video collisions and audio onsets vs the truth (the physics is
   deterministic), and their mutual synchrony.
 
-Controls beside each figure: ``ceiling`` = the same detector on the real clips; ``baseline`` = the real stream of a
-different clip (mismatched pairs), chance for pitch, random latents for the Frechet distances, and the data's own
-score (validation vs test clips).
+Controls beside each figure: ``ceiling`` = the same detector on the real clips (the data's own score); ``baseline``
+= the real stream of a different clip (mismatched pairs: no model, the prior), chance for pitch, random latents for
+the Frechet distances, and the data's own score (validation vs test clips); ``classical`` (v2a, joint) = rule-based
+Foley, no learning: the collisions tracked in the given frames rendered with the data's sound rule
+(:func:`~ditkit_audio.av.metrics.rule_foley`).
 """
 
 from __future__ import annotations
@@ -199,16 +201,25 @@ def frechet_block(
     return out
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
+    """Every figure of ``args.tasks`` (JSON lines; ``<out>/eval_<split>.json``) of ``module`` (default: the run of
+    ``args.config`` / ``args.ckpt``)."""
+    from ditkit_audio.av.cli import data_root
     from ditkit_audio.av.data import AVDataModule
     from ditkit_core.lightning import default_checkpoint, load_run, run_dir
 
     out: list[dict] = []
-    module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
+    if module is None:
+        module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
     tok = module.tokenizer
     root = Path(args.out) if args.out else run_dir(args.config) / "eval"
     dm = AVDataModule(
-        root=args.data, size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate, n_mels=tok.n_mels
+        root=args.data or data_root(args.config),
+        size=tok.size,
+        fps=tok.fps,
+        seconds=tok.seconds,
+        sample_rate=tok.sample_rate,
+        n_mels=tok.n_mels,
     )
     dm.setup()
     data = {"val": dm.val, "test": dm.test}[args.split]
@@ -238,6 +249,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     )
     fr = tok.frame_rate
     corr = lambda v, m: M.size_loudness_correlation(v, m, fr, tok.fps)  # noqa: E731
+    foley: dict[int, dict] = {}  # classical video-to-audio: the tracker's collisions rendered with the sound rule
+    if "audio" in module.streams and ({"v2a", "joint"} & set(args.tasks)):
+        for i in balls:
+            wav = M.rule_foley(data.video[i], tok.fps, tok.sample_rate, settings, seed=i)
+            foley[i] = detect(data.video[i], tok.features(torch.from_numpy(wav)), tok, settings, bands)
     for task in args.tasks:
         if task in ("v2a", "a2v") and "audio" not in module.streams:
             continue
@@ -245,6 +261,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         det = [detect(gen["video"][k], gen["mel"][k], tok, settings, bands) for k in range(len(idx))]
         gsec = gen["seconds"] / len(idx) / tok.seconds
         if task == "v2a":
+            emit(out, figure="v2a_video_reliance", task=task, rows=video_reliance(module, data, balls[:32]))
             emit(
                 out,
                 figure="v2a_onset_sync",
@@ -252,6 +269,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 model=sync_block([(det[k]["audio"], refs[i][0]) for k, i in enumerate(balls)], tol),
                 ceiling_real_audio=sync_block([(real[i]["audio"], refs[i][0]) for i in balls], tol),
                 baseline_other_clip_audio=sync_block([(real[mism[i]]["audio"], refs[i][0]) for i in balls], tol),
+                classical_rule_foley=sync_block([(foley[i]["audio"], refs[i][0]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             emit(
@@ -265,6 +283,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                     [(real[i]["audio"], real[i]["audio_colors"], *refs[i]) for i in balls], tol
                 ),
                 baseline_chance=0.25,
+                classical_rule_foley=pitch_block(
+                    [(foley[i]["audio"], foley[i]["audio_colors"], *refs[i]) for i in balls], tol
+                ),
                 goal="accuracy >= 0.8",
             )
             if pulse:
@@ -310,6 +331,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 model=sync_block([(det[k]["audio"], det[k]["video"]) for k in range(nb)], tol),
                 ceiling_real=sync_block([(real[i]["audio"], real[i]["video"]) for i in balls], tol),
                 baseline_mismatched_real=sync_block([(real[mism[i]]["audio"], real[i]["video"]) for i in balls], tol),
+                classical_real_video_rule_foley=sync_block([(foley[i]["audio"], real[i]["video"]) for i in balls], tol),
                 goal="f1 >= 0.85 and |median offset| <= 62.5 ms",
             )
             if pulse:
@@ -391,6 +413,58 @@ def run(args: argparse.Namespace) -> list[dict]:
     return out
 
 
+@torch.no_grad()
+def video_reliance(
+    module: Any, data: Any, idx: list[int], times: tuple[float, ...] = (0.02, 0.1, 0.3, 0.6, 0.9), seed: int = 1
+) -> list[dict]:
+    """How much the audio prediction of the v2a task reads the given video.
+
+    At fixed times ``t`` (same noise for every variant) the network's audio output is compared with the clean audio
+    (mean squared error over the audio channels, in normalised mel units) when the clips come with their own video,
+    with another clip's video (rolled by one), and with the condition dropped. A model that times its sound from
+    the frames has a clearly lower error with the clip's own video near noise (small ``t``).
+
+    Args:
+        module: an audio-video module with an audio stream.
+        data: a dataset with ``batch(indices)``.
+        idx: clips to use.
+        times: flow times (0 = noise, 1 = data).
+        seed: seed of the noise.
+
+    Returns:
+        One row per time: ``{"t", "own_video", "other_video", "no_condition"}``.
+    """
+    from ditkit_audio.av.module import TASKS
+
+    was = module.training
+    module.eval()
+    tok = module.tokenizer
+    n = len(idx)
+    own = data.batch(idx)
+    other = {**own, "video": own["video"].roll(1, 0)}
+    nv = tok.video_tokens
+    rows = []
+    for t in times:
+        row: dict[str, float] = {"t": t}
+        variants = (("own_video", own, False), ("other_video", other, False), ("no_condition", own, True))
+        for name, batch, drop in variants:
+            tokens = module.tokenize({**batch, "task": torch.full((n,), TASKS.index("v2a")), "cut": torch.zeros(n)})
+            x_1, known = tokens.x, tokens.known_mask
+            x_0 = module.sample_noise(x_1, tokens, torch.Generator().manual_seed(seed))
+            tt = torch.full((n,), float(t))
+            x_t = torch.where(known, x_1, (1 - tt[:, None, None]) * x_0 + tt[:, None, None] * x_1)
+            d = torch.full((n,), drop, dtype=torch.bool)
+            out = module.model(x_t, tt, drop_cond=d, **module.condition(tokens, d).model_kwargs())
+            if module.flow.prediction != "data":  # velocity -> clean data along the straight path
+                out = x_t + (1 - tt[:, None, None]) * out
+            mask = (~known[:, nv:]) & tok.channel_mask(n, x_1.device)[:, nv:]
+            err = ((out[:, nv:] - x_1[:, nv:]) ** 2 * mask).sum() / mask.sum()
+            row[name] = round(float(err), 4)
+        rows.append(row)
+    module.train(was)
+    return rows
+
+
 def write_examples(out: Path, module: Any, data: Any, idx: list[int], gen: dict, refs: dict, task: str) -> None:
     from ditkit_audio.av.media import write_mp4
     from ditkit_audio.av.viz import contact_sheet
@@ -410,30 +484,57 @@ def write_examples(out: Path, module: Any, data: Any, idx: list[int], gen: dict,
         write_mp4(out / f"{task}_{k}.mp4", gen["video"][k].numpy(), tok.fps, wav.numpy(), tok.sample_rate, scale=4)
 
 
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` beyond the common ones (config, checkpoint, steps, seed, output)."""
+    ap.add_argument("--data", default=None, help="clip folder (default: the config's data.init_args.root)")
+    ap.add_argument("--split", choices=("val", "test"), default="test")
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
+    ap.add_argument("--n", type=int, default=64, help="balls clips")
+    ap.add_argument("--n-pulse", type=int, default=16, help="pulse clips")
+    ap.add_argument("--cfg-video", type=float, default=None)
+    ap.add_argument("--cfg-audio", type=float, default=None)
+    ap.add_argument("--encoder", default="outputs/av/encoder", help="Frechet feature network (skipped if missing)")
+    ap.add_argument("--examples", type=int, default=2, help="example clips written per task")
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """Parse ``args.tasks`` into a list; the problem with the flags, or None."""
+    if isinstance(args.tasks, str):
+        args.tasks = [t for t in args.tasks.split(",") if t]
+    bad = [t for t in args.tasks if t not in TASKS]
+    if bad:
+        return f"--tasks: unknown {bad}; choose from {TASKS}"
+    if args.n < 2 or (args.steps is not None and args.steps < 1):
+        return "--n must be >= 2 and --steps >= 1"
+    return None
+
+
+def eval_command(module: Any, args: argparse.Namespace) -> list[dict]:
+    """``ditkit audio_video eval``: :func:`run` on a loaded module (``args.steps`` None: its sampler steps)."""
+    problem = check(args)
+    if problem:
+        raise SystemExit(f"ditkit audio_video eval: {problem}")
+    if args.steps is None:
+        args.steps = module.sampler.steps
+    return run(args, module)
+
+
+eval_command.add_arguments = add_arguments
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(prog="ditkit-av eval")
     ap.add_argument("--config", default="apps/audio_video/configs/default.yaml")
     ap.add_argument("--ckpt", default=None)
-    ap.add_argument("--data", default="outputs/av/data")
-    ap.add_argument("--split", choices=("val", "test"), default="test")
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--n", type=int, default=64, help="balls clips")
-    ap.add_argument("--n-pulse", type=int, default=16, help="pulse clips")
     ap.add_argument("--steps", type=int, default=16)
-    ap.add_argument("--cfg-video", type=float, default=None)
-    ap.add_argument("--cfg-audio", type=float, default=None)
-    ap.add_argument("--encoder", default="outputs/av/encoder")
-    ap.add_argument("--examples", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    add_arguments(ap)
     args = ap.parse_args(argv)
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    bad = [t for t in args.tasks if t not in TASKS]
-    if bad:
-        ap.error(f"--tasks: unknown {bad}; choose from {TASKS}")
-    if args.n < 2 or args.steps < 1:
-        ap.error("--n must be >= 2 and --steps >= 1")
+    problem = check(args)
+    if problem:
+        ap.error(problem)
     return run(args)
 
 
-__all__ = ["calibrate", "detect", "main", "run"]
+__all__ = ["add_arguments", "calibrate", "detect", "eval_command", "main", "run", "video_reliance"]

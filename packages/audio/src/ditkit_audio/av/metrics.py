@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ditkit_audio.av.synthetic import BACKGROUND, PALETTE, PITCHES, PULSE_COLOR
+from ditkit_audio.av.synthetic import BACKGROUND, PALETTE, PITCHES, PULSE_COLOR, ClipSpec, render_audio_events
 
 
 @dataclass
@@ -122,6 +122,46 @@ def video_events(video: Tensor | np.ndarray, fps: float, settings: DetectorSetti
             frac = (p[k + 1, a] - p[k, a] - w) / (u - w) if abs(u - w) > 1e-6 else 0.5
             rows.append(((k + float(np.clip(frac, 0.0, 1.0))) / fps, c))
     return np.array(sorted(rows), np.float64).reshape(-1, 2)
+
+
+def rule_foley(
+    video: Tensor | np.ndarray,
+    fps: int,
+    sample_rate: int,
+    settings: DetectorSettings | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Classical video-to-audio (no learning): the collisions :func:`video_events` finds in the frames, each rendered
+    with the data's own sound rule (the palette pitch of the ball's colour, loudness from its tracked speed).
+
+    It knows the synthesis rule exactly, so it bounds what the tracker alone allows; a learned model has to find the
+    rule from the data.
+
+    Args:
+        video: ``[f, h, w, 3]`` uint8 or float in [0, 1].
+        fps: frames per second of ``video``.
+        sample_rate: audio sample rate (Hz).
+        settings: detector thresholds.
+        seed: seed of the click and noise-floor noise.
+
+    Returns:
+        Waveform ``[samples]`` float32 of the clip's duration.
+    """
+    s = settings or DetectorSettings()
+    v = np.asarray(video.cpu() if isinstance(video, Tensor) else video)
+    spec = ClipSpec(size=int(v.shape[1]), fps=int(fps), seconds=v.shape[0] / fps, sample_rate=int(sample_rate))
+    tracks = ball_tracks(v, s)
+    ev = video_events(v, fps, s)
+    rows = []
+    for t, c in ev:
+        p = tracks[int(c)]
+        f = p.shape[0]
+        k = int(np.clip(np.floor(t * fps), 1, f - 3))  # the hit lies between frames k and k + 1
+        before, after = p[k] - p[k - 1], p[k + 2] - p[k + 1]
+        speed = float((np.linalg.norm(before) + np.linalg.norm(after)) / 2 * fps)
+        rows.append((t, c, speed, 0.0))
+    events = np.array(rows, np.float64).reshape(-1, 4)
+    return render_audio_events(events, spec, np.random.default_rng(seed))
 
 
 def audio_onsets(mel: Tensor | np.ndarray, frame_rate: float, settings: DetectorSettings | None = None) -> np.ndarray:
@@ -300,6 +340,7 @@ __all__ = [
     "merge_events",
     "onset_colors",
     "pitch_bands",
+    "rule_foley",
     "shape_radius",
     "size_loudness_correlation",
     "track_blobs",

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from ditkit_audio.av.model import AVAdapterNetwork, AVNetwork, Layout
 from ditkit_audio.av.tokenizer import AVTokenizer
@@ -112,6 +113,9 @@ class AVModule(FlowMatchingModule):
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
         self.register_buffer("task_p", p / p.sum(), persistent=False)
         self._stream_cfg: tuple[Tensor, TokenBatch] | None = None
+        # per-stream validation losses as weighted means: every rank updates both streams every step (weight 0 when a
+        # batch has no token of that stream to generate), so the data-parallel reduction never diverges between ranks
+        self.val_stream_loss = nn.ModuleDict({"video": MeanMetric(), "audio": MeanMetric()})
 
     @classmethod
     def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +246,8 @@ class AVModule(FlowMatchingModule):
         from ditkit_core.lightning import load_run
 
         run = load_run(ckpt=ckpt)
-        video = getattr(getattr(getattr(run, "model", None), "joint", None), "streams", {}).get("video")
+        streams = getattr(getattr(getattr(run, "model", None), "joint", None), "streams", None)  # an nn.ModuleDict
+        video = streams["video"] if streams is not None and "video" in streams else None
         if video is None:
             raise ConfigError(f"AVModule.backbone={str(ckpt)!r}: not an audio-video run with a video stream")
         self.model.load_backbone(video.to(self.device))
@@ -268,8 +273,12 @@ class AVModule(FlowMatchingModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         fm = super().validation_step(batch, batch_idx)
         g = torch.Generator(device=self.device).manual_seed(self.seed + 10_007 * batch_idx)
-        for name, value in self.stream_losses(self.tokenize(batch), g).items():
-            self.log(f"val/loss_{name}", value, batch_size=batch["video"].shape[0], sync_dist=True)
+        losses = self.stream_losses(self.tokenize(batch), g)
+        bs = batch["video"].shape[0]
+        for name, metric in self.val_stream_loss.items():
+            value = losses.get(name)
+            metric.update(torch.zeros((), device=self.device) if value is None else value, 0.0 if value is None else bs)
+            self.log(f"val/loss_{name}", metric, batch_size=bs)
         return fm
 
     # ------------------------------------------------------------------ generation

@@ -23,13 +23,14 @@ from ditkit_core.lightning.pretrained import (
     to_config,
     trust_classes,
 )
-from ditkit_core.lightning.strategies import DiTFSDPStrategy
+from ditkit_core.lightning.strategies import DiTDDPStrategy, DiTFSDPStrategy
 
 __all__ = [
     "EMA",
     "AtomicCheckpointIO",
     "CacheConfig",
     "CompileBlocks",
+    "DiTDDPStrategy",
     "DiTFSDPStrategy",
     "EpochShuffleSampler",
     "FewStepDistillation",

@@ -94,6 +94,11 @@ class FlowMatchingModule(L.LightningModule):
     LEGACY_ARGS: ClassVar[dict[str, tuple[str, str]]] = {}
     """A domain's own flat arguments of earlier versions -> ``(group, field)`` (see ``migrate_module_args``)."""
 
+    UNUSED_PARAMETERS: ClassVar[bool] = False
+    """True when some trainable parameters take no part in some training steps (phased training, heads used by some
+    tasks only). :class:`~ditkit_core.lightning.DiTDDPStrategy` (the ``ddp`` preset) then lets DDP find them each step
+    instead of failing; the default keeps DDP's cheaper static bucketing."""
+
     def __init__(
         self,
         tokenizer: Tokenizer,

@@ -1,0 +1,85 @@
+"""Every app folder is a ``ditkit`` app: declared as an entry point by its package, an :class:`App` whose config,
+benchmark and command functions exist, and whose commands take the common flags plus the app's own."""
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from ditkit_core.app import App
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the pyproject files are read as TOML)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMON = ("--config", "--pretrained", "--ckpt", "--out", "--steps", "--device", "--seed", "--cache")
+OWN = {  # app -> command -> flags of the app's own
+    "toy2d": {"sample": ["--distribution", "--sets", "--points"], "eval": ["--distribution", "--sets", "--points"]},
+    "tts": {
+        "sample": ["--text", "--prompt", "--prompt-text", "--cfg", "--speed", "--duration", "--vocoder"],
+        "eval": ["--data", "--asr", "--n", "--val-size", "--vocoder"],
+    },
+    "audio_video": {
+        "sample": ["--task", "--input", "--data", "--index", "--n", "--cut", "--cfg-video", "--cfg-audio", "--scale"],
+        "eval": ["--data", "--split", "--tasks", "--n", "--n-pulse", "--cfg-video", "--cfg-audio", "--encoder"],
+    },
+    "shapes": {
+        "sample": ["--data", "--normalize", "--points", "--cfg", "--per-class"],
+        "eval": ["--data", "--normalize", "--points", "--classes", "--n", "--emd-points", "--metrics"]
+        + ["--stored-points"],
+    },
+    "molecules": {"sample": ["--n", "--props", "--cfg-scale"], "eval": ["--n", "--no-fcd"]},
+    "policy": {"eval": ["--tag", "--data", "--tasks", "--episodes", "--max-steps", "--no-expert", "--no-gif"]},
+    "sits": {"sample": ["--samples"], "eval": ["--samples"]},
+}
+
+
+def declared() -> dict[str, str]:
+    """``app -> "module:object"`` of the ``ditkit.apps`` entry points of every package's pyproject.toml."""
+    out: dict[str, str] = {}
+    for path in sorted(ROOT.glob("packages/*/pyproject.toml")):
+        eps = tomllib.loads(path.read_text())["project"].get("entry-points", {}).get("ditkit.apps", {})
+        assert not set(eps) & set(out), f"{path}: an app declared twice"
+        out.update(eps)
+    return out
+
+
+def load(spec: str) -> object:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_every_app_folder_is_declared_by_its_package():
+    folders = {p.parent.parent.name for p in ROOT.glob("apps/*/configs/default.yaml")}
+    assert declared().keys() == folders == OWN.keys()
+
+
+@pytest.mark.parametrize("name", sorted(OWN))
+def test_each_entry_point_is_an_app_whose_files_and_commands_exist(name):
+    app = load(declared()[name])
+    assert isinstance(app, App) and app.name == name
+    assert (ROOT / app.config).is_file() and app.config == f"apps/{name}/configs/default.yaml"
+    assert app.bench is None or (ROOT / app.bench).is_file()
+    assert set(app.commands) == set(OWN[name])
+    for spec in app.commands.values():
+        assert callable(load(spec)), spec
+
+
+@pytest.mark.parametrize("name,command", [(a, c) for a, cs in sorted(OWN.items()) for c in cs])
+def test_app_commands_take_the_common_flags_and_their_own(name, command, capsys):
+    app = load(declared()[name])
+    assert app.run(["--help"]) == 0
+    assert f"ditkit {name} {{fit," in capsys.readouterr().out
+    text = app.parser(command).format_help()
+    for flag in (*COMMON, *OWN[name][command]):
+        assert f"{flag} " in text or f"{flag}\n" in text or f"{flag}," in text, f"{name} {command}: {flag}"
+
+
+def test_app_flags_parse_with_the_apps_defaults():
+    apps = {n: load(s) for n, s in declared().items()}
+    args = apps["policy"].parser("eval").parse_args(["--episodes", "2"])
+    assert args.seed == 1000 and args.steps is None and args.cache is None  # reset seeds past the demonstrations'
+    args = apps["shapes"].parser("eval").parse_args(["--classes", "mug", "--metrics", "cd"])
+    assert args.config == "apps/shapes/configs/default.yaml" and args.classes == ["mug"] and args.seed == 0
+    with pytest.raises(SystemExit):
+        apps["tts"].parser("sample").parse_args([])  # --text is required
+    assert apps["policy"].run(["sample"]) == 2  # a command the app does not have
