@@ -126,6 +126,7 @@ def test_csv_without_header_is_read_by_column_index(tmp_path):
     p.write_text("CCO,ethanol\nCCN,ethylamine\n")
     recs, rep = load_molecules(p, column=0)
     assert [r.smiles for r in recs] == ["CCO", "CCN"] and rep.read == 2
+    assert [r.smiles for r in load_molecules(p, column="0")[0]] == ["CCO", "CCN"]  # `--data.init_args.column 0`
     recs, _ = read_csv(p, column=0, name_column=1)
     assert [r.name for r in recs] == ["ethanol", "ethylamine"]
     with pytest.raises(DataError, match="2 x invalid_smiles .e.g. nohead.csv line 1: SMILES syntax error in 'ethanol'"):

@@ -250,7 +250,7 @@ def load_molecules(
     Args:
         path: the file or folder.
         column: SMILES column: 0-based index for ``.smi`` (default 0); header name (default ``"smiles"``) or 0-based
-            index of a ``.csv`` without a header row. Not used by the other formats (an error if given).
+            index of a ``.csv`` without a header row. A string of digits (as a command line gives it) is an index. Not used by the other formats (an error if given).
         **std: :func:`standardise` options.
 
     Raises:
@@ -272,9 +272,9 @@ def load_molecules(
         raise DataError("only .smi and .csv files have a SMILES column", path=path, field="column", value=column)
     if is_xyz:
         return read_xyz(path, **std)
+    if isinstance(column, str) and column.isascii() and column.isdigit():
+        column = int(column)  # an index given on a command line arrives as text
     if suffix in (".smi", ".smiles", ".txt"):
-        if isinstance(column, str) and column.isascii() and column.isdigit():
-            column = int(column)
         if isinstance(column, str):
             raise DataError(".smi columns are 0-based indices", path=path, field="column", value=column)
         return read_smi(path, column=0 if column is None else column, **std)
