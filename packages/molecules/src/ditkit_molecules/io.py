@@ -250,7 +250,8 @@ def load_molecules(
     Args:
         path: the file or folder.
         column: SMILES column: 0-based index for ``.smi`` (default 0); header name (default ``"smiles"``) or 0-based
-            index of a ``.csv`` without a header row. A string of digits (as a command line gives it) is an index. Not used by the other formats (an error if given).
+            index of a ``.csv`` without a header row; a string of digits (as a command line gives it) is an index.
+            Not used by the other formats (an error if given).
         **std: :func:`standardise` options.
 
     Raises:
