@@ -84,6 +84,23 @@ def data_root(config: str | Path, default: str = "outputs/av/data") -> str:
     return root if isinstance(root, str) and root else default
 
 
+def clip_data(config: str | Path, data: str | None, tok: Any) -> Any:
+    """The set-up :class:`~ditkit_audio.av.data.AVDataModule` of ``data`` (default: the config's clip folder) with the
+    clip geometry of the run's tokenizer ``tok``."""
+    from ditkit_audio.av.data import AVDataModule
+
+    dm = AVDataModule(
+        root=data or data_root(config),
+        size=tok.size,
+        fps=tok.fps,
+        seconds=tok.seconds,
+        sample_rate=tok.sample_rate,
+        n_mels=tok.n_mels,
+    )
+    dm.setup()
+    return dm
+
+
 def sample_command(module: Any, args: argparse.Namespace) -> None:
     """One task of a loaded run on test clips (or ``args.input``) -> .mp4 with sound + contact sheet in ``args.out``.
 
@@ -109,17 +126,7 @@ def sample_command(module: Any, args: argparse.Namespace) -> None:
         names = [Path(args.input).stem]
         real_wavs = [wav]
     else:
-        from ditkit_audio.av.data import AVDataModule
-
-        dm = AVDataModule(
-            root=args.data or data_root(args.config),
-            size=tok.size,
-            fps=tok.fps,
-            seconds=tok.seconds,
-            sample_rate=tok.sample_rate,
-            n_mels=tok.n_mels,
-        )
-        dm.setup()
+        dm = clip_data(args.config, args.data, tok)
         idx = list(range(args.index, min(len(dm.test), args.index + args.n)))
         batch = dm.test.batch(idx)
         names = [str(dm.test.clips.names[i]) for i in idx]

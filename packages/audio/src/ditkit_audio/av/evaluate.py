@@ -204,8 +204,7 @@ def frechet_block(
 def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
     """Every figure of ``args.tasks`` (JSON lines; ``<out>/eval_<split>.json``) of ``module`` (default: the run of
     ``args.config`` / ``args.ckpt``)."""
-    from ditkit_audio.av.cli import data_root
-    from ditkit_audio.av.data import AVDataModule
+    from ditkit_audio.av.cli import clip_data
     from ditkit_core.lightning import default_checkpoint, load_run, run_dir
 
     out: list[dict] = []
@@ -213,15 +212,7 @@ def run(args: argparse.Namespace, module: Any | None = None) -> list[dict]:
         module = load_run(config=args.config, ckpt=args.ckpt or default_checkpoint(args.config))
     tok = module.tokenizer
     root = Path(args.out) if args.out else run_dir(args.config) / "eval"
-    dm = AVDataModule(
-        root=args.data or data_root(args.config),
-        size=tok.size,
-        fps=tok.fps,
-        seconds=tok.seconds,
-        sample_rate=tok.sample_rate,
-        n_mels=tok.n_mels,
-    )
-    dm.setup()
+    dm = clip_data(args.config, args.data, tok)
     data = {"val": dm.val, "test": dm.test}[args.split]
     other = dm.val if args.split == "test" else dm.test
     settings = calibrate(dm.val, tok)
