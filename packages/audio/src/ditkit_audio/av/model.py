@@ -182,22 +182,13 @@ class AVNetwork(nn.Module):
             return self.layout.pack(outs, x)
         if ms and not all(bool(ms[n].all()) for n in names):
             raise ValueError("AVNetwork: token padding is not supported with bridges (clips have a fixed length)")
-        hs, inps = {}, {}
-        for n in names:
-            hs[n], inps[n] = self.joint.streams[n].embed(
-                xs[n],
-                t,
-                pos=ps[n],
-                x_cond=cs.get(n),
-                cond=cond,
-                context=context,
-                context_mask=context_mask,
-                drop_cond=drop_cond,
-            )
+        hs, inps = self.joint.embed(
+            xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
+        )
         for i, bridge in enumerate(self.bridges):
             hs = self.joint.joint_block(i, hs, inps)
             hs["video"], hs["audio"] = bridge(hs["video"], hs["audio"])
-        return self.layout.pack({n: self.joint.streams[n].head(hs[n], inps[n])[0] for n in names}, x)
+        return self.layout.pack(self.joint.head(hs, inps)[0], x)
 
 
 class TemporalAdapter(nn.Module):
@@ -339,18 +330,9 @@ class AVAdapterNetwork(nn.Module):
             raise ValueError("AVAdapterNetwork: token padding is not supported (clips have a fixed length)")
         xs, ps = self.layout.split(x), self.layout.split_tokens(pos)
         cs = self.layout.split_cond(x_cond) if x_cond is not None else {}
-        hs, inps = {}, {}
-        for n in self.stream_names:
-            hs[n], inps[n] = self.joint.streams[n].embed(
-                xs[n],
-                t,
-                pos=ps[n],
-                x_cond=cs.get(n),
-                cond=cond,
-                context=context,
-                context_mask=context_mask,
-                drop_cond=drop_cond,
-            )
+        hs, inps = self.joint.embed(
+            xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
+        )
         nv = hs["video"].shape[1]
         for i in range(len(self.temporal)):
             hs = self.joint.joint_block(i, hs, inps)
@@ -373,7 +355,7 @@ class AVAdapterNetwork(nn.Module):
                 )
                 h = self.interaction(torch.cat([hs["video"], hs["audio"]], 1), both)
                 hs = {"video": h[:, :nv], "audio": h[:, nv:]}
-        outs = {n: self.joint.streams[n].head(hs[n], inps[n])[0] for n in self.stream_names}
+        outs = self.joint.head(hs, inps)[0]
         return self.layout.pack(outs, x)
 
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ditkit_core.nn.attention import attention
 from ditkit_core.nn.config import ConfigError, DiTConfig
-from ditkit_core.nn.dit import DiT
+from ditkit_core.nn.dit import BlockInputs, DiT
 
 SHARED = (
     "dim",
@@ -129,6 +129,37 @@ class JointDiT(nn.Module):
         missing = sorted(set(self.names) - set(x))
         if missing:
             raise ValueError(f"JointDiT: missing stream(s) {missing}; streams are {self.names}")
+        hs, inps = self.embed(
+            x,
+            t,
+            mask=mask,
+            pos=pos,
+            x_cond=x_cond,
+            cond=cond,
+            context=context,
+            context_mask=context_mask,
+            drop_cond=drop_cond,
+        )
+        for i in range(self.configs[self.names[0]].depth):
+            hs = self.joint_block(i, hs, inps)
+        outs, hidden = self.head(hs, inps)
+        return (outs, hidden) if return_hidden else outs
+
+    def embed(
+        self,
+        x: dict[str, Tensor],
+        t: Tensor | float,
+        *,
+        mask: dict[str, Tensor | None] | None = None,
+        pos: dict[str, Tensor | None] | None = None,
+        x_cond: dict[str, Tensor | None] | None = None,
+        cond: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        drop_cond: Tensor | None = None,
+    ) -> tuple[dict[str, Tensor], dict[str, BlockInputs]]:
+        """Every stream's :meth:`DiT.embed` (arguments as :meth:`forward`): stream -> hidden states ``[b, n_s, dim]``
+        and stream -> its block inputs, for callers that run :meth:`joint_block` themselves."""
         mask, pos, x_cond = mask or {}, pos or {}, x_cond or {}
         hs, inps = {}, {}
         for n in self.names:
@@ -143,12 +174,15 @@ class JointDiT(nn.Module):
                 context_mask=context_mask,
                 drop_cond=drop_cond,
             )
-        for i in range(self.configs[self.names[0]].depth):
-            hs = self.joint_block(i, hs, inps)
+        return hs, inps
+
+    def head(self, hs: dict[str, Tensor], inps: dict[str, BlockInputs]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Every stream's :meth:`DiT.head`: stream -> output ``[b, n_s, out_dim_s]`` and stream -> last hidden
+        states ``[b, n_s, dim]``."""
         outs, hidden = {}, {}
         for n in self.names:
             outs[n], hidden[n] = self.streams[n].head(hs[n], inps[n])
-        return (outs, hidden) if return_hidden else outs
+        return outs, hidden
 
     def aux_loss(self) -> Tensor:
         """Sum of the streams' MoE balance losses."""
