@@ -2,6 +2,7 @@
 the teacher's couplings, and the step embedding starts at zero (the student starts as the teacher)."""
 
 import lightning as L
+import pytest
 import torch
 
 from ditkit_core.examples.toy2d import Toy2DDataModule, Toy2DModule, sample_points
@@ -12,7 +13,23 @@ from ditkit_core.sampling import sample
 from ditkit_core.tokenizers import IdentityTokenizer, TokenBatch
 
 
-def trained_teacher(tmp_path) -> tuple[Toy2DModule, Toy2DDataModule]:
+def fit(module: L.LightningModule, root, datamodule=None, **trainer) -> None:
+    """Train on CPU without logger, checkpoints, progress bar or summary."""
+    L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **trainer,
+    ).fit(module, datamodule)
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tmp_path_factory) -> tuple[Toy2DModule, Toy2DDataModule]:
+    """The toy 2D teacher, trained once for both students (distillation freezes it and never changes it)."""
+    tmp_path = tmp_path_factory.mktemp("teacher")
     torch.manual_seed(0)
     dm = Toy2DDataModule("gaussians8", points=16, train_sets=256, val_sets=8, batch_size=32, seed=1)
     m = Toy2DModule(
@@ -21,16 +38,7 @@ def trained_teacher(tmp_path) -> tuple[Toy2DModule, Toy2DDataModule]:
         optim=OptimConfig(lr=3e-3, warmup_steps=10),
         sampler=SamplerConfig(steps=16),
     )
-    L.Trainer(
-        accelerator="cpu",
-        max_epochs=12,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    ).fit(m, dm)
+    fit(m, tmp_path, dm, max_epochs=12, limit_val_batches=0)
     dm.setup("fit")
     return m.eval(), dm
 
@@ -40,8 +48,8 @@ def score(module, steps) -> float:
     return float(energy_distance(module.sample_points(64, 16, seed=3, steps=steps), ref))
 
 
-def test_student_starts_as_the_teacher_and_shortcut_distillation_beats_it_at_few_steps(tmp_path):
-    teacher, dm = trained_teacher(tmp_path)
+def test_student_starts_as_the_teacher_and_shortcut_distillation_beats_it_at_few_steps(trained_teacher, tmp_path):
+    teacher, dm = trained_teacher
     student = build_student(teacher, step_conditioning=True, steps=1)
     x, t = torch.randn(3, 16, 2), torch.rand(3)
     torch.testing.assert_close(student.model(x, t), teacher.model(x, t))  # zero-initialised step embedding
@@ -49,15 +57,7 @@ def test_student_starts_as_the_teacher_and_shortcut_distillation_beats_it_at_few
         teacher, "shortcut", teacher_steps=16, student_steps=(1, 2), batches=8, lr=1e-3, warmup_steps=10, max_steps=300
     )
     fewstep.collect(dm.train_dataloader())
-    L.Trainer(
-        accelerator="cpu",
-        max_steps=300,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    ).fit(fewstep)
+    fit(fewstep, tmp_path, max_steps=300)
     s = fewstep.student.eval()
     ceiling = score(teacher, 16)  # what the student imitates
     for steps in (1, 2):  # the student closes most of the gap between the teacher at few steps and at 16
@@ -65,21 +65,13 @@ def test_student_starts_as_the_teacher_and_shortcut_distillation_beats_it_at_few
         assert gap_student < 0.5 * gap_teacher, (steps, ceiling, gap_student, gap_teacher)
 
 
-def test_reflow_straightens_the_teacher_couplings(tmp_path):
-    teacher, dm = trained_teacher(tmp_path)
+def test_reflow_straightens_the_teacher_couplings(trained_teacher, tmp_path):
+    teacher, dm = trained_teacher
     fewstep = FewStepDistillation(
         teacher, "reflow", teacher_steps=16, student_steps=(1,), batches=8, lr=1e-3, warmup_steps=10, max_steps=300
     )
     fewstep.collect(dm.train_dataloader())
-    L.Trainer(
-        accelerator="cpu",
-        max_steps=300,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    ).fit(fewstep)
+    fit(fewstep, tmp_path, max_steps=300)
     tokens, states, _ = fewstep.store[0]
     x0, x1 = states[0], states[-1]
 
