@@ -1,4 +1,6 @@
-"""Every app's debug config trains under 2-process data parallelism on CPU (gloo) with the shared ddp preset."""
+"""Every app's debug config trains under 2-process data parallelism on CPU (gloo) with the shared ddp preset, with
+the policy's condition dropout 0 (its null condition frozen: DDP's reducer must find no unused parameter) and the
+latent molecule model's phases (declared unused parameters) among them."""
 
 import os
 import subprocess
@@ -9,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = sorted(ROOT.glob("apps/*/configs/debug*.yaml"))
+WRITES = {"policy/debug.yaml": "pretrained/model.safetensors"}  # files a config's run must leave in its run folder
 
 
 @pytest.mark.slow
@@ -38,3 +41,6 @@ def test_debug_config_trains_under_two_process_ddp(config, tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert r.returncode == 0, r.stderr[-4000:]
+    assert "MEMBER: 2/2" in r.stderr, r.stderr[-2000:]  # two processes really ran
+    written = WRITES.get(f"{config.parent.parent.name}/{config.name}")
+    assert written is None or (tmp_path / written).exists()

@@ -61,34 +61,6 @@ def test_fsdp_preset_wraps_every_dit_block():
     assert s.kwargs["auto_wrap_policy"]._module_classes == {DiTBlock} and s._activation_checkpointing_kwargs
 
 
-@pytest.mark.slow
-def test_ddp_preset_runs_on_cpu_with_two_processes(tmp_path):
-    root = HERE.parents[1]
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ditkit_core.lightning.cli",
-            "fit",
-            "--config",
-            str(root / "apps/toy2d/configs/debug.yaml"),
-            "--config",
-            str(root / "shared/trainer/ddp.yaml"),
-            "--trainer.devices",
-            "2",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "world_size: 2" in r.stderr or "MEMBER: 2/2" in r.stderr, r.stderr[-2000:]
-
-
 @pytest.mark.parametrize("declared", [False, True])
 def test_ddp_preset_finds_unused_parameters_only_for_modules_that_declare_some(declared, monkeypatch):
     import lightning as L
