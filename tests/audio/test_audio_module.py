@@ -16,6 +16,7 @@ from ditkit_core.testing import (
     check_module_fits_batch,
     check_pretrained_round_trip,
     check_tokenizer_round_trip,
+    config_copy,
     run_config,
 )
 
@@ -168,14 +169,12 @@ def test_pretrained_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def debug_run(tmp_path_factory):
     """The debug app config trained once (its corpus synthesised) under a temporary folder, checkpoint kept."""
-    import yaml
-
     root = tmp_path_factory.mktemp("tts_debug")
-    cfg = yaml.safe_load((ROOT / "apps/tts/configs/debug.yaml").read_text())
-    cfg["trainer"].update(default_root_dir=str(root), enable_checkpointing=True)
-    cfg["data"]["init_args"]["root"] = str(root / "data")
-    config = root / "debug.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = config_copy(
+        ROOT / "apps/tts/configs/debug.yaml",
+        root / "debug.yaml",
+        {"trainer.default_root_dir": root, "trainer.enable_checkpointing": True, "data.init_args.root": root / "data"},
+    )
     run_config(config)
     (ckpt,) = (root / "checkpoints").glob("*.ckpt")
     return SimpleNamespace(config=config, root=root, ckpt=ckpt)

@@ -11,7 +11,13 @@ from ditkit_audio.av.module import TASKS, AVModule
 from ditkit_audio.av.synthetic import ClipSpec, make_clip
 from ditkit_audio.av.tokenizer import AVTokenizer
 from ditkit_core.nn import ConfigError, DiTConfig
-from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, perturb_weights, run_config
+from ditkit_core.testing import (
+    check_module_fits_batch,
+    check_pretrained_round_trip,
+    config_copy,
+    perturb_weights,
+    run_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,14 +148,12 @@ def test_bad_settings_are_named():
 @pytest.fixture(scope="module")
 def debug_run(tmp_path_factory):
     """The debug app config trained once (its clips synthesised) under a temporary folder, checkpoint saved."""
-    import yaml
-
     root = tmp_path_factory.mktemp("av_debug")
-    cfg = yaml.safe_load((ROOT / "apps/audio_video/configs/debug.yaml").read_text())
-    cfg["trainer"]["default_root_dir"] = str(root)
-    cfg["data"]["init_args"]["root"] = str(root / "data")
-    config = root / "debug.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = config_copy(
+        ROOT / "apps/audio_video/configs/debug.yaml",
+        root / "debug.yaml",
+        {"trainer.default_root_dir": root, "data.init_args.root": root / "data"},
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         cli = run_config(config)

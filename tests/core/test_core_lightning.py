@@ -192,3 +192,18 @@ def test_module_accepts_plain_data_configs():
         flow={"time_sampler": {"kind": "uniform"}},
     )
     assert m.config.dim == 32 and m.time_sampler.kind == "uniform" and m.tokenizer.token_dim == 2
+
+
+def test_config_copy_replaces_dotted_fields_and_names_a_missing_parent(tmp_path):
+    import yaml
+
+    from ditkit_core.testing import config_copy
+
+    src = Path(__file__).resolve().parents[2] / "apps/toy2d/configs/debug.yaml"
+    out = config_copy(src, tmp_path / "sub" / "c.yaml", {"trainer.default_root_dir": tmp_path, "trainer.max_steps": 3})
+    cfg, orig = yaml.safe_load(out.read_text()), yaml.safe_load(src.read_text())
+    assert cfg["trainer"]["default_root_dir"] == str(tmp_path) and cfg["trainer"]["max_steps"] == 3
+    orig["trainer"].update(default_root_dir=str(tmp_path), max_steps=3)
+    assert cfg == orig  # nothing else changed
+    with pytest.raises(KeyError, match="'nowhere' is not a mapping"):
+        config_copy(src, tmp_path / "d.yaml", {"nowhere.x": 1})

@@ -14,6 +14,7 @@ from ditkit_core.testing import (
     check_module_fits_batch,
     check_pretrained_round_trip,
     check_tokenizer_round_trip,
+    config_copy,
     run_config,
 )
 from ditkit_molecules.autoencoder import LatentTokenizer
@@ -191,14 +192,13 @@ def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
 @pytest.fixture(scope="module", params=["debug.yaml", "debug_latent.yaml"])
 def debug_run(request, tmp_path_factory):
     """Each debug app config (3D, latent) trained once under a temporary folder, checkpoint saved."""
-    import yaml
-
     root = tmp_path_factory.mktemp("molecules_debug")
-    cfg = yaml.safe_load((APP / request.param).read_text())
-    cfg["data"]["init_args"]["cache_dir"] = str(root / "cache")  # eval reuses the conformers / SELFIES
-    cfg["trainer"]["default_root_dir"] = str(root)
-    config = root / request.param
-    config.write_text(yaml.safe_dump(cfg))
+    config = config_copy(
+        APP / request.param,
+        root / request.param,
+        # eval reuses the conformers / SELFIES of the cache
+        {"data.init_args.cache_dir": root / "cache", "trainer.default_root_dir": root},
+    )
     run = run_config(config)
     ckpt = root / "last.ckpt"
     run.trainer.save_checkpoint(ckpt)

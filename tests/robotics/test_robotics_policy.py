@@ -8,11 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from ditkit_core.lightning import SamplerConfig
 from ditkit_core.nn import DiTConfig
-from ditkit_core.testing import run_config
+from ditkit_core.testing import config_copy, run_config
 from ditkit_robotics import ActionChunkTokenizer, PolicyModule
 from ditkit_robotics.cli import load_trained
 from ditkit_robotics.data import ChunkDataset, PolicyDataModule, synthetic_episodes
@@ -115,13 +114,10 @@ def test_crashed_step_ends_rollout_and_is_counted():
 
 def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> Path:
     """The debug app config writing under ``tmp_path`` (optionally with other trainer and module arguments)."""
-    cfg = yaml.safe_load((ROOT / "apps/policy/configs/debug.yaml").read_text())
-    cfg["trainer"].update(default_root_dir=str(tmp_path / "run"), **(trainer or {}))
-    cfg["model"]["init_args"].update(init_args)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "debug.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    updates = {"trainer.default_root_dir": tmp_path / "run"}
+    updates.update({f"trainer.{k}": v for k, v in (trainer or {}).items()})
+    updates.update({f"model.init_args.{k}": v for k, v in init_args.items()})
+    return config_copy(ROOT / "apps/policy/configs/debug.yaml", tmp_path / "debug.yaml", updates)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from einops import rearrange
 from ditkit_core.flow import TimeSampler
 from ditkit_core.nn import ConfigError, DiT, DiTConfig
 from ditkit_core.sampling import BlockCache, StepCache, find_dits
-from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, run_config
+from ditkit_core.testing import check_module_fits_batch, check_pretrained_round_trip, config_copy, run_config
 from ditkit_shapes.data import normalize_points
 from ditkit_shapes.model import FourierPointEmbed
 from ditkit_shapes.module import ShapesModule
@@ -229,14 +229,12 @@ def test_checkpoint_of_the_earlier_module_loads_to_the_same_network(tmp_path):
 @pytest.fixture(scope="module")
 def debug_run(tmp_path_factory):
     """The debug app config trained once (its dataset generated) under a temporary folder, checkpoint kept."""
-    import yaml
-
     root = tmp_path_factory.mktemp("shapes_debug")
-    cfg = yaml.safe_load((ROOT / "apps/shapes/configs/debug.yaml").read_text())
-    cfg["trainer"].update(default_root_dir=str(root), enable_checkpointing=True)
-    cfg["data"]["init_args"]["root"] = str(root / "data")
-    config = root / "debug.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = config_copy(
+        ROOT / "apps/shapes/configs/debug.yaml",
+        root / "debug.yaml",
+        {"trainer.default_root_dir": root, "trainer.enable_checkpointing": True, "data.init_args.root": root / "data"},
+    )
     run = run_config(config)
     (ckpt,) = root.rglob("*.ckpt")
     return SimpleNamespace(config=config, root=root, ckpt=ckpt, run=run)

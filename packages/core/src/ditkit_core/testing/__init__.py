@@ -5,6 +5,7 @@
 * :func:`check_pretrained_round_trip`: ``save_pretrained`` / ``from_pretrained`` give identical outputs.
 * :func:`perturb_weights`: moves a zero-initialised model off zero so its paths carry signal in tests.
 * :func:`run_config`: runs ``ditkit fit`` on a YAML config in-process (debug configs of every app).
+* :func:`config_copy`: an app YAML written elsewhere with some fields replaced (e.g. its run and data folders).
 """
 
 from __future__ import annotations
@@ -102,10 +103,35 @@ def run_config(config: str | Path, *overrides: str, command: str = "fit") -> Any
     return FlowCLI(args=[command, "--config", str(config), *overrides])
 
 
+def config_copy(src: str | Path, dest: str | Path, updates: dict[str, Any]) -> Path:
+    """Write the YAML config ``src`` to ``dest`` with dotted fields replaced, e.g.
+    ``{"trainer.default_root_dir": tmp, "data.init_args.root": tmp / "data"}`` (paths are written as strings).
+
+    Raises:
+        KeyError: a dotted field whose parent is not a mapping of the config.
+    """
+    import yaml
+
+    cfg = yaml.safe_load(Path(src).read_text())
+    for key, value in updates.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                raise KeyError(f"{src}: {key!r}: {name!r} is not a mapping of the config")
+            node = node[name]
+        node[leaf] = str(value) if isinstance(value, Path) else value
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(cfg))
+    return dest
+
+
 __all__ = [
     "check_module_fits_batch",
     "check_pretrained_round_trip",
     "check_tokenizer_round_trip",
+    "config_copy",
     "perturb_weights",
     "run_config",
 ]
