@@ -289,3 +289,19 @@ def test_sigkill_mid_epoch_then_resume_repeats_the_loss_curve(tmp_path):
     resumed = Rec()
     fit(toy(seed=1), tmp_path / "resumed", callbacks=[resumed], max_epochs=3, ckpt_path=ckpt)
     assert resumed.values == pytest.approx(full.values[5:], rel=1e-6, abs=1e-7)
+
+
+def test_expert_cache_is_built_for_the_grid_of_the_generate_call():
+    """A call with other steps than ``sampler.steps`` gets fused experts for its own solver times."""
+    torch.manual_seed(0)
+    cfg = DiTConfig(dim=32, depth=2, heads=2, moe_experts=3, moe_top_k=1, moe_router="time")
+    m = Toy2DModule(IdentityTokenizer(2), cfg, sampler=SamplerConfig(steps=8))
+    perturb_weights(m.model, scale=0.05, seed=None)
+    built = []
+    make_cache = m.make_cache
+    m.make_cache = lambda *a, **k: built.append(make_cache(*a, **k)) or built[-1]
+    template = TokenBatch(x=torch.zeros(2, 5, 2))
+    ref = m.generate(template, steps=3, generator=torch.Generator().manual_seed(0)).x
+    out = m.generate(template, steps=3, cache="expert", generator=torch.Generator().manual_seed(0)).x
+    assert (built[-1].hits, built[-1].misses) == (3, 0)  # every Euler evaluation used fused experts
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)

@@ -55,7 +55,7 @@ class PolicyModule(FlowMatchingModule):
         self.num_tasks, self.n_action_steps = num_tasks, n_action_steps
         self._expert_caches: dict[tuple, tuple[list, int, ExpertCache]] = {}  # grid -> (params, version, cache)
         self._block_schedules: dict[tuple[int, str, str], dict[int, set[int]]] = {}
-        self._plan: tuple[int, str, str, bool] | None = None  # grid and expert flag of the generate() call running
+        self._with_experts = False  # the generate() call running asked for expert caching besides its cache
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
         horizon = self.tokenizer.horizon  # (a checkpoint's tokenizer is rebuilt from its data by the core)
         if (
@@ -133,15 +133,13 @@ class PolicyModule(FlowMatchingModule):
         ``cache`` may also name one of :data:`ditkit_robotics.caching.CACHES` (``expert+block`` composes both).
         The caches are built for this call's solver grid (``steps`` / ``method`` / ``schedule``).
         """
-        s = self.sampler
-        expert, config = split_cache(cache, s.cache)
-        self._plan = (s.steps if steps is None else steps, method or s.method, schedule or s.schedule, expert)
+        self._with_experts, config = split_cache(cache, self.sampler.cache)
         try:
             return super().generate(template, steps=steps, method=method, schedule=schedule, cache=config, **kwargs)
         finally:
-            self._plan = None
+            self._with_experts = False
 
-    def make_cache(self, config: CacheConfig, calibrate: Any = None) -> Any:
+    def make_cache(self, config: CacheConfig, calibrate: Any = None, grid: dict[str, Any] | None = None) -> Any:
         """The cache context of one :meth:`generate` call (None for none).
 
         ``expert``: the :class:`ExpertCache` of the call's solver grid, kept between calls and rebuilt when the
@@ -149,15 +147,17 @@ class PolicyModule(FlowMatchingModule):
         grid (else every ``config.interval`` evaluations); ``step``: the core's StepCache.
         """
         s = self.sampler
-        steps, method, schedule, expert = self._plan or (s.steps, s.method, s.schedule, False)
+        steps, method, schedule = (
+            (grid["steps"], grid["method"], grid["schedule"]) if grid else (s.steps, s.method, s.schedule)
+        )
         caches = []
-        if expert or config.kind == "expert":
+        if self._with_experts or config.kind == "expert":
             caches.append(self.expert_cache(steps, method, schedule))
         if config.kind == "block":
             plan = self._block_schedules.get((steps, method, schedule))
             caches.append(BlockCache(self.model, schedule=plan, interval=config.interval, order=config.order))
         elif config.kind == "step":
-            caches.append(super().make_cache(config, calibrate))
+            caches.append(super().make_cache(config, calibrate, grid))
         return None if not caches else caches[0] if len(caches) == 1 else ComposedCache(caches)
 
     def expert_cache(

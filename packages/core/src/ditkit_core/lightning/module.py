@@ -339,15 +339,29 @@ class FlowMatchingModule(L.LightningModule):
         return migrate_module_args(args, cls.LEGACY_ARGS)[0]
 
     # ------------------------------------------------------------------ generation
-    def make_cache(self, config: CacheConfig, calibrate: Any = None) -> Any:
-        """A cache context for ``config`` (None for ``kind: none``); ``calibrate()`` samples once (StepCache)."""
+    def make_cache(self, config: CacheConfig, calibrate: Any = None, grid: dict[str, Any] | None = None) -> Any:
+        """A cache context for ``config`` (None for ``kind: none``).
+
+        Args:
+            config: the cache settings.
+            calibrate: samples once with the call's settings (StepCache calibration).
+            grid: the call's solver grid, the arguments of :func:`~ditkit_core.sampling.solver_times` (``steps``,
+                ``method``, ``schedule``, ``shift``, ``sway``; :meth:`generate` passes them; default: ``sampler``'s).
+        """
         if config.kind == "none":
             return None
         if config.kind == "block":
             return BlockCache(self.model, interval=config.interval, order=config.order)
         if config.kind == "expert":
             s = self.sampler
-            return ExpertCache(self.model, solver_times(s.steps, s.method, s.schedule, shift=s.shift, sway=s.sway))
+            grid = grid or {
+                "steps": s.steps,
+                "method": s.method,
+                "schedule": s.schedule,
+                "shift": s.shift,
+                "sway": s.sway,
+            }
+            return ExpertCache(self.model, solver_times(**grid))
         if self._step_threshold is None:
             if calibrate is None:
                 raise ValueError("make_cache: a step cache is calibrated on one sampling run; pass calibrate")
@@ -430,7 +444,8 @@ class FlowMatchingModule(L.LightningModule):
             )
 
         state = generator.get_state() if generator is not None else None
-        ctx = self.make_cache(cache_cfg, calibrate=lambda: run(_clone(generator, state)))
+        grid = {"steps": steps, **{k: kw[k] for k in ("method", "schedule", "shift", "sway")}}
+        ctx = self.make_cache(cache_cfg, calibrate=lambda: run(_clone(generator, state)), grid=grid)
         if ctx is None:
             x = run(generator)
         else:
