@@ -9,6 +9,9 @@ until a command runs. Every app then has the same commands with the same flags::
     ditkit <app> sample  [--config C] [--pretrained P | --ckpt K] [--out O] [--steps N] [--device D] [--seed S]
     ditkit <app> eval    (same flags)                        metrics next to their controls, JSON + markdown
     ditkit <app> distill (same flags) [--method shortcut|reflow] [--student-steps 1 2 4] [--max-steps N]
+    ditkit <app> export  (same flags) [--out DIR]             the run as a pretrained folder (+ its training loss log)
+    ditkit <app> demo    (same flags)                        samples + quick metrics from the shipped weights, for
+                                                             the report of ``ditkit demo`` (``demo.json`` in --out)
     ditkit <app> bench   [args ...]                          the app's benchmark script (JSON lines)
 
 Weights come from ``--pretrained`` or ``--ckpt``, else from the config's run folder
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 COMMON = ("sample", "eval")
+BUILTIN = ("distill", "export")
 
 
 def _load(spec: str) -> Callable[..., Any]:
@@ -89,7 +93,7 @@ class App:
         return p
 
     def commands_help(self) -> str:
-        names = ["fit", *sorted(set(COMMON) | set(self.commands)), "distill"] + (["bench"] if self.bench else [])
+        names = ["fit", *sorted(set(COMMON) | set(self.commands)), *BUILTIN] + (["bench"] if self.bench else [])
         return ", ".join(dict.fromkeys(names))
 
     # ------------------------------------------------------------------ running
@@ -105,7 +109,7 @@ class App:
             return self._fit(rest)
         if command == "bench":
             return self._bench(rest)
-        if command not in (*COMMON, "distill", *self.commands):
+        if command not in (*COMMON, *BUILTIN, *self.commands):
             print(
                 f"ditkit {self.name}: unknown command {command!r}; choose one of {self.commands_help()}",
                 file=sys.stderr,
@@ -114,13 +118,29 @@ class App:
         args = self.parser(command).parse_args(rest)
         if command == "distill":
             return self._distill(args)
+        if command == "export":
+            return self._export(args)
+        if command == "demo" and args.pretrained is None and args.ckpt is None and self.pretrained:
+            args.pretrained = self.pretrained  # the demo shows the shipped weights unless told otherwise
         if command not in self.commands:
             print(f"ditkit {self.name}: this app has no {command!r} command", file=sys.stderr)
             return 2
         if args.out is None:
             args.out = str(self.run_dir(args.config) / command)
-        module = self.load(args)
-        result = _load(self.commands[command])(module, args)
+        fn = _load(self.commands[command])
+        # a function that trains its own model (the toy demo) sets ``trains = True`` and gets no module
+        module = None if getattr(fn, "trains", False) else self.load(args)
+        result = fn(module, args)
+        if command == "demo":
+            from ditkit_core.lightning.pretrained import LOG_NAME
+            from ditkit_core.report import write_manifest
+
+            shipped_log = Path(args.pretrained or "") / LOG_NAME
+            if isinstance(result, dict) and not result.get("log") and args.pretrained and shipped_log.exists():
+                result["log"] = shipped_log  # the loss curve the shipped weights were trained with
+
+            print(f"wrote {write_manifest(result, args.out, app=self.name, help=self.help)}")
+            return 0
         return 0 if result is None or result is True or not isinstance(result, int) else result
 
     def _fit(self, rest: list[str]) -> int:
@@ -167,6 +187,16 @@ class App:
         ]
         argv += ["--pretrained", str(pretrained)] if pretrained else ["--ckpt", str(ckpt)]
         distill(argv)
+        return 0
+
+    def _export(self, args: argparse.Namespace) -> int:
+        from ditkit_core.lightning.pretrained import export_run
+
+        ckpt, _ = self.weights(args)
+        out = Path(args.out or self.run_dir(args.config) / "pretrained")
+        logs = sorted(ckpt.parent.parent.rglob("metrics.csv"), key=lambda q: q.stat().st_mtime) if ckpt else []
+        export_run(self.load(args), out, logs[-1] if logs else None)
+        print(f"wrote {out}")
         return 0
 
     @staticmethod

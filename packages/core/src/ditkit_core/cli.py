@@ -5,6 +5,7 @@
     ditkit fit --config C [...]       train any LightningCLI config (generic; extra arguments pass through)
     ditkit validate --config C --ckpt_path K
     ditkit migrate FILE...            rewrite configs of earlier versions (flat module arguments -> groups)
+    ditkit demo [--apps A ...]        every app's demo from its shipped weights -> outputs/demo/index.html
 
 Imports stay lazy: ``ditkit --help`` reads the entry points' names only and answers without importing torch.
 """
@@ -18,6 +19,7 @@ GENERIC = {
     "fit": "train any config: ditkit fit --config apps/<app>/configs/default.yaml [--trainer.* ...]",
     "validate": "validate a checkpoint: ditkit validate --config C --ckpt_path K",
     "migrate": "rewrite app configs of earlier versions: ditkit migrate FILE...",
+    "demo": "every app's samples and metrics from its shipped weights -> outputs/demo/index.html",
 }
 
 
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
 
         FlowCLI(args=[head, *rest])
         return 0
+    if head == "demo":
+        from ditkit_core.demo import main as demo
+
+        return demo(rest)
     if head == "migrate":
         from ditkit_core.lightning.migrate import main as migrate
 

@@ -376,7 +376,12 @@ APP = App(
     name="molecules",
     help="molecules: 3D conformers (QM9) and latent SMILES / SELFIES generation (ditkit_molecules)",
     config="apps/molecules/configs/default.yaml",
-    commands={"sample": "ditkit_molecules.cli:sample_command", "eval": "ditkit_molecules.cli:eval_command"},
+    pretrained="apps/molecules/pretrained",
+    commands={
+        "sample": "ditkit_molecules.cli:sample_command",
+        "eval": "ditkit_molecules.cli:eval_command",
+        "demo": "ditkit_molecules.demo:demo_command",
+    },
     bench="benchmarks/molecules.py",
 )
 """``ditkit molecules fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""

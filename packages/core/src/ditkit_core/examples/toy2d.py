@@ -47,6 +47,18 @@ def sample_points(name: str, n: int, generator: torch.Generator | None = None) -
     return pts.float()
 
 
+def in_support(points: Tensor, name: str) -> float:
+    """Share of ``points [n, 2]`` inside the distribution's support (checkerboard squares only; NaN otherwise).
+
+    The data scores 100 %, standard normal noise (an untrained model) ~45 %; blurred blobs fall in between.
+    """
+    if name != "checkerboard":
+        return float("nan")
+    x1, x2 = points[:, 0], points[:, 1]
+    inside = (x1.abs() <= 2) & (x2.abs() <= 2) & ((torch.floor(x1) + torch.floor(x2)) % 2 == 0)
+    return float(inside.float().mean())
+
+
 class PointSetDataset(Dataset):
     """``size`` sets of ``points`` 2D points each, generated once from a seed."""
 
@@ -112,9 +124,10 @@ class Toy2DModule(FlowMatchingModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None or self.trainer.sanity_checking:
             return
-        gen = self.sample_points(8, dm.points, seed=123)
+        gen = self.sample_points(max(2048 // dm.points, 1), dm.points, seed=123)
         ref = sample_points(dm.distribution, gen.shape[0], torch.Generator().manual_seed(7)).to(gen.device)
-        self.log("val/energy_distance", energy_distance(gen, ref), prog_bar=True)
+        # sliced W1 on 2048 points: >= 0 and falls with sample quality (the data's own floor is ~0.02)
+        self.log("val/sliced_w1", sliced_wasserstein(gen, ref), prog_bar=True)
 
     def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -170,6 +183,7 @@ def evaluate(
     for name, pts in (("model", gen), ("data_vs_data", data2), ("noise", noise)):
         out[f"{name}_sliced_w1"] = float(sliced_wasserstein(pts, ref))
         out[f"{name}_energy"] = float(energy_distance(pts, ref))
+        out[f"{name}_in_support"] = in_support(pts, distribution)
     return out
 
 
@@ -209,3 +223,65 @@ def _toy_arguments(p) -> None:
 
 sample_command.add_arguments = _toy_arguments
 eval_command.add_arguments = _toy_arguments
+
+
+def demo_command(module: None, args) -> dict:
+    """``ditkit toy2d demo``: train the small demo config briefly, then sample and score it for the report."""
+    from ditkit_core.lightning.cli import FlowCLI
+    from ditkit_core.lightning.load import load_run
+
+    out = Path(args.out)
+    run = out / "run"
+    FlowCLI(
+        args=[
+            "fit",
+            "--config",
+            args.train_config,
+            "--trainer.default_root_dir",
+            str(run),
+            "--trainer.enable_progress_bar",
+            "true",
+        ]
+    )
+    module = load_run(args.train_config, ckpt=run / "checkpoints" / "last.ckpt")
+    res = evaluate(module, args.distribution, args.points, args.sets, args.seed)
+    gen = module.sample_points(args.sets, args.points, seed=args.seed).cpu()
+    ref = sample_points(args.distribution, gen.shape[0], torch.Generator().manual_seed(1))
+    png = plot_samples(gen, ref, out / "samples.png", title=f"{args.distribution}: {module.sampler.steps} Heun steps")
+    logs = sorted(run.rglob("metrics.csv"), key=lambda q: q.stat().st_mtime)
+    w1 = res["model_sliced_w1"]
+    return {
+        "title": "Toy 2D (trained here)",
+        "summary": f"A small 2D-point DiT trained briefly on the {args.distribution} ({args.train_config}), then "
+        f"sampled: {args.sets * args.points} points vs held-out data.",
+        "media": [{"path": png, "caption": "data (left) and samples (right)"}],
+        "metrics": [
+            {
+                "name": "sliced W1 to held-out data",
+                "model": w1,
+                "controls": {
+                    "data vs data": res["data_vs_data_sliced_w1"],
+                    "noise (untrained)": res["noise_sliced_w1"],
+                },
+                "goal": "< 3x data vs data",
+                "met": w1 < 3 * res["data_vs_data_sliced_w1"],
+            },
+            {
+                "name": "energy distance",
+                "model": res["model_energy"],
+                "controls": {"data vs data": res["data_vs_data_energy"], "noise (untrained)": res["noise_energy"]},
+                "goal": "< noise / 20",
+                "met": res["model_energy"] < res["noise_energy"] / 20,
+            },
+        ],
+        "log": logs[-1] if logs else None,
+    }
+
+
+def _demo_arguments(p) -> None:
+    _toy_arguments(p)
+    p.add_argument("--train-config", default="apps/toy2d/configs/demo.yaml", help="the config trained by the demo")
+
+
+demo_command.trains = True
+demo_command.add_arguments = _demo_arguments

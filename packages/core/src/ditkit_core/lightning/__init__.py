@@ -17,6 +17,7 @@ from ditkit_core.lightning.load import default_checkpoint, load_run, read_config
 from ditkit_core.lightning.module import FlowMatchingModule, allow_in_checkpoints, warmup_cosine
 from ditkit_core.lightning.pretrained import (
     UntrustedClassError,
+    export_run,
     from_config,
     from_pretrained,
     save_pretrained,
@@ -47,6 +48,7 @@ __all__ = [
     "build_student",
     "compile_blocks",
     "default_checkpoint",
+    "export_run",
     "from_config",
     "from_pretrained",
     "load_run",

@@ -186,3 +186,26 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
     with naming_file(w_path, "weights do not fit the model of config.json"):
         module.load_state_dict(state, strict=True)
     return module.to(map_location)
+
+
+LOG_NAME = "train_log.csv"
+
+
+def export_run(module: nn.Module, directory: str | Path, metrics_csv: str | Path | None = None) -> Path:
+    """:func:`save_pretrained` plus the run's loss curve: ``train_log.csv`` (``step`` and every ``*loss*`` column of
+    Lightning's CSV ``metrics.csv``, rows without a loss dropped), so a report can plot how the weights were trained.
+    """
+    import csv
+
+    directory = save_pretrained(module, directory)
+    if metrics_csv is None:
+        return directory
+    with open(metrics_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    cols = ["step"] + sorted({k for r in rows for k in r if k and "loss" in k})
+    kept = [r for r in rows if any(r.get(c) not in (None, "") for c in cols[1:])]
+    with open(directory / LOG_NAME, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(kept)
+    return directory

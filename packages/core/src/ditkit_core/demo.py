@@ -1,0 +1,93 @@
+"""``ditkit demo``: every installed app's ``demo`` (samples + quick metrics from its shipped weights) and one report.
+
+Each app runs ``ditkit <app> demo --out <out>/<app>`` in its own process (``--jobs`` at a time, one thread each), so a
+failing app is shown as failed on the page instead of stopping the others. An overall progress bar counts finished
+apps with an ETA; each app's own output goes to ``<out>/<app>/log.txt``. The page is ``<out>/index.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+# cheap-to-expensive order, so the page fills early and the slowest apps overlap
+ORDER = ("toy2d", "molecules", "sits", "shapes", "policy", "audio_video", "tts")
+
+
+def demo_apps() -> list[str]:
+    """Installed apps that declare a ``demo`` command (entry points read, nothing imported beyond the App data)."""
+    names = []
+    for ep in entry_points(group="ditkit.apps"):
+        app = ep.load()
+        if "demo" in getattr(app, "commands", {}):
+            names.append(ep.name)
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(ORDER)), n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ditkit demo", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="outputs/demo", help="report folder (default: outputs/demo)")
+    p.add_argument("--apps", nargs="+", help="apps to run (default: every installed app with a demo)")
+    p.add_argument("--jobs", type=int, default=2, help="apps run at once (default: 2)")
+    p.add_argument("--device", default="cpu", help="torch device for every app")
+    args = p.parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from ditkit_core.report import write_report
+
+    apps = args.apps or demo_apps()
+    unknown = sorted(set(apps) - set(demo_apps()))
+    if unknown:
+        print(
+            f"ditkit demo: no demo for {', '.join(unknown)}; apps with one: {', '.join(demo_apps())}", file=sys.stderr
+        )
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
+    start, times, failed = time.perf_counter(), {}, []
+    pending, running = list(apps), {}
+    bar = tqdm(total=len(apps), desc="demo", unit="app")
+    while pending or running:
+        while pending and len(running) < max(args.jobs, 1):
+            name = pending.pop(0)
+            d = out / name
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "error.txt").unlink(missing_ok=True)
+            log = open(d / "log.txt", "w")  # noqa: SIM115 (closed when the process ends)
+            cmd = [sys.executable, "-m", "ditkit_core.cli", name, "demo", "--out", str(d), "--device", args.device]
+            running[name] = (
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                log,
+                time.perf_counter(),
+            )
+            bar.set_postfix_str(", ".join(running))
+        time.sleep(0.2)
+        for name, (proc, log, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            times[name] = time.perf_counter() - t0
+            if proc.returncode != 0:
+                failed.append(name)
+                (out / name / "error.txt").write_text((out / name / "log.txt").read_text(errors="replace")[-6000:])
+            del running[name]
+            bar.update(1)
+            bar.write(f"{name}: {'failed' if proc.returncode else 'done'} in {times[name]:.0f} s")
+    bar.close()
+    wall = time.perf_counter() - start
+    (out / "timing.json").write_text(json.dumps({"wall_seconds": wall, "apps": times}, indent=1))
+    page = write_report(out, apps)
+    print(f"wrote {page} ({wall:.0f} s wall{'; failed: ' + ', '.join(failed) if failed else ''})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
