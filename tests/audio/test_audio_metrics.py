@@ -1,16 +1,32 @@
 import numpy as np
+import pytest
 import torch
 
-from ditkit_audio.metrics import dtw_path, edit_distance, error_rate, mcd_dtw, mel_cepstrum
+from ditkit_audio.metrics import dtw_path, error_rate, mcd_dtw, mel_cepstrum
 
 
-def test_edit_distance_and_rates():
-    assert edit_distance("kitten", "sitting") == 3
-    assert edit_distance([], ["a"]) == 1
+def test_error_rate_closed_forms():
+    assert error_rate(["abc"], ["abd"]) == 1 / 3  # one substitution in 3 characters, divided in float64
+    assert error_rate(["kitten"], ["sitting"]) == 3 / 6  # 2 substitutions + 1 insertion
     assert error_rate(["the cat"], ["the cat"]) == 0.0
-    assert error_rate(["the cat sat"], ["the bat sat"], "word") == 1 / 3
-    assert abs(error_rate(["abcd"], ["abed"]) - 0.25) < 1e-9
+    assert error_rate(["the cat sat"], ["the bat sat"], "word") == 1 / 3  # substitution
+    assert error_rate(["the cat sat"], ["the cat sat down"], "word") == 1 / 3  # insertion
+    assert error_rate(["the cat sat"], ["the sat"], "word") == 1 / 3  # deletion
+    assert error_rate(["a b c d"], ["a x c"], "word") == 2 / 4  # substitution + deletion
     assert error_rate(["Hello, World!"], ["hello world"]) == 0.0  # case and punctuation ignored
+    assert error_rate(["Hello, World!"], ["hello  world"], "word") == 0.0  # and runs of spaces
+
+
+def test_error_rate_is_corpus_level_and_handles_empty_references():
+    # 1 + 2 edits over 4 + 2 reference characters (the mean of the sentence rates would be 0.625)
+    assert error_rate(["abcd", "ab"], ["abed", ""]) == 3 / 6
+    assert error_rate(["", "abc"], ["xy", "abc"]) == 2 / 3  # an empty reference adds its insertions, no units
+    assert error_rate([""], ["ab"]) == 2.0  # only empty references: the insertion count, not nan / inf
+    assert error_rate([], []) == 0.0
+    with pytest.raises(ValueError, match="2 references vs 1"):
+        error_rate(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="unit"):
+        error_rate(["a"], ["a"], "phone")
 
 
 def test_dtw_path_is_monotone_and_finds_diagonal():

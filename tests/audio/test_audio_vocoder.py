@@ -87,6 +87,13 @@ def test_si_snr_closed_form():
     n = n - n.mean()
     expect = 10 * math.log10(float((x - x.mean()).pow(2).sum() / n.pow(2).sum()))
     assert abs(si_snr(3.0 * x + n * 3.0, x) - expect) < 1e-3  # scale invariant
+    assert abs(si_snr(x + n + 7.0, x - 2.0) - expect) < 1e-3  # offsets removed (zero-mean convention)
+    xc = x - x.mean()
+    tenth = n * (0.1 * xc.norm() / n.norm())  # noise energy 1 % of the signal's: exactly 20 dB
+    assert si_snr(xc + tenth, xc) == pytest.approx(20.0, abs=1e-4)
+    assert si_snr(torch.cat([xc + tenth, torch.randn(50)]), xc) == pytest.approx(20.0, abs=1e-4)  # cut to the shorter
+    assert si_snr(-0.5 * x, x) > 120.0  # a scaled copy: no noise left
+    assert isinstance(si_snr(x, x), float)
 
 
 def test_vocoder_loss_falls_on_a_tiny_overfit(tiny_corpus, tmp_path):

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
 from ditkit_audio.corpus import read_cache, write_cache
 from ditkit_core.errors import DataError, atomic_save, atomic_write, naming_file, read_text
@@ -240,14 +241,15 @@ def load_model(directory: str | Path, cls: type, make: str) -> Any:
 
 
 # ---------------------------------------------------------------------- metrics
-def si_snr(est: Tensor, ref: Tensor, eps: float = 1e-8) -> float:
-    """Scale-invariant signal-to-noise ratio (dB) of ``est`` vs ``ref`` (``[s]``, cut to the shorter, zero-mean)."""
+def si_snr(est: Tensor, ref: Tensor) -> float:
+    """Scale-invariant signal-to-noise ratio (dB) of ``est`` vs ``ref``, both ``[s]`` (cut to the shorter).
+
+    torchmetrics' ``scale_invariant_signal_noise_ratio`` in float64: both signals zero-mean, ``est`` projected on
+    ``ref``, ``10 log10(|proj|^2 / |est - proj|^2)``, with float64's machine epsilon added to the projection
+    coefficient and to both energies (so a silent ``ref`` gives a very negative finite value, not ``nan``).
+    """
     n = min(est.shape[-1], ref.shape[-1])
-    e, r = est[..., :n].double(), ref[..., :n].double()
-    e, r = e - e.mean(), r - r.mean()
-    proj = (e * r).sum() / (r.pow(2).sum() + eps) * r
-    noise = e - proj
-    return float(10 * torch.log10(proj.pow(2).sum().clamp_min(eps) / noise.pow(2).sum().clamp_min(eps)))
+    return float(scale_invariant_signal_noise_ratio(est[..., :n].double(), ref[..., :n].double()))
 
 
 def mel_l1(a: Tensor, b: Tensor) -> float:

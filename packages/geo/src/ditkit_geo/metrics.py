@@ -1,15 +1,20 @@
 """Metrics (MAE / RMSE / CRPS, PSNR / SSIM / spectral angle, F1) and the simple baselines they are compared with.
 
+PSNR, SSIM and the spectral angle are computed by torchmetrics.
+
 Cube tensors are ``[N, T, C, H, W]``; masks are bool of the same shape (True = scored / given).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
+from torchmetrics.functional.image import (
+    peak_signal_noise_ratio,
+    spectral_angle_mapper,
+    structural_similarity_index_measure,
+)
 
 
 def masked_mae(pred: Tensor, truth: Tensor, mask: Tensor) -> float:
@@ -39,28 +44,63 @@ def crps_ensemble(samples: Tensor, truth: Tensor, mask: Tensor) -> float:
 
 
 def psnr(pred: Tensor, truth: Tensor, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` over all finite entries."""
+    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` over all entries with a finite ``truth``.
+
+    torchmetrics' ``peak_signal_noise_ratio`` on those entries (the squared errors in float64; it holds ``log(range)``
+    and ``log(10)`` in float32, about 1e-6 dB of rounding); ``inf`` when they match exactly.
+
+    Args:
+        pred: any shape.
+        truth: like ``pred``; non-finite entries are left out.
+        data_range: the peak value range (no clamping).
+    """
     m = torch.isfinite(truth)
-    mse = float(((pred - truth) ** 2)[m].mean())
-    return 10 * math.log10(data_range**2 / max(mse, 1e-12))
+    return float(peak_signal_noise_ratio(pred[m].double(), truth[m].double(), data_range=data_range))
 
 
-def ssim(pred: Tensor, truth: Tensor, data_range: float, window: int = 7) -> float:
-    """Mean structural similarity of images ``[N, C, H, W]`` (uniform ``window`` x ``window``, Wang et al. 2004)."""
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    x, y = pred.flatten(0, 1)[:, None].double(), truth.flatten(0, 1)[:, None].double()  # [N*C, 1, H, W]
-    window = min(window, x.shape[-1], x.shape[-2])
-    pool = lambda a: F.avg_pool2d(a, window, stride=1)  # noqa: E731
-    mx, my = pool(x), pool(y)
-    vx, vy, cxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
+def ssim(pred: Tensor, truth: Tensor, data_range: float, sigma: float = 1.5) -> float:
+    """Mean structural similarity of images ``[N, C, H, W]`` with the published Gaussian window (Wang et al. 2004).
+
+    torchmetrics' ``structural_similarity_index_measure`` (float64): a Gaussian window of standard deviation
+    ``sigma`` (1.5: 11 x 11 taps), ``K1 = 0.01``, ``K2 = 0.03``, each channel on its own, the borders reflect-padded,
+    the SSIM map averaged over every pixel, channel and image.
+
+    Args:
+        pred: ``[N, C, H, W]``.
+        truth: like ``pred``.
+        data_range: the dynamic range ``L`` in ``C1 = (K1 L)^2``, ``C2 = (K2 L)^2`` (no clamping).
+        sigma: standard deviation of the window in pixels; the window has ``2 int(3.5 sigma + 0.5) + 1`` taps.
+
+    Raises:
+        ValueError: if ``H`` or ``W`` is not larger than the window's half-width (5 for ``sigma = 1.5``).
+    """
+    half = int(3.5 * sigma + 0.5)
+    if pred.dim() != 4 or min(pred.shape[-2:]) <= half:
+        raise ValueError(f"ssim: expected images [N, C, H, W] with H, W > {half}, got {tuple(pred.shape)}")
+    x, y = pred.double(), truth.double()
+    return float(
+        structural_similarity_index_measure(
+            x, y, gaussian_kernel=True, sigma=sigma, kernel_size=2 * half + 1, data_range=data_range, k1=0.01, k2=0.03
+        )
+    )
 
 
 def spectral_angle(pred: Tensor, truth: Tensor, mask: Tensor | None = None, dim: int = -3) -> float:
-    """Mean spectral angle in degrees between spectra along ``dim`` (the channel axis), over pixels in ``mask``."""
-    cos = F.cosine_similarity(pred, truth, dim=dim, eps=1e-8).clamp(-1, 1)
-    ang = torch.rad2deg(torch.acos(cos))
+    """Mean spectral angle in degrees between spectra along ``dim`` (the channel axis), over pixels in ``mask``.
+
+    The per-pixel angles ``arccos(<p, t> / (|p| |t|))`` come from torchmetrics' ``spectral_angle_mapper`` (float64,
+    ``reduction="none"``); torchmetrics cannot mask, so their mean under ``mask`` is taken here. A zero spectrum has
+    no angle (``nan``).
+
+    Args:
+        pred: spectra along ``dim`` (at least 2 channels).
+        truth: like ``pred``.
+        mask: bool, the shape of ``pred`` without ``dim`` (True = scored); None: every pixel.
+        dim: the channel axis.
+    """
+    shape = pred.movedim(dim, -1).shape[:-1]
+    p, t = (rearrange(a.movedim(dim, -1).double(), "... c -> (...) c 1 1") for a in (pred, truth))
+    ang = torch.rad2deg(spectral_angle_mapper(p, t, reduction="none")).reshape(shape)
     return float(ang[mask].mean() if mask is not None else ang.mean())
 
 
