@@ -42,7 +42,8 @@ train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to ou
 sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
 	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/checkpoints/last.ckpt
 
-demo: train-toy2d sample-toy2d ## the main CPU demo: toy2d trained end to end, PNGs in outputs/toy2d
+demo: ## every app sampled and scored from its shipped weights (+ a brief toy2d training) -> outputs/demo/index.html [ARGS=--apps tts policy]
+	$(PY) -m ditkit_core.cli demo $(ARGS)
 
 clean: ## remove run outputs
 	rm -rf outputs lightning_logs

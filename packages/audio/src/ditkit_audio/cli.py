@@ -417,7 +417,12 @@ APP = App(
     name="tts",
     help="text-to-speech: F5-style mel infilling on an espeak-ng corpus (ditkit_audio)",
     config=DEFAULT_CONFIG,
-    commands={"sample": "ditkit_audio.cli:sample_command", "eval": "ditkit_audio.cli:eval_command"},
+    pretrained="apps/tts/pretrained",
+    commands={
+        "sample": "ditkit_audio.cli:sample_command",
+        "eval": "ditkit_audio.cli:eval_command",
+        "demo": "ditkit_audio.demo:demo_command",
+    },
     bench="benchmarks/tts.py",
 )
 """``ditkit tts fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""

@@ -195,7 +195,7 @@ class App:
         ckpt, _ = self.weights(args)
         out = Path(args.out or self.run_dir(args.config) / "pretrained")
         logs = sorted(ckpt.parent.parent.rglob("metrics.csv"), key=lambda q: q.stat().st_mtime) if ckpt else []
-        export_run(self.load(args), out, logs[-1] if logs else None)
+        export_run(self.load(args), out, logs)
         print(f"wrote {out}")
         return 0
 

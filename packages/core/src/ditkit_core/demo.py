@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apps", nargs="+", help="apps to run (default: every installed app with a demo)")
     p.add_argument("--jobs", type=int, default=2, help="apps run at once (default: 2)")
     p.add_argument("--device", default="cpu", help="torch device for every app")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip opening the page in headless Chromium (screenshot.png, media check)",
+    )
     args = p.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -86,7 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     (out / "timing.json").write_text(json.dumps({"wall_seconds": wall, "apps": times}, indent=1))
     page = write_report(out, apps)
     print(f"wrote {page} ({wall:.0f} s wall{'; failed: ' + ', '.join(failed) if failed else ''})")
-    return 1 if failed else 0
+    bad_page = False
+    if not args.no_check:
+        from ditkit_core.report import CHROMIUM, check_page
+
+        if Path(CHROMIUM).exists():
+            res = check_page(page, out / "screenshot.png")
+            bad_page = bool(res["failed"] or res["console_errors"])
+            print(
+                f"chromium: {res['loaded']} of {res['total']} media files loaded; console errors: "
+                f"{res['console_errors'] or 'none'}; screenshot {out / 'screenshot.png'}"
+            )
+        else:
+            print(f"chromium: {CHROMIUM} not found (make setup installs it); page not checked")
+    return 1 if failed or bad_page else 0
 
 
 if __name__ == "__main__":

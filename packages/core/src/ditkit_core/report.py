@@ -14,7 +14,8 @@ A demo function returns a plain dict (all keys optional but ``metrics`` / ``medi
       "notes": ["anything a reader should know"]
     }
 
-Paths are relative to the app's output folder (or absolute); :func:`write_manifest` checks that each exists.
+Paths are absolute, relative to the working directory, or relative to the app's output folder;
+:func:`write_manifest` checks that each exists.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ VIDEO = {".mp4", ".webm"}
 
 def _rel(path: str | os.PathLike, root: Path) -> str:
     p = Path(path)
-    p = p if p.is_absolute() else root / p
+    if not p.is_absolute() and not p.exists():  # relative to the working directory, else to the app folder
+        p = root / p
     if not p.exists():
         raise FileNotFoundError(f"demo manifest: {p} does not exist")
     try:
@@ -275,4 +277,55 @@ def write_report(root: str | os.PathLike, apps: list[str] | None = None, title: 
     return out
 
 
-__all__ = ["MANIFEST", "plot_losses", "read_loss_log", "write_manifest", "write_report"]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
+
+def check_page(
+    page: str | os.PathLike, screenshot: str | os.PathLike | None = None, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Open a report in headless Chromium (Playwright driving the system's ``chromium``); wait until every image,
+    audio and video element has loaded (or failed) and return ``{"loaded", "total", "failed", "console_errors"}``.
+
+    ``failed`` lists the media elements that did not load (their ``src``); ``console_errors`` the page's console
+    errors and uncaught exceptions. A full-page PNG goes to ``screenshot`` when given.
+    """
+    from playwright.sync_api import sync_playwright
+
+    url = Path(page).resolve().as_uri()
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS))
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(url, wait_until="load")
+            settled = """() => [...document.querySelectorAll('img, audio, video')].every(el =>
+                el.tagName === 'IMG' ? el.complete : (el.readyState >= 1 || el.error !== null))"""
+            tab.wait_for_function(settled, timeout=timeout_s * 1000)
+            failed = tab.evaluate(
+                """() => [...document.querySelectorAll('img, audio, video')].filter(el =>
+                    el.tagName === 'IMG' ? !(el.naturalWidth > 0) : (el.error !== null || el.readyState < 1))
+                    .map(el => el.getAttribute('src'))"""
+            )
+            total = tab.evaluate("() => document.querySelectorAll('img, audio, video').length")
+            if screenshot is not None:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                tab.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"loaded": total - len(failed), "total": total, "failed": failed, "console_errors": errors}
+
+
+__all__ = ["MANIFEST", "check_page", "plot_losses", "read_loss_log", "write_manifest", "write_report"]

@@ -209,7 +209,12 @@ APP = App(
     name="sits",
     help="satellite image time series: reconstruction, forecast, cloud removal and change (ditkit_geo)",
     config="apps/sits/configs/default.yaml",
-    commands={"sample": "ditkit_geo.cli:sample_command", "eval": "ditkit_geo.cli:eval_command"},
+    pretrained="apps/sits/pretrained",
+    commands={
+        "sample": "ditkit_geo.cli:sample_command",
+        "eval": "ditkit_geo.cli:eval_command",
+        "demo": "ditkit_geo.demo:demo_command",
+    },
     bench="benchmarks/sits.py",
 )
 """``ditkit sits fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""

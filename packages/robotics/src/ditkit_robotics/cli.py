@@ -191,7 +191,8 @@ APP = App(
     name="policy",
     help="visuomotor policy: action chunks on Meta-World demonstrations, evaluated by rollouts (ditkit_robotics)",
     config="apps/policy/configs/default.yaml",
-    commands={"eval": "ditkit_robotics.cli:eval_command"},
+    pretrained="apps/policy/pretrained",
+    commands={"eval": "ditkit_robotics.cli:eval_command", "demo": "ditkit_robotics.demo:demo_command"},
     bench="benchmarks/policy.py",
 )
 """``ditkit policy fit|eval|distill|bench`` (entry point ``ditkit.apps``; rollouts are its samples)."""

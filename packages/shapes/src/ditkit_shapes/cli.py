@@ -338,7 +338,12 @@ APP = App(
     name="shapes",
     help="3D point clouds: class-conditional generation and completion of procedural shapes (ditkit_shapes)",
     config="apps/shapes/configs/default.yaml",
-    commands={"sample": "ditkit_shapes.cli:sample_command", "eval": "ditkit_shapes.cli:eval_command"},
+    pretrained="apps/shapes/pretrained",
+    commands={
+        "sample": "ditkit_shapes.cli:sample_command",
+        "eval": "ditkit_shapes.cli:eval_command",
+        "demo": "ditkit_shapes.demo:demo_command",
+    },
     bench="benchmarks/shapes.py",
 )
 """``ditkit shapes fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""

@@ -241,7 +241,12 @@ APP = App(
     name="audio_video",
     help="joint audio-video generation: v2a, a2v, joint and continuation on procedural clips (ditkit_audio.av)",
     config="apps/audio_video/configs/default.yaml",
-    commands={"sample": "ditkit_audio.av.cli:sample_command", "eval": "ditkit_audio.av.evaluate:eval_command"},
+    pretrained="apps/audio_video/pretrained",
+    commands={
+        "sample": "ditkit_audio.av.cli:sample_command",
+        "eval": "ditkit_audio.av.evaluate:eval_command",
+        "demo": "ditkit_audio.av.demo:demo_command",
+    },
     bench="benchmarks/av.py",
 )
 """``ditkit audio_video fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``)."""

@@ -191,17 +191,28 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
 LOG_NAME = "train_log.csv"
 
 
-def export_run(module: nn.Module, directory: str | Path, metrics_csv: str | Path | None = None) -> Path:
+def export_run(
+    module: nn.Module, directory: str | Path, metrics_csv: str | Path | list[str | Path] | None = None
+) -> Path:
     """:func:`save_pretrained` plus the run's loss curve: ``train_log.csv`` (``step`` and every ``*loss*`` column of
     Lightning's CSV ``metrics.csv``, rows without a loss dropped), so a report can plot how the weights were trained.
+
+    Several logs (a resumed run writes one per start) are joined in the order given; a later log's rows replace an
+    earlier one's from its first step on.
     """
     import csv
 
     directory = save_pretrained(module, directory)
-    if metrics_csv is None:
+    paths = [metrics_csv] if isinstance(metrics_csv, (str, Path)) else list(metrics_csv or [])
+    if not paths:
         return directory
-    with open(metrics_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows: list[dict[str, str]] = []
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as f:
+            new = [r for r in csv.DictReader(f) if r.get("step") not in (None, "")]
+        if new:
+            first = min(int(r["step"]) for r in new)
+            rows = [r for r in rows if int(r["step"]) < first] + new
     cols = ["step"] + sorted({k for r in rows for k in r if k and "loss" in k})
     kept = [r for r in rows if any(r.get(c) not in (None, "") for c in cols[1:])]
     with open(directory / LOG_NAME, "w", newline="", encoding="utf-8") as f:
