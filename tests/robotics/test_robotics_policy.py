@@ -114,7 +114,7 @@ def test_crashed_step_ends_rollout_and_is_counted():
 
 def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> Path:
     """The debug app config writing under ``tmp_path`` (optionally with other trainer and module arguments)."""
-    updates = {"trainer.default_root_dir": tmp_path / "run"}
+    updates = {"trainer.default_root_dir": tmp_path / "run", "trainer.logger": False}  # the YAML's loggers: its folder
     updates.update({f"trainer.{k}": v for k, v in (trainer or {}).items()})
     updates.update({f"model.init_args.{k}": v for k, v in init_args.items()})
     return config_copy(ROOT / "apps/policy/configs/debug.yaml", tmp_path / "debug.yaml", updates)
