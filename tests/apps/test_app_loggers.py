@@ -54,4 +54,5 @@ def test_toy2d_debug_fit_writes_metrics_csv_and_tensorboard_events_in_its_run_fo
     assert {"train/loss", "val/loss"} <= set(tags["scalars"])
     pngs = sorted((tmp_path / "run" / "samples").glob("*.png"))
     assert pngs and set(tags["images"]) == {f"samples/{p.stem}" for p in pngs}  # the SampleWriter's figures
+    assert (logs / "tensorboard" / "config.yaml").is_file()  # the run's full config, saved by `ditkit fit`
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "run"]
