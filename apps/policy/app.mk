@@ -1,5 +1,5 @@
 # Robot policy app (ditkit-robotics): Meta-World demos -> flow-matching DiT policy -> rollouts.
-.PHONY: data-policy train-policy eval-policy bench-policy debug-policy
+.PHONY: data-policy train-policy sample-policy eval-policy bench-policy debug-policy
 
 POLICY_DATA ?= data/policy/metaworld_demos.zarr
 POLICY_EPISODES ?= 50
@@ -10,6 +10,9 @@ data-policy: ## scripted-expert Meta-World demos (5 tasks x 50 episodes, zarr) i
 train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; 33 min on the loaded shared 2-core box); checkpoints + PNGs under outputs/policy
 	@test -e $(POLICY_DATA) || $(MAKE) data-policy
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml
+
+sample-policy: ## a few rollouts per task (held-out seeds): GIF per task, actions.npz, sample.json in outputs/policy/sample [ARGS="--episodes 4 --tasks reach-v3"]
+	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli sample --config apps/policy/configs/default.yaml $(ARGS)
 
 eval-policy: ## roll the trained policy out (fixed seeds): success per task vs scripted expert, GIF, eval.md
 	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --config apps/policy/configs/default.yaml

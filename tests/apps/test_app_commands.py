@@ -28,7 +28,10 @@ OWN = {  # app -> command -> flags of the app's own
         + ["--stored-points"],
     },
     "molecules": {"sample": ["--n", "--props", "--cfg-scale"], "eval": ["--n", "--no-fcd"]},
-    "policy": {"eval": ["--tag", "--data", "--tasks", "--episodes", "--max-steps", "--no-expert", "--no-gif"]},
+    "policy": {
+        "sample": ["--data", "--tasks", "--episodes", "--max-steps", "--no-gif"],
+        "eval": ["--tag", "--data", "--tasks", "--episodes", "--max-steps", "--no-expert", "--no-gif"],
+    },
     "sits": {"sample": ["--samples"], "eval": ["--samples"]},
 }
 
@@ -82,4 +85,8 @@ def test_app_flags_parse_with_the_apps_defaults():
     assert args.config == "apps/shapes/configs/default.yaml" and args.classes == ["mug"] and args.seed == 0
     with pytest.raises(SystemExit):
         apps["tts"].parser("sample").parse_args([])  # --text is required
-    assert apps["policy"].run(["sample"]) == 2  # a command the app does not have
+    args = apps["policy"].parser("sample").parse_args([])
+    assert args.seed == 1000 and args.episodes == 2 and args.tasks is None  # held-out seeds, a quick look
+    assert apps["policy"].run(["train"]) == 2  # an unknown command
+    without = App(name="x", help="no sample", config=apps["policy"].config, commands={"eval": "json:dumps"})
+    assert without.run(["sample"]) == 2  # a common command the app does not declare

@@ -156,7 +156,7 @@ def test_codec_tokenizer_round_trip_and_tts_trains_on_codec_tokens(tiny_corpus, 
 def _app_config(name: str, tmp_path: Path, tts: Path, out: Path, model: dict, data: dict, steps: int) -> Path:
     """The app's ``name`` YAML, shrunk to a few steps of a tiny model on the tiny corpus."""
     cfg = yaml.safe_load((ROOT / "apps/tts/configs" / name).read_text())
-    cfg["trainer"].update(max_steps=steps, default_root_dir=str(out))
+    cfg["trainer"].update(max_steps=steps, default_root_dir=str(out), logger=False)  # the YAML's loggers: its folder
     cfg["model"]["init_args"].update(asr=str(tmp_path / "no_probe"), eval_n=2, log_every=0, **model)
     cfg["data"]["init_args"].update(tts_config=str(tts), val_size=2, **data)
     path = tmp_path / name

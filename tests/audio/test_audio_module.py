@@ -173,7 +173,12 @@ def debug_run(tmp_path_factory):
     config = config_copy(
         ROOT / "apps/tts/configs/debug.yaml",
         root / "debug.yaml",
-        {"trainer.default_root_dir": root, "trainer.enable_checkpointing": True, "data.init_args.root": root / "data"},
+        {
+            "trainer.default_root_dir": root,
+            "trainer.enable_checkpointing": True,
+            "trainer.logger": False,  # the YAML's loggers write under its own run folder
+            "data.init_args.root": root / "data",
+        },
     )
     run_config(config)
     (ckpt,) = (root / "checkpoints").glob("*.ckpt")

@@ -176,6 +176,27 @@ def test_debug_config_trains_and_its_checkpoint_loads(debug_run):
     )
 
 
+def test_validation_samples_reach_tensorboard_as_figures_and_sound(debug_run):
+    """Each v2a / joint validation sample is written as a contact sheet and a 16-bit WAV of the sound it draws; the
+    debug YAML's TensorBoard logger (its relative folder, under the fixture's working directory) holds both."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ditkit_core.lightning.callbacks import read_pcm_wav
+
+    samples = debug_run.root / "samples"
+    pngs, wavs = sorted(samples.glob("*.png")), sorted(samples.glob("*.wav"))
+    assert [p.stem for p in pngs] == [p.stem for p in wavs]
+    assert {p.stem.split("_")[-2] for p in wavs} == {"v2a", "joint"}
+    tok = debug_run.cli.model.tokenizer
+    wav, rate = read_pcm_wav(wavs[0])
+    assert rate == tok.sample_rate and wav.shape == (tok.samples,)
+    logs = debug_run.root / "outputs" / "av_debug" / "logs" / "tensorboard"
+    acc = EventAccumulator(str(logs), size_guidance={"audio": 0, "images": 0}).Reload()
+    assert sorted(acc.Tags()["audio"]) == [f"samples/{p.stem}" for p in wavs]
+    assert sorted(acc.Tags()["images"]) == [f"samples/{p.stem}" for p in pngs]
+    assert acc.Audio(f"samples/{wavs[0].stem}")[0].length_frames == tok.samples
+
+
 def test_ditkit_audio_video_sample_and_eval_run_on_the_debug_run(debug_run, tmp_path, monkeypatch):
     import json
 
@@ -240,6 +261,7 @@ def test_avdit_backbone_loads_from_a_video_only_run(tmp_path, monkeypatch):
         "--model.init_args.task_probs",
         "{joint: 0.5, continue: 0.5}",
     )
+    assert list((tmp_path / "samples").glob("*.png")) and not list((tmp_path / "samples").glob("*.wav"))  # no sound
     ckpt = tmp_path / "video_only.ckpt"
     cli.trainer.save_checkpoint(ckpt)
     m = module(mode="avdit", backbone=str(ckpt))

@@ -127,6 +127,7 @@ def test_debug_config_runs_through_the_cli_and_its_checkpoint_loads(tmp_path):
         ROOT / "apps/toy2d/configs/debug.yaml",
         f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_checkpointing=true",
+        "--trainer.logger=false",  # the YAML's loggers write under its own run folder
     )
     assert cli.trainer.global_step == 4
     ckpt = next(tmp_path.rglob("*.ckpt"))
@@ -152,6 +153,7 @@ def test_ema_preset_composes_with_an_app_config(tmp_path):
         "--config",
         str(ROOT / "shared/trainer/ema.yaml"),
         f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",  # the YAML's loggers write under its own run folder
     )
     names = [type(c).__name__ for c in cli.trainer.callbacks]
     assert "EMA" in names

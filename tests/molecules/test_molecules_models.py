@@ -197,7 +197,7 @@ def debug_run(request, tmp_path_factory):
         APP / request.param,
         root / request.param,
         # eval reuses the conformers / SELFIES of the cache
-        {"data.init_args.cache_dir": root / "cache", "trainer.default_root_dir": root},
+        {"data.init_args.cache_dir": root / "cache", "trainer.default_root_dir": root, "trainer.logger": False},
     )
     run = run_config(config)
     ckpt = root / "last.ckpt"

@@ -114,7 +114,7 @@ def test_crashed_step_ends_rollout_and_is_counted():
 
 def _debug_config(tmp_path: Path, trainer: dict | None = None, **init_args) -> Path:
     """The debug app config writing under ``tmp_path`` (optionally with other trainer and module arguments)."""
-    updates = {"trainer.default_root_dir": tmp_path / "run"}
+    updates = {"trainer.default_root_dir": tmp_path / "run", "trainer.logger": False}  # the YAML's loggers: its folder
     updates.update({f"trainer.{k}": v for k, v in (trainer or {}).items()})
     updates.update({f"model.init_args.{k}": v for k, v in init_args.items()})
     return config_copy(ROOT / "apps/policy/configs/debug.yaml", tmp_path / "debug.yaml", updates)
@@ -171,7 +171,66 @@ def test_ditkit_policy_eval_runs_on_the_debug_run(debug_run, monkeypatch):
     assert made == ["task0", "task1"] and set(res["tasks"]) == {"task0", "task1"}
     assert res["seed"] == 1000 and res["steps"] == 2 and res["episodes"] == 2  # reset seeds past the demos'
     assert res["cache"] == "expert" and res["crashed"] == 0  # the config's sampler cache
-    assert APP.run(["sample", "--config", str(debug_run.config)]) == 2  # rollouts are this app's samples
+
+
+class RenderedReachEnv(ClosableReachEnv):
+    """Draws the position (red) and goal (green) on a 24 x 24 frame; the blue row counts the steps taken."""
+
+    def render(self) -> np.ndarray:
+        img = np.zeros((24, 24, 3), np.uint8)
+        for p, c in ((self.pos, 0), (self.goal, 1)):
+            i, j = np.clip(((np.asarray(p) + 1.5) / 3 * 24).astype(int), 0, 23)
+            img[i, j, c] = 255
+        img[0, :, 2] = len(self.actions) % 256
+        return img
+
+
+def test_ditkit_policy_sample_writes_a_gif_per_task_the_predicted_chunks_and_a_summary(
+    debug_run, monkeypatch, tmp_path
+):
+    """``ditkit policy sample`` on the debug run: the chunks in actions.npz are the ones the env executed (their first
+    ``n_action_steps`` actions, episode after episode), and each task's GIF has a frame per recorded step."""
+    import json
+
+    from PIL import Image
+
+    from ditkit_robotics import evaluate as ev
+    from ditkit_robotics.cli import APP
+
+    envs: dict[str, RenderedReachEnv] = {}
+    renders = []
+
+    def make_env(task, seed, **kw):
+        renders.append(kw.get("render"))
+        return envs.setdefault(task, RenderedReachEnv(int(task[-1])))
+
+    monkeypatch.setattr(ev, "make_env", make_env)
+    out = tmp_path / "sample"
+    args = ["--config", str(debug_run.config), "--tasks", "task0", "task1", "--episodes", "2", "--max-steps", "12"]
+    assert APP.run(["sample", *args, "--out", str(out)]) == 0
+    summary = json.loads((out / "sample.json").read_text())
+    eps = summary["episodes"]
+    assert [(e["task"], e["seed"]) for e in eps] == [("task0", 1000), ("task0", 1001), ("task1", 1000), ("task1", 1001)]
+    assert summary["solver_steps"] == 2 and summary["cache"] == "expert" and renders == [True, True]
+    assert all(1 <= e["steps"] <= 12 and e["chunks"] == -(-e["steps"] // 4) and e["chunk_ms"] > 0 for e in eps)
+    with np.load(out / "actions.npz") as npz:
+        d = {k: npz[k] for k in npz.files}
+    assert d["actions"].shape == (sum(e["chunks"] for e in eps), 8, 2) and d["actions"].dtype == np.float32
+    assert d["obs"].shape == (len(d["actions"]), 2, 6) and list(d["tasks"]) == ["task0", "task1"]
+    assert np.bincount(d["episode"]).tolist() == [e["chunks"] for e in eps]
+    assert d["task_id"].tolist() == [e["task_id"] for e in eps for _ in range(e["chunks"])]
+    for task, env in envs.items():
+        executed = [
+            d["actions"][d["episode"] == k][:, :4].reshape(-1, 2)[: e["steps"]]  # n_action_steps 4 of each chunk
+            for k, e in enumerate(eps)
+            if e["task"] == task
+        ]
+        np.testing.assert_allclose(np.concatenate(executed), np.stack(env.actions), atol=1e-6)
+        first = eps[[e["task"] for e in eps].index(task)]
+        assert first["gif"] == f"rollout_{task}.gif"
+        with Image.open(out / first["gif"]) as gif:
+            assert gif.size == (24, 24) and gif.n_frames == 1 + first["steps"] // 4  # reset frame + every 4th step
+    assert "gif" not in eps[1] and "gif" not in eps[3]  # the first episode of each task only
 
 
 @pytest.mark.parametrize("num_tasks", [3, 0])

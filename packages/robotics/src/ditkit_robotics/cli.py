@@ -1,4 +1,4 @@
-"""Command line: ``python -m ditkit_robotics.cli data|eval`` (training runs through ``ditkit fit``)."""
+"""Command line: ``python -m ditkit_robotics.cli data|sample|eval`` (training runs through ``ditkit fit``)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,6 @@ def eval_command(policy: Any, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from ditkit_core.errors import DataError, atomic_write
-    from ditkit_robotics.data import load_zarr_episodes
     from ditkit_robotics.evaluate import calibration_batch, evaluate, resolve_cache
     from ditkit_robotics.module import PolicyModule
 
@@ -99,10 +98,7 @@ def eval_command(policy: Any, args: argparse.Namespace) -> dict[str, Any]:
     root, store = _config_defaults(args.config)
     data = args.data or store or "data/policy/metaworld_demos.zarr"
     args.steps = policy.sampler.steps if args.steps is None else args.steps
-    tasks = args.tasks
-    if not tasks:
-        _, attrs = load_zarr_episodes(data) if Path(data).exists() else (None, {"tasks": DEFAULT_TASKS})
-        tasks = list(attrs["tasks"])
+    tasks = _tasks(args.tasks, data)
     if args.out is None and root is None:
         raise ValueError("eval: pass --out or --config (whose trainer.default_root_dir is the output folder)")
     out = Path(args.out) if args.out is not None else root
@@ -159,6 +155,94 @@ def _eval_arguments(e: argparse.ArgumentParser) -> None:
 eval_command.add_arguments = _eval_arguments
 
 
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_grad_enabled(False)  # a command-line entry point: nothing here trains
+    sample_command(load_trained(args.config, args.pretrained, args.ckpt), args)
+
+
+def sample_command(policy: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """A few rollouts per task with held-out seeds: what the policy does, to look at (``ditkit policy sample``).
+
+    Writes to ``args.out``: ``rollout_<task>.gif`` (the first episode of each task), ``actions.npz`` (every predicted
+    chunk: ``actions`` ``[c, horizon, action_dim]``, the observation history it was predicted from ``obs``
+    ``[c, n_obs_steps, obs_dim]``, ``task_id`` ``[c]``, ``episode`` ``[c]`` indexing ``sample.json``'s episodes, and
+    the ``tasks`` names) and ``sample.json`` (per episode: task, reset seed, success, environment steps, chunks,
+    median ms per chunk). Success rates with controls are ``eval``'s job; this is a quick look.
+
+    ``ditkit policy sample`` calls it as ``(module, args)``: ``args.steps`` None is the policy's ``sampler.steps``,
+    ``args.cache`` None is the policy's ``sampler.cache``.
+
+    Raises:
+        DataError: ``policy`` is not a :class:`~ditkit_robotics.PolicyModule`.
+    """
+    import numpy as np
+    import torch
+
+    from ditkit_core.errors import DataError, atomic_save, atomic_write
+    from ditkit_robotics.evaluate import calibration_batch, resolve_cache, sample_rollouts
+    from ditkit_robotics.module import PolicyModule
+
+    if not isinstance(policy, PolicyModule):
+        raise DataError(f"expected a ditkit_robotics.PolicyModule, got {type(policy).__qualname__}")
+    root, store = _config_defaults(args.config)
+    data = args.data or store or "data/policy/metaworld_demos.zarr"
+    steps = policy.sampler.steps if args.steps is None else args.steps
+    tasks = _tasks(args.tasks, data)
+    if args.out is None and root is None:
+        raise ValueError("sample: pass --out or --config (whose trainer.default_root_dir is the output folder)")
+    out = Path(args.out) if args.out is not None else root / "sample"
+    cache = resolve_cache(policy, args.cache or "auto")
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        res = sample_rollouts(
+            policy,
+            tasks,
+            episodes=args.episodes,
+            seed=args.seed,
+            steps=steps,
+            cache=cache,
+            max_steps=args.max_steps,
+            gif_dir=None if args.no_gif else out,
+            calib=calibration_batch(data, 32, policy.tokenizer.n_obs_steps, policy.tokenizer.horizon)
+            if "block" in cache
+            else None,
+        )
+    arrays = {k: res[k] for k in ("actions", "obs", "task_id", "episode")}
+    atomic_save(out / "actions.npz", lambda tmp: np.savez(tmp, tasks=np.asarray(tasks), **arrays), suffix=".npz")
+    rows = [{**r, "gif": Path(r["gif"]).name} if "gif" in r else r for r in res["episodes"]]  # beside sample.json
+    summary = {"solver_steps": steps, "cache": res["cache"], "episodes": rows}
+    with atomic_write(out / "sample.json", "w") as f:
+        f.write(json.dumps(summary, indent=2))
+    for row in rows:
+        print(json.dumps(row))
+    print(f"wrote {out / 'actions.npz'} ({len(res['actions'])} chunks) and {out / 'sample.json'}")
+    return summary
+
+
+def _tasks(tasks: list[str] | None, data: str) -> list[str]:
+    """The given task names, else the demonstration store's task list, else :data:`DEFAULT_TASKS`."""
+    if tasks:
+        return list(tasks)
+    from ditkit_robotics.data import load_zarr_episodes
+
+    return list(load_zarr_episodes(data)[1]["tasks"]) if Path(data).exists() else list(DEFAULT_TASKS)
+
+
+def _sample_arguments(s: argparse.ArgumentParser) -> None:
+    """The flags of ``sample`` beyond the common ones (config, weights, steps, seed, cache, output)."""
+    s.add_argument("--data", default=None, help="store whose task list to use (default: the config's data path)")
+    s.add_argument("--tasks", nargs="*", default=None, help="task names (default: the store's, in training order)")
+    s.add_argument("--episodes", type=int, default=2, help="rollouts per task")
+    s.add_argument("--max-steps", type=int, default=200, help="environment steps per episode")
+    s.add_argument("--no-gif", action="store_true", help="skip rendering (GIFs take most of the time)")
+    s.set_defaults(seed=1000)  # the first reset seed, as eval's: demonstrations use 0..N-1
+
+
+sample_command.add_arguments = _sample_arguments
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="ditkit-robotics", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -169,20 +253,27 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--max-steps", type=int, default=200)
     d.set_defaults(fn=cmd_data)
-    e = sub.add_parser("eval", help="roll a trained policy out in Meta-World with fixed seeds")
-    e.add_argument(
-        "--config",
-        default="apps/policy/configs/default.yaml",
-        help="the run's app YAML: weights, demonstrations and output folder default to its paths",
-    )
-    e.add_argument("--pretrained", default=None, help="pretrained folder (default: <default_root_dir>/pretrained)")
-    e.add_argument("--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last)")
-    e.add_argument("--seed", type=int, default=1000, help="first reset seed (demos use 0..N-1)")
-    e.add_argument("--steps", type=int, default=10, help="solver steps per chunk")
-    e.add_argument("--cache", default="auto", choices=["auto", "none", "expert", "block", "expert+block"])
-    e.add_argument("--out", default=None, help="output folder (default: the config's default_root_dir)")
-    _eval_arguments(e)
-    e.set_defaults(fn=cmd_eval)
+    for name, fn, extra, what in (
+        ("sample", cmd_sample, _sample_arguments, "a few rollouts per task: GIFs, predicted chunks, sample.json"),
+        ("eval", cmd_eval, _eval_arguments, "roll a trained policy out in Meta-World with fixed seeds"),
+    ):
+        c = sub.add_parser(name, help=what)
+        c.add_argument(
+            "--config",
+            default="apps/policy/configs/default.yaml",
+            help="the run's app YAML: weights, demonstrations and output folder default to its paths",
+        )
+        c.add_argument("--pretrained", default=None, help="pretrained folder (default: <default_root_dir>/pretrained)")
+        c.add_argument(
+            "--ckpt", default=None, help="Lightning checkpoint (default: <default_root_dir>/checkpoints/last)"
+        )
+        c.add_argument("--seed", type=int, default=1000, help="first reset seed (demos use 0..N-1)")
+        c.add_argument("--steps", type=int, default=10, help="solver steps per chunk")
+        c.add_argument("--cache", default="auto", choices=["auto", "none", "expert", "block", "expert+block"])
+        here = "<default_root_dir>" + ("/sample" if name == "sample" else "")
+        c.add_argument("--out", default=None, help=f"output folder (default: the config's {here})")
+        extra(c)
+        c.set_defaults(fn=fn)
     args = p.parse_args(argv)
     args.fn(args)
 
@@ -192,10 +283,14 @@ APP = App(
     help="visuomotor policy: action chunks on Meta-World demonstrations, evaluated by rollouts (ditkit_robotics)",
     config="apps/policy/configs/default.yaml",
     pretrained="apps/policy/pretrained",
-    commands={"eval": "ditkit_robotics.cli:eval_command", "demo": "ditkit_robotics.demo:demo_command"},
+    commands={
+        "sample": "ditkit_robotics.cli:sample_command",
+        "eval": "ditkit_robotics.cli:eval_command",
+        "demo": "ditkit_robotics.demo:demo_command",
+    },
     bench="benchmarks/policy.py",
 )
-"""``ditkit policy fit|eval|distill|bench`` (entry point ``ditkit.apps``; rollouts are its samples)."""
+"""``ditkit policy fit|sample|eval|distill|bench`` (entry point ``ditkit.apps``; rollouts are its samples)."""
 
 
 if __name__ == "__main__":

@@ -180,6 +180,111 @@ def evaluate(
     return out
 
 
+def sample_rollouts(
+    policy: PolicyModule,
+    tasks: Sequence[str],
+    episodes: int = 2,
+    seed: int = 1000,
+    steps: int = 10,
+    cache: str = "auto",
+    max_steps: int = 200,
+    gif_dir: Path | None = None,
+    size: int = 128,
+    record_every: int = 4,
+    calib: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
+    """Roll the policy out ``episodes`` times per task (reset seeds ``seed + i``), keeping every predicted chunk.
+
+    The environments are made as :func:`evaluate` makes them (one per task, created with ``seed``), so episode ``i``
+    of a task is episode ``i`` of ``evaluate`` with the same arguments. With ``gif_dir``, the first episode of each
+    task is rendered (every ``record_every``-th step, ``size`` pixels square) to ``gif_dir/rollout_<task>.gif``.
+
+    Args:
+        policy: a trained :class:`PolicyModule` (its task ids follow ``tasks``' order).
+        tasks: Meta-World task names, in the training store's order.
+        episodes: rollouts per task.
+        seed: first reset seed (demonstrations use ``0 .. N-1``).
+        steps: solver steps per chunk.
+        cache: ``auto`` (the policy's ``sampler.cache``), or one of :data:`CACHES`.
+        max_steps: environment steps per episode.
+        gif_dir: folder of the GIFs (None: no rendering).
+        size: GIF frame size in pixels.
+        record_every: keep every ``record_every``-th frame.
+        calib: demonstration observations to calibrate block caching (see :func:`evaluate`).
+
+    Returns:
+        ``{"episodes": [{"task", "task_id", "seed", "success", "crashed", "steps", "chunks", "chunk_ms"[, "gif"]}],
+        "actions": [c, horizon, action_dim], "obs": [c, n_obs_steps, obs_dim], "task_id": [c], "episode": [c],
+        "cache": str}`` with ``c`` chunks over all episodes (numpy float32 / int64 arrays), ``episode`` indexing
+        ``episodes``.
+    """
+    _check_evaluate_args(policy, tasks, episodes, seed, steps, cache, max_steps, None)
+    check_int("sample_rollouts: size", size, 16, 1024)
+    check_int("sample_rollouts: record_every", record_every, 1, 10**6)
+    policy.eval()
+    cache = resolve_cache(policy, cache)
+    tok = policy.tokenizer
+    low, high = float(min(tok.action_low)), float(max(tok.action_high))
+    if "block" in cache:
+        if calib is None:
+            raise ValueError("sample_rollouts: block caching needs calibration observations (calib)")
+        calibrate_block_cache(policy, calib["obs"], calib.get("task_id"), steps)
+    rows: list[dict[str, Any]] = []
+    obs_l: list[np.ndarray] = []
+    act_l: list[np.ndarray] = []
+    index: list[tuple[int, int]] = []
+    for tid, task in enumerate(tasks):
+        env = make_env(task, seed, render=gif_dir is not None, size=size)
+        for i in range(episodes):
+            act = policy_chunker(policy, tid, steps, seed + i, cache)
+
+            def recorded(hist: np.ndarray, act=act, tid=tid) -> np.ndarray:
+                chunk = act(hist)
+                obs_l.append(np.array(hist, np.float32))
+                act_l.append(np.array(chunk, np.float32))
+                index.append((tid, len(rows)))
+                return chunk
+
+            record = gif_dir is not None and i == 0
+            r = rollout(
+                env,
+                recorded,
+                seed + i,
+                n_obs_steps=tok.n_obs_steps,
+                n_action_steps=policy.n_action_steps,
+                max_steps=max_steps,
+                low=low,
+                high=high,
+                record=record,
+                record_every=record_every,
+            )
+            row = {
+                "task": task,
+                "task_id": tid,
+                "seed": seed + i,
+                "success": bool(r.success),
+                "crashed": bool(r.crashed),
+                "steps": r.steps,
+                "chunks": len(r.chunk_ms),
+                "chunk_ms": float(np.median(r.chunk_ms)) if r.chunk_ms else float("nan"),
+            }
+            if r.error:
+                row["error"] = r.error
+            if record and r.frames:
+                row["gif"] = str(write_gif(r.frames, Path(gif_dir) / f"rollout_{task}.gif"))
+            rows.append(row)
+        env.close()
+    ids = np.asarray(index, np.int64).reshape(-1, 2)
+    return {
+        "episodes": rows,
+        "actions": np.stack(act_l),
+        "obs": np.stack(obs_l),
+        "task_id": ids[:, 0],
+        "episode": ids[:, 1],
+        "cache": cache,
+    }
+
+
 def _check_evaluate_args(
     policy: PolicyModule,
     tasks: Sequence[str],

@@ -378,10 +378,13 @@ class AVModule(FlowMatchingModule):
 
     # ------------------------------------------------------------------ samples
     def write_samples(self, out_dir: Path, tag: str) -> list[Path]:
-        """Contact sheets (frames, waveform, mel) of v2a and joint samples of the first validation clips."""
+        """Contact sheets (frames, waveform, mel) of v2a and joint samples of the first validation clips, and (models
+        with an audio stream) each sample's sound as a 16-bit WAV (Griffin-Lim of its mel, the waveform the sheet
+        draws), which the core's ``SampleWriter`` sends to the loggers as audio."""
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None or getattr(dm, "val", None) is None or not len(dm.val):
             return []
+        from ditkit_audio.audio import write_wav
         from ditkit_audio.av.viz import contact_sheet
 
         n = min(self.n_write, len(dm.val))
@@ -392,14 +395,18 @@ class AVModule(FlowMatchingModule):
         for task in tasks:
             res = self.sample_task(batch, task, generator=g)
             for i in range(n):
+                wav = self.tokenizer.to_wav(res["mel"][i].float().cpu())
                 paths.append(
                     contact_sheet(
                         Path(out_dir) / f"av_{tag}_{task}_{i}.png",
                         self.tokenizer,
                         rows={"data": (batch["video"][i], batch["mel"][i]), task: (res["video"][i], res["mel"][i])},
+                        wavs={task: wav},
                         title=f"{task} {tag} clip {i}",
                     )
                 )
+                if "audio" in self.streams and bool(torch.isfinite(wav).all()):  # a video-only model has no sound
+                    paths.append(write_wav(Path(out_dir) / f"av_{tag}_{task}_{i}.wav", wav, self.tokenizer.sample_rate))
         return paths
 
 

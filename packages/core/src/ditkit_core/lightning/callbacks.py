@@ -45,7 +45,9 @@ class SampleWriter(L.Callback):
     """After every ``every_n_epochs`` validation epochs, asks the module to write viewable samples.
 
     Calls ``pl_module.write_samples(out_dir, tag)`` (PNG, wav, ply, ... per domain) and logs the written paths;
-    with a TensorBoard logger, PNGs are also added as images. ``out_dir`` defaults to
+    PNGs are also sent to the loggers as images and 16-bit PCM WAVs as audio (TensorBoard's ``add_image`` /
+    ``add_audio``, or a logger's ``log_image`` / ``log_audio`` method), under ``samples/<file stem>`` at the global
+    step. ``out_dir`` defaults to
     ``<trainer.default_root_dir>/samples``. Files are written by the global-zero rank; under a sharded strategy
     (FSDP), whose forward needs every rank, the other ranks run the same sampling into a temporary folder.
     """
@@ -77,22 +79,71 @@ class SampleWriter(L.Callback):
         paths = pl_module.write_samples(self.out_dir, tag) or []
         for p in paths:
             print(f"[SampleWriter] wrote {p}")
-            self._log_image(trainer, Path(p), tag)
+            self._log_media(trainer, Path(p))
 
     @staticmethod
-    def _log_image(trainer: L.Trainer, path: Path, tag: str) -> None:
-        """Send PNGs to loggers that take images (TensorBoard's ``add_image``, or a ``log_image`` method)."""
-        if path.suffix.lower() != ".png":
-            return
-        for logger in trainer.loggers:
-            exp = getattr(logger, "experiment", None)
-            if hasattr(logger, "log_image"):
-                logger.log_image(key=f"samples/{path.stem}", images=[str(path)], step=trainer.global_step)
-            elif exp is not None and hasattr(exp, "add_image"):
-                import matplotlib.image as mpimg
+    def _log_media(trainer: L.Trainer, path: Path) -> None:
+        """Send a PNG as an image, a PCM WAV as audio, to every logger that takes it (other files are skipped).
 
-                img = torch.from_numpy(mpimg.imread(str(path))[..., :3]).permute(2, 0, 1)
-                exp.add_image(f"samples/{path.stem}", img, trainer.global_step)
+        A file the logger cannot take (an unreadable image, a WAV that is not PCM) is skipped with a warning: sample
+        media never stop a run.
+        """
+        kind = {".png": "image", ".wav": "audio"}.get(path.suffix.lower())
+        if kind is None or not trainer.loggers:
+            return
+        key, step = f"samples/{path.stem}", trainer.global_step
+        try:
+            for logger in trainer.loggers:
+                if hasattr(logger, f"log_{kind}"):  # e.g. WandbLogger: file paths
+                    getattr(logger, f"log_{kind}")(key=key, **{f"{kind}s": [str(path)]}, step=step)
+                    continue
+                exp = getattr(logger, "experiment", None)
+                if kind == "image" and hasattr(exp, "add_image"):
+                    import matplotlib.image as mpimg
+
+                    img = torch.from_numpy(mpimg.imread(str(path))[..., :3]).permute(2, 0, 1)
+                    exp.add_image(key, img, step)
+                elif kind == "audio" and hasattr(exp, "add_audio"):
+                    wav, rate = read_pcm_wav(path)
+                    exp.add_audio(key, wav[None], step, sample_rate=rate)
+        except (OSError, ValueError, EOFError) as e:
+            from lightning.pytorch.utilities import rank_zero_warn
+
+            rank_zero_warn(f"SampleWriter: {path} not sent to the loggers as {kind}: {e}")
+
+
+def read_pcm_wav(path: str | Path, max_seconds: float = 600.0) -> tuple[torch.Tensor, int]:
+    """A PCM WAV (8, 16 or 32 bit integer samples, any channel count) as a mono waveform, with the standard library.
+
+    Args:
+        path: the ``.wav`` file.
+        max_seconds: longer files are refused before their samples are read.
+
+    Returns:
+        ``(waveform [s] float32 in [-1, 1], sample rate)``; channels are averaged.
+
+    Raises:
+        ValueError: not a PCM WAV (``wave.Error``: e.g. float samples), a sample width other than 1, 2 or 4 bytes, or
+            a file longer than ``max_seconds``; each message names the file.
+    """
+    import wave
+
+    import numpy as np
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.getnframes()
+            if width not in (1, 2, 4):
+                raise ValueError(f"{path}: {8 * width}-bit samples (expected 8, 16 or 32-bit PCM)")
+            if rate < 1 or frames > max_seconds * rate:
+                raise ValueError(f"{path}: {frames} frames at {rate} Hz (at most {max_seconds} s are read)")
+            raw = w.readframes(frames)
+    except wave.Error as e:
+        raise ValueError(f"{path}: not a PCM WAV ({e})") from e
+    data = np.frombuffer(raw, {1: np.uint8, 2: "<i2", 4: "<i4"}[width]).astype(np.float32)
+    data = (data - 128.0) / 128.0 if width == 1 else data / float(2 ** (8 * width - 1))
+    usable = data[: len(data) // channels * channels]
+    return torch.from_numpy(usable.reshape(-1, channels).mean(axis=1)), rate
 
 
 class CompileBlocks(L.Callback):
