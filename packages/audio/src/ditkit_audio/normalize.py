@@ -160,8 +160,8 @@ def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: a cut after ``.``, ``?`` or ``!`` (and closing quotes or brackets) followed by white
     space, except after titles (``Dr.``, ``St.``, ``Mr.``), ``e.g.`` / ``i.e.`` / ``vs.``, single-letter initials
     (``J. R. R. Tolkien``), ``No.`` or a month abbreviation before a number; after ``etc.``, ``a.m.`` / ``p.m.``,
-    ``Inc.``, dotted initialisms (``U.S.``) and ellipses only when a capital follows. Decimals (``3.14``) never hold a space.
-    Line breaks inside a sentence are spaces; blank lines end a sentence.
+    ``Inc.``, dotted initialisms (``U.S.``) and ellipses only when a capital follows. Decimals (``3.14``) never hold
+    a space. Line breaks inside a sentence are spaces; blank lines end a sentence.
 
     Returns:
         the stripped, non-empty sentences in order.
