@@ -196,6 +196,8 @@ SPLITS = [
     ("Wait... what?", ["Wait... what?"]),
     ("St. Louis is big. Mr. Smith agrees.", ["St. Louis is big.", "Mr. Smith agrees."]),
     ("Prof. X. Y. Zed spoke. Mt. Fuji is tall.", ["Prof. X. Y. Zed spoke.", "Mt. Fuji is tall."]),
+    ("In the U S. Then at seven P M. He slept.", ["In the U S.", "Then at seven P M.", "He slept."]),
+    ("It was eh M. Then noon.", ["It was eh M.", "Then noon."]),
     ("", []),
     (" \n ", []),
 ]
@@ -207,11 +209,13 @@ def test_split_sentences(text, sentences):
 
 
 def test_whole_text_is_split_then_normalised_sentence_by_sentence():
-    text = "Dr. Smith paid $5.20 on March 3, 2024. He left at 7 p.m. Then J. Doe came."
-    assert normalize_text(text) == (
+    text = "Dr. Smith paid $5.20 on March 3, 2024. He left at 7 p.m. Then J. Doe came from the U.S. Ok."
+    spoken = (
         "Doctor Smith paid five dollars and twenty cents on March third, twenty twenty four. "
-        "He left at seven P M. Then J Doe came."
+        "He left at seven P M. Then J Doe came from the U S. Ok."
     )
+    assert normalize_text(text) == spoken and normalize_text(spoken) == spoken
+    assert normalize_text("Mr.12 left at 5 a.m.p.m.") == "Mister twelve left at five eh M P M."  # glued: two rounds
 
 
 def test_dropped_markup_and_characters_are_named_in_a_warning():

@@ -136,8 +136,8 @@ _NEVER_END = {"e.g.", "i.e.", "vs.", "approx.", "fig.", "vol.", "Fig.", "Vol."}
 _MAYBE_END = {"etc.", "Jr.", "Sr.", "Inc.", "Ltd.", "Co.", "Corp.", "Dept.", "Ave.", "Rd.", "Blvd.", "a.m.", "p.m."}
 
 
-def _ends_sentence(token: str, after: str) -> bool:
-    """Does ``token`` (ending in ``.``, ``?`` or ``!``) end a sentence when ``after`` follows it?"""
+def _ends_sentence(token: str, after: str, before: str = "") -> bool:
+    """Does ``token`` (ending in ``.``, ``?`` or ``!``) end a sentence between ``before`` and ``after``?"""
     if not token.endswith("."):
         return True
     word = token.lstrip("\"'([")
@@ -149,8 +149,9 @@ def _ends_sentence(token: str, after: str) -> bool:
         return False
     if word in ("No.", "no.") or (word[:-1] in MONTH_ABBREVIATIONS and word[:-1] not in MONTHS):
         return not nxt[:1].isdigit()
-    if re.fullmatch(r"[A-Z]\.", word):  # an initial: J. R. R. Tolkien
-        return False
+    if re.fullmatch(r"[A-Z]\.", word):  # an initial (J. R. R. Tolkien), unless it ends spelled letters (the U S.)
+        prev = before.split()[-1:]
+        return bool(prev) and (re.fullmatch(r"[A-Z]", prev[0]) is not None or prev[0] == "eh")
     if word in _MAYBE_END or re.fullmatch(r"(?:[A-Za-z]\.){2,}", word):  # etc., p.m., U.S.
         return upper_next
     return True
@@ -159,9 +160,10 @@ def _ends_sentence(token: str, after: str) -> bool:
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: a cut after ``.``, ``?`` or ``!`` (and closing quotes or brackets) followed by white
     space, except after titles (``Dr.``, ``St.``, ``Mr.``), ``e.g.`` / ``i.e.`` / ``vs.``, single-letter initials
-    (``J. R. R. Tolkien``), ``No.`` or a month abbreviation before a number; after ``etc.``, ``a.m.`` / ``p.m.``,
-    ``Inc.``, dotted initialisms (``U.S.``) and ellipses only when a capital follows. Decimals (``3.14``) never hold
-    a space. Line breaks inside a sentence are spaces; blank lines end a sentence.
+    (``J. R. R. Tolkien``; but the last of spelled letters ends one: ``the U S. Then``), ``No.`` or a month
+    abbreviation before a number; after ``etc.``, ``a.m.`` / ``p.m.``, ``Inc.``, dotted initialisms (``U.S.``) and
+    ellipses only when a capital follows. Decimals (``3.14``) never hold a space. Line breaks inside a sentence are
+    spaces; blank lines end a sentence.
 
     Returns:
         the stripped, non-empty sentences in order.
@@ -171,7 +173,7 @@ def split_sentences(text: str) -> list[str]:
         block = re.sub(r"\s+", " ", block).strip()
         start = 0
         for m in re.finditer(r"\S*[.?!]+[\"'\u201d\u2019)\]]*(?=\s)", block):
-            if _ends_sentence(m[0].rstrip("\"'\u201d\u2019)]"), block[m.end() :].lstrip()):
+            if _ends_sentence(m[0].rstrip("\"'\u201d\u2019)]"), block[m.end() :].lstrip(), block[: m.start()]):
                 out.append(block[start : m.end()].strip())
                 start = m.end()
         out.append(block[start:].strip())
@@ -467,10 +469,17 @@ _PASSES = (
 """The rewriting passes of one sentence, in order."""
 
 
-def normalize_sentence(sentence: str) -> str:
-    """One sentence through every pass of :data:`_PASSES` (see :func:`normalize_text`)."""
-    for f in _PASSES:
-        sentence = f(sentence)
+def normalize_sentence(sentence: str, rounds: int = 3) -> str:
+    """One sentence through every pass of :data:`_PASSES` (see :func:`normalize_text`), repeated until it no longer
+    changes (at most ``rounds`` times): an entity glued to another (``Mr.12``, ``a.m.p.m.``) is only recognised once
+    its neighbour has been read out, so a second round makes the result a fixed point."""
+    for _ in range(rounds):
+        out = sentence
+        for f in _PASSES:
+            out = f(out)
+        if out == sentence:
+            break
+        sentence = out
     return sentence
 
 
