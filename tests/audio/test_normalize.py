@@ -276,3 +276,23 @@ def test_spelled_letters_reach_espeak_as_letter_names():
     assert phonemize("a m") == "ɐ ˈɛm"  # the article: why spell() writes "eh"
     assert phonemize(spell("AM").lower()) == "ˈeɪ ˈɛm"
     assert phonemize(_quiet("The US.").lower()) == "ðə jˈuː ˈɛs."
+
+
+PIECES = (
+    "1 12 0 1,234 3.14 -5 .5 007 $ £ € % °C km kg / : am pm p.m. a.m. Dr. St. Mr. e.g. etc. US IT NASA March Jan. "
+    "in 1984 2008 s ' \" ( ) … — <b> </b> ** _ ` [x](y) 🙂 é ß # & + = @ ~ II XIV 1980s '90s 21st 10:30 7:05am "
+    "2024-03-04 3/4/2024 24/7 5-10 | \\ ^ { } 1.2.3 ° mph BC U.S. J. www.x.com a@b.co ٣٤"
+).split() + [" ", ". ", "? ", "\n", "\n\n", "\t"]
+
+
+def test_hostile_text_never_raises_and_stays_in_the_vocabulary():
+    import random
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    texts += [" ".join(rng.choice(PIECES) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    texts += ["1" * 5000, "1" * 5000 + "st", "$" + "9" * 5000, "1" * 50 + "/" + "2" * 50, "**x " * 500, "a." * 2000]
+    for text in texts:
+        out = _quiet(text)
+        assert isinstance(out, str) and set(out) <= ALLOWED, text
+    assert _quiet("1" * 5000) == " ".join(["one"] * 5000)  # beyond MAX_DIGITS: digit by digit, no int() limit

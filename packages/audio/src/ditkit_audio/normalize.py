@@ -49,7 +49,7 @@ def _warn(what: str, items: list[str]) -> None:
 # ---------------------------------------------------------------------- markup
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>", re.S)
 _MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\(([^)\s]*)\)")
-_MD_EMPHASIS = re.compile(r"(?<![\w*_~])(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_MD_EMPHASIS = re.compile(r"(?<![\w*_~])(\*{1,3}|_{1,3}|~~)(?=\S)(.{1,200}?)(?<=\S)\1(?![\w*])")
 _MD_CODE = re.compile(r"`([^`\n]*)`")
 _MD_LINE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+][ \t]+)", re.M)
 
@@ -172,8 +172,10 @@ def split_sentences(text: str) -> list[str]:
     for block in re.split(r"\n\s*\n", text):
         block = re.sub(r"\s+", " ", block).strip()
         start = 0
-        for m in re.finditer(r"\S*[.?!]+[\"'\u201d\u2019)\]]*(?=\s)", block):
-            if _ends_sentence(m[0].rstrip("\"'\u201d\u2019)]"), block[m.end() :].lstrip(), block[: m.start()]):
+        for m in re.finditer(r"[.?!]+[\"'\u201d\u2019)\]]*(?= )", block):
+            first = block.rfind(" ", 0, m.start()) + 1  # the token the punctuation ends
+            token = block[first : m.end()].rstrip("\"'\u201d\u2019)]")
+            if _ends_sentence(token, block[m.end() :].lstrip(), block[:first]):
                 out.append(block[start : m.end()].strip())
                 start = m.end()
         out.append(block[start:].strip())
@@ -247,7 +249,8 @@ def expand_web(s: str) -> str:
             paths.append(repr(m["path"][:40]))
         return f" {host(m['host'])} "
 
-    s = re.sub(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", lambda m: " {} at {} ".format(*map(host, m[0].split("@"))), s)
+    email = r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    s = re.sub(email, lambda m: " {} at {} ".format(*map(host, m[0].split("@"))), s)
     s = re.sub(r"\b(?:https?://|(?=www\.))(?P<host>[\w-]+(?:\.[\w-]+)+)(?P<path>/[^\s]*)?", url, s)
     if paths:
         _warn("web address paths", paths)

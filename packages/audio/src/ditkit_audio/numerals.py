@@ -25,9 +25,12 @@ def _n2w(n: int, to: str = "cardinal") -> str:
     return re.sub(r"\s+", " ", re.sub(r"\band\b", " ", words)).strip()
 
 
+_DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+
+
 def digits(text: str) -> str:
     """Each digit of ``text`` as a word: ``"007"`` -> ``"zero zero seven"``."""
-    return " ".join(_n2w(int(c)) for c in text if c.isdigit())
+    return " ".join(_DIGIT_WORDS[int(c)] for c in text if c.isdecimal())
 
 
 def cardinal(n: int) -> str:
@@ -80,7 +83,7 @@ def number(text: str) -> str:
     whole = whole.replace(",", "")
     if not whole:
         head = "" if frac else "zero"
-    elif len(whole) > 1 and whole.startswith("0"):
+    elif (len(whole) > 1 and whole.startswith("0")) or len(whole) > MAX_DIGITS:
         head = digits(whole)
     else:
         head = cardinal(int(whole))
@@ -228,8 +231,8 @@ def money(symbol: str, amount: str, scale: str | None = None) -> str:
     five million dollars``; amounts with more than two decimals are read as decimals."""
     one, many, sub_one, sub_many = CURRENCIES[symbol]
     amount = amount.replace(",", "")
-    if scale:
-        return f"{number(amount)} {scale} {many}"
+    if scale or len(amount.partition(".")[0]) > MAX_DIGITS:
+        return f"{number(amount)} {scale or ''} {many}".replace("  ", " ")
     whole, _, frac = amount.partition(".")
     if len(frac) > 2 or (frac and not sub_one):
         return f"{number(amount)} {many}"
@@ -260,7 +263,7 @@ def expand_currency(s: str) -> str:
 def expand_percent(s: str) -> str:
     """``50%`` -> ``fifty percent``, ``-2.5 %`` -> ``minus two point five percent``."""
     return re.sub(
-        rf"(?P<neg>(?<![\w.])[-\u2212])?(?P<n>{NUMBER})\s?%",
+        rf"(?P<neg>(?<![\w.])[-\u2212])?(?<![\d,])(?P<n>{NUMBER})\s?%",
         lambda m: _spaced(("minus " if m["neg"] else "") + number(m["n"]) + " percent"),
         s,
     )
@@ -332,15 +335,18 @@ def expand_units(s: str) -> str:
         value = ("-" if m["neg"] else "") + m["n"]
         return _spaced(quantity(value, m["unit"]))
 
-    return re.sub(rf"(?P<neg>(?<![\w.])[-\u2212])?(?P<n>{NUMBER})\s?(?P<unit>{names})(?![\w/])", sub, s)
+    return re.sub(rf"(?P<neg>(?<![\w.])[-\u2212])?(?<![\d,])(?P<n>{NUMBER})\s?(?P<unit>{names})(?![\w/])", sub, s)
 
 
 # ---------------------------------------------------------------------- ordinals, decades, years
 def expand_ordinals(s: str) -> str:
     """``21st`` -> ``twenty first``, ``2nd`` -> ``second``, ``1,000th`` -> ``one thousandth``."""
-    return re.sub(
-        rf"\b(?P<n>{_GROUPED}|\d+)(?:st|nd|rd|th)\b", lambda m: _spaced(ordinal(int(m["n"].replace(",", "")))), s
-    )
+
+    def sub(m: re.Match) -> str:
+        n = m["n"].replace(",", "")
+        return _spaced(ordinal(int(n)) if len(n) <= MAX_DIGITS else digits(n))
+
+    return re.sub(rf"\b(?P<n>{_GROUPED}|\d+)(?:st|nd|rd|th)\b", sub, s)
 
 
 def expand_decades(s: str) -> str:
@@ -413,7 +419,7 @@ def expand_fractions(s: str) -> str:
     (and what is left of impossible dates, ``13/4/2024``) -> ``a slash b``."""
 
     def sub(m: re.Match) -> str:
-        a, b = int(m["a"]), int(m["b"])
+        a, b = (int(x) if len(x) <= 3 else 10**9 for x in (m["a"], m["b"]))
         if 0 < a < b <= 100:
             return _spaced(fraction(a, b))
         return _spaced(f"{number(m['a'])} slash {number(m['b'])}")
