@@ -92,6 +92,7 @@ def test_voice_is_a_corpus_voice_prompt_or_a_recording(debug_run, tmp_path, caps
         (["--voice", str(wav)], r"--voice .*\.wav needs --prompt-text \(the transcript of the recording\)$"),
         (["--voice", name, "--prompt", str(wav)], r"give --voice or --prompt, not both$"),
         (["--voice", name, "--prompt-text", "A cat."], r"--prompt-text goes with a recording"),
+        (["--voice", str(tmp_path / "gone.wav"), "--prompt-text", "A cat."], r"^sample: --voice: .*gone\.wav.*$"),
     ):
         with pytest.raises(SystemExit, match=message):
             main(["sample", *common, *extra, "--out", str(tmp_path / "bad.wav")])

@@ -138,10 +138,12 @@ def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, st
     """``(prompt mel or None, transcript or None, what it is)`` from ``--voice`` / ``--prompt`` / ``--prompt-text``.
 
     Raises:
-        SystemExit: both ``--voice`` and ``--prompt``; a recording without ``--prompt-text``; ``--prompt-text``
-            with a named voice; a name that is neither a corpus voice nor a wav file (the voices listed).
+        SystemExit: both ``--voice`` and ``--prompt``; a recording without ``--prompt-text`` or that cannot be read
+            (named); ``--prompt-text`` with a named voice; a name that is neither a corpus voice nor a wav file (the
+            voices listed).
     """
     from ditkit_audio.audio import normalize_loudness, read_wav
+    from ditkit_core.errors import DataError
 
     voice, prompt, prompt_text = getattr(a, "voice", "") or "", a.prompt or "", a.prompt_text or ""
     if voice and prompt:
@@ -151,8 +153,11 @@ def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, st
         flag = "--prompt" if prompt else "--voice"
         if not prompt_text.strip():
             raise _fail(f"{flag} {wav} needs --prompt-text (the transcript of the recording)")
-        mel = tok.features(normalize_loudness(read_wav(wav, sample_rate=tok.sample_rate, stereo="mix")))
-        return mel, prompt_text, f"recording {wav}"
+        try:
+            audio = read_wav(wav, sample_rate=tok.sample_rate, stereo="mix")
+        except DataError as e:
+            raise _fail(f"{flag}: {e}") from None
+        return tok.features(normalize_loudness(audio)), prompt_text, f"recording {wav}"
     if prompt_text:
         raise _fail("--prompt-text goes with a recording (--prompt FILE.wav or --voice FILE.wav)")
     if not voice:
