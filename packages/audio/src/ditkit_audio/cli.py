@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ditkit_audio.speak import (
     add_sample_arguments,
     positive_float,
@@ -87,12 +85,12 @@ def cmd_data(a: argparse.Namespace) -> None:
 def cmd_sample(a: argparse.Namespace) -> None:
     """``sample``: the texts are read and checked before the model loads; ``--out`` is the wav (``--text``, default
     ``<default_root_dir>/sample.wav``) or the folder (``--text-file``, default ``<default_root_dir>/sample``)."""
-    from ditkit_core.lightning import run_dir
-
     texts = read_texts(a)  # nothing to speak fails before the model loads
     if a.dry_run:
         sample_command(None, a, texts=texts)
         return
+    from ditkit_core.lightning import run_dir
+
     target = Path(a.out) if a.out else run_dir(a.config) / ("sample" if a.text_file else "sample.wav")
     sample_command(load(a.config, a.ckpt or None), a, target, texts=texts)
 
@@ -104,6 +102,8 @@ def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
 
 
 def cmd_train_asr(a: argparse.Namespace) -> None:
+    import torch
+
     from ditkit_audio.asr import save_probe, train_probe
     from ditkit_audio.data import TTSDataModule
     from ditkit_audio.metrics import error_rate
@@ -211,6 +211,8 @@ def evaluate(
     ground truth is then also scored through it, ``cer_ground_truth_vocoder``). ``module``: an already loaded
     module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``.
     """
+    import torch
+
     from ditkit_audio.asr import load_probe
     from ditkit_audio.metrics import duration_error, error_rate, mcd_dtw
 
