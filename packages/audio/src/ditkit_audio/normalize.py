@@ -1,7 +1,8 @@
 """Open-vocabulary text front-end of TTS: written text -> the words a speaker says (US English).
 
 :func:`normalize_text` strips markup, splits sentences (:func:`split_sentences`) and rewrites each one in a fixed
-order: typography, web addresses, dotted initialisms, abbreviations, symbols, then the numeric entities of
+order (repeated until nothing changes): typography, shouting, web addresses, abbreviations, dotted initialisms,
+symbols, then the numeric entities of
 :mod:`ditkit_audio.numerals` (dates, times, currency, percentages, units, decades, ordinals, years, ranges,
 fractions, plain numbers), Roman numerals, acronyms, and last the characters (accents folded, anything unspeakable
 dropped with a :class:`TextNormalizationWarning` naming it). The output holds only ASCII letters, spaces and
