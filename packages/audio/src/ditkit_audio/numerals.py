@@ -109,7 +109,7 @@ def spell(letters: str) -> str:
     return " ".join("eh" if c == "A" and i < len(chars) - 1 else c for i, c in enumerate(chars))
 
 
-# ---------------------------------------------------------------------- helpers for the passes
+# ---------------------------------------------------------------------- shared by the passes
 def _spaced(words: str) -> str:
     return f" {words} "
 
