@@ -6,10 +6,14 @@ TTS_DATA ?= outputs/tts/data
 TTS_N ?= 2000
 TTS_CKPT ?=
 TEXT ?= The old farmer paints the red boat today. Did the child sleep?
+TEXT_FILE ?=
 PROMPT ?=
 PROMPT_TEXT ?=
+VOICE ?=
+SPEED ?= 1.0
 STEPS ?= 16
 VOCODER ?=
+DRY_RUN ?=
 
 data-tts: ## synthesise the embedded espeak-ng corpus (LJSpeech layout, TTS_N=2000 sentences) into outputs/tts/data
 	$(PY) -m ditkit_audio.cli data --config $(TTS_CONFIG) --out $(TTS_DATA) --n $(TTS_N)
@@ -18,9 +22,20 @@ train-tts: ## train the TTS DiT on the embedded corpus (4500 steps, one CPU core
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_CONFIG)
 
-sample-tts: ## speak TEXT="..." [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=outputs/tts/vocoder] [TTS_CKPT=...] -> outputs/tts/sample.wav
-	$(PY) -m ditkit_audio.cli sample --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --text "$(TEXT)" \
-		--steps $(STEPS) $(if $(PROMPT),--prompt "$(PROMPT)" --prompt-text "$(PROMPT_TEXT)") $(if $(VOCODER),--vocoder $(VOCODER))
+# User text reaches the program through the environment, never through the shell's parsing of the recipe:
+# $(value X) is X as written (no make expansion of a '$' inside it) and "$$TTS_X" is expanded by the shell once,
+# without word splitting or command substitution, so quotes, '$' and backticks arrive unchanged.
+sample-tts: export TTS_TEXT = $(value TEXT)
+sample-tts: export TTS_TEXT_FILE = $(value TEXT_FILE)
+sample-tts: export TTS_PROMPT = $(value PROMPT)
+sample-tts: export TTS_PROMPT_TEXT = $(value PROMPT_TEXT)
+sample-tts: export TTS_VOICE = $(value VOICE)
+sample-tts: ## speak TEXT="..." or TEXT_FILE=lines.txt [VOICE=en+f3|ref.wav] [SPEED=1.0] [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=dir] [TTS_CKPT=...] [DRY_RUN=1] -> outputs/tts/sample.wav (TEXT_FILE: outputs/tts/sample/)
+	$(PY) -m ditkit_audio.cli sample --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
+		$(if $(value TEXT_FILE),--text-file "$$TTS_TEXT_FILE",--text "$$TTS_TEXT") --steps $(STEPS) --speed $(SPEED) \
+		$(if $(value VOICE),--voice "$$TTS_VOICE") \
+		$(if $(value PROMPT),--prompt "$$TTS_PROMPT" --prompt-text "$$TTS_PROMPT_TEXT") \
+		$(if $(VOCODER),--vocoder $(VOCODER)) $(if $(DRY_RUN),--dry-run)
 
 train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-truth corpus (CPU, ~3 min)
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts

@@ -15,7 +15,8 @@ COMMON = ("--config", "--pretrained", "--ckpt", "--out", "--steps", "--device", 
 OWN = {  # app -> command -> flags of the app's own
     "toy2d": {"sample": ["--distribution", "--sets", "--points"], "eval": ["--distribution", "--sets", "--points"]},
     "tts": {
-        "sample": ["--text", "--prompt", "--prompt-text", "--cfg", "--speed", "--duration", "--vocoder"],
+        "sample": ["--text", "--text-file", "--voice", "--prompt", "--prompt-text", "--cfg", "--speed", "--duration"]
+        + ["--vocoder", "--batch-size", "--dry-run"],
         "eval": ["--data", "--asr", "--n", "--val-size", "--vocoder"],
     },
     "audio_video": {
@@ -84,7 +85,9 @@ def test_app_flags_parse_with_the_apps_defaults():
     args = apps["shapes"].parser("eval").parse_args(["--classes", "mug", "--metrics", "cd"])
     assert args.config == "apps/shapes/configs/default.yaml" and args.classes == ["mug"] and args.seed == 0
     with pytest.raises(SystemExit):
-        apps["tts"].parser("sample").parse_args([])  # --text is required
+        apps["tts"].parser("sample").parse_args([])  # --text or --text-file is required
+    with pytest.raises(SystemExit):
+        apps["tts"].parser("sample").parse_args(["--text", "A cat.", "--text-file", "lines.txt"])  # not both
     args = apps["policy"].parser("sample").parse_args([])
     assert args.seed == 1000 and args.episodes == 2 and args.tasks is None  # held-out seeds, a quick look
     assert apps["policy"].run(["train"]) == 2  # an unknown command

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ditkit_audio.speak import (
+    add_sample_arguments,
+    positive_float,
+    positive_int,
+    read_texts,
+    sample_command,
+)
 from ditkit_core.app import App
 
 DEFAULT_CONFIG = "apps/tts/configs/default.yaml"
@@ -70,43 +74,6 @@ def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[
     return dm, dm.heldout()
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the option and value on failure)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
-
-
-def _finite_float(text: str) -> float:
-    """argparse type: a finite number."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    v = _finite_float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
-
-
-def _text(text: str) -> str:
-    """argparse type: a text with something to say."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"expected a non-empty text, got {text!r}")
-    return text
-
-
 def cmd_data(a: argparse.Namespace) -> None:
     from ditkit_audio.data import synthesize_corpus
 
@@ -116,61 +83,16 @@ def cmd_data(a: argparse.Namespace) -> None:
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
+    """``sample``: the texts are read and checked before the model loads; ``--out`` is the wav (``--text``, default
+    ``<default_root_dir>/sample.wav``) or the folder (``--text-file``, default ``<default_root_dir>/sample``)."""
+    texts = read_texts(a)  # nothing to speak fails before the model loads
+    if a.dry_run:
+        sample_command(None, a, texts=texts)
+        return
     from ditkit_core.lightning import run_dir
 
-    sample_command(load(a.config, a.ckpt or None), a, Path(a.out) if a.out else run_dir(a.config) / "sample.wav")
-
-
-def sample_command(module: Any, a: argparse.Namespace, target: str | Path | None = None) -> None:
-    """Speak ``a.text`` with a loaded module; writes ``target`` (default ``<a.out>/sample.wav``) and its mel PNG.
-
-    ``ditkit tts sample`` calls it as ``(module, args)`` (``args.out`` a folder, ``args.steps`` None: the model's).
-    """
-    from ditkit_audio.audio import normalize_loudness, read_wav, write_wav
-    from ditkit_audio.viz import plot_mels
-
-    tok = module.tokenizer
-    prompt_mel = None
-    if a.prompt:
-        if not a.prompt_text:
-            raise SystemExit("sample: --prompt needs --prompt-text (the transcript of the prompt)")
-        prompt_mel = tok.features(normalize_loudness(read_wav(a.prompt, sample_rate=tok.sample_rate, stereo="mix")))
-    t = time.perf_counter()
-    res = synthesize(
-        module,
-        [a.text],
-        steps=a.steps,
-        cfg_scale=a.cfg,
-        duration=a.duration,
-        prompt_mel=prompt_mel,
-        prompt_text=a.prompt_text or None,
-        seed=a.seed,
-        speed=a.speed,
-        vocoder=a.vocoder or None,
-    )
-    dt = time.perf_counter() - t
-    wav = res["wavs"][0]
-    target = Path(target) if target is not None else Path(a.out) / "sample.wav"
-    out = write_wav(target, wav, tok.sample_rate)
-    plot_mels([res["mels"][0]], ["generated"], target.with_suffix(".png"), title=a.text[:100])
-    secs = wav.shape[0] / tok.sample_rate
-    print(
-        json.dumps({"wav": str(out), "pieces": res["pieces"][0], "seconds": round(secs, 2), "rtf": round(dt / secs, 3)})
-    )
-
-
-def _sample_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of ``sample`` beyond the common ones (config, checkpoint, steps, seed, output)."""
-    p.add_argument("--text", type=_text, required=True, help="the text to speak")
-    p.add_argument("--prompt", default="", help="a voice prompt (.wav) to continue")
-    p.add_argument("--prompt-text", default="", help="the transcript of --prompt")
-    p.add_argument("--cfg", type=_finite_float, default=None, help="guidance scale (default: the model's)")
-    p.add_argument("--speed", type=_positive_float, default=1.0, help="> 1 speaks faster")
-    p.add_argument("--duration", choices=["predictor", "heuristic"], default="predictor")
-    p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
-
-
-sample_command.add_arguments = _sample_arguments
+    target = Path(a.out) if a.out else run_dir(a.config) / ("sample" if a.text_file else "sample.wav")
+    sample_command(load(a.config, a.ckpt or None), a, target, texts=texts)
 
 
 def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
@@ -180,6 +102,8 @@ def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
 
 
 def cmd_train_asr(a: argparse.Namespace) -> None:
+    import torch
+
     from ditkit_audio.asr import save_probe, train_probe
     from ditkit_audio.data import TTSDataModule
     from ditkit_audio.metrics import error_rate
@@ -231,8 +155,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``eval`` beyond the common ones (config, checkpoint, steps)."""
     p.add_argument("--data", default="", help="corpus folder (default: the config's)")
     p.add_argument("--asr", default=None, help="probe folder (default: <corpus>/../asr_probe; '' skips CER / WER)")
-    p.add_argument("--n", type=_positive_int, default=32, help="held-out utterances")
-    p.add_argument("--val-size", type=_positive_int, default=64)
+    p.add_argument("--n", type=positive_int, default=32, help="held-out utterances")
+    p.add_argument("--val-size", type=positive_int, default=64)
     p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
 
 
@@ -287,6 +211,8 @@ def evaluate(
     ground truth is then also scored through it, ``cer_ground_truth_vocoder``). ``module``: an already loaded
     module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``.
     """
+    import torch
+
     from ditkit_audio.asr import load_probe
     from ditkit_audio.metrics import duration_error, error_rate, mcd_dtw
 
@@ -366,35 +292,39 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("data", help="synthesise the espeak-ng corpus (LJSpeech layout)")
     d.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     d.add_argument("--out", default="", help="corpus folder (default: the config's data.init_args.root)")
-    d.add_argument("--n", type=_positive_int, default=2000)
+    d.add_argument("--n", type=positive_int, default=2000)
     d.add_argument("--seed", type=int, default=0)
-    s = sub.add_parser("sample", help="speak a text (optionally continuing a voice prompt)")
+    s = sub.add_parser("sample", help="speak a text or a file of texts (in a corpus voice or continuing a prompt)")
     s.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     s.add_argument("--ckpt", default="", help=ckpt_help)
-    s.add_argument("--steps", type=_positive_int, default=16)
+    s.add_argument("--steps", type=positive_int, default=16)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="", help="wav path (default: <default_root_dir>/sample.wav)")
-    _sample_arguments(s)
+    s.add_argument(
+        "--out",
+        default="",
+        help="wav path (default: <default_root_dir>/sample.wav); with --text-file a folder (default: .../sample)",
+    )
+    add_sample_arguments(s)
     r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
     r.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     r.add_argument("--data", default="", help="corpus folder (default: the config's)")
     r.add_argument("--out", default="", help="probe folder (default: <corpus>/../asr_probe)")
-    r.add_argument("--steps", type=_positive_int, default=2000)
-    r.add_argument("--max-seconds", type=_positive_float, default=240.0)
-    r.add_argument("--val-size", type=_positive_int, default=64)
+    r.add_argument("--steps", type=positive_int, default=2000)
+    r.add_argument("--max-seconds", type=positive_float, default=240.0)
+    r.add_argument("--val-size", type=positive_int, default=64)
     r.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
     e.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     e.add_argument("--ckpt", default="", help=ckpt_help)
-    e.add_argument("--steps", type=_positive_int, default=16)
+    e.add_argument("--steps", type=positive_int, default=16)
     _eval_arguments(e)
     v = sub.add_parser("train-vocoder", help="train the Vocos-style neural vocoder (+ held-out figures vs Griffin-Lim)")
     v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
-    v.add_argument("--steps", type=_positive_int, default=None, help="override trainer.max_steps of the config")
+    v.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps of the config")
     v.add_argument("--out", default="", help="output folder (default: the config's trainer.default_root_dir)")
     c = sub.add_parser("train-codec", help="train the SQ-codec (+ held-out reconstruction figures)")
     c.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
-    c.add_argument("--steps", type=_positive_int, default=None, help="override trainer.max_steps of the config")
+    c.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps of the config")
     c.add_argument("--out", default="", help="output folder (default: the config's trainer.default_root_dir)")
     c.add_argument("--vocoder", default="", help="vocoder directory for the waveform figures (default: config's)")
     ec = sub.add_parser("eval-codec", help="held-out figures of a trained SQ-codec (through the vocoder if trained)")
@@ -419,7 +349,7 @@ APP = App(
     config=DEFAULT_CONFIG,
     pretrained="apps/tts/pretrained",
     commands={
-        "sample": "ditkit_audio.cli:sample_command",
+        "sample": "ditkit_audio.speak:sample_command",
         "eval": "ditkit_audio.cli:eval_command",
         "demo": "ditkit_audio.demo:demo_command",
     },

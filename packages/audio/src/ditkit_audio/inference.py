@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ditkit_audio.audio import crossfade_concat
+from ditkit_audio.normalize import normalize_text as spoken_text
 from ditkit_audio.text import normalize_text, split_sentences
 from ditkit_audio.vocoder import resolve_vocoder
 from ditkit_core.tokenizers import TokenBatch
@@ -81,6 +82,14 @@ def check_synthesis_args(
             raise _bad("prompt_text", prompt_text, "expected the non-empty transcript of the prompt")
 
 
+def text_pieces(text: str, max_chars: int = 120) -> list[str]:
+    """The pieces one text is spoken in: the text front-end (:func:`ditkit_audio.normalize.normalize_text`: numbers,
+    dates, abbreviations, acronyms read out; markup and unknown characters dropped with a warning), the tokenizer's
+    normalisation (lower case), then sentences of at most ``max_chars`` characters. Written-out text (the corpus) is
+    unchanged by the front-end."""
+    return split_sentences(normalize_text(spoken_text(text)), max_chars)
+
+
 def _check_frames(frames: Tensor, pieces: list[str], speed: float, prompt: int, tok: Any) -> None:
     """Durations must be finite and below :data:`MAX_SECONDS` per piece (names the piece and ``speed``)."""
     rate = float(getattr(tok, "sample_rate", 16000)) / float(getattr(tok, "hop", 400))
@@ -118,15 +127,16 @@ def synthesize(
 
     Args:
         module: the trained module.
-        texts: one string per output; each is split at sentence boundaries (pieces <= ``max_chars``) and the
-            pieces are joined with ``crossfade_s`` equal-power crossfades.
+        texts: one string per output; each goes through the text front-end and is split at sentence boundaries
+            (pieces <= ``max_chars``, :func:`text_pieces`); the pieces are joined with ``crossfade_s`` equal-power
+            crossfades.
         steps, cfg_scale, schedule, method: solver settings (defaults from ``module.sampler``); ``sway`` the sway
             coefficient (default ``module.sampler.sway``). Sampling runs through ``module.generate`` (CFG, known
             frames, the sampler's cache).
         duration: ``predictor`` (sentence-level duration model) or ``heuristic`` (frames per symbol).
         prompt_mel: optional reference log-mel ``[p, n_mels]`` of the voice to continue (zero-shot by infilling).
-        prompt_text: its transcript (required with ``prompt_mel``); the target durations are scaled by the
-            prompt's speaking rate (its true frames over its predicted frames).
+        prompt_text: its transcript (required with ``prompt_mel``, normalised like ``texts``); the target durations
+            are scaled by the prompt's speaking rate (its true frames over its predicted frames).
         seed: noise seed.
         vocode: also return waveforms (Griffin-Lim, or ``vocoder``).
         vocoder: a trained :class:`~ditkit_audio.vocoder.Vocoder` or its directory (``make train-vocoder``) used
@@ -156,10 +166,14 @@ def synthesize(
         n_mels=getattr(tok, "n_mels", None),
     )
     voc = resolve_vocoder(vocoder, tok) if vocode else None
-    pieces = [split_sentences(normalize_text(t), max_chars) for t in texts]
+    pieces = [text_pieces(t, max_chars) for t in texts]
     for i, p in enumerate(pieces):
         if not p:
             raise ValueError(f"synthesize: texts[{i}]={texts[i]!r}: empty after normalisation")
+    if prompt_text is not None:
+        prompt_text = spoken_text(prompt_text)
+        if not prompt_text:
+            raise _bad("prompt_text", prompt_text, "empty after normalisation")
     flat = [s for p in pieces for s in p]
     dev = module.device
     ids, lens = tok.text.batch(flat)

@@ -23,7 +23,9 @@ PAD, FILLER = 0, 1
 
 
 def normalize_text(text: str) -> str:
-    """Lower-case, map typographic quotes / dashes to ASCII, collapse whitespace."""
+    """Lower-case, map typographic quotes / dashes to ASCII, collapse whitespace: the tokenizer's own normalisation
+    (training and sampling). Written text (digits, abbreviations, markup) is first read out by the front-end,
+    :func:`ditkit_audio.normalize.normalize_text`, which synthesis applies before this."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
     text = text.replace("\u2014", "-").replace("\u2013", "-").replace('"', "")
     return re.sub(r"\s+", " ", text).strip()
