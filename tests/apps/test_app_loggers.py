@@ -56,3 +56,17 @@ def test_toy2d_debug_fit_writes_metrics_csv_and_tensorboard_events_in_its_run_fo
     assert pngs and set(tags["images"]) == {f"samples/{p.stem}" for p in pngs}  # the SampleWriter's figures
     assert (logs / "tensorboard" / "config.yaml").is_file()  # the run's full config, saved by `ditkit fit`
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "run"]
+
+
+def test_loggers_follow_a_run_folder_moved_on_the_command_line(tmp_path, monkeypatch):
+    from ditkit_core.lightning.cli import FlowCLI
+
+    monkeypatch.chdir(tmp_path)
+    cfg = yaml.safe_load((ROOT / "apps/toy2d/configs/debug.yaml").read_text())
+    root = cfg["trainer"]["default_root_dir"]
+    assert all(lg["init_args"]["save_dir"] == root for lg in cfg["trainer"]["logger"])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    FlowCLI(args=["fit", "--config", "c.yaml", "--trainer.default_root_dir", "moved", "--trainer.max_steps", "2"])
+    assert (tmp_path / "moved" / "logs" / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "moved" / "logs" / "tensorboard").is_dir()
+    assert not (tmp_path / root).exists()  # nothing written to the YAML's own run folder

@@ -19,7 +19,7 @@ def demo_command(module: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     probe = Path(args.pretrained or "") / "asr_probe"
-    data = synthesize_corpus(out / "corpus", args.n, seed=DEMO_CORPUS_SEED)
+    data = synthesize_corpus(out / "corpus", args.n + 8, seed=DEMO_CORPUS_SEED)  # the data module keeps a train part
     res = evaluate(
         args.config,
         str(data),

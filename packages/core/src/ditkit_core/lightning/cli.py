@@ -31,6 +31,7 @@ class FlowCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"} if _has_omegaconf() else {})
         self._tmp = tempfile.TemporaryDirectory(prefix="ditkit-config-")
+        self._config_files: list[Path] = []
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -62,8 +63,35 @@ class FlowCLI(LightningCLI):
             i += 1
         return out
 
+    def before_instantiate_classes(self) -> None:
+        """Loggers follow the run folder: a logger ``save_dir`` inside a config file's ``trainer.default_root_dir``
+        moves with ``--trainer.default_root_dir`` (so a run moved on the command line keeps its logs with it)."""
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = cfg.get("trainer") if cfg is not None else None
+        root = trainer.get("default_root_dir") if trainer is not None else None
+        loggers = trainer.get("logger") if trainer is not None else None
+        if not root or not loggers or isinstance(loggers, bool):
+            return
+        import yaml
+
+        file_roots = []
+        for f in self._config_files:
+            data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            r = (data.get("trainer") or {}).get("default_root_dir") if isinstance(data, dict) else None
+            if r and Path(r) != Path(root):
+                file_roots.append(Path(r))
+        for lg in loggers if isinstance(loggers, list) else [loggers]:
+            args = lg.get("init_args") if hasattr(lg, "get") else None
+            save_dir = args.get("save_dir") if args is not None else None
+            for r in file_roots:
+                if save_dir and Path(save_dir).is_relative_to(r):
+                    args["save_dir"] = str(Path(root) / Path(save_dir).relative_to(r))
+                    break
+
     def _migrated(self, path: str) -> str:
         p = Path(path)
+        if p.is_file():
+            self._config_files.append(p)
         if not p.is_file():
             return path
         from ditkit_core.lightning.migrate import migrate_config_file
