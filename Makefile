@@ -5,7 +5,7 @@ PYTEST := $(PY) -m pytest
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-gpu lint format bench bench-core demo train-toy2d sample-toy2d clean
+.PHONY: help setup test test-slow test-gpu lint format bench bench-core demo check-pretrained train-toy2d sample-toy2d clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
 
 demo: ## every app sampled and scored from its shipped weights (+ a brief toy2d training) -> outputs/demo/index.html [ARGS=--apps tts policy]
 	$(PY) -m ditkit_core.cli demo $(ARGS)
+
+check-pretrained: ## the demo, then every app's demo metrics against its shipped weights' figures.json (exit 1 on a mismatch)
+	$(PY) -m ditkit_core.cli demo --check-figures $(ARGS)
 
 clean: ## remove run outputs
 	rm -rf outputs lightning_logs

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
-APT_PKGS="espeak-ng libusb-1.0-0 libgl1 libegl1 libosmesa6 libglu1-mesa sox libsndfile1"
+APT_PKGS="espeak-ng libusb-1.0-0 libgl1 libegl1 libosmesa6 libglu1-mesa sox libsndfile1 chromium"
 
 say() { printf '\n[setup] %s\n' "$*"; }
 

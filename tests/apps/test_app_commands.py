@@ -13,27 +13,35 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the pyproject files 
 ROOT = Path(__file__).resolve().parents[2]
 COMMON = ("--config", "--pretrained", "--ckpt", "--out", "--steps", "--device", "--seed", "--cache")
 OWN = {  # app -> command -> flags of the app's own
-    "toy2d": {"sample": ["--distribution", "--sets", "--points"], "eval": ["--distribution", "--sets", "--points"]},
+    "toy2d": {
+        "sample": ["--distribution", "--sets", "--points"],
+        "eval": ["--distribution", "--sets", "--points"],
+        "demo": ["--distribution", "--sets", "--points", "--train-config"],
+    },
     "tts": {
         "sample": ["--text", "--text-file", "--voice", "--prompt", "--prompt-text", "--cfg", "--speed", "--duration"]
         + ["--vocoder", "--batch-size", "--dry-run"],
         "eval": ["--data", "--asr", "--n", "--val-size", "--vocoder"],
+        "demo": ["--n", "--examples"],
     },
     "audio_video": {
         "sample": ["--task", "--input", "--data", "--index", "--n", "--cut", "--cfg-video", "--cfg-audio", "--scale"],
         "eval": ["--data", "--split", "--tasks", "--n", "--n-pulse", "--cfg-video", "--cfg-audio", "--encoder"],
+        "demo": ["--n"],
     },
     "shapes": {
         "sample": ["--data", "--normalize", "--points", "--cfg", "--per-class"],
         "eval": ["--data", "--normalize", "--points", "--classes", "--n", "--emd-points", "--metrics"]
         + ["--stored-points"],
+        "demo": ["--n", "--points"],
     },
-    "molecules": {"sample": ["--n", "--props", "--cfg-scale"], "eval": ["--n", "--no-fcd"]},
+    "molecules": {"sample": ["--n", "--props", "--cfg-scale"], "eval": ["--n", "--no-fcd"], "demo": ["--n"]},
     "policy": {
         "sample": ["--data", "--tasks", "--episodes", "--max-steps", "--no-gif"],
         "eval": ["--tag", "--data", "--tasks", "--episodes", "--max-steps", "--no-expert", "--no-gif"],
+        "demo": ["--episodes"],
     },
-    "sits": {"sample": ["--samples"], "eval": ["--samples"]},
+    "sits": {"sample": ["--samples"], "eval": ["--samples"], "demo": ["--samples"]},
 }
 
 
@@ -63,6 +71,8 @@ def test_each_entry_point_is_an_app_whose_files_and_commands_exist(name):
     assert isinstance(app, App) and app.name == name
     assert (ROOT / app.config).is_file() and app.config == f"apps/{name}/configs/default.yaml"
     assert app.bench is None or (ROOT / app.bench).is_file()
+    assert app.pretrained == f"apps/{name}/pretrained"  # shipped weights: a pretrained folder with its loss log
+    assert {"config.json", "model.safetensors", "train_log.csv"} <= {p.name for p in (ROOT / app.pretrained).iterdir()}
     assert set(app.commands) == set(OWN[name])
     for spec in app.commands.values():
         assert callable(load(spec)), spec

@@ -113,3 +113,18 @@ def test_chromium_check_reports_a_missing_file(tmp_path):
     (tmp_path / "b" / "roll.gif").unlink()
     res = check_page(page)
     assert res["failed"] == ["b/roll.gif"] and res["loaded"] == res["total"] - 1
+
+
+def test_shipped_figures_are_recorded_and_compared(tmp_path):
+    from ditkit_core.demo import compare_figures, record_figures
+
+    run = {"metrics": [{"name": "acc", "model": 0.8}, {"name": "f1", "model": 0.5}, {"name": "note", "model": None}]}
+    manifest = write_manifest(run, tmp_path / "a", app="a")
+    figures = record_figures(manifest, tmp_path / "figures.json", tol=0.05)
+    assert json.loads(figures.read_text()) == {"acc": {"value": 0.8, "tol": 0.05}, "f1": {"value": 0.5, "tol": 0.05}}
+    assert all(r["ok"] for r in compare_figures(manifest, figures))
+    moved = {"metrics": [{"name": "acc", "model": 0.86}, {"name": "f1", "model": 0.53}]}
+    rows = compare_figures(write_manifest(moved, tmp_path / "b", app="a"), figures)
+    assert [(r["metric"], r["ok"]) for r in rows] == [("acc", False), ("f1", True)]
+    rows = compare_figures(write_manifest({"metrics": []}, tmp_path / "c", app="a"), figures)
+    assert not any(r["ok"] for r in rows)  # a figure the run no longer reports is a mismatch

@@ -20,15 +20,46 @@ from pathlib import Path
 ORDER = ("toy2d", "molecules", "sits", "shapes", "policy", "audio_video", "tts")
 
 
-def demo_apps() -> list[str]:
-    """Installed apps that declare a ``demo`` command (entry points read, nothing imported beyond the App data)."""
-    names = []
+FIGURES = "figures.json"
+
+
+def compare_figures(manifest: str | Path, figures: str | Path) -> list[dict[str, object]]:
+    """Each recorded figure of an app's shipped weights (``figures.json``: ``{metric name: {"value", "tol"}}``)
+    against the same metric of a demo run (``demo.json``): rows ``{app, metric, expected, got, tol, ok}``; a metric
+    missing from the run counts as a mismatch."""
+    man = json.loads(Path(manifest).read_text())
+    got = {m["name"]: m.get("model") for m in man.get("metrics", [])}
+    rows = []
+    for name, ref in json.loads(Path(figures).read_text()).items():
+        value = got.get(name)
+        ok = isinstance(value, (int, float)) and abs(float(value) - ref["value"]) <= ref["tol"]
+        rows.append(
+            {"app": man["app"], "metric": name, "expected": ref["value"], "got": value, "tol": ref["tol"], "ok": ok}
+        )
+    return rows
+
+
+def record_figures(manifest: str | Path, figures: str | Path, tol: float) -> Path:
+    """Write the metrics of a demo run as the shipped weights' reference figures (absolute tolerance ``tol``)."""
+    man = json.loads(Path(manifest).read_text())
+    data = {
+        m["name"]: {"value": m["model"], "tol": tol}
+        for m in man.get("metrics", [])
+        if isinstance(m.get("model"), (int, float))
+    }
+    Path(figures).write_text(json.dumps(data, indent=1) + "\n")
+    return Path(figures)
+
+
+def demo_apps() -> dict[str, object]:
+    """Installed apps that declare a ``demo`` command, in demo order (entry points read, nothing heavy imported)."""
+    apps = {}
     for ep in entry_points(group="ditkit.apps"):
         app = ep.load()
         if "demo" in getattr(app, "commands", {}):
-            names.append(ep.name)
+            apps[ep.name] = app
     rank = {n: i for i, n in enumerate(ORDER)}
-    return sorted(names, key=lambda n: (rank.get(n, len(ORDER)), n))
+    return {n: apps[n] for n in sorted(apps, key=lambda n: (rank.get(n, len(ORDER)), n))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ditkit_core.report import write_report
 
-    apps = args.apps or demo_apps()
-    unknown = sorted(set(apps) - set(demo_apps()))
+    known = demo_apps()
+    apps = args.apps or list(known)
+    unknown = sorted(set(apps) - set(known))
     if unknown:
         print(
             f"ditkit demo: no demo for {', '.join(unknown)}; apps with one: {', '.join(demo_apps())}", file=sys.stderr
@@ -104,7 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print(f"chromium: {CHROMIUM} not found (make setup installs it); page not checked")
-    return 1 if failed or bad_page else 0
+    bad_figures = False
+    for name in apps:
+        shipped = getattr(known[name], "pretrained", None)
+        manifest = out / name / "demo.json"
+        if not shipped or not manifest.exists():
+            continue
+        if args.record_figures is not None:
+            print(f"wrote {record_figures(manifest, Path(shipped) / FIGURES, args.record_figures)}")
+        if args.check_figures and (Path(shipped) / FIGURES).exists():
+            for row in compare_figures(manifest, Path(shipped) / FIGURES):
+                bad_figures |= not row["ok"]
+                print(json.dumps(row))
+    return 1 if failed or bad_page or bad_figures else 0
 
 
 if __name__ == "__main__":

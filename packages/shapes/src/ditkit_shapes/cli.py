@@ -117,6 +117,9 @@ def sample_command(module: ShapesModule, a: argparse.Namespace) -> None:
     png = render_grid(clouds, out / "samples.png", titles=[names[int(i)] for i in labels], cols=a.per_class * 2)
     print(f"wrote {len(clouds)} .ply files and {png}")
     # completion: keep the upper half (y > median) of test shapes, generate the rest
+    if not Path(a.data).is_dir():
+        print(f"completion example skipped: no dataset at {a.data} (make it with `make data-shapes`)")
+        return
     ds = ShapeFolderDataset(a.data, "test", names, a.points, a.normalize, seed=a.seed)
     idx = torch.stack([torch.nonzero(ds.labels == c)[0, 0] for c in range(len(names))])
     full, lab = ds.points[idx], ds.labels[idx]

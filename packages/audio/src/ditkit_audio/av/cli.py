@@ -126,7 +126,16 @@ def sample_command(module: Any, args: argparse.Namespace) -> None:
         names = [Path(args.input).stem]
         real_wavs = [wav]
     else:
-        dm = clip_data(args.config, args.data, tok)
+        root = Path(args.data or data_root(args.config))
+        if not (root / "test.npz").exists():  # no clip folder yet: the test split's own clips, made small here
+            from ditkit_audio.av.data import write_splits
+            from ditkit_audio.av.synthetic import ClipSpec
+
+            root = out / "clips"
+            spec = ClipSpec(size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate)
+            write_splits(root, spec, {"train": 2, "val": 2, "test": args.index + args.n})
+            print(f"no clip folder at {args.data or data_root(args.config)}: using {args.n} test clips made in {root}")
+        dm = clip_data(args.config, str(root), tok)
         idx = list(range(args.index, min(len(dm.test), args.index + args.n)))
         batch = dm.test.batch(idx)
         names = [str(dm.test.clips.names[i]) for i in idx]
