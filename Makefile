@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 export PYTHONUNBUFFERED := 1
+# every train target takes a trainer preset and extra LightningCLI arguments, e.g.
+#   make train-tts PRESET=gpu ARGS="--trainer.max_steps 2000"    (presets: shared/trainer/*.yaml)
+FIT_EXTRA = $(if $(PRESET),--config shared/trainer/$(PRESET).yaml) $(ARGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-slow test-gpu lint format bench bench-core demo check-pretrained train-toy2d sample-toy2d clean
@@ -37,7 +40,7 @@ bench-core: ## DiT vs diffusers, attention backends, solvers
 	$(PY) benchmarks/solvers.py
 
 train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to outputs/toy2d
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml $(FIT_EXTRA)
 
 sample-toy2d: ## sample the last toy2d checkpoint into outputs/toy2d/samples
 	$(PY) apps/toy2d/sample.py --ckpt outputs/toy2d/checkpoints/last.ckpt

@@ -14,7 +14,7 @@ data-av: ## synthesise the procedural clips (3000 / 200 / 200 clips, 32x32 px, 1
 
 train-av: ## train the joint audio-video DiT (3000 steps, one CPU core); contact sheets in outputs/av/samples
 	@test -f $(AV_DATA)/train.npz || $(MAKE) data-av
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(AV_CONFIG)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(AV_CONFIG) $(FIT_EXTRA)
 
 sample-av: ## one task of the trained run: TASK=joint|v2a|a2v|continue [AV_INPUT=clip.mp4] -> .mp4 with sound + contact sheet
 	$(PY) -m ditkit_audio.av.cli sample --config $(AV_CONFIG) --task $(TASK) --steps $(AV_STEPS) --data $(AV_DATA) \
@@ -34,11 +34,11 @@ bench-av: ## benchmarks/av.py: joint DiT vs two single-stream DiTs (training tok
 
 train-av-video: ## AV-DiT step 1: the video-only backbone (configs/video_only.yaml)
 	@test -f $(AV_DATA)/train.npz || $(MAKE) data-av
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/audio_video/configs/video_only.yaml
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/audio_video/configs/video_only.yaml $(FIT_EXTRA)
 
 train-av-avdit: ## AV-DiT step 2: frozen video backbone + adapters (configs/avdit.yaml; trains the backbone if missing)
 	@test -f outputs/av_video/checkpoints/last.ckpt || $(MAKE) train-av-video
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/audio_video/configs/avdit.yaml
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/audio_video/configs/avdit.yaml $(FIT_EXTRA)
 
 params-av: ## parameter counts: full joint training vs AV-DiT (trainable / total)
 	$(PY) -m ditkit_audio.av.cli params apps/audio_video/configs/default.yaml apps/audio_video/configs/avdit.yaml \

@@ -7,10 +7,10 @@ MOL_LAT := apps/molecules/configs/latent.yaml
 train-molecules: train-molecules-3d train-molecules-latent ## train both molecule models on CPU (3D + latent; checkpoints and PNG/SDF under outputs/molecules)
 
 train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF conformers; 9k steps, about 33 CPU-min on one thread) -> outputs/molecules/3d
-	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_3D)
+	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_3D) $(FIT_EXTRA)
 
 train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs/molecules/latent
-	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT)
+	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT) $(FIT_EXTRA)
 
 sample-molecules: ## sample both molecule models: SMILES, SDF of conformers, PNG grid -> outputs/molecules/samples
 	$(PY) -m ditkit_molecules.cli sample --config $(MOL_3D) --n 64 --out $(MOL_OUT)/samples/3d

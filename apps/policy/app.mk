@@ -9,7 +9,7 @@ data-policy: ## scripted-expert Meta-World demos (5 tasks x 50 episodes, zarr) i
 
 train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; 33 min on the loaded shared 2-core box); checkpoints + PNGs under outputs/policy
 	@test -e $(POLICY_DATA) || $(MAKE) data-policy
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml $(FIT_EXTRA)
 
 sample-policy: ## a few rollouts per task (held-out seeds): GIF per task, actions.npz, sample.json in outputs/policy/sample [ARGS="--episodes 4 --tasks reach-v3"]
 	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli sample --config apps/policy/configs/default.yaml $(ARGS)
@@ -21,4 +21,4 @@ bench-policy: ## latency per action chunk: dense vs MoE vs MoE+expert caching vs
 	$(PY) benchmarks/policy.py
 
 debug-policy: ## seconds-long smoke run of the policy app on synthetic episodes
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/debug.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/debug.yaml $(FIT_EXTRA)

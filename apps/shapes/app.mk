@@ -6,13 +6,13 @@ data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, trai
 	$(PY) -m ditkit_shapes.cli data --config apps/shapes/configs/default.yaml
 
 train-shapes: ## train the class-conditional point-token flow DiT (CPU, ~5-11 min); .ply + PNG grids in outputs/shapes/samples
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/default.yaml
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/default.yaml $(FIT_EXTRA)
 
 train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 min) into outputs/shapes_voxel
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/voxel.yaml
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/voxel.yaml $(FIT_EXTRA)
 
 train-shapes-table: ## single-class tables (Fourier point features, logit-normal times, late EMA; 5000 steps, ~31 min on a shared CPU) into outputs/shapes_table
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml $(FIT_EXTRA)
 
 sample-shapes: ## sample every class + a completion demo from the default run (.ply + PNG in <run>/samples/final)
 	$(PY) -m ditkit_shapes.cli sample --config apps/shapes/configs/default.yaml

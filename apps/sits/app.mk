@@ -5,7 +5,7 @@ data-sits: ## write the synthetic S1/S2-like image time series (train/val/test .
 	$(PY) -m ditkit_geo.cli data --out outputs/sits/data
 
 train-sits: ## train the sits DiT on synthetic scenes (3000 steps, CPU ~15-25 min); PNGs in outputs/sits/samples
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml $(FIT_EXTRA)
 
 sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/checkpoints/last.ckpt
 	$(PY) -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml
@@ -15,7 +15,7 @@ eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic te
 	@if [ -f outputs/sits_presto/checkpoints/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml; fi
 
 train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (3000 steps, CPU ~15-30 min)
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/presto.yaml $(FIT_EXTRA)
 
 eval-sits-presto: ## Presto reconstruction (30% dates masked) / forecast vs linear interpolation and seasonal naive
 	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml

@@ -20,7 +20,7 @@ data-tts: ## synthesise the embedded espeak-ng corpus (LJSpeech layout, TTS_N=20
 
 train-tts: ## train the TTS DiT on the embedded corpus (4500 steps, one CPU core, ~25 min); wavs + mel PNGs in outputs/tts/samples
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_CONFIG)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_CONFIG) $(FIT_EXTRA)
 
 # User text reaches the program through the environment, never through the shell's parsing of the recipe:
 # $(value X) is X as written (no make expansion of a '$' inside it) and "$$TTS_X" is expanded by the shell once,
@@ -62,4 +62,4 @@ eval-codec: ## held-out codec figures again (e.g. after train-vocoder): mel L1/M
 train-tts-codec: ## train the TTS DiT on SQ-codec tokens (configs/codec.yaml, 1500 steps, ~11 min; trains the vocoder / codec first if missing)
 	@test -f outputs/tts/vocoder/config.json || $(MAKE) train-vocoder
 	@test -f outputs/tts/codec/config.json || $(MAKE) train-codec
-	$(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/codec.yaml
+	$(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/codec.yaml $(FIT_EXTRA)

@@ -119,6 +119,7 @@ def test_shipped_figures_are_recorded_and_compared(tmp_path):
     from ditkit_core.demo import compare_figures, record_figures
 
     run = {"metrics": [{"name": "acc", "model": 0.8}, {"name": "f1", "model": 0.5}, {"name": "note", "model": None}]}
+    run["metrics"].append({"name": "ms", "model": 12.0, "check": False})  # a timing: never a reference figure
     manifest = write_manifest(run, tmp_path / "a", app="a")
     figures = record_figures(manifest, tmp_path / "figures.json", tol=0.05)
     assert json.loads(figures.read_text()) == {"acc": {"value": 0.8, "tol": 0.05}, "f1": {"value": 0.5, "tol": 0.05}}

@@ -40,12 +40,13 @@ def compare_figures(manifest: str | Path, figures: str | Path) -> list[dict[str,
 
 
 def record_figures(manifest: str | Path, figures: str | Path, tol: float) -> Path:
-    """Write the metrics of a demo run as the shipped weights' reference figures (absolute tolerance ``tol``)."""
+    """Write the metrics of a demo run as the shipped weights' reference figures (absolute tolerance ``tol``); rows
+    marked ``"check": false`` (timings) are left out."""
     man = json.loads(Path(manifest).read_text())
     data = {
         m["name"]: {"value": m["model"], "tol": tol}
         for m in man.get("metrics", [])
-        if isinstance(m.get("model"), (int, float))
+        if isinstance(m.get("model"), (int, float)) and m.get("check", True)  # timings are not figures
     }
     Path(figures).write_text(json.dumps(data, indent=1) + "\n")
     return Path(figures)
@@ -73,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip opening the page in headless Chromium (screenshot.png, media check)",
     )
+    p.add_argument(
+        "--check-figures",
+        action="store_true",
+        help="compare every app's demo metrics with its shipped weights' figures.json (exit 1 on a mismatch)",
+    )
+    p.add_argument(
+        "--record-figures", type=float, metavar="TOL", help="write the metrics as figures.json with this tolerance"
+    )
     args = p.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -82,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     apps = args.apps or list(known)
     unknown = sorted(set(apps) - set(known))
     if unknown:
-        print(
-            f"ditkit demo: no demo for {', '.join(unknown)}; apps with one: {', '.join(demo_apps())}", file=sys.stderr
-        )
+        print(f"ditkit demo: no demo for {', '.join(unknown)}; apps with one: {', '.join(known)}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ A demo function returns a plain dict (all keys optional but ``metrics`` / ``medi
       "summary": "one paragraph: what was generated, from which weights",
       "media": [{"path": "sample_0.wav", "caption": "..."}],      # .png .gif .jpg .svg / .wav .mp3 / .mp4 .webm
       "metrics": [{"name": "probe CER", "model": 0.12, "controls": {"ground truth": 0.06}, "goal": "<= 1.5x GT",
-                   "met": true, "better": "lower"}],
+                   "met": true}],                                   # "check": false: a timing, not a figure
       "log": "path/to/train_log.csv",                               # loss curve (step + *loss* columns)
       "notes": ["anything a reader should know"]
     }

@@ -50,7 +50,7 @@ def demo_command(module: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=int, default=4, help="draws per series")
+    p.add_argument("--samples", type=int, default=2, help="draws per series")
 
 
 demo_command.add_arguments = _demo_arguments

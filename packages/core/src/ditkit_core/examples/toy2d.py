@@ -282,6 +282,7 @@ def demo_command(module: None, args) -> dict:
 
 def _demo_arguments(p) -> None:
     _toy_arguments(p)
+    p.set_defaults(sets=32)
     p.add_argument("--train-config", default="apps/toy2d/configs/demo.yaml", help="the config trained by the demo")
 
 
