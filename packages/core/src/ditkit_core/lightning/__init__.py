@@ -5,6 +5,7 @@ from ditkit_core.lightning.callbacks import (
     CompileBlocks,
     RunGuard,
     SampleWriter,
+    StepProgressBar,
     TokenThroughput,
     compile_blocks,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RunGuard",
     "SampleWriter",
     "SamplerConfig",
+    "StepProgressBar",
     "TokenThroughput",
     "UntrustedClassError",
     "allow_in_checkpoints",

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -228,3 +229,37 @@ def check_writable(folder: Path) -> None:
             f"checkpoint folder {folder} is not writable ({e.strerror or e}); set "
             "trainer.default_root_dir or the ModelCheckpoint dirpath to a writable folder"
         ) from e
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's bar, counted over the whole run when ``trainer.max_steps`` is set: ``global step / max_steps`` with
+    the overall ETA (the default bar restarts every epoch, so its ETA covers one epoch only). A resumed run starts
+    at its restored step and its rate counts only the new steps. Without ``max_steps`` it is Lightning's bar.
+    ``ditkit fit`` uses it in place of the default bar.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.max_steps is None or trainer.max_steps < 0:
+            return super().on_train_epoch_start(trainer, *args)
+        bar = self.train_progress_bar
+        if bar.total != trainer.max_steps:  # the first epoch of this process
+            bar.reset(total=trainer.max_steps)
+            bar.initial = bar.n = trainer.global_step
+            bar.refresh()
+        bar.set_description(f"Epoch {trainer.current_epoch}")
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.max_steps is None or trainer.max_steps < 0:
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n, bar = trainer.global_step, self.train_progress_bar
+        if bar is not None and not bar.disable and (n % max(self.refresh_rate, 1) == 0 or n >= trainer.max_steps):
+            bar.n = n
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.max_steps is None or trainer.max_steps < 0:
+            return super().on_train_epoch_end(trainer, pl_module)
+        if not self.train_progress_bar.disable:
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))

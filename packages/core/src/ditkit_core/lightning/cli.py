@@ -63,6 +63,19 @@ class FlowCLI(LightningCLI):
             i += 1
         return out
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """Lightning's trainer with :class:`~ditkit_core.lightning.callbacks.StepProgressBar` in place of its default
+        per-epoch bar (a progress-bar class of the config's own is kept)."""
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        from ditkit_core.lightning.callbacks import StepProgressBar
+
+        trainer = super().instantiate_trainer(**kwargs)
+        for i, cb in enumerate(trainer.callbacks):
+            if type(cb) is TQDMProgressBar:  # the default Lightning adds when the config names no bar
+                trainer.callbacks[i] = StepProgressBar(refresh_rate=cb.refresh_rate)
+        return trainer
+
     def before_instantiate_classes(self) -> None:
         """Loggers follow the run folder: a logger ``save_dir`` inside a config file's ``trainer.default_root_dir``
         moves with ``--trainer.default_root_dir`` (so a run moved on the command line keeps its logs with it)."""
