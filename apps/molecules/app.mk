@@ -12,9 +12,11 @@ train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF confor
 train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs/molecules/latent
 	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT) $(FIT_EXTRA)
 
-sample-molecules: ## sample both molecule models: SMILES, SDF of conformers, PNG grid -> outputs/molecules/samples
-	$(PY) -m ditkit_molecules.cli sample --config $(MOL_3D) --n 64 --out $(MOL_OUT)/samples/3d
-	$(PY) -m ditkit_molecules.cli sample --config $(MOL_LAT) --n 64 --out $(MOL_OUT)/samples/latent
+sample-molecules: ## sample the 3D model (local run, else the shipped weights) and the latent model when trained: SMILES, SDF, PNG grid -> outputs/molecules/samples
+	$(PY) -m ditkit_core.cli molecules sample --config $(MOL_3D) --n 64 --out $(MOL_OUT)/samples/3d $(ARGS)
+	@if [ -f $(MOL_OUT)/latent/checkpoints/last.ckpt ]; then \
+		$(PY) -m ditkit_molecules.cli sample --config $(MOL_LAT) --n 64 --out $(MOL_OUT)/samples/latent; \
+	else echo "latent model: no local run at $(MOL_OUT)/latent (make train-molecules-latent)"; fi
 
 eval-molecules: ## metric tables (validity, uniqueness, novelty, QED, SA, IntDiv, FCD, stability, RMSD; data = ceiling)
 	$(PY) -m ditkit_molecules.cli eval --config $(MOL_3D) --n 200 --out $(MOL_OUT)/eval_3d

@@ -12,7 +12,7 @@ train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; 33 min
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml $(FIT_EXTRA)
 
 sample-policy: ## a few rollouts per task (held-out seeds): GIF per task, actions.npz, sample.json in outputs/policy/sample [ARGS="--episodes 4 --tasks reach-v3"]
-	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli sample --config apps/policy/configs/default.yaml $(ARGS)
+	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_core.cli policy sample $(ARGS)
 
 eval-policy: ## roll the trained policy out (fixed seeds): success per task vs scripted expert, GIF, eval.md
 	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --config apps/policy/configs/default.yaml

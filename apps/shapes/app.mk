@@ -14,8 +14,8 @@ train-shapes-voxel: ## train the DiT-3D voxel-patch variant (3D RoPE; CPU, ~6 mi
 train-shapes-table: ## single-class tables (Fourier point features, logit-normal times, late EMA; 5000 steps, ~31 min on a shared CPU) into outputs/shapes_table
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.lightning.cli fit --config apps/shapes/configs/table.yaml $(FIT_EXTRA)
 
-sample-shapes: ## sample every class + a completion demo from the default run (.ply + PNG in <run>/samples/final)
-	$(PY) -m ditkit_shapes.cli sample --config apps/shapes/configs/default.yaml
+sample-shapes: ## sample every class + a completion demo (local run, else the shipped weights; .ply + PNG in <run>/sample) [ARGS=...]
+	$(PY) -m ditkit_core.cli shapes sample $(ARGS)
 
 eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test
 	$(PY) -m ditkit_shapes.cli eval --config apps/shapes/configs/default.yaml --n 32 --emd-points 128

@@ -7,8 +7,8 @@ data-sits: ## write the synthetic S1/S2-like image time series (train/val/test .
 train-sits: ## train the sits DiT on synthetic scenes (3000 steps, CPU ~15-25 min); PNGs in outputs/sits/samples
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/sits/configs/default.yaml $(FIT_EXTRA)
 
-sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves from outputs/sits/checkpoints/last.ckpt
-	$(PY) -m ditkit_geo.cli sample --config apps/sits/configs/default.yaml
+sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves (local run, else the shipped weights) -> outputs/sits/sample [ARGS=...]
+	$(PY) -m ditkit_core.cli sits sample $(ARGS)
 
 eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic test split; + Presto if trained)
 	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml

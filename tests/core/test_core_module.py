@@ -205,6 +205,26 @@ def test_ema_averages_validates_on_the_average_and_resumes_exactly(tmp_path):
     assert torch.equal(saved["ema"]["raw"]["model.x_embed.weight"], snaps[5]["model.x_embed.weight"])
 
 
+def test_ema_checkpoint_saved_at_train_end_keeps_the_raw_weights(tmp_path):
+    """``ModelCheckpoint(save_last=True, save_top_k=0)`` writes ``last`` at train end, after the EMA has put the
+    average into the module: the checkpoint must still hold the raw weights for resuming."""
+    torch.manual_seed(0)
+    m = toy(seed=1)
+    snaps = []
+
+    class Snap(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *a):
+            snaps.append({n: p.detach().clone() for n, p in pl_module.named_parameters() if p.requires_grad})
+
+    ck = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True, save_top_k=0)
+    fit(m, tmp_path, callbacks=[Snap(), EMA(decay=0.9, warmup=True), ck], max_steps=4, enable_checkpointing=True)
+    saved = torch.load(tmp_path / "ck" / "last.ckpt", weights_only=True)
+    name = "model.x_embed.weight"
+    assert torch.equal(saved["ema"]["raw"][name], snaps[-1][name])  # the raw weights of the last step
+    assert torch.equal(saved["state_dict"][name], dict(m.named_parameters())[name])  # the average, for inference
+    assert not torch.equal(saved["state_dict"][name], saved["ema"]["raw"][name])
+
+
 def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
     from ditkit_core.lightning import default_checkpoint, load_run
 
     path = Path(ckpt) if ckpt else default_checkpoint(config)
+    if not ckpt and not path.exists() and APP.pretrained and (Path(APP.pretrained) / "config.json").exists():
+        print(f"[tts] no local run at {path}: using the shipped weights {APP.pretrained}", file=sys.stderr)
+        path = Path(APP.pretrained)
     if path.is_dir():
         return load_run(config, pretrained=path)
     return load_run(config, ckpt=path)
@@ -137,6 +141,10 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
     """:func:`evaluate` with the flags of ``eval`` (corpus and probe default to the config's); ``kw``: the run."""
     data = a.data or str(corpus_root(a.config))
     asr = a.asr if a.asr is not None else str(probe_dir(a.config))
+    shipped = Path(APP.pretrained or "") / "asr_probe"
+    if a.asr is None and not (Path(asr) / "config.json").exists() and (shipped / "config.json").exists():
+        print(f"[tts] no probe at {asr}: using the shipped probe {shipped}", file=sys.stderr)
+        asr = str(shipped)
     return evaluate(
         a.config, data, asr or None, n=a.n, steps=a.steps, val_size=a.val_size, vocoder=a.vocoder or None, **kw
     )

@@ -35,6 +35,7 @@ class EMA(L.Callback):
         self.shadow: dict[str, Tensor] | None = None
         self.updates = 0
         self._swapped: dict[str, Tensor] | None = None
+        self._raw_at_end: dict[str, Tensor] | None = None  # raw weights set aside when training ends
 
     @staticmethod
     def _params(pl_module: L.LightningModule) -> dict[str, torch.nn.Parameter]:
@@ -48,6 +49,7 @@ class EMA(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._raw_at_end = None  # training goes on (a further fit in the same process)
         step = trainer.global_step - 1  # index of the optimizer step just taken
         if step < self.start_step or (step - self.start_step) % self.every:
             return
@@ -87,11 +89,15 @@ class EMA(L.Callback):
 
     @torch.no_grad()
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Leave the averaged weights in the module (what sampling and export should use)."""
-        if self.shadow is not None:
-            params = self._params(pl_module)
-            for n, v in self.shadow.items():
-                params[n].copy_(v)
+        """Leave the averaged weights in the module (what sampling and export should use); the raw weights stay set
+        aside, so a checkpoint written after this point (``ModelCheckpoint`` saves ``last`` at train end) still records
+        them for resuming."""
+        if self.shadow is None:
+            return
+        params = self._params(pl_module)
+        self._raw_at_end = {n: params[n].detach().clone() for n in self.shadow}
+        for n, v in self.shadow.items():
+            params[n].copy_(v)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates}
@@ -106,7 +112,10 @@ class EMA(L.Callback):
         raw = {}
         for n, v in self.shadow.items():
             if n in state:
-                raw[n] = state[n]
+                # saved during validation (averages swapped in), the module holds the average: the raw weights are
+                # the ones set aside by the swap
+                aside = self._swapped if self._swapped is not None else self._raw_at_end
+                raw[n] = aside[n].clone() if aside is not None else state[n]
                 state[n] = v.detach().clone()
         checkpoint["ema"] = {"raw": raw, "updates": self.updates}
 
