@@ -103,3 +103,19 @@ def test_app_flags_parse_with_the_apps_defaults():
     assert apps["policy"].run(["train"]) == 2  # an unknown command
     without = App(name="x", help="no sample", config=apps["policy"].config, commands={"eval": "json:dumps"})
     assert without.run(["sample"]) == 2  # a common command the app does not declare
+
+
+def test_missing_data_is_one_line_naming_the_command_that_makes_it(tmp_path, capsys):
+    app = load(declared()["shapes"])
+    args = [
+        "eval",
+        "--pretrained",
+        str(ROOT / app.pretrained),
+        "--data",
+        str(tmp_path / "none"),
+        "--out",
+        str(tmp_path),
+    ]
+    assert app.run(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ditkit shapes eval: ") and "make data-shapes" in err[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,8 +130,14 @@ class App:
             args.out = str(self.run_dir(args.config) / command)
         fn = _load(self.commands[command])
         # a function that trains its own model (the toy demo) sets ``trains = True`` and gets no module
-        module = None if getattr(fn, "trains", False) else self.load(args)
-        result = fn(module, args)
+        try:
+            module = None if getattr(fn, "trains", False) else self.load(args)
+            result = fn(module, args)
+        except FileNotFoundError as e:  # missing data / weights: the message names the command that makes them
+            if os.environ.get("DITKIT_TRACEBACK"):
+                raise
+            print(f"ditkit {self.name} {command}: {e}", file=sys.stderr)
+            return 2
         if command == "demo":
             from ditkit_core.lightning.pretrained import LOG_NAME
             from ditkit_core.report import write_manifest
