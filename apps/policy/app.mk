@@ -7,7 +7,7 @@ POLICY_EPISODES ?= 50
 data-policy: ## scripted-expert Meta-World demos (5 tasks x 50 episodes, zarr) into data/policy
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_robotics.cli data --out $(POLICY_DATA) --episodes $(POLICY_EPISODES)
 
-train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; 33 min on the loaded shared 2-core box); checkpoints + PNGs under outputs/policy
+train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; about 21 min on one core, up to 33 min under load); checkpoints + PNGs under outputs/policy
 	@test -e $(POLICY_DATA) || $(MAKE) data-policy
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/policy/configs/default.yaml $(FIT_EXTRA)
 
