@@ -14,8 +14,8 @@ train-policy: ## train the multi-task MoE flow policy on CPU (3000 steps; about 
 sample-policy: ## a few rollouts per task (held-out seeds): GIF per task, actions.npz, sample.json in outputs/policy/sample [ARGS="--episodes 4 --tasks reach-v3"]
 	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_core.cli policy sample $(ARGS)
 
-eval-policy: ## roll the trained policy out (fixed seeds): success per task vs scripted expert, GIF, eval.md
-	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_robotics.cli eval --config apps/policy/configs/default.yaml
+eval-policy: ## roll the policy out (fixed seeds; local run, else the shipped weights): success per task vs scripted expert, GIF, eval.md in outputs/policy
+	MUJOCO_GL=$${MUJOCO_GL:-osmesa} $(PY) -m ditkit_core.cli policy eval --out outputs/policy $(ARGS)
 
 bench-policy: ## latency per action chunk: dense vs MoE vs MoE+expert caching vs block caching (1/4/10 steps)
 	$(PY) benchmarks/policy.py

@@ -17,8 +17,8 @@ train-shapes-table: ## single-class tables (Fourier point features, logit-normal
 sample-shapes: ## sample every class + a completion demo (local run, else the shipped weights; .ply + PNG in <run>/sample) [ARGS=...]
 	$(PY) -m ditkit_core.cli shapes sample $(ARGS)
 
-eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test
-	$(PY) -m ditkit_shapes.cli eval --config apps/shapes/configs/default.yaml --n 32 --emd-points 128
+eval-shapes: ## per-class MMD/COV/1-NNA (CD, exact EMD) of generated vs test clouds, next to train-vs-test (local run, else the shipped weights)
+	$(PY) -m ditkit_core.cli shapes eval --n 32 --emd-points 128 $(ARGS)
 
 eval-shapes-table: ## MMD/COV/1-NNA (CD, exact EMD) of the table model vs all 48 test tables, next to train-vs-test
 	$(PY) -m ditkit_shapes.cli eval --config apps/shapes/configs/table.yaml --n 48 --emd-points 128

@@ -10,8 +10,8 @@ train-sits: ## train the sits DiT on synthetic scenes (3000 steps, CPU ~15-25 mi
 sample-sits: ## cloud-removal RGB/NDVI frames + forecast curves (local run, else the shipped weights) -> outputs/sits/sample [ARGS=...]
 	$(PY) -m ditkit_core.cli sits sample $(ARGS)
 
-eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic test split; + Presto if trained)
-	$(PY) -m ditkit_geo.cli eval --config apps/sits/configs/default.yaml
+eval-sits: ## MAE/RMSE/CRPS, PSNR/SSIM/SAM, change F1 vs baselines (synthetic test split; local run, else the shipped weights; + Presto if trained)
+	$(PY) -m ditkit_core.cli sits eval $(ARGS)
 	@if [ -f outputs/sits_presto/checkpoints/last.ckpt ]; then $(PY) -m ditkit_geo.cli eval --config apps/sits/configs/presto.yaml; fi
 
 train-sits-presto: ## train on the real Presto pixel series in ../shared/data/presto_algae (3000 steps, CPU ~15-30 min)
