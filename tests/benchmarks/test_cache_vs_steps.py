@@ -1,0 +1,122 @@
+"""The helpers of benchmarks/cache_vs_steps.py: block evaluations are counted as run, and the verdict's logic."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ditkit_core.lightning import CacheConfig, FlowMatchingModule
+from ditkit_core.nn import DiTConfig
+from ditkit_core.tokenizers import IdentityTokenizer, TokenBatch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_script():
+    path = ROOT / "benchmarks" / "cache_vs_steps.py"
+    spec = importlib.util.spec_from_file_location("cache_vs_steps", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["cache_vs_steps"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bench = _load_script()
+DEPTH = 3
+
+
+def _module(cfg_scale: float = 1.0) -> FlowMatchingModule:
+    torch.manual_seed(0)
+    m = FlowMatchingModule(
+        IdentityTokenizer(2), DiTConfig(in_dim=2, dim=32, depth=DEPTH, heads=2, num_classes=2), sampler={"steps": 8}
+    )
+    m.sampler.cfg_scale = cfg_scale
+    return m.eval()
+
+
+def _generate(m: FlowMatchingModule, steps: int, cache: CacheConfig, seed: int = 0) -> torch.Tensor:
+    template = TokenBatch(x=torch.zeros(2, 5, 2), cond=torch.tensor([0, 1]))
+    return m.generate(template, steps=steps, cache=cache, generator=torch.Generator().manual_seed(seed)).x
+
+
+def test_meter_counts_every_block_of_a_plain_run_and_halves_under_block_cache():
+    m = _module()
+    with bench.EvalMeter(m) as plain:
+        _generate(m, 8, CacheConfig(kind="none"))
+        _generate(m, 8, CacheConfig(kind="none"), seed=1)
+    assert plain.generate_calls == 2
+    assert plain.block_evals == 2 * 8 * DEPTH  # two runs, 8 Euler evaluations, every block
+    with bench.EvalMeter(m) as block:
+        _generate(m, 8, CacheConfig(kind="block", interval=2, order=1))
+    assert block.block_evals == 4 * DEPTH  # evaluations 0, 2, 4, 6 recompute; the others extrapolate
+    assert block.block_evals == m.last_cache_stats.computed  # agrees with the cache's own bookkeeping
+    # the meter leaves the module as it found it: no hooks, the class's own methods
+    assert "generate" not in m.__dict__ and "make_cache" not in m.__dict__
+    with bench.EvalMeter(m) as after:
+        pass
+    _generate(m, 4, CacheConfig(kind="none"))
+    assert after.block_evals == 0
+
+
+def test_meter_counts_both_guidance_branches():
+    m = _module(cfg_scale=2.0)
+    with bench.EvalMeter(m) as meter:
+        _generate(m, 4, CacheConfig(kind="none"))
+    assert meter.block_evals == 2 * 4 * DEPTH
+
+
+def test_meter_books_step_cache_calibration_apart():
+    m = _module()
+    with bench.EvalMeter(m) as meter:
+        _generate(m, 8, CacheConfig(kind="step", skip_ratio=0.5))
+    assert meter.calib_block_evals == 8 * DEPTH  # the calibration run computes everything
+    assert meter.block_evals == m.last_cache_stats.computed < 8 * DEPTH
+    assert meter.block_evals + m.last_cache_stats.skipped == 8 * DEPTH
+
+
+def test_meter_refuses_a_module_without_dit():
+    with pytest.raises(ValueError, match="no ditkit_core.nn.DiT"):
+        bench.EvalMeter(torch.nn.Linear(2, 2)).__enter__()
+
+
+def test_settings_halve_the_steps_and_use_the_measured_block_cache():
+    s = {x.name: x for x in bench.settings(16)}
+    assert (s["plain"].steps, s["half_steps"].steps, s["block"].steps) == (16, 8, 16)
+    assert (s["block"].cache.interval, s["block"].cache.order) == (2, 1)
+    assert s["step"].cache.kind == "step" and s["step"].cache.skip_ratio == 0.5
+    assert [x.name for x in bench.settings(2, step_cache=False)] == ["plain", "half_steps", "block"]
+    with pytest.raises(ValueError, match="steps=1"):
+        bench.settings(1)
+
+
+def _rows(half: float, block: float, block_evals: int = 50) -> dict:
+    return {
+        "plain": {"metric": 1.0, "block_evals": 100},
+        "half_steps": {"metric": half, "block_evals": 50},
+        "block": {"metric": block, "block_evals": block_evals},
+    }
+
+
+def test_verdict_lower_is_better():
+    v = bench.verdict(_rows(half=1.3, block=1.1), higher_is_better=False)
+    assert v["loss"] == {"half_steps": pytest.approx(0.3), "block": pytest.approx(0.1)}
+    assert v["cache_beats_halving"] and v["winners"] == ["block"] and v["best"] == "block"
+    v = bench.verdict(_rows(half=1.1, block=1.3), higher_is_better=False)
+    assert not v["cache_beats_halving"] and v["best"] == "half_steps" and v["plainly"].startswith("steps win")
+
+
+def test_verdict_higher_is_better_and_ties():
+    v = bench.verdict(_rows(half=0.7, block=0.9), higher_is_better=True)  # success: block keeps more
+    assert v["winners"] == ["block"]
+    v = bench.verdict(_rows(half=0.9, block=0.9), higher_is_better=True)
+    assert not v["cache_beats_halving"] and v["best"] == "half_steps" and v["plainly"].startswith("tie")
+
+
+def test_verdict_ignores_a_cache_that_ran_more_block_evaluations():
+    v = bench.verdict(_rows(half=1.3, block=1.0, block_evals=60), higher_is_better=False)
+    assert v["evals_vs_half"]["block"] == pytest.approx(1.2)
+    assert not v["cache_beats_halving"] and v["best"] == "half_steps"
+    with pytest.raises(KeyError, match="half_steps"):
+        bench.verdict({"plain": {"metric": 1.0, "block_evals": 1}}, higher_is_better=False)
