@@ -12,14 +12,16 @@ settings:
 
 Block evaluations are **counted**, not assumed: a forward hook on every block of every DiT of the module counts
 the blocks actually run (``block_evals``). Time is that of ``generate`` only (the metric's own work excluded): wall
-and process CPU seconds. One JSON line per (app, setting), then one ``summary`` line per app: does a cache lose
-less metric than halving the steps at no more block evaluations?
+and process CPU seconds. ``deviation`` is the relative RMS distance of each setting's samples to the plain run's
+(same noise, same items; policy: the first action chunk of every episode, where the observations still agree), a
+noise-free measure of how far the cheap sampler strays. One JSON line per (app, setting), then one ``summary`` line
+per app: does a cache lose less metric than halving the steps at no more block evaluations?
 
 Metrics (direction in ``higher_is_better``): TTS probe CER of the generated speech (+ MCD-DTW), shapes 1-NNA-CD
 (%, 50 is ideal, lower is better), policy Meta-World success rate, sits masked reconstruction MAE.
 
     python benchmarks/cache_vs_steps.py [--apps tts shapes policy sits] [--tts-n 64] [--shapes-n 16]
-        [--policy-episodes 10] [--sits-samples 32] [--no-step]
+        [--policy-episodes 10] [--sits-samples 32] [--no-step] [--steps policy=2 tts=8]
 
 Data: TTS reads a corpus (``python -m ditkit_audio.cli data --n 300 --out outputs/tts/data``) and the shipped
 probe; shapes reads ``python -m ditkit_shapes.cli data --config apps/shapes/configs/default.yaml``; sits makes its
@@ -83,7 +85,8 @@ class EvalMeter:
     Every block of every :class:`~ditkit_core.nn.DiT` in ``module`` gets a forward hook, so a block skipped or
     extrapolated by a cache is not counted and every computed one is, whatever path ran it. ``generate`` and
     ``make_cache`` are wrapped on the instance (removed on exit): work done while a cache calibrates itself (a
-    StepCache's first run) is counted in ``calib_*`` and left out of ``block_evals`` and the times.
+    StepCache's first run) is counted in ``calib_*`` and left out of ``block_evals`` and the times. The sampled
+    tokens of every call are kept in ``outputs`` (for :func:`deviation`).
     """
 
     module: Any
@@ -94,6 +97,7 @@ class EvalMeter:
     calib_block_evals: int = 0
     calib_cpu_s: float = 0.0
     calib_wall_s: float = 0.0
+    outputs: list[torch.Tensor] = field(default_factory=list)
     _count: int = 0
     _handles: list[Any] = field(default_factory=list)
 
@@ -111,7 +115,10 @@ class EvalMeter:
             n0, c0, w0 = self._count, time.process_time(), time.perf_counter()
             cb, cc, cw = self.calib_block_evals, self.calib_cpu_s, self.calib_wall_s
             try:
-                return generate(*args, **kw)
+                out = generate(*args, **kw)
+                x = out[0].x if isinstance(out, tuple) else out.x
+                self.outputs.append(x.detach().float().cpu())
+                return out
             finally:
                 self.generate_calls += 1
                 self.block_evals += self._count - n0 - (self.calib_block_evals - cb)
@@ -150,6 +157,27 @@ class EvalMeter:
         }
 
 
+def deviation(outputs: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """Relative RMS distance of matched samples to the reference's: ``sqrt(sum |x - r|^2 / sum |r|^2)``.
+
+    Samples drawn from the same noise and items by two samplers of one model are matched one to one; the distance
+    measures how far a cheaper sampler strays from the reference sampler (0: identical), free of the sampling noise
+    that the domain metric carries.
+
+    Raises:
+        ValueError: different numbers of samples, or a pair of different shapes.
+    """
+    if len(outputs) != len(reference) or not reference:
+        raise ValueError(f"deviation: {len(outputs)} samples vs {len(reference)} reference samples")
+    num = den = 0.0
+    for x, r in zip(outputs, reference):
+        if x.shape != r.shape:
+            raise ValueError(f"deviation: sample of shape {tuple(x.shape)} vs reference {tuple(r.shape)}")
+        num += float((x.double() - r.double()).pow(2).sum())
+        den += float(r.double().pow(2).sum())
+    return (num / max(den, 1e-30)) ** 0.5
+
+
 def verdict(rows: dict[str, dict[str, Any]], higher_is_better: bool, tolerance: float = 0.02) -> dict[str, Any]:
     """Does a cache lose less metric than halving the steps, at no more block evaluations?
 
@@ -161,6 +189,7 @@ def verdict(rows: dict[str, dict[str, Any]], higher_is_better: bool, tolerance: 
     Returns:
         ``{"loss": {setting: metric lost vs plain (positive = worse)}, "evals_vs_half": {cache: ratio},
         "winners": [caches that lose strictly less at equal evaluations], "cache_beats_halving": bool,
+        "closer_to_plain": [caches at equal evaluations whose samples stray less than half_steps' (``deviation``)],
         "best": the setting with the smallest loss among half_steps and the caches at equal evaluations (half_steps
         on a tie), "plainly": one sentence}``.
     """
@@ -182,7 +211,9 @@ def verdict(rows: dict[str, dict[str, Any]], higher_is_better: bool, tolerance: 
         plainly = "tie (a cache loses exactly as much as halving the steps, which is simpler)"
     else:
         plainly = "steps win (halving the steps loses less than every cache)"
+    closer = [k for k in fair if "deviation" in rows[k] and rows[k]["deviation"] < half.get("deviation", -1.0)]
     return {
+        "closer_to_plain": closer,
         "loss": {k: round(v, 5) + 0.0 for k, v in loss.items()},
         "evals_vs_half": {k: round(v, 3) for k, v in ratio.items()},
         "winners": winners,
@@ -203,6 +234,8 @@ class AppRun:
     higher_is_better: bool
     score: Callable[[Any, int], dict[str, float]]
     sizes: dict[str, Any]
+    matched: Callable[[EvalMeter], list[torch.Tensor]] | None = None
+    """The samples matched one to one across settings (default: every ``generate`` output)."""
 
 
 def load(app: str) -> Any:
@@ -255,16 +288,31 @@ def policy_run(a: argparse.Namespace) -> AppRun:
     from ditkit_robotics.envs import DEFAULT_TASKS, make_env, rollout
     from ditkit_robotics.evaluate import policy_chunker
 
+    first_chunks: list[torch.Tensor] = []  # the first chunk of every episode: same observation in every setting
+
+    def first_chunk(chunker: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        seen = []
+
+        def act(hist: Any) -> Any:
+            out = chunker(hist)
+            if not seen:
+                seen.append(True)
+                first_chunks.append(torch.as_tensor(out, dtype=torch.float32))
+            return out
+
+        return act
+
     def score(policy: Any, steps: int) -> dict[str, float]:
         tok = policy.tokenizer
         low, high = float(min(tok.action_low)), float(max(tok.action_high))
         success, env_steps = [], []
+        first_chunks.clear()
         for tid, task in enumerate(DEFAULT_TASKS[: policy.num_tasks]):
             env = make_env(task, a.policy_seed)
             for i in range(a.policy_episodes):
                 r = rollout(
                     env,
-                    policy_chunker(policy, tid, steps, a.policy_seed + i, None),  # None: sampler.cache
+                    first_chunk(policy_chunker(policy, tid, steps, a.policy_seed + i, None)),  # None: sampler.cache
                     a.policy_seed + i,
                     n_obs_steps=tok.n_obs_steps,
                     n_action_steps=policy.n_action_steps,
@@ -278,7 +326,9 @@ def policy_run(a: argparse.Namespace) -> AppRun:
         return {"success": float(np.mean(success)), "env_steps": float(np.mean(env_steps))}
 
     sizes = {"episodes_per_task": a.policy_episodes, "tasks": 5, "max_env_steps": a.policy_max_steps}
-    return AppRun("policy", "apps/policy/configs/default.yaml", "success", True, score, sizes)
+    return AppRun(
+        "policy", "apps/policy/configs/default.yaml", "success", True, score, sizes, lambda _: list(first_chunks)
+    )
 
 
 def sits_run(a: argparse.Namespace) -> AppRun:
@@ -303,7 +353,8 @@ def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[s
     """Score every setting of one app (a fresh module each, same seeds and items) and emit one line each."""
     n = steps or load(run.name).sampler.steps
     rows: dict[str, dict[str, Any]] = {}
-    for s in settings(n, step_cache):
+    reference: list[torch.Tensor] = []
+    for s in settings(n, step_cache):  # plain first: the reference of ``deviation``
         module = load(run.name)
         module.sampler.cache = s.cache
         module.sampler.steps = s.steps
@@ -311,9 +362,13 @@ def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[s
         t0 = time.perf_counter()
         with torch.no_grad(), EvalMeter(module) as meter:
             metrics = run.score(module, s.steps)
+        matched = run.matched(meter) if run.matched is not None else meter.outputs
+        if s.name == "plain":
+            reference = matched
         row = {
             "metric": metrics[run.metric],
             "metric_name": run.metric,
+            "deviation": round(deviation(matched, reference), 5),
             **meter.as_dict(),
             "metrics": {k: round(v, 5) for k, v in metrics.items()},
         }
@@ -345,6 +400,14 @@ def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[s
     return v
 
 
+def app_steps(text: str) -> tuple[str, int]:
+    """argparse type of ``--steps``: ``APP=N`` with a known app and an integer N >= 2."""
+    app, _, n = text.partition("=")
+    if app not in APPS or not n.isdigit() or int(n) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected APP=N with APP in {APPS} and an integer N >= 2")
+    return app, int(n)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--apps", nargs="+", choices=APPS, default=list(APPS))
@@ -358,11 +421,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policy-max-steps", type=int, default=300, help="environment steps per episode")
     p.add_argument("--policy-seed", type=int, default=1000, help="first reset seed (demonstrations use 0..N-1)")
     p.add_argument("--sits-samples", type=int, default=32, help="draws per series")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        type=app_steps,
+        default=[],
+        metavar="APP=N",
+        help="compare at N steps instead of the model's sampler.steps, e.g. policy=2 tts=8",
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(1)
+    steps = dict(a.steps)
     won = []
     for app in a.apps:
-        if bench_app(RUNS[app](a), not a.no_step)["cache_beats_halving"]:
+        if bench_app(RUNS[app](a), not a.no_step, steps.get(app))["cache_beats_halving"]:
             won.append(app)
     emit(bench="cache_vs_steps", summary="all", apps=a.apps, cache_wins_in=won, goal_met=len(won) >= 3)
 

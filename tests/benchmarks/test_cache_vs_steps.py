@@ -9,6 +9,7 @@ import torch
 
 from ditkit_core.lightning import CacheConfig, FlowMatchingModule
 from ditkit_core.nn import DiTConfig
+from ditkit_core.testing import perturb_weights
 from ditkit_core.tokenizers import IdentityTokenizer, TokenBatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ def _module(cfg_scale: float = 1.0) -> FlowMatchingModule:
         IdentityTokenizer(2), DiTConfig(in_dim=2, dim=32, depth=DEPTH, heads=2, num_classes=2), sampler={"steps": 8}
     )
     m.sampler.cfg_scale = cfg_scale
+    perturb_weights(m.model, scale=0.05, seed=0)  # adaLN-zero blocks would otherwise add nothing to reuse
     return m.eval()
 
 
@@ -120,3 +122,43 @@ def test_verdict_ignores_a_cache_that_ran_more_block_evaluations():
     assert not v["cache_beats_halving"] and v["best"] == "half_steps"
     with pytest.raises(KeyError, match="half_steps"):
         bench.verdict({"plain": {"metric": 1.0, "block_evals": 1}}, higher_is_better=False)
+
+
+def test_steps_flag_names_app_and_count():
+    import argparse
+
+    assert bench.app_steps("policy=2") == ("policy", 2)
+    for bad in ("policy=1", "nope=4", "tts=x", "tts"):
+        with pytest.raises(argparse.ArgumentTypeError, match="APP=N"):
+            bench.app_steps(bad)
+
+
+def test_deviation_is_relative_rms_distance_of_matched_samples():
+    ref = [torch.tensor([[3.0, 0.0]]), torch.tensor([0.0, 4.0])]
+    assert bench.deviation(ref, ref) == 0.0
+    assert bench.deviation([torch.zeros(1, 2), torch.zeros(2)], ref) == pytest.approx(1.0)
+    assert bench.deviation([torch.tensor([[3.0, 1.0]]), ref[1]], ref) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="1 samples vs 2"):
+        bench.deviation(ref[:1], ref)
+    with pytest.raises(ValueError, match="shape"):
+        bench.deviation([ref[1], ref[0]], ref)
+
+
+def test_meter_keeps_the_samples_and_block_cache_strays_from_plain():
+    m = _module()
+    with bench.EvalMeter(m) as plain:
+        _generate(m, 8, CacheConfig(kind="none"))
+    with bench.EvalMeter(m) as again:
+        _generate(m, 8, CacheConfig(kind="none"))
+    with bench.EvalMeter(m) as block:
+        _generate(m, 8, CacheConfig(kind="block", interval=2, order=1))
+    assert plain.outputs[0].shape == (2, 5, 2)
+    assert bench.deviation(again.outputs, plain.outputs) == 0.0  # same seed, same sampler: the same samples
+    assert bench.deviation(block.outputs, plain.outputs) > 0.0
+
+
+def test_verdict_names_caches_closer_to_plain():
+    rows = _rows(half=1.3, block=1.3)
+    rows["half_steps"]["deviation"], rows["block"]["deviation"] = 0.2, 0.1
+    v = bench.verdict(rows, higher_is_better=False)
+    assert v["closer_to_plain"] == ["block"] and not v["cache_beats_halving"]
