@@ -400,6 +400,35 @@ def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[s
     return v
 
 
+def markdown(lines: list[dict[str, Any]]) -> str:
+    """The Markdown table of this script's JSON lines: one row per (app, steps, setting), then the verdicts."""
+    head = (
+        "| app | metric | setting | steps | block evals | metric value | lost vs plain | deviation from plain "
+        "| CPU s | cache peak MiB |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows, verdicts = [], []
+    plain: dict[tuple[str, int], float] = {}
+    direction: dict[str, bool] = {}
+    for d in lines:
+        if d.get("summary") is True:
+            direction[d["app"]] = d["higher_is_better"]
+    for d in lines:
+        if "setting" in d:
+            key = (d["app"], d["steps"] if d["setting"] != "half_steps" else 2 * d["steps"])
+            if d["setting"] == "plain":
+                plain[key] = d["metric"]
+            sign = -1.0 if direction.get(d["app"], False) else 1.0
+            lost = sign * (d["metric"] - plain.get(key, d["metric"])) + 0.0
+            name = "1-NNA-CD %" if d["metric_name"] == "nna_cd_pct" else d["metric_name"]
+            rows.append(
+                f"| {d['app']} | {name} | {d['setting']} | {d['steps']} | {d['block_evals']} | {d['metric']:.4g} "
+                f"| {lost:+.4g} | {d['deviation']:.4f} | {d['cpu_s']:.1f} | {d.get('cache_peak_MiB', '-')} |"
+            )
+        elif d.get("summary") is True:
+            verdicts.append(f"* {d['app']} at {d['steps']} steps: {d['plainly']}")
+    return head + "\n".join(rows) + "\n\n" + "\n".join(verdicts) + "\n"
+
+
 def app_steps(text: str) -> tuple[str, int]:
     """argparse type of ``--steps``: ``APP=N`` with a known app and an integer N >= 2."""
     app, _, n = text.partition("=")
@@ -429,7 +458,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="APP=N",
         help="compare at N steps instead of the model's sampler.steps, e.g. policy=2 tts=8",
     )
+    p.add_argument("--table", nargs="+", default=None, metavar="JSONL", help="print the Markdown table of saved runs")
     a = p.parse_args(argv)
+    if a.table:
+        import json
+
+        lines = [json.loads(t) for f in a.table for t in Path(f).read_text().splitlines() if t.startswith("{")]
+        print(markdown(lines), end="")
+        return
     torch.set_num_threads(1)
     steps = dict(a.steps)
     won = []

@@ -162,3 +162,16 @@ def test_verdict_names_caches_closer_to_plain():
     rows["half_steps"]["deviation"], rows["block"]["deviation"] = 0.2, 0.1
     v = bench.verdict(rows, higher_is_better=False)
     assert v["closer_to_plain"] == ["block"] and not v["cache_beats_halving"]
+
+
+def test_markdown_table_has_one_row_per_setting_and_the_verdict():
+    lines = [
+        {"app": "sits", "setting": s, "steps": n, "metric": v, "metric_name": "mae", "block_evals": e, "deviation": dv}
+        | {"cpu_s": 1.0}
+        for s, n, v, e, dv in (("plain", 2, 0.25, 8, 0.0), ("half_steps", 1, 0.30, 4, 0.2), ("block", 2, 0.27, 4, 0.1))
+    ]
+    lines.append({"app": "sits", "summary": True, "higher_is_better": False, "steps": 2, "plainly": "cache wins"})
+    table = bench.markdown(lines)
+    assert "| sits | mae | half_steps | 1 | 4 | 0.3 | +0.05 | 0.2000 |" in table
+    assert "| sits | mae | block | 2 | 4 | 0.27 | +0.02 | 0.1000 |" in table
+    assert table.count("\n| sits |") == 3 and "* sits at 2 steps: cache wins" in table
