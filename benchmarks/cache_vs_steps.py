@@ -407,18 +407,17 @@ def markdown(lines: list[dict[str, Any]]) -> str:
         "| CPU s | cache peak MiB |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows, verdicts = [], []
-    plain: dict[tuple[str, int], float] = {}
+    plain: dict[str, float] = {}  # the app's latest plain run: each pass emits it first
     direction: dict[str, bool] = {}
     for d in lines:
         if d.get("summary") is True:
             direction[d["app"]] = d["higher_is_better"]
     for d in lines:
         if "setting" in d:
-            key = (d["app"], d["steps"] if d["setting"] != "half_steps" else 2 * d["steps"])
             if d["setting"] == "plain":
-                plain[key] = d["metric"]
+                plain[d["app"]] = d["metric"]
             sign = -1.0 if direction.get(d["app"], False) else 1.0
-            lost = sign * (d["metric"] - plain.get(key, d["metric"])) + 0.0
+            lost = sign * (d["metric"] - plain.get(d["app"], d["metric"])) + 0.0
             name = "1-NNA-CD %" if d["metric_name"] == "nna_cd_pct" else d["metric_name"]
             rows.append(
                 f"| {d['app']} | {name} | {d['setting']} | {d['steps']} | {d['block_evals']} | {d['metric']:.4g} "
