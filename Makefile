@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 FIT_EXTRA = $(if $(PRESET),--config shared/trainer/$(PRESET).yaml) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-gpu lint format bench bench-core demo check-pretrained train-toy2d sample-toy2d clean
+.PHONY: help setup test test-slow test-gpu lint format bench bench-core bench-cache demo check-pretrained train-toy2d sample-toy2d clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench-core: ## DiT vs diffusers, attention backends, solvers
 	$(PY) benchmarks/core_dit.py
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/solvers.py
+
+bench-cache: ## caching vs halving the steps at equal block evaluations, per app's metric (~15 min, one core) [ARGS=--apps tts sits]
+	$(PY) benchmarks/cache_vs_steps.py $(ARGS)
 
 train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to outputs/toy2d
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml $(FIT_EXTRA)
