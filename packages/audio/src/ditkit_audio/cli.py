@@ -34,9 +34,11 @@ def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
     from ditkit_core.lightning import default_checkpoint, load_run
 
     path = Path(ckpt) if ckpt else default_checkpoint(config)
-    if not ckpt and not path.exists() and APP.pretrained and (Path(APP.pretrained) / "config.json").exists():
-        print(f"[tts] no local run at {path}: using the shipped weights {APP.pretrained}", file=sys.stderr)
-        path = Path(APP.pretrained)
+    shipped = Path(APP.pretrained or "")
+    default = Path(config).resolve() == Path(DEFAULT_CONFIG).resolve()  # the shipped weights are the default config's
+    if not ckpt and not path.exists() and default and (shipped / "config.json").exists():
+        print(f"[tts] no local run at {path}: using the shipped weights {shipped}", file=sys.stderr)
+        path = shipped
     if path.is_dir():
         return load_run(config, pretrained=path)
     return load_run(config, ckpt=path)
@@ -142,7 +144,8 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
     data = a.data or str(corpus_root(a.config))
     asr = a.asr if a.asr is not None else str(probe_dir(a.config))
     shipped = Path(APP.pretrained or "") / "asr_probe"
-    if a.asr is None and not (Path(asr) / "config.json").exists() and (shipped / "config.json").exists():
+    default = Path(a.config).resolve() == Path(DEFAULT_CONFIG).resolve()  # the shipped probe reads its corpus
+    if a.asr is None and default and not (Path(asr) / "config.json").exists() and (shipped / "config.json").exists():
         print(f"[tts] no probe at {asr}: using the shipped probe {shipped}", file=sys.stderr)
         asr = str(shipped)
     return evaluate(
