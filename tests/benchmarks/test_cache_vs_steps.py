@@ -20,7 +20,11 @@ def _load_script():
     spec = importlib.util.spec_from_file_location("cache_vs_steps", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["cache_vs_steps"] = mod
-    spec.loader.exec_module(mod)
+    saved = list(sys.path)
+    try:  # the script puts benchmarks/ first on sys.path for its helpers; benchmarks/av.py would then shadow PyAV
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path[:] = saved
     return mod
 
 
