@@ -188,9 +188,24 @@ def test_train_asr_command_runs_its_steps_and_scores_a_test_folder(tiny_corpus, 
     main(
         ["train-asr", "--data", str(tiny_corpus), "--out", str(tmp_path / "probe"), "--steps", "2", "--val-size", "3"]
         + ["--dim", "32", "--depth", "1", "--heads", "2", "--upsample", "2", "--test", str(tiny_corpus)]
+        + ["--monitor", str(tiny_corpus), "--monitor-every", "1"]
     )
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines() if x.startswith("{")]
+    assert [x["step"] for x in lines[:-1]] == [1]  # the monitor scores after step 1 (the final score is the report)
+    res = lines[-1]
     assert res["steps"] == 2 and res["test"]["utterances"] == 12 and 0 <= res["test"]["cer"]
     main(["eval-probe", "--asr", str(tmp_path / "probe"), "--data", str(tiny_corpus), "--n", "5"])
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["figure"] == "probe_ground_truth" and ev["utterances"] == 5
+
+
+def test_probe_callback_sees_the_model_without_changing_the_run():
+    text = TextTokenizer("chars")
+    seen = []
+    kw = dict(steps=4, batch_size=2, bucket=2, log_every=0, dim=32, depth=1, heads=2)
+    a = train_probe(
+        _toy_items(), text, callback=lambda step, m: seen.append((step, m.training)), callback_every=2, **kw
+    )
+    b = train_probe(_toy_items(), text, **kw)
+    assert seen == [(2, False)]  # after step 2, in eval mode; not after the last step (the caller scores it)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -8,6 +8,7 @@ from torch, greedy decoding. Trained on ground-truth espeak-ng speech for a fixe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,8 @@ def train_probe(
     seed: int = 0,
     bucket: int = 0,
     log_every: int = 100,
+    callback: Callable[[int, CTCProbe], None] | None = None,
+    callback_every: int = 0,
     **model_kw: Any,
 ) -> CTCProbe:
     """Train :class:`CTCProbe` on ``[{"mel", "text"}]`` for exactly ``steps`` optimiser steps (one-cycle schedule over
@@ -112,7 +115,9 @@ def train_probe(
     SpecAugment-style time/frequency masking and a little Gaussian noise on the log-mel (so it tolerates vocoded /
     generated speech). ``bucket`` > 0 draws batches of similar length (:class:`LengthBucketBatchSampler`, epoch after
     epoch), so long sentences do not pad whole batches; 0 draws ``batch_size`` random utterances per step.
-    ``model_kw``: :class:`CTCProbe` settings (``dim``, ``depth``, ``heads``, ``stride``, ``upsample``)."""
+    ``callback(step, model)`` runs after every ``callback_every`` steps (e.g. to score a validation folder; the model
+    is put back in training mode afterwards). ``model_kw``: :class:`CTCProbe` settings (``dim``, ``depth``,
+    ``heads``, ``stride``, ``upsample``)."""
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"train_probe: steps={steps!r}: must be an integer >= 1")
     g = torch.Generator().manual_seed(seed)
@@ -146,6 +151,11 @@ def train_probe(
         sched.step()
         if log_every and step % log_every == 0:
             print(f"[asr-probe] step {step} ctc {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if callback is not None and callback_every and (step + 1) % callback_every == 0 and step + 1 < steps:
+            rng = torch.get_rng_state()
+            callback(step + 1, model.eval())
+            torch.set_rng_state(rng)  # the callback does not change the training run
+            model.train()
     return model.eval()
 
 

@@ -133,6 +133,12 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
     dm = TTSDataModule(str(data), val_size=a.val_size, seed=a.seed, max_seconds=a.max_audio_seconds)
     dm.setup()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    monitor = corpus_items(a.monitor, a.max_audio_seconds)[:100] if a.monitor else []
+
+    def report(step: int, model: Any) -> None:
+        res = score_probe(model, monitor, dm.text)
+        print(json.dumps({"step": step, "monitor": a.monitor, "cer": res["cer"], "wer": res["wer"]}), flush=True)
+
     t = time.perf_counter()
     model = train_probe(
         dm.train.items,
@@ -147,6 +153,8 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
         heads=a.heads,
         stride=a.stride,
         upsample=a.upsample,
+        callback=report if monitor else None,
+        callback_every=a.monitor_every,
     )
     out = a.out or Path(data).parent / "asr_probe"
     save_probe(model, out)
@@ -390,6 +398,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--max-audio-seconds", type=positive_float, default=6.0, help="longest utterance used")
     r.add_argument("--val-size", type=positive_int, default=64)
     r.add_argument("--test", default="", help="a corpus folder scored on its ground truth at the end (every utterance)")
+    r.add_argument("--monitor", default="", help="a validation corpus folder scored (100 utterances) during training")
+    r.add_argument("--monitor-every", type=positive_int, default=1000, help="steps between --monitor scores")
     r.add_argument("--seed", type=int, default=0)
     ep = sub.add_parser("eval-probe", help="CER / WER of the CTC probe on the ground truth of a corpus folder")
     ep.add_argument("--asr", required=True, help="probe folder")
