@@ -60,10 +60,11 @@ train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=4000 s
 	@test -f $(PROBE_DATA)/metadata.csv || $(MAKE) data-asr-probe
 	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --data $(PROBE_DATA) --out $(PROBE_OPEN) --steps $(PROBE_STEPS) \
-		--dim 192 --depth 4 --stride 2 --upsample 2 --lr 1.5e-3 --max-audio-seconds 20 --monitor $(TTS_OPEN)/val --test $(TTS_OPEN)/test
+		--dim 192 --depth 4 --stride 2 --upsample 2 --lr 1.5e-3 --max-audio-seconds 20 --monitor $(TTS_OPEN)/val --test $(TTS_OPEN)/test \
+		--lexicon 50000
 
 eval-asr-probe-open: ## the open probe's CER / WER on the ground truth of the open test split (JSON)
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test --lexicon 50000
 
 train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml)
 	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from ditkit_audio.asr import CTCProbe, load_probe, save_probe, train_probe
+from ditkit_audio.asr import CTCProbe, load_probe, save_probe, score_probe, train_probe
 from ditkit_audio.normalize import ALLOWED, normalize_text
 from ditkit_audio.opencorpus import (
     FORMS,
@@ -209,3 +209,19 @@ def test_probe_callback_sees_the_model_without_changing_the_run():
     b = train_probe(_toy_items(), text, **kw)
     assert seen == [(2, False)]  # after step 2, in eval mode; not after the last step (the caller scores it)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_lexicon_corrects_non_words_to_the_nearest_frequent_word_and_keeps_real_words():
+    from ditkit_audio.lexicon import Lexicon, levenshtein
+
+    assert (levenshtein("kitten", "sitting"), levenshtein("", "abc"), levenshtein("same", "same")) == (3, 3, 0)
+    lex = Lexicon(["the", "world", "hello", "help", "held", "chemistry"])
+    assert lex.correct("wrld") == "world" and lex.correct("chemestry") == "chemistry"
+    assert lex.correct("helo") == "hello"  # distance 1 to hello, help and held: the most frequent first
+    assert lex.correct("held") == "held" and lex.correct("xyzzy") == "xyzzy"  # a word, and nothing near
+    assert lex.correct("hxx") == "hxx"  # short words: at most one edit
+    assert lex.correct_text("Hello, wrld!") == "hello world"
+    items = _toy_items(2)
+    probe = CTCProbe(vocab=TextTokenizer("chars").vocab_size, dim=32, depth=1, heads=2)
+    res = score_probe(probe, items, TextTokenizer("chars"), Lexicon(["ab", "ba"]))
+    assert {"cer", "wer", "cer_lexicon", "wer_lexicon"} <= set(res) and res["utterances"] == 2

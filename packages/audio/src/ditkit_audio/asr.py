@@ -173,19 +173,25 @@ def _batches(items: list[dict[str, Any]], batch_size: int, bucket: int, seed: in
         epoch += 1
 
 
-def score_probe(model: CTCProbe, items: list[dict[str, Any]], text: TextTokenizer) -> dict[str, Any]:
+def score_probe(
+    model: CTCProbe, items: list[dict[str, Any]], text: TextTokenizer, lexicon: Any | None = None
+) -> dict[str, Any]:
     """CER / WER (:func:`ditkit_audio.metrics.error_rate`) of the probe's transcripts of ``[{"mel", "text"}]``
-    against their texts, with the utterance count and one example ``[reference, heard]``."""
+    against their texts, with the utterance count and one example ``[reference, heard]``; with a ``lexicon``
+    (:class:`ditkit_audio.lexicon.Lexicon`) also ``cer_lexicon`` / ``wer_lexicon`` of the corrected transcripts."""
     from ditkit_audio.metrics import error_rate
 
     refs = [it["text"] for it in items]
     hyps = model.transcribe([it["mel"].float() for it in items], text)
-    return {
+    out: dict[str, Any] = {
         "cer": round(error_rate(refs, hyps), 4),
         "wer": round(error_rate(refs, hyps, "word"), 4),
-        "utterances": len(items),
-        "example": [refs[0], hyps[0]] if refs else [],
     }
+    if lexicon is not None:
+        fixed = [lexicon.correct_text(h) for h in hyps]
+        out.update(cer_lexicon=round(error_rate(refs, fixed), 4), wer_lexicon=round(error_rate(refs, fixed, "word"), 4))
+    out.update(utterances=len(items), example=[refs[0], hyps[0]] if refs else [])
+    return out
 
 
 def save_probe(model: CTCProbe, directory: str | Path) -> Path:

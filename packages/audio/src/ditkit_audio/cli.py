@@ -162,8 +162,18 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
     val = score_probe(model, dm.val.items, dm.text)
     res.update(heldout_cer=val["cer"], heldout_wer=val["wer"], example=val["example"])
     if a.test:
-        res["test"] = {"data": a.test, **score_probe(model, corpus_items(a.test, a.max_audio_seconds), dm.text)}
+        lex = _lexicon(a.lexicon)
+        res["test"] = {"data": a.test, **score_probe(model, corpus_items(a.test, a.max_audio_seconds), dm.text, lex)}
     print(json.dumps(res))
+
+
+def _lexicon(n: int) -> Any:
+    """The general English lexicon of ``n`` words for corrected CER / WER (0: None)."""
+    if not n:
+        return None
+    from ditkit_audio.lexicon import english_lexicon
+
+    return english_lexicon(n)
 
 
 def cmd_eval_probe(a: argparse.Namespace) -> None:
@@ -172,7 +182,7 @@ def cmd_eval_probe(a: argparse.Namespace) -> None:
     from ditkit_audio.text import TextTokenizer
 
     items = corpus_items(a.data, a.max_audio_seconds)[: a.n] if a.n else corpus_items(a.data, a.max_audio_seconds)
-    res = score_probe(load_probe(a.asr), items, TextTokenizer("chars"))
+    res = score_probe(load_probe(a.asr), items, TextTokenizer("chars"), _lexicon(a.lexicon))
     print(json.dumps({"figure": "probe_ground_truth", "asr_probe": a.asr, "data": a.data, **res}))
 
 
@@ -400,12 +410,15 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--test", default="", help="a corpus folder scored on its ground truth at the end (every utterance)")
     r.add_argument("--monitor", default="", help="a validation corpus folder scored (100 utterances) during training")
     r.add_argument("--monitor-every", type=positive_int, default=1000, help="steps between --monitor scores")
+    lex_help = "also CER / WER after correcting words to the nearest of the N most frequent English words (0: off)"
+    r.add_argument("--lexicon", type=int, default=0, help=lex_help + "; with --test")
     r.add_argument("--seed", type=int, default=0)
     ep = sub.add_parser("eval-probe", help="CER / WER of the CTC probe on the ground truth of a corpus folder")
     ep.add_argument("--asr", required=True, help="probe folder")
     ep.add_argument("--data", required=True, help="corpus folder (LJSpeech layout)")
     ep.add_argument("--n", type=int, default=0, help="first N utterances (0: all)")
     ep.add_argument("--max-audio-seconds", type=positive_float, default=20.0)
+    ep.add_argument("--lexicon", type=int, default=0, help=lex_help)
     do = sub.add_parser("data-open", help="synthesise the open-vocabulary corpus (train / val / test folders)")
     do.add_argument("--out", default="outputs/tts/open")
     do.add_argument("--train", type=positive_int, default=4000)
