@@ -225,3 +225,16 @@ def test_lexicon_corrects_non_words_to_the_nearest_frequent_word_and_keeps_real_
     probe = CTCProbe(vocab=TextTokenizer("chars").vocab_size, dim=32, depth=1, heads=2)
     res = score_probe(probe, items, TextTokenizer("chars"), Lexicon(["ab", "ba"]))
     assert {"cer", "wer", "cer_lexicon", "wer_lexicon"} <= set(res) and res["utterances"] == 2
+
+
+def test_word_strings_are_grammar_free_seeded_and_spoken():
+    from ditkit_audio.opencorpus import word_strings
+
+    a = word_strings(40, seed=2)
+    assert a == word_strings(40, seed=2) and a != word_strings(40, seed=3)
+    voc = open_vocabulary()
+    known = {w.lower() for ws in voc.pools.values() for w in ws}
+    for s in a:
+        words = spoken_words(s.spoken)
+        assert 2 <= len(words) <= 20 and set(words) <= known and (s.split, s.form) == ("free", -1)
+        assert s.spoken == normalize_text(s.written) and s.spoken[-1] in ".?"

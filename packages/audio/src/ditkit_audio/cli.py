@@ -201,7 +201,7 @@ def cmd_data_probe(a: argparse.Namespace) -> None:
     from ditkit_audio.opencorpus import corpus_hours, synthesize_probe_corpus
 
     t = time.perf_counter()
-    out = synthesize_probe_corpus(a.out, a.n, seed=a.seed, workers=a.workers)
+    out = synthesize_probe_corpus(a.out, a.n, seed=a.seed, free_share=a.free_share, workers=a.workers)
     print(
         json.dumps(
             {
@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     dp.add_argument("--out", default="outputs/tts/probe_data")
     dp.add_argument("--n", type=positive_int, default=12000)
     dp.add_argument("--seed", type=int, default=1)
+    dp.add_argument("--free-share", type=float, default=0.0, help="share of grammar-free word strings")
     dp.add_argument("--workers", type=positive_int, default=1)
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
     e.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)

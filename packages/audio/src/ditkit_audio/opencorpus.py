@@ -506,12 +506,33 @@ def write_stats(out: Path, splits: dict[str, list[OpenSentence]], heldout_share:
     return stats
 
 
-def synthesize_probe_corpus(out_dir: str | Path, n: int = 12000, *, seed: int = 1, workers: int = 1) -> Path:
+def word_strings(n: int, seed: int = 0, vocabulary: Vocabulary | None = None) -> list[OpenSentence]:
+    """``n`` grammar-free sentences: 2-20 words drawn from every pool of the whole vocabulary, a comma now and then,
+    ending in ``.`` or ``?`` (``split`` ``"free"``, ``form`` -1). Nothing in them predicts a word from its
+    neighbours, so a recogniser trained on them has to read the letters from the sound."""
+    voc = vocabulary or open_vocabulary()
+    rng = random.Random(f"free:{seed}")
+    words = [w for k in ("noun", "adj", "adv", "ing", "past", "name", "surname", "city") for w in voc.pools[k]]
+    out = []
+    for _ in range(n):
+        k = rng.randint(2, 20)
+        ws = [rng.choice(words) + ("," if rng.random() < 0.08 else "") for _ in range(k)]
+        text = " ".join(ws).rstrip(",") + rng.choice(".?")
+        out.append(OpenSentence(text[0].upper() + text[1:], normalize_text(text[0].upper() + text[1:]), -1, "free"))
+    return out
+
+
+def synthesize_probe_corpus(
+    out_dir: str | Path, n: int = 12000, *, seed: int = 1, free_share: float = 0.0, workers: int = 1
+) -> Path:
     """The recogniser's own corpus: ``n`` sentences of the training forms over the whole vocabulary (so it learns to
     spell words the TTS training split never says), with another seed than the TTS corpus (``speak_sentences``
-    layout in ``out_dir``). None of its sentences is a test sentence of :func:`open_splits` with seed 0 unless by
-    chance; the evaluation scores the test split, whose forms it never saw."""
-    sents = generate_open_sentences(n, seed, split="train", all_words=True)
+    layout in ``out_dir``); ``free_share`` of them grammar-free word strings (:func:`word_strings`). It never uses the
+    validation or test forms; the evaluation scores the test split."""
+    n_free = round(n * free_share)
+    sents = generate_open_sentences(n - n_free, seed, split="train", all_words=True) + word_strings(n_free, seed)
+    if n_free:  # without word strings the corpus is the one the figures were measured on
+        random.Random(f"order:{seed}").shuffle(sents)
     return speak_sentences(out_dir, sents, seed=seed + 100, prefix="PR", workers=workers)
 
 
@@ -536,5 +557,6 @@ __all__ = [
     "synthesize_open_corpus",
     "synthesize_probe_corpus",
     "word_class",
+    "word_strings",
     "write_stats",
 ]
