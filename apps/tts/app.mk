@@ -1,5 +1,6 @@
 # tts: flow-matching DiT text-to-speech (packages/audio). Included by the root Makefile.
-.PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec
+.PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec \
+	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open
 
 TTS_CONFIG ?= apps/tts/configs/default.yaml
 TTS_DATA ?= outputs/tts/data
@@ -37,9 +38,37 @@ sample-tts: ## speak TEXT="..." or TEXT_FILE=lines.txt [VOICE=en+f3|ref.wav] [SP
 		$(if $(value PROMPT),--prompt "$$TTS_PROMPT" --prompt-text "$$TTS_PROMPT_TEXT") \
 		$(if $(VOCODER),--vocoder $(VOCODER)) $(if $(DRY_RUN),--dry-run)
 
-train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-truth corpus (CPU, ~3 min)
+train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-truth corpus (2000 steps, one core)
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
-	$(PY) -m ditkit_audio.cli train-asr --config $(TTS_CONFIG) --data $(TTS_DATA)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --config $(TTS_CONFIG) --data $(TTS_DATA)
+
+# Open vocabulary: general English (wordfreq words, many sentence forms, numbers / dates / money read out), split so
+# that test shares no sentence form and only part of the vocabulary with train; the probe has its own corpus.
+TTS_OPEN ?= outputs/tts/open
+PROBE_DATA ?= outputs/tts/probe_data
+PROBE_OPEN ?= $(TTS_OPEN)/asr_probe
+PROBE_N ?= 12000
+PROBE_STEPS ?= 4000
+
+data-tts-open: ## open-vocabulary corpus -> outputs/tts/open/{train,val,test} + stats.json (vocabulary, test OOV rate, hours)
+	$(PY) -m ditkit_audio.cli data-open --out $(TTS_OPEN)
+
+data-asr-probe: ## the probe's own open-vocabulary corpus (training forms, all words, seed 1; PROBE_N=12000 sentences)
+	$(PY) -m ditkit_audio.cli data-probe --out $(PROBE_DATA) --n $(PROBE_N)
+
+train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=4000 steps, one core) and print its ground-truth CER on the open test split
+	@test -f $(PROBE_DATA)/metadata.csv || $(MAKE) data-asr-probe
+	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --data $(PROBE_DATA) --out $(PROBE_OPEN) --steps $(PROBE_STEPS) \
+		--dim 192 --depth 4 --stride 2 --upsample 2 --lr 1.5e-3 --max-audio-seconds 20 --monitor $(TTS_OPEN)/val --test $(TTS_OPEN)/test \
+		--lexicon 50000
+
+eval-asr-probe-open: ## the open probe's CER / WER on the ground truth of the open test split (JSON)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test --lexicon 50000
+
+train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml)
+	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/open.yaml
 
 eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
 	$(PY) -m ditkit_audio.cli eval --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --data $(TTS_DATA) \

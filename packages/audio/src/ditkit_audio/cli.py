@@ -107,29 +107,114 @@ def synthesize(*args: Any, **kw: Any) -> dict[str, Any]:
     return _s(*args, **kw)
 
 
+def corpus_items(root: str | Path, max_seconds: float = 20.0) -> list[dict[str, Any]]:
+    """Every usable utterance of a corpus folder as ``{"mel", "text"}`` (the DataModule's default features and
+    loudness, its feature cache; utterances up to ``max_seconds``)."""
+    from ditkit_audio.audio import LogMel
+    from ditkit_audio.data import load_corpus
+    from ditkit_audio.text import TextTokenizer
+
+    items, report = load_corpus(
+        root,
+        LogMel(16000, 1024, 400, 64),
+        TextTokenizer("chars"),
+        min_seconds=0.3,
+        max_seconds=max_seconds,
+        loudness_db=-23.0,
+    )
+    if report.skips:
+        report.log()
+    return items
+
+
 def cmd_train_asr(a: argparse.Namespace) -> None:
+    """``train-asr``: the CTC probe trained for exactly ``--steps`` steps; held-out figures of its own corpus and,
+    with ``--test DIR``, its ground-truth CER / WER on every utterance of that corpus folder."""
     import torch
 
-    from ditkit_audio.asr import save_probe, train_probe
+    from ditkit_audio.asr import save_probe, score_probe, train_probe
     from ditkit_audio.data import TTSDataModule
-    from ditkit_audio.metrics import error_rate
 
     data = a.data or corpus_root(a.config)
-    dm = TTSDataModule(str(data), val_size=a.val_size, seed=a.seed)
+    dm = TTSDataModule(str(data), val_size=a.val_size, seed=a.seed, max_seconds=a.max_audio_seconds)
     dm.setup()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model = train_probe(dm.train.items, dm.text, steps=a.steps, max_seconds=a.max_seconds, seed=a.seed)
+    monitor = corpus_items(a.monitor, a.max_audio_seconds)[:100] if a.monitor else []
+
+    def report(step: int, model: Any) -> None:
+        res = score_probe(model, monitor, dm.text)
+        print(json.dumps({"step": step, "monitor": a.monitor, "cer": res["cer"], "wer": res["wer"]}), flush=True)
+
+    t = time.perf_counter()
+    model = train_probe(
+        dm.train.items,
+        dm.text,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        bucket=a.bucket,
+        dim=a.dim,
+        depth=a.depth,
+        heads=a.heads,
+        stride=a.stride,
+        upsample=a.upsample,
+        callback=report if monitor else None,
+        callback_every=a.monitor_every,
+    )
     out = a.out or Path(data).parent / "asr_probe"
     save_probe(model, out)
-    refs = [it["text"] for it in dm.val.items]
-    hyps = model.transcribe([it["mel"].float() for it in dm.val.items], dm.text)
+    res: dict[str, Any] = {"asr_probe": str(out), "steps": a.steps, "train_seconds": round(time.perf_counter() - t)}
+    val = score_probe(model, dm.val.items, dm.text)
+    res.update(heldout_cer=val["cer"], heldout_wer=val["wer"], example=val["example"])
+    if a.test:
+        lex = _lexicon(a.lexicon)
+        res["test"] = {"data": a.test, **score_probe(model, corpus_items(a.test, a.max_audio_seconds), dm.text, lex)}
+    print(json.dumps(res))
+
+
+def _lexicon(n: int) -> Any:
+    """The general English lexicon of ``n`` words for corrected CER / WER (0: None)."""
+    if not n:
+        return None
+    from ditkit_audio.lexicon import english_lexicon
+
+    return english_lexicon(n)
+
+
+def cmd_eval_probe(a: argparse.Namespace) -> None:
+    """``eval-probe``: a probe's CER / WER on the ground-truth audio of every utterance of a corpus folder."""
+    from ditkit_audio.asr import load_probe, score_probe
+    from ditkit_audio.text import TextTokenizer
+
+    items = corpus_items(a.data, a.max_audio_seconds)[: a.n] if a.n else corpus_items(a.data, a.max_audio_seconds)
+    res = score_probe(load_probe(a.asr), items, TextTokenizer("chars"), _lexicon(a.lexicon))
+    print(json.dumps({"figure": "probe_ground_truth", "asr_probe": a.asr, "data": a.data, **res}))
+
+
+def cmd_data_open(a: argparse.Namespace) -> None:
+    """``data-open``: the open-vocabulary corpus (one folder per split) and its ``stats.json``."""
+    from ditkit_audio.opencorpus import synthesize_open_corpus
+
+    t = time.perf_counter()
+    sizes = {"train": a.train, "val": a.val, "test": a.test}
+    stats = synthesize_open_corpus(a.out, sizes, seed=a.seed, heldout_share=a.heldout_share, workers=a.workers)
+    print(json.dumps({"corpus": a.out, "seconds": round(time.perf_counter() - t), **stats}))
+
+
+def cmd_data_probe(a: argparse.Namespace) -> None:
+    """``data-probe``: the recogniser's own open-vocabulary corpus (training forms, another seed)."""
+    from ditkit_audio.opencorpus import corpus_hours, synthesize_probe_corpus
+
+    t = time.perf_counter()
+    out = synthesize_probe_corpus(a.out, a.n, seed=a.seed, free_share=a.free_share, workers=a.workers)
     print(
         json.dumps(
             {
-                "asr_probe": str(out),
-                "heldout_cer": round(error_rate(refs, hyps), 4),
-                "heldout_wer": round(error_rate(refs, hyps, "word"), 4),
-                "example": [refs[0], hyps[0]],
+                "corpus": str(out),
+                "sentences": a.n,
+                "hours": round(corpus_hours(out), 3),
+                "seconds": round(time.perf_counter() - t),
             }
         )
     )
@@ -316,14 +401,49 @@ def main(argv: list[str] | None = None) -> None:
         help="wav path (default: <default_root_dir>/sample.wav); with --text-file a folder (default: .../sample)",
     )
     add_sample_arguments(s)
-    r = sub.add_parser("train-asr", help="train the CTC probe recogniser on the ground-truth corpus")
+    r = sub.add_parser("train-asr", help="train the CTC probe recogniser on a ground-truth corpus (fixed steps)")
     r.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     r.add_argument("--data", default="", help="corpus folder (default: the config's)")
     r.add_argument("--out", default="", help="probe folder (default: <corpus>/../asr_probe)")
-    r.add_argument("--steps", type=positive_int, default=2000)
-    r.add_argument("--max-seconds", type=positive_float, default=240.0)
+    r.add_argument(
+        "--steps", type=positive_int, default=2000, help="optimiser steps (the run stops after exactly these)"
+    )
+    r.add_argument("--batch-size", type=positive_int, default=16)
+    r.add_argument("--lr", type=positive_float, default=1e-3)
+    r.add_argument("--bucket", type=int, default=32, help="length-bucketed batches (chunks of N batches); 0: random")
+    r.add_argument("--dim", type=positive_int, default=144)
+    r.add_argument("--depth", type=positive_int, default=3)
+    r.add_argument("--heads", type=positive_int, default=4)
+    r.add_argument("--stride", type=int, choices=(1, 2), default=2, help="time stride of the input convolution")
+    r.add_argument("--upsample", type=int, choices=(1, 2, 3, 4), default=1, help="CTC outputs per encoder frame")
+    r.add_argument("--max-audio-seconds", type=positive_float, default=6.0, help="longest utterance used")
     r.add_argument("--val-size", type=positive_int, default=64)
+    r.add_argument("--test", default="", help="a corpus folder scored on its ground truth at the end (every utterance)")
+    r.add_argument("--monitor", default="", help="a validation corpus folder scored (100 utterances) during training")
+    r.add_argument("--monitor-every", type=positive_int, default=1000, help="steps between --monitor scores")
+    lex_help = "also CER / WER after correcting words to the nearest of the N most frequent English words (0: off)"
+    r.add_argument("--lexicon", type=int, default=0, help=lex_help + "; with --test")
     r.add_argument("--seed", type=int, default=0)
+    ep = sub.add_parser("eval-probe", help="CER / WER of the CTC probe on the ground truth of a corpus folder")
+    ep.add_argument("--asr", required=True, help="probe folder")
+    ep.add_argument("--data", required=True, help="corpus folder (LJSpeech layout)")
+    ep.add_argument("--n", type=int, default=0, help="first N utterances (0: all)")
+    ep.add_argument("--max-audio-seconds", type=positive_float, default=20.0)
+    ep.add_argument("--lexicon", type=int, default=0, help=lex_help)
+    do = sub.add_parser("data-open", help="synthesise the open-vocabulary corpus (train / val / test folders)")
+    do.add_argument("--out", default="outputs/tts/open")
+    do.add_argument("--train", type=positive_int, default=4000)
+    do.add_argument("--val", type=positive_int, default=200)
+    do.add_argument("--test", type=positive_int, default=300)
+    do.add_argument("--heldout-share", type=float, default=0.2, help="share of words only val / test say")
+    do.add_argument("--seed", type=int, default=0)
+    do.add_argument("--workers", type=positive_int, default=1)
+    dp = sub.add_parser("data-probe", help="synthesise the probe recogniser's own open-vocabulary corpus")
+    dp.add_argument("--out", default="outputs/tts/probe_data")
+    dp.add_argument("--n", type=positive_int, default=12000)
+    dp.add_argument("--seed", type=int, default=1)
+    dp.add_argument("--free-share", type=float, default=0.0, help="share of grammar-free word strings")
+    dp.add_argument("--workers", type=positive_int, default=1)
     e = sub.add_parser("eval", help="CER/WER, MCD-DTW, duration error, RTF on held-out sentences")
     e.add_argument("--config", default=DEFAULT_CONFIG, help=cfg_help)
     e.add_argument("--ckpt", default="", help=ckpt_help)
@@ -347,6 +467,9 @@ def main(argv: list[str] | None = None) -> None:
         "data": cmd_data,
         "sample": cmd_sample,
         "train-asr": cmd_train_asr,
+        "eval-probe": cmd_eval_probe,
+        "data-open": cmd_data_open,
+        "data-probe": cmd_data_probe,
         "eval": cmd_eval,
         "train-vocoder": cmd_train_vocoder,
         "train-codec": cmd_train_codec,
