@@ -28,6 +28,11 @@ from ditkit_core.app import App
 DEFAULT_CONFIG = "apps/tts/configs/default.yaml"
 
 
+def is_default(config: str | Path) -> bool:
+    """Whether ``config`` is the app's default YAML, the one the shipped weights and probe were trained with."""
+    return Path(config).resolve() == Path(DEFAULT_CONFIG).resolve()
+
+
 def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
     """A trained :class:`~ditkit_audio.module.TTSModule` (eval mode) through :func:`ditkit_core.lightning.load_run`:
     ``ckpt`` a Lightning checkpoint or a ``save_pretrained`` folder; None: the config's default checkpoint."""
@@ -35,8 +40,7 @@ def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
 
     path = Path(ckpt) if ckpt else default_checkpoint(config)
     shipped = Path(APP.pretrained or "")
-    default = Path(config).resolve() == Path(DEFAULT_CONFIG).resolve()  # the shipped weights are the default config's
-    if not ckpt and not path.exists() and default and (shipped / "config.json").exists():
+    if not ckpt and not path.exists() and is_default(config) and (shipped / "config.json").exists():
         print(f"[tts] no local run at {path}: using the shipped weights {shipped}", file=sys.stderr)
         path = shipped
     if path.is_dir():
@@ -229,8 +233,12 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
     data = a.data or str(corpus_root(a.config))
     asr = a.asr if a.asr is not None else str(probe_dir(a.config))
     shipped = Path(APP.pretrained or "") / "asr_probe"
-    default = Path(a.config).resolve() == Path(DEFAULT_CONFIG).resolve()  # the shipped probe reads its corpus
-    if a.asr is None and default and not (Path(asr) / "config.json").exists() and (shipped / "config.json").exists():
+    if (
+        a.asr is None
+        and is_default(a.config)
+        and not (Path(asr) / "config.json").exists()
+        and (shipped / "config.json").exists()
+    ):
         print(f"[tts] no probe at {asr}: using the shipped probe {shipped}", file=sys.stderr)
         asr = str(shipped)
     return evaluate(

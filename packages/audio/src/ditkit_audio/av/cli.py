@@ -101,6 +101,17 @@ def clip_data(config: str | Path, data: str | None, tok: Any) -> Any:
     return dm
 
 
+def small_splits(root: str | Path, tok: Any, val: int, test: int) -> Path:
+    """The procedural val / test clips (the same seeds as ``make data-av``, first ``val`` / ``test`` of each) in the
+    clip geometry of the run's tokenizer ``tok``, written to ``root`` (two train clips keep the data module whole)."""
+    from ditkit_audio.av.data import write_splits
+    from ditkit_audio.av.synthetic import ClipSpec
+
+    spec = ClipSpec(size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate)
+    write_splits(root, spec, {"train": 2, "val": val, "test": test})
+    return Path(root)
+
+
 def sample_command(module: Any, args: argparse.Namespace) -> None:
     """One task of a loaded run on test clips (or ``args.input``) -> .mp4 with sound + contact sheet in ``args.out``.
 
@@ -128,12 +139,7 @@ def sample_command(module: Any, args: argparse.Namespace) -> None:
     else:
         root = Path(args.data or data_root(args.config))
         if not (root / "test.npz").exists():  # no clip folder yet: the test split's own clips, made small here
-            from ditkit_audio.av.data import write_splits
-            from ditkit_audio.av.synthetic import ClipSpec
-
-            root = out / "clips"
-            spec = ClipSpec(size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate)
-            write_splits(root, spec, {"train": 2, "val": 2, "test": args.index + args.n})
+            root = small_splits(out / "clips", tok, val=2, test=args.index + args.n)
             print(f"no clip folder at {args.data or data_root(args.config)}: using {args.n} test clips made in {root}")
         dm = clip_data(args.config, str(root), tok)
         idx = list(range(args.index, min(len(dm.test), args.index + args.n)))

@@ -14,16 +14,11 @@ import torch
 @torch.no_grad()
 def demo_command(module: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Samples + metrics for the ``ditkit demo`` report (see :mod:`ditkit_core.report` for the returned dict)."""
-    from ditkit_audio.av.cli import sample_command
-    from ditkit_audio.av.data import write_splits
+    from ditkit_audio.av.cli import sample_command, small_splits
     from ditkit_audio.av.evaluate import add_arguments, check, run
-    from ditkit_audio.av.synthetic import ClipSpec
 
     out = Path(args.out)
-    tok = module.tokenizer
-    spec = ClipSpec(size=tok.size, fps=tok.fps, seconds=tok.seconds, sample_rate=tok.sample_rate)
-    clips = out / "clips"
-    write_splits(clips, spec, {"train": 2, "val": args.n, "test": args.n})
+    clips = small_splits(out / "clips", module.tokenizer, val=args.n, test=args.n)
     p = argparse.ArgumentParser()
     add_arguments(p)
     ev = p.parse_args(["--data", str(clips), "--tasks", "v2a", "--n", str(args.n), "--n-pulse", "0"])

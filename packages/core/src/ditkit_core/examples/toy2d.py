@@ -174,8 +174,12 @@ def evaluate(
     Controls: the data's own score (two independent data samples of the same size: the floor a perfect model
     reaches) and the source distribution (standard normal noise: what an untrained model gives).
     """
-    n = sets * points
-    gen = module.sample_points(sets, points, seed=seed, steps=steps).cpu()
+    return score(module.sample_points(sets, points, seed=seed, steps=steps).cpu(), distribution, seed)
+
+
+def score(gen: Tensor, distribution: str, seed: int = 0) -> dict[str, float]:
+    """The metrics of :func:`evaluate` for generated points ``gen [n, 2]``, next to the data and noise controls."""
+    n = gen.shape[0]
     ref = sample_points(distribution, n, torch.Generator().manual_seed(10_000 + seed))
     data2 = sample_points(distribution, n, torch.Generator().manual_seed(20_000 + seed))
     noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(30_000 + seed))
@@ -240,8 +244,8 @@ def demo_command(module: None, args) -> dict:
         models = {"shipped weights": from_pretrained(args.pretrained).eval(), **models}
     media, scores = [], {}
     for name, m in models.items():
-        scores[name] = evaluate(m, args.distribution, args.points, args.sets, args.seed)
         gen = m.sample_points(args.sets, args.points, seed=args.seed).cpu()
+        scores[name] = score(gen, args.distribution, args.seed)
         ref = sample_points(args.distribution, gen.shape[0], torch.Generator().manual_seed(1))
         tag = name.replace(" ", "_")
         title = f"{name}: {m.sampler.steps} {m.sampler.method} steps, {100 * scores[name]['model_in_support']:.1f} % on"

@@ -45,11 +45,13 @@ class EMA(L.Callback):
         """Decay of the ``k``-th update (1-based)."""
         return min(self.decay, (1 + k) / (10 + k)) if self.warmup else self.decay
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._raw_at_end = None  # a further fit in the same process trains on
+
     @torch.no_grad()
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._raw_at_end = None  # training goes on (a further fit in the same process)
         step = trainer.global_step - 1  # index of the optimizer step just taken
         if step < self.start_step or (step - self.start_step) % self.every:
             return
