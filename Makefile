@@ -8,10 +8,10 @@ export PYTHONUNBUFFERED := 1
 FIT_EXTRA = $(if $(PRESET),--config shared/trainer/$(PRESET).yaml) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-gpu lint format bench bench-core bench-cache demo check-pretrained train-toy2d sample-toy2d clean
+.PHONY: help setup test test-slow test-gpu lint format bench bench-core bench-cache bench-students demo check-pretrained train-toy2d sample-toy2d clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
 setup: ## system packages, .venv, CPU torch, every package editable (idempotent)
 	bash scripts/setup.sh
@@ -41,6 +41,12 @@ bench-core: ## DiT vs diffusers, attention backends, solvers
 
 bench-cache: ## caching vs halving the steps at equal block evaluations, per app's metric (~15 min, one core) [ARGS=--apps tts sits]
 	$(PY) benchmarks/cache_vs_steps.py $(ARGS)
+
+bench-students: ## few-step students at 1/2/4 steps vs their teacher at 32, per app's metric (~25 min, one core) [ARGS=--apps tts sits]
+	$(PY) benchmarks/few_step.py $(ARGS)
+
+distill-%: ## few-step student of an app (its local run, else its shipped weights) -> outputs/<app>/student [ARGS="--method reflow"]
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m ditkit_core.cli $* distill $(ARGS)
 
 train-toy2d: ## train the toy 2D app (CPU, ~1-2 min) and write sample PNGs to outputs/toy2d
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/toy2d/configs/default.yaml $(FIT_EXTRA)

@@ -11,14 +11,19 @@ Euler steps through ``PolicyModule.predict_action`` (the core's ``generate``), e
   adaptive caching (the core's BlockCache, schedule calibrated on demonstration observations with
   ``PolicyModule.calibrate_block_cache``; needs >= 4 steps to skip anything).
 
-Each line reports the median ms per chunk, the speed-up over ``dense`` at the same step count (the peer figure),
-the fraction of block evaluations skipped, and the max |action difference| against the uncached model of the
-same kind (0 = exact). Both models are loaded with ``ditkit_core.lightning.load_run`` from the ``pretrained``
-folder under each config's ``trainer.default_root_dir`` when present; otherwise they get random non-zero weights
-(latency is the same; the block-cache skip ratio and error are only meaningful for trained weights, see the
-``weights`` field).
+* ``student``: the few-step student of the MoE policy (``make distill-policy``, else the shipped
+  ``apps/policy/pretrained/student``) at the step counts it serves (1, 2, 4), ``cache="none"``.
 
-Usage: python benchmarks/policy.py [--repeats 60] [--steps 1 4 10] [--threads 1]
+Each line reports the median ms per chunk (process CPU time, and wall time), the speed-up over ``dense`` at the same
+step count (the peer figure), the fraction of block evaluations skipped, the max |action difference| against the
+uncached model of the same kind (0 = exact; the student: against the MoE teacher at its default steps), and the
+goal (5 ms per chunk on one thread; the success rate that goes with each setting is measured by
+``benchmarks/few_step.py``). Models are loaded with ``ditkit_core.lightning.load_run`` from the ``pretrained``
+folder under each config's ``trainer.default_root_dir`` when present, else the shipped weights of the MoE policy;
+the dense twin, which is not shipped, otherwise gets random non-zero weights (latency is the same; the block-cache
+skip ratio and error are only meaningful for trained weights, see the ``weights`` field).
+
+Usage: python benchmarks/policy.py [--repeats 60] [--steps 1 2 4 10] [--threads 1] [--student DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import emit, timeit  # noqa: E402
+from _util import compare, emit  # noqa: E402
 
 from ditkit_core.nn import DiTConfig  # noqa: E402
 from ditkit_robotics import ActionChunkTokenizer, PolicyModule  # noqa: E402
@@ -42,12 +47,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build(config: Path, moe: bool) -> tuple[PolicyModule, str]:
-    """The trained policy of ``config`` (its ``<default_root_dir>/pretrained``), else random non-zero weights."""
+    """The trained policy of ``config`` (its ``<default_root_dir>/pretrained``; the MoE default: else the shipped
+    weights), else random non-zero weights."""
     from ditkit_core.lightning import load_run, run_dir
 
-    pretrained = ROOT / run_dir(config) / "pretrained"
-    if (pretrained / "config.json").exists():
-        return load_run(config, pretrained=pretrained), "trained"
+    candidates = [ROOT / run_dir(config) / "pretrained"]
+    if moe:
+        candidates.append(ROOT / "apps/policy/pretrained")  # the shipped weights are the MoE default's
+    for pretrained in candidates:
+        if (pretrained / "config.json").exists():
+            return load_run(config, pretrained=pretrained), "trained"
     args = copy.deepcopy(yaml.safe_load(config.read_text())["model"]["init_args"])
     tok = ActionChunkTokenizer(**args.pop("tokenizer")["init_args"])
     cfg = DiTConfig(**args.pop("model"))
@@ -61,13 +70,30 @@ def build(config: Path, moe: bool) -> tuple[PolicyModule, str]:
     return policy, "random"
 
 
+def load_student(folder: str | None) -> PolicyModule | None:
+    """The few-step student: ``folder``, else ``outputs/policy/student/pretrained``, else the shipped one."""
+    from ditkit_core.lightning import load_run
+
+    for p in (
+        [Path(folder)]
+        if folder
+        else [ROOT / "outputs/policy/student/pretrained", ROOT / "apps/policy/pretrained/student"]
+    ):
+        if (p / "config.json").exists():
+            return load_run(pretrained=p).eval()
+    if folder:
+        raise SystemExit(f"--student {folder}: no config.json there (make one: make distill-policy)")
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=60)
-    ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--config", default=str(ROOT / "apps/policy/configs/default.yaml"), help="the MoE policy's run")
     ap.add_argument("--dense-config", default=str(ROOT / "apps/policy/configs/dense.yaml"), help="its dense twin")
+    ap.add_argument("--student", default=None, help="the student's pretrained folder (default: local, else shipped)")
     ap.add_argument("--data", default=None, help="demonstrations for calibration (default: the config's data path)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,6 +109,11 @@ def main() -> None:
         calib = {"obs": torch.randn(16, tok.n_obs_steps, tok.obs_dim), "task_id": torch.zeros(16, dtype=torch.long)}
     obs, tid = calib["obs"][5:6], calib["task_id"][5:6]
     params = {"dense": dense.num_active_parameters(), "moe": moe.num_active_parameters()}
+    student = load_student(args.student)
+    if student is not None:
+        params["student"] = student.num_active_parameters()
+        g = torch.Generator().manual_seed(0)
+        teacher_ref = moe.predict_action(obs, tid, generator=g, clip=False, cache="none")  # its default steps
 
     for steps in args.steps:
 
@@ -99,29 +130,36 @@ def main() -> None:
             ("dense+block_cache", dense, "block"),
             ("moe+expert_cache+block_cache", moe, "expert+block"),
         ]
+        if student is not None and steps <= student.sampler.steps:
+            variants.append(("student", student, "none"))
         for name, policy, cache in variants:
             if "block" in cache:
                 if steps < 4:
                     continue
                 policy.calibrate_block_cache(calib["obs"], calib["task_id"], steps)
-            ms = 1000 * timeit(lambda policy=policy, cache=cache: run(policy, cache), repeats=args.repeats, warmup=3)
+            t = compare({name: lambda policy=policy, cache=cache: run(policy, cache)}, args.repeats, 1, 3)[name]
+            ms = 1000 * t["s"]
             out = run(policy, cache)
             stats = policy.last_cache_stats if cache != "none" else None
-            kind = "moe" if policy is moe else "dense"
+            kind = "moe" if policy is moe else "student" if policy is student else "dense"
             base_ms = ms if name == "dense" else base_ms
+            against = teacher_ref if kind == "student" else ref[kind]
             emit(
                 benchmark="policy_chunk_latency",
                 variant=name,
                 steps=steps,
                 ms_per_chunk=round(ms, 3),
+                cpu_ms=round(1000 * t["cpu_s"], 3),
+                wall_ms=round(1000 * t["wall_s"], 3),
+                spread=round(t["spread"], 3),
                 dense_ms_per_chunk=round(base_ms, 3),
                 speedup_vs_dense=round(base_ms / ms, 3),
                 skip_ratio=round(stats.skip_ratio, 3) if "block" in cache else 0.0,
-                max_action_diff=round(float((out - ref[kind]).abs().max()), 5),
+                max_action_diff=round(float((out - against).abs().max()), 5),
                 active_params=params[kind]["dit_active"] + params[kind]["encoder"],
                 total_params=params[kind]["dit_total"] + params[kind]["encoder"],
-                weights=weights[kind],
-                goal_ms=10.0,
+                weights=weights.get(kind, "trained"),
+                goal_ms=5.0,
             )
 
 

@@ -80,3 +80,28 @@ def test_reflow_straightens_the_teacher_couplings(trained_teacher, tmp_path):
         return float((sample(fn, x0, steps=1) - x1).pow(2).mean())
 
     assert one_step_error(fewstep.student.eval()) < 0.5 * one_step_error(teacher)
+
+
+def test_distill_command_writes_a_loadable_student_with_its_loss_log(tmp_path):
+    """``python -m ditkit_core.lightning.distill`` from shipped weights: the student folder loads, samples in one
+    Euler step without guidance, and carries the run's loss log."""
+    import csv
+    from pathlib import Path
+
+    from ditkit_core.lightning import load_run
+    from ditkit_core.lightning.distill import main
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "student"
+    main(
+        ["--config", str(root / "apps/toy2d/configs/default.yaml"), "--pretrained", str(root / "apps/toy2d/pretrained")]
+        + ["--teacher-steps", "4", "--student-steps", "1", "2", "4", "--batches", "2", "--max-steps", "30"]
+        + ["--out", str(out)]
+    )
+    student = load_run(pretrained=out / "pretrained")
+    assert student.model.config.step_conditioning and student.model.dt_embed is not None
+    assert (student.sampler.steps, student.sampler.method, student.sampler.cfg_scale) == (4, "euler", 1.0)
+    assert student.sample_points(2, 8, steps=1).shape == (16, 2)
+    with open(out / "pretrained" / "train_log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and rows[-1]["step"] and float(rows[-1]["train/loss"]) > 0

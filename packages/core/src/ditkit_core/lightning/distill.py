@@ -13,8 +13,8 @@ the start of fitting. The student is the same module class with the same weights
   couplings ``(x_0, x_1 = teacher(x_0))``, whose straight paths need few Euler steps.
 
 Known entries and padding are excluded from the loss, as in training. At the end the student is written as a
-pretrained folder of the domain module (``save_pretrained``), so every app's ``sample`` / ``eval`` loads it with
-``--pretrained`` and ``--steps S``.
+pretrained folder of the domain module (``export_run``: weights, config and its loss log ``train_log.csv``), so
+every app's ``sample`` / ``eval`` loads it with ``--pretrained`` and ``--steps S``.
 
     python -m ditkit_core.lightning.distill --config apps/<app>/configs/default.yaml --method shortcut \\
         --student-steps 1 2 4 --max-steps 2000 --out outputs/<app>/student
@@ -202,7 +202,7 @@ def _to(obj: Any, device: Any) -> Any:
 def main(argv: list[str] | None = None) -> None:
     from ditkit_core.lightning.cli import FlowCLI
     from ditkit_core.lightning.load import default_checkpoint, load_run
-    from ditkit_core.lightning.pretrained import save_pretrained
+    from ditkit_core.lightning.pretrained import export_run
 
     ap = argparse.ArgumentParser(
         prog="python -m ditkit_core.lightning.distill", description="Train a few-step student of a trained ditkit run."
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     dm.setup("fit")
     module.collect(dm.train_dataloader())
     trainer.fit(module)
-    path = save_pretrained(module.student.cpu().eval(), out / "pretrained")
+    log = Path(trainer.logger.log_dir) / "metrics.csv"
+    path = export_run(module.student.cpu().eval(), out / "pretrained", [log] if log.exists() else None)
     print(f"[distill] wrote the {a.method} student to {path} (sample it with --pretrained {path} --steps S)")
 
 
