@@ -11,8 +11,10 @@ Euler steps through ``PolicyModule.predict_action`` (the core's ``generate``), e
   adaptive caching (the core's BlockCache, schedule calibrated on demonstration observations with
   ``PolicyModule.calibrate_block_cache``; needs >= 4 steps to skip anything).
 
-* ``student``: the few-step student of the MoE policy (``make distill-policy``, else the shipped
-  ``apps/policy/pretrained/student``) at the step counts it serves (1, 2, 4), ``cache="none"``.
+* ``student``, ``student+expert_cache``: the few-step student of the MoE policy (``make distill-policy``, else the
+  shipped ``apps/policy/pretrained/student``) at the step counts it serves (1, 2, 4), ``cache="none"`` / ``"expert"``
+  (its routes depend on the time only, so expert caching stays exact); then ``student+expert_cache+compiled``, the
+  same with every DiT block compiled once (``torch.compile``, regional; ``ditkit policy sample --compile``).
 
 Each line reports the median ms per chunk (process CPU time, and wall time), the speed-up over ``dense`` at the same
 step count (the peer figure), the fraction of block evaluations skipped, the max |action difference| against the
@@ -23,7 +25,7 @@ folder under each config's ``trainer.default_root_dir`` when present, else the s
 the dense twin, which is not shipped, otherwise gets random non-zero weights (latency is the same; the block-cache
 skip ratio and error are only meaningful for trained weights, see the ``weights`` field).
 
-Usage: python benchmarks/policy.py [--repeats 60] [--steps 1 2 4 10] [--threads 1] [--student DIR]
+Usage: python benchmarks/policy.py [--repeats 60] [--steps 1 2 4 10] [--threads 1] [--student DIR] [--no-compile]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import compare, emit  # noqa: E402
 
+from ditkit_core.lightning import compile_blocks  # noqa: E402
 from ditkit_core.nn import DiTConfig  # noqa: E402
 from ditkit_robotics import ActionChunkTokenizer, PolicyModule  # noqa: E402
 from ditkit_robotics.evaluate import calibration_batch  # noqa: E402
@@ -94,6 +97,7 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "apps/policy/configs/default.yaml"), help="the MoE policy's run")
     ap.add_argument("--dense-config", default=str(ROOT / "apps/policy/configs/dense.yaml"), help="its dense twin")
     ap.add_argument("--student", default=None, help="the student's pretrained folder (default: local, else shipped)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled student rows")
     ap.add_argument("--data", default=None, help="demonstrations for calibration (default: the config's data path)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,52 +119,54 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         teacher_ref = moe.predict_action(obs, tid, generator=g, clip=False, cache="none")  # its default steps
 
+    def run(policy: PolicyModule, cache: str, steps: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        return policy.predict_action(obs, tid, steps=steps, generator=g, clip=False, cache=cache)
+
+    base_ms: dict[int, float] = {}
+
+    def measure(name: str, policy: PolicyModule, cache: str, steps: int, against: torch.Tensor) -> None:
+        if "block" in cache:
+            policy.calibrate_block_cache(calib["obs"], calib["task_id"], steps)
+        t = compare({name: lambda: run(policy, cache, steps)}, args.repeats, 1, 3)[name]
+        ms = 1000 * t["s"]
+        out = run(policy, cache, steps)
+        kind = "moe" if policy is moe else "student" if policy is student else "dense"
+        base_ms.setdefault(steps, ms)  # the dense model is measured first at every step count
+        emit(
+            benchmark="policy_chunk_latency",
+            variant=name,
+            steps=steps,
+            ms_per_chunk=round(ms, 3),
+            cpu_ms=round(1000 * t["cpu_s"], 3),
+            wall_ms=round(1000 * t["wall_s"], 3),
+            spread=round(t["spread"], 3),
+            dense_ms_per_chunk=round(base_ms[steps], 3),
+            speedup_vs_dense=round(base_ms[steps] / ms, 3),
+            skip_ratio=round(policy.last_cache_stats.skip_ratio, 3) if "block" in cache else 0.0,
+            max_action_diff=round(float((out - against).abs().max()), 5),
+            active_params=params[kind]["dit_active"] + params[kind]["encoder"],
+            total_params=params[kind]["dit_total"] + params[kind]["encoder"],
+            weights=weights.get(kind, "trained"),
+            goal_ms=5.0,
+        )
+
+    served = [s for s in args.steps if student is not None and s <= student.sampler.steps]
     for steps in args.steps:
-
-        def run(policy: PolicyModule, cache: str, steps: int = steps) -> torch.Tensor:
-            g = torch.Generator().manual_seed(0)
-            return policy.predict_action(obs, tid, steps=steps, generator=g, clip=False, cache=cache)
-
-        ref = {"dense": run(dense, "none"), "moe": run(moe, "none")}
-        base_ms = None
-        variants = [
-            ("dense", dense, "none"),
-            ("moe", moe, "none"),
-            ("moe+expert_cache", moe, "expert"),
-            ("dense+block_cache", dense, "block"),
-            ("moe+expert_cache+block_cache", moe, "expert+block"),
-        ]
-        if student is not None and steps <= student.sampler.steps:
-            variants.append(("student", student, "none"))
-        for name, policy, cache in variants:
-            if "block" in cache:
-                if steps < 4:
-                    continue
-                policy.calibrate_block_cache(calib["obs"], calib["task_id"], steps)
-            t = compare({name: lambda policy=policy, cache=cache: run(policy, cache)}, args.repeats, 1, 3)[name]
-            ms = 1000 * t["s"]
-            out = run(policy, cache)
-            stats = policy.last_cache_stats if cache != "none" else None
-            kind = "moe" if policy is moe else "student" if policy is student else "dense"
-            base_ms = ms if name == "dense" else base_ms
-            against = teacher_ref if kind == "student" else ref[kind]
-            emit(
-                benchmark="policy_chunk_latency",
-                variant=name,
-                steps=steps,
-                ms_per_chunk=round(ms, 3),
-                cpu_ms=round(1000 * t["cpu_s"], 3),
-                wall_ms=round(1000 * t["wall_s"], 3),
-                spread=round(t["spread"], 3),
-                dense_ms_per_chunk=round(base_ms, 3),
-                speedup_vs_dense=round(base_ms / ms, 3),
-                skip_ratio=round(stats.skip_ratio, 3) if "block" in cache else 0.0,
-                max_action_diff=round(float((out - against).abs().max()), 5),
-                active_params=params[kind]["dit_active"] + params[kind]["encoder"],
-                total_params=params[kind]["dit_total"] + params[kind]["encoder"],
-                weights=weights.get(kind, "trained"),
-                goal_ms=5.0,
-            )
+        ref = {"dense": run(dense, "none", steps), "moe": run(moe, "none", steps)}
+        measure("dense", dense, "none", steps, ref["dense"])
+        measure("moe", moe, "none", steps, ref["moe"])
+        measure("moe+expert_cache", moe, "expert", steps, ref["moe"])
+        if steps >= 4:  # the block cache skips nothing below 4 steps
+            measure("dense+block_cache", dense, "block", steps, ref["dense"])
+            measure("moe+expert_cache+block_cache", moe, "expert+block", steps, ref["moe"])
+        if steps in served:
+            measure("student", student, "none", steps, teacher_ref)
+            measure("student+expert_cache", student, "expert", steps, teacher_ref)
+    if served and not args.no_compile:  # regional compilation (ditkit <app> sample --compile), in place: last
+        compile_blocks(student)
+        for steps in served:
+            measure("student+expert_cache+compiled", student, "expert", steps, teacher_ref)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from ditkit_core.app import App
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the pyproject files are read as TOML)
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMON = ("--config", "--pretrained", "--ckpt", "--out", "--steps", "--device", "--seed", "--cache")
+COMMON = ("--config", "--pretrained", "--ckpt", "--out", "--steps", "--device", "--seed", "--cache", "--compile")
 OWN = {  # app -> command -> flags of the app's own
     "toy2d": {
         "sample": ["--distribution", "--sets", "--points"],
@@ -119,3 +119,18 @@ def test_missing_data_is_one_line_naming_the_command_that_makes_it(tmp_path, cap
     assert app.run(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ditkit shapes eval: ") and "make data-shapes" in err[0]
+
+
+def test_load_applies_steps_cache_and_regional_compilation():
+    from ditkit_core.sampling import find_dits
+
+    app = load(declared()["toy2d"])
+    args = app.parser("sample").parse_args(["--pretrained", str(ROOT / app.pretrained), "--steps", "3"])
+    plain = app.load(args)
+    assert plain.sampler.steps == 3 and all(b._compiled_call_impl is None for b in find_dits(plain)[0].blocks)
+    args = app.parser("sample").parse_args(
+        ["--pretrained", str(ROOT / app.pretrained), "--cache", "block", "--compile"]
+    )
+    module = app.load(args)
+    assert module.sampler.cache.kind == "block"
+    assert all(b._compiled_call_impl is not None for b in find_dits(module)[0].blocks)  # compiled once, on first call

@@ -7,6 +7,7 @@ until a command runs. Every app then has the same commands with the same flags::
 
     ditkit <app> fit     [--config C] [--trainer.* ...]      train (LightningCLI; extra arguments pass through)
     ditkit <app> sample  [--config C] [--pretrained P | --ckpt K] [--out O] [--steps N] [--device D] [--seed S]
+                         [--cache none|block|step|expert] [--compile]
     ditkit <app> eval    (same flags)                        metrics next to their controls, JSON + markdown
     ditkit <app> distill (same flags) [--method shortcut|reflow] [--student-steps 1 2 4] [--max-steps N]
     ditkit <app> export  (same flags) [--out DIR]             the run as a pretrained folder (+ its training loss log)
@@ -79,6 +80,11 @@ class App:
             "--cache",
             choices=("none", "block", "step", "expert"),
             help="training-free sampling cache (default: the model's sampler.cache)",
+        )
+        p.add_argument(
+            "--compile",
+            action="store_true",
+            help="compile every DiT block once (torch.compile, regional); the first call pays the compilation",
         )
         if command == "distill":
             p.add_argument("--method", choices=("shortcut", "reflow"), default="shortcut", help="distillation method")
@@ -251,6 +257,10 @@ class App:
             from ditkit_core.lightning.config import CacheConfig
 
             module.sampler.cache = CacheConfig(kind=args.cache)
+        if getattr(args, "compile", False):
+            from ditkit_core.lightning.callbacks import compile_blocks
+
+            compile_blocks(module)
         return module
 
 
