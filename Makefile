@@ -42,7 +42,7 @@ bench-core: ## DiT vs diffusers, attention backends, solvers
 bench-cache: ## caching vs halving the steps at equal block evaluations, per app's metric (~15 min, one core) [ARGS=--apps tts sits]
 	$(PY) benchmarks/cache_vs_steps.py $(ARGS)
 
-bench-students: ## few-step students at 1/2/4 steps vs their teacher at 32, per app's metric (~25 min, one core) [ARGS=--apps tts sits]
+bench-students: ## few-step students at 1/2/4 steps vs their teacher at 32, per app's metric (~15 min, one core) [ARGS=--apps tts sits]
 	$(PY) benchmarks/few_step.py $(ARGS)
 
 distill-%: ## few-step student of an app (its local run, else its shipped weights) -> outputs/<app>/student [ARGS="--method reflow"]

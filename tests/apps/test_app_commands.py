@@ -5,6 +5,7 @@ import importlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from ditkit_core.app import App
 
@@ -134,3 +135,20 @@ def test_load_applies_steps_cache_and_regional_compilation():
     module = app.load(args)
     assert module.sampler.cache.kind == "block"
     assert all(b._compiled_call_impl is not None for b in find_dits(module)[0].blocks)  # compiled once, on first call
+
+
+@pytest.mark.parametrize("app", sorted(p.parent.parent.name for p in ROOT.glob("apps/*/pretrained/student")))
+def test_shipped_students_load_as_their_apps_module_and_serve_few_steps(app):
+    from ditkit_core.lightning import load_run
+
+    folder = ROOT / "apps" / app / "pretrained" / "student"
+    assert {"config.json", "model.safetensors", "train_log.csv"} <= {p.name for p in folder.iterdir()}
+    student, teacher = load_run(pretrained=folder), load_run(pretrained=folder.parent)
+    assert type(student) is type(teacher)
+    assert student.model.config.step_conditioning and not teacher.model.config.step_conditioning
+    assert (student.sampler.method, student.sampler.cfg_scale, student.sampler.steps) == ("euler", 1.0, 4)
+    # the student was fine-tuned from the teacher: same architecture, moved weights, a trained step embedding
+    t, s = teacher.model.state_dict(), student.model.state_dict()
+    assert set(s) - set(t) == {k for k in s if k.startswith("dt_embed.")}
+    assert any(not torch.equal(s[k], t[k]) for k in t)
+    assert float(s["dt_embed.mlp.2.weight"].abs().sum()) > 0  # zero-initialised, so non-zero means it learned

@@ -45,9 +45,9 @@ def test_student_dir_prefers_the_pattern_then_names_the_make_target(tmp_path):
     (tmp_path / "tts").mkdir()
     (tmp_path / "tts" / "config.json").write_text("{}")
     assert bench.student_dir("tts", str(tmp_path / "{app}")) == tmp_path / "tts"
-    if not (ROOT / "apps/sits/pretrained/student/config.json").exists():
-        with pytest.raises(SystemExit, match="make distill-sits"):
-            bench.student_dir("sits", str(tmp_path / "{app}"))
+    assert bench.student_dir("sits", str(tmp_path / "{app}")) == ROOT / "apps/sits/pretrained/student"  # shipped
+    with pytest.raises(SystemExit, match="make distill-toy2d"):  # no local and no shipped student
+        bench.student_dir("toy2d", str(tmp_path / "{app}"))
 
 
 def _teacher() -> FlowMatchingModule:
