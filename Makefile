@@ -34,10 +34,11 @@ format: ## ruff format + autofix
 
 bench: bench-core bench-tts bench-shapes bench-molecules bench-policy bench-sits ## every benchmark (JSON lines)
 
-bench-core: ## DiT vs diffusers, attention backends, solvers
+bench-core: ## DiT vs diffusers, attention backends, solvers, activation checkpointing
 	$(PY) benchmarks/core_dit.py
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/solvers.py
+	$(PY) benchmarks/checkpointing.py
 
 bench-cache: ## caching vs halving the steps at equal block evaluations, per app's metric (~15 min, one core) [ARGS=--apps tts sits]
 	$(PY) benchmarks/cache_vs_steps.py $(ARGS)

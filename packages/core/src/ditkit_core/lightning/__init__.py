@@ -2,6 +2,7 @@
 
 from ditkit_core.lightning.callbacks import (
     AtomicCheckpointIO,
+    CheckpointBlocks,
     CompileBlocks,
     RunGuard,
     SampleWriter,
@@ -31,6 +32,7 @@ __all__ = [
     "EMA",
     "AtomicCheckpointIO",
     "CacheConfig",
+    "CheckpointBlocks",
     "CompileBlocks",
     "DiTDDPStrategy",
     "DiTFSDPStrategy",

@@ -164,6 +164,45 @@ class CompileBlocks(L.Callback):
         compile_blocks(pl_module, mode=self.mode, dynamic=self.dynamic)
 
 
+class CheckpointBlocks(L.Callback):
+    """Activation checkpointing applied from outside the model code: while fitting, every block of every ``DiT`` runs
+    under ``torch.utils.checkpoint`` (non-reentrant), so its activations are recomputed in the backward pass instead
+    of kept: memory falls from one set of activations per block to one per model, for about one more forward.
+
+    It installs a block runner (:meth:`ditkit_core.nn.DiT.runner`) for the whole fit. Outside training mode or
+    without gradients (validation, sampling) the runner passes straight through, so caches still apply there.
+    Weights, outputs and gradients are unchanged. Switch it on from any YAML with ``shared/trainer/checkpoint.yaml``.
+    """
+
+    def __init__(self) -> None:
+        import contextlib
+
+        self._stack = contextlib.ExitStack()
+
+    @staticmethod
+    def run(dit: Any, h: torch.Tensor, inp: Any, proceed: Any) -> torch.Tensor:
+        """The block runner: each block checkpointed while training with gradients, else the next runner."""
+        from torch.utils.checkpoint import checkpoint
+
+        if not (dit.training and torch.is_grad_enabled()):
+            return proceed(h, inp)
+        for i in range(len(dit.blocks)):
+            h = checkpoint(dit.block, i, h, inp, use_reentrant=False)
+        return h
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from ditkit_core.sampling import find_dits
+
+        for dit in find_dits(pl_module):
+            self._stack.enter_context(dit.runner(self.run))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stack.close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._stack.close()
+
+
 def compile_blocks(module: torch.nn.Module, mode: str = "default", dynamic: bool | None = None) -> int:
     """Compile every block of every DiT inside ``module`` in place; returns how many were compiled."""
     from ditkit_core.nn.dit import DiT
