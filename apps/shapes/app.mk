@@ -1,6 +1,6 @@
 # shapes: 3D point clouds (packages/shapes). Included by the root Makefile.
 .PHONY: data-shapes train-shapes train-shapes-voxel train-shapes-table sample-shapes eval-shapes eval-shapes-table \
-	bench-shapes
+	bench-shapes bench-windows
 
 data-shapes: ## write the procedural 6-class point-cloud dataset (2048 pts, train/val/test .npy) to the default config's data root
 	$(PY) -m ditkit_shapes.cli data --config apps/shapes/configs/default.yaml
@@ -25,3 +25,6 @@ eval-shapes-table: ## MMD/COV/1-NNA (CD, exact EMD) of the table model vs all 48
 
 bench-shapes: ## benchmarks/shapes.py: 3D window vs global attention (16^3, 32^3 voxels), metric time 100 vs 100
 	$(PY) benchmarks/shapes.py
+
+bench-windows: ## benchmarks/long_windows.py: 4,096-token voxel DiT, 3D windows vs global attention, time per step and val loss after the same budget (~15 min, one core)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/long_windows.py $(ARGS)
