@@ -48,15 +48,15 @@ TTS_OPEN ?= outputs/tts/open
 PROBE_DATA ?= outputs/tts/probe_data
 PROBE_OPEN ?= $(TTS_OPEN)/asr_probe
 PROBE_N ?= 12000
-PROBE_STEPS ?= 4000
+PROBE_STEPS ?= 10000
 
 data-tts-open: ## open-vocabulary corpus -> outputs/tts/open/{train,val,test} + stats.json (vocabulary, test OOV rate, hours)
 	$(PY) -m ditkit_audio.cli data-open --out $(TTS_OPEN)
 
-data-asr-probe: ## the probe's own open-vocabulary corpus (training forms, all words, seed 1; PROBE_N=12000 sentences)
-	$(PY) -m ditkit_audio.cli data-probe --out $(PROBE_DATA) --n $(PROBE_N)
+data-asr-probe: ## the probe's own open-vocabulary corpus (training forms over all words + 40 % grammar-free word strings, seed 1; PROBE_N=12000 sentences)
+	$(PY) -m ditkit_audio.cli data-probe --out $(PROBE_DATA) --n $(PROBE_N) --free-share 0.4
 
-train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=4000 steps, one core) and print its ground-truth CER on the open test split
+train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=10000 steps, one core, ~70 min) and print its ground-truth CER on the open test split
 	@test -f $(PROBE_DATA)/metadata.csv || $(MAKE) data-asr-probe
 	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --data $(PROBE_DATA) --out $(PROBE_OPEN) --steps $(PROBE_STEPS) \
