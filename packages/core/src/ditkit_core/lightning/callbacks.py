@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,6 @@ class CheckpointBlocks(L.Callback):
     """
 
     def __init__(self) -> None:
-        import contextlib
-
         self._stack = contextlib.ExitStack()
 
     @staticmethod

@@ -103,10 +103,9 @@ class FlowCLI(LightningCLI):
 
     def _migrated(self, path: str) -> str:
         p = Path(path)
-        if p.is_file():
-            self._config_files.append(p)
         if not p.is_file():
             return path
+        self._config_files.append(p)
         from ditkit_core.lightning.migrate import migrate_config_file
 
         text, moved = migrate_config_file(p)
