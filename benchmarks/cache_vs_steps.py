@@ -349,6 +349,40 @@ def sits_run(a: argparse.Namespace) -> AppRun:
 RUNS = {"tts": tts_run, "shapes": shapes_run, "policy": policy_run, "sits": sits_run}
 
 
+def measure(run: AppRun, module: Any, steps: int) -> tuple[dict[str, float], EvalMeter, list[torch.Tensor]]:
+    """Score ``module`` at ``steps`` (seeded, no gradients) under an :class:`EvalMeter`: ``(metrics, meter, samples
+    matched one to one across settings)``."""
+    torch.manual_seed(0)
+    with torch.no_grad(), EvalMeter(module) as meter:
+        metrics = run.score(module, steps)
+    return metrics, meter, run.matched(meter) if run.matched is not None else meter.outputs
+
+
+def metric_label(name: str) -> str:
+    """A metric's column label in the Markdown tables."""
+    return "1-NNA-CD %" if name == "nna_cd_pct" else name
+
+
+def read_jsonl(files: list[str]) -> list[dict[str, Any]]:
+    """The JSON lines of saved benchmark runs (other output lines skipped)."""
+    import json
+
+    return [json.loads(t) for f in files for t in Path(f).read_text().splitlines() if t.startswith("{")]
+
+
+def add_data_arguments(p: argparse.ArgumentParser, sits_samples: int = 32) -> None:
+    """The flags that size and locate each app's evaluation data (read by the ``*_run`` functions)."""
+    p.add_argument("--tts-n", type=int, default=64, help="held-out utterances")
+    p.add_argument("--tts-data", default="outputs/tts/data", help="TTS corpus folder")
+    p.add_argument("--tts-probe", default="apps/tts/pretrained/asr_probe", help="CTC probe folder")
+    p.add_argument("--shapes-n", type=int, default=16, help="generated and reference clouds per class (6 classes)")
+    p.add_argument("--shapes-data", default="outputs/shapes/data")
+    p.add_argument("--policy-episodes", type=int, default=10, help="rollouts per task (5 tasks)")
+    p.add_argument("--policy-max-steps", type=int, default=300, help="environment steps per episode")
+    p.add_argument("--policy-seed", type=int, default=1000, help="first reset seed (demonstrations use 0..N-1)")
+    p.add_argument("--sits-samples", type=int, default=sits_samples, help="draws per series")
+
+
 def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[str, Any]:
     """Score every setting of one app (a fresh module each, same seeds and items) and emit one line each."""
     n = steps or load(run.name).sampler.steps
@@ -358,11 +392,8 @@ def bench_app(run: AppRun, step_cache: bool, steps: int | None = None) -> dict[s
         module = load(run.name)
         module.sampler.cache = s.cache
         module.sampler.steps = s.steps
-        torch.manual_seed(0)
         t0 = time.perf_counter()
-        with torch.no_grad(), EvalMeter(module) as meter:
-            metrics = run.score(module, s.steps)
-        matched = run.matched(meter) if run.matched is not None else meter.outputs
+        metrics, meter, matched = measure(run, module, s.steps)
         if s.name == "plain":
             reference = matched
         row = {
@@ -418,10 +449,10 @@ def markdown(lines: list[dict[str, Any]]) -> str:
                 plain[d["app"]] = d["metric"]
             sign = -1.0 if direction.get(d["app"], False) else 1.0
             lost = sign * (d["metric"] - plain.get(d["app"], d["metric"])) + 0.0
-            name = "1-NNA-CD %" if d["metric_name"] == "nna_cd_pct" else d["metric_name"]
             rows.append(
-                f"| {d['app']} | {name} | {d['setting']} | {d['steps']} | {d['block_evals']} | {d['metric']:.4g} "
-                f"| {lost:+.4g} | {d['deviation']:.4f} | {d['cpu_s']:.1f} | {d.get('cache_peak_MiB', '-')} |"
+                f"| {d['app']} | {metric_label(d['metric_name'])} | {d['setting']} | {d['steps']} | {d['block_evals']} "
+                f"| {d['metric']:.4g} | {lost:+.4g} | {d['deviation']:.4f} | {d['cpu_s']:.1f} "
+                f"| {d.get('cache_peak_MiB', '-')} |"
             )
         elif d.get("summary") is True:
             verdicts.append(f"* {d['app']} at {d['steps']} steps: {d['plainly']}")
@@ -440,15 +471,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--apps", nargs="+", choices=APPS, default=list(APPS))
     p.add_argument("--no-step", action="store_true", help="skip the calibrated StepCache setting")
-    p.add_argument("--tts-n", type=int, default=64, help="held-out utterances")
-    p.add_argument("--tts-data", default="outputs/tts/data", help="TTS corpus folder")
-    p.add_argument("--tts-probe", default="apps/tts/pretrained/asr_probe", help="CTC probe folder")
-    p.add_argument("--shapes-n", type=int, default=16, help="generated and reference clouds per class (6 classes)")
-    p.add_argument("--shapes-data", default="outputs/shapes/data")
-    p.add_argument("--policy-episodes", type=int, default=10, help="rollouts per task (5 tasks)")
-    p.add_argument("--policy-max-steps", type=int, default=300, help="environment steps per episode")
-    p.add_argument("--policy-seed", type=int, default=1000, help="first reset seed (demonstrations use 0..N-1)")
-    p.add_argument("--sits-samples", type=int, default=32, help="draws per series")
+    add_data_arguments(p)
     p.add_argument(
         "--steps",
         nargs="+",
@@ -460,10 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--table", nargs="+", default=None, metavar="JSONL", help="print the Markdown table of saved runs")
     a = p.parse_args(argv)
     if a.table:
-        import json
-
-        lines = [json.loads(t) for f in a.table for t in Path(f).read_text().splitlines() if t.startswith("{")]
-        print(markdown(lines), end="")
+        print(markdown(read_jsonl(a.table)), end="")
         return
     torch.set_num_threads(1)
     steps = dict(a.steps)

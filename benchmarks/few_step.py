@@ -25,7 +25,6 @@ ones (``apps/<app>/pretrained/student``) are used where no local student exists.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import emit  # noqa: E402
-from cache_vs_steps import ROOT, RUNS, AppRun, EvalMeter, deviation  # noqa: E402
+from cache_vs_steps import (  # noqa: E402
+    ROOT,
+    RUNS,
+    AppRun,
+    add_data_arguments,
+    deviation,
+    measure,
+    metric_label,
+    read_jsonl,
+)
 
 APPS = ("tts", "policy", "sits", "shapes")
 
@@ -64,13 +72,6 @@ def relative_loss(metric: float, reference: float, higher_is_better: bool) -> fl
     return sign * (metric - reference) / abs(reference) + 0.0
 
 
-def score(run: AppRun, module: Any, steps: int) -> tuple[dict[str, float], EvalMeter, list[torch.Tensor]]:
-    torch.manual_seed(0)
-    with torch.no_grad(), EvalMeter(module) as meter:
-        metrics = run.score(module, steps)
-    return metrics, meter, run.matched(meter) if run.matched is not None else meter.outputs
-
-
 def bench_app(
     run: AppRun, teacher_dir: Path, student: Path, teacher_steps: int, few: list[int], tolerance: float
 ) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def bench_app(
     for name, folder, steps in plan:
         module = load_run(pretrained=folder)  # a fresh module per setting
         t0 = time.perf_counter()
-        metrics, meter, matched = score(run, module, steps)
+        metrics, meter, matched = measure(run, module, steps)
         if name == "teacher":
             reference, ref_metric = matched, metrics[run.metric]
         rows[(name, steps)] = metrics[run.metric]
@@ -134,10 +135,9 @@ def markdown(lines: list[dict[str, Any]]) -> str:
     rows, verdicts = [], []
     for d in lines:
         if "setting" in d:
-            name = "1-NNA-CD %" if d["metric_name"] == "nna_cd_pct" else d["metric_name"]
             rows.append(
-                f"| {d['app']} | {name} | {d['setting']} | {d['steps']} | {d['block_evals']} | {d['metric']:.4g} "
-                f"| {100 * d['lost_rel']:+.1f} % | {d['deviation']:.4f} | {d['cpu_s']:.1f} |"
+                f"| {d['app']} | {metric_label(d['metric_name'])} | {d['setting']} | {d['steps']} | {d['block_evals']} "
+                f"| {d['metric']:.4g} | {100 * d['lost_rel']:+.1f} % | {d['deviation']:.4f} | {d['cpu_s']:.1f} |"
             )
         elif d.get("summary") is True:
             lost = ", ".join(f"{s} steps {100 * v:+.1f} %" for s, v in d["student_lost_rel"].items())
@@ -152,20 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher-steps", type=int, default=32, help="the teacher's reference step count")
     p.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4], help="few-step counts")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative metric loss allowed at the most steps")
-    p.add_argument("--tts-n", type=int, default=64, help="held-out utterances")
-    p.add_argument("--tts-data", default="outputs/tts/data", help="TTS corpus folder")
-    p.add_argument("--tts-probe", default="apps/tts/pretrained/asr_probe", help="CTC probe folder")
-    p.add_argument("--shapes-n", type=int, default=16, help="generated and reference clouds per class (6 classes)")
-    p.add_argument("--shapes-data", default="outputs/shapes/data")
-    p.add_argument("--policy-episodes", type=int, default=10, help="rollouts per task (5 tasks)")
-    p.add_argument("--policy-max-steps", type=int, default=300, help="environment steps per episode")
-    p.add_argument("--policy-seed", type=int, default=1000, help="first reset seed (demonstrations use 0..N-1)")
-    p.add_argument("--sits-samples", type=int, default=16, help="draws per series")
+    add_data_arguments(p, sits_samples=16)
     p.add_argument("--table", nargs="+", default=None, metavar="JSONL", help="print the Markdown table of saved runs")
     a = p.parse_args(argv)
     if a.table:
-        lines = [json.loads(t) for f in a.table for t in Path(f).read_text().splitlines() if t.startswith("{")]
-        print(markdown([d for d in lines if d.get("bench") == "few_step"]), end="")
+        print(markdown([d for d in read_jsonl(a.table) if d.get("bench") == "few_step"]), end="")
         return
     if any(s < 1 for s in a.student_steps) or a.teacher_steps < max(a.student_steps):
         p.error(f"--student-steps {a.student_steps} must be >= 1 and at most --teacher-steps {a.teacher_steps}")
