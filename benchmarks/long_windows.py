@@ -11,7 +11,7 @@ after the first 5 (start-up and validation excluded), and the validation loss at
 ``--val-batches`` fixed batches, same noise in both runs). The goal: the windowed run >= 1.5x faster at no higher
 validation loss.
 
-Usage: python benchmarks/long_windows.py [--steps 150] [--batch 2] [--dim 96] [--depth 4] [--every 4] [--window 4]
+Usage: python benchmarks/long_windows.py [--steps 300] [--batch 2] [--dim 96] [--depth 4] [--every 4] [--window 4]
 Data: `make data-shapes` (outputs/shapes/data).
 """
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WARM = 5  # steps before the clock starts
 
 CHILD = r"""
-import csv, json, sys, time
+import json, time
 import lightning as L
 import torch
 torch.set_num_threads(1)
@@ -50,9 +50,6 @@ class Clock(L.Callback):
 from ditkit_core.lightning.cli import FlowCLI
 clock = Clock()
 cli = FlowCLI(args=["--config", {config!r}, *{overrides!r}], run=False)
-"""
-
-FIT = r"""
 cli.trainer.callbacks.append(clock)
 cli.trainer.fit(cli.model, cli.datamodule)
 loss = float(cli.trainer.callback_metrics["val/loss"])
@@ -83,7 +80,7 @@ def run(name: str, args: argparse.Namespace, root: Path) -> dict:
         f"--data.init_args.batch_size={args.batch}",
         f"--data.init_args.root={args.data}",
     ]
-    code = (CHILD + FIT).format(config=str(ROOT / "apps/shapes/configs/voxel.yaml"), overrides=overrides, warm=WARM)
+    code = CHILD.format(config=str(ROOT / "apps/shapes/configs/voxel.yaml"), overrides=overrides, warm=WARM)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(f"{name}: {out.stderr.strip().splitlines()[-1]}")
@@ -92,7 +89,7 @@ def run(name: str, args: argparse.Namespace, root: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--dim", type=int, default=96)
     ap.add_argument("--depth", type=int, default=4)
