@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, statistics, time
+import contextlib, json, resource, statistics, time
 import torch
 from ditkit_core.lightning import CheckpointBlocks
 from ditkit_core.nn import DiT, DiTConfig
@@ -30,11 +30,7 @@ checkpointed = {checkpointed}
 def step(n):
     x = torch.randn({batch}, n, 4, device=dev)
     t, y = torch.rand({batch}, device=dev), torch.randint(0, 10, ({batch},), device=dev)
-    if checkpointed:
-        with m.runner(CheckpointBlocks.run):
-            loss = m(x, t, cond=y).pow(2).mean()
-            loss.backward()
-    else:
+    with m.runner(CheckpointBlocks.run) if checkpointed else contextlib.nullcontext():
         m(x, t, cond=y).pow(2).mean().backward()
     m.zero_grad(set_to_none=False)
     if dev == "cuda":
