@@ -1,6 +1,7 @@
 """Activation checkpointing from outside the model (``CheckpointBlocks``): the same outputs and gradients, every block
 recomputed in the backward pass, a pass-through runner outside training, installed only for the fit."""
 
+import contextlib
 from pathlib import Path
 
 import lightning as L
@@ -32,11 +33,7 @@ def _grads(m: DiT, checkpointed: bool) -> tuple[torch.Tensor, dict[str, torch.Te
     m.zero_grad()
     calls = _counted(m)
     x, t, y = torch.randn(2, 7, 2, generator=torch.Generator().manual_seed(1)), torch.rand(2), torch.tensor([0, 2])
-    if checkpointed:
-        with m.runner(CheckpointBlocks.run):
-            out = m(x, t, cond=y)
-            out.pow(2).sum().backward()
-    else:
+    with m.runner(CheckpointBlocks.run) if checkpointed else contextlib.nullcontext():
         out = m(x, t, cond=y)
         out.pow(2).sum().backward()
     return out.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}, calls[0]
