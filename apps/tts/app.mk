@@ -1,6 +1,6 @@
 # tts: flow-matching DiT text-to-speech (packages/audio). Included by the root Makefile.
 .PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec \
-	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open
+	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open eval-tts-open
 
 TTS_CONFIG ?= apps/tts/configs/default.yaml
 TTS_DATA ?= outputs/tts/data
@@ -64,11 +64,16 @@ train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=10000 
 		--lexicon 50000
 
 eval-asr-probe-open: ## the open probe's CER / WER on the ground truth of the open test split (JSON)
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test --lexicon 50000
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
 
-train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml)
+train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, 4500 steps, one core, ~18 min)
 	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/open.yaml
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/open.yaml $(FIT_EXTRA)
+
+OPEN_N ?= 100
+eval-tts-open: ## the open-vocabulary TTS read back by the open probe on OPEN_N=100 sentences of the open test split (JSON) [VOCODER=dir] [TTS_CKPT=...]
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
+		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
 
 eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
 	$(PY) -m ditkit_audio.cli eval --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --data $(TTS_DATA) \

@@ -2,7 +2,9 @@
 
 Mel input (normalised like the TTS tokens) -> 2 conv layers (time stride 2, or 1 for fast speech: CTC needs at least
 one output frame per character plus one between doubled letters) -> transformer encoder -> character logits; CTC loss
-from torch, greedy decoding. Trained on ground-truth espeak-ng speech for a fixed number of steps.
+from torch. Trained on ground-truth espeak-ng speech for a fixed number of steps. Decoding is greedy, or a
+lexicon-constrained beam search with an English word prior (:mod:`ditkit_audio.ctcdecode`) when the probe's config
+names one (``decoder``), so every figure read with a probe uses that probe's own decoding.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ditkit_audio.ctcdecode import BeamConfig, LexiconBeamDecoder
 from ditkit_audio.data import LengthBucketBatchSampler, mel_batch
 from ditkit_audio.model import sinusoidal
 from ditkit_audio.text import TextTokenizer
@@ -34,6 +37,8 @@ class CTCProbe(nn.Module):
             fewer than the ~15 characters per second of fast speech plus blanks between doubled letters.
         upsample: CTC outputs per encoder frame (the head predicts ``upsample`` consecutive outputs): ``stride=2,
             upsample=2`` keeps 40 outputs per second at half the encoder's cost of ``stride=1``.
+        decoder: ``None`` for greedy decoding, or :class:`ditkit_audio.ctcdecode.BeamConfig` fields (a dict) for the
+            lexicon beam search used by :meth:`transcribe`.
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class CTCProbe(nn.Module):
         mel_std: float = 2.5,
         stride: int = 2,
         upsample: int = 1,
+        decoder: dict[str, Any] | None = None,
     ):
         super().__init__()
         if stride not in (1, 2):
@@ -54,6 +60,8 @@ class CTCProbe(nn.Module):
         if upsample not in (1, 2, 3, 4):
             raise ValueError(f"CTCProbe: upsample={upsample!r}; choose 1 to 4")
         self.upsample = upsample
+        self.decoder = None if decoder is None else BeamConfig(**decoder).to_dict()
+        self._beam: Any = None  # the LexiconBeamDecoder, built on first use
         self.n_mels, self.vocab, self.dim, self.depth, self.heads = n_mels, vocab, dim, depth, heads
         self.mel_mean, self.mel_std, self.stride = mel_mean, mel_std, stride
         self.conv = nn.Sequential(
@@ -82,18 +90,31 @@ class CTCProbe(nn.Module):
         return logits.log_softmax(-1), self.out_lengths(frames)
 
     @torch.no_grad()
-    def transcribe(self, mels: list[Tensor], text: TextTokenizer, batch_size: int = 32) -> list[str]:
-        """Greedy CTC decoding of log-mels ``[f_i, n_mels]``."""
+    def transcribe(
+        self, mels: list[Tensor], text: TextTokenizer, batch_size: int = 32, greedy: bool = False
+    ) -> list[str]:
+        """Transcripts of log-mels ``[f_i, n_mels]``: the probe's decoder (``greedy``: greedy CTC whatever it is)."""
         self.eval()
+        beam = None if greedy or self.decoder is None else self.beam_decoder(text)
         out = []
         for k in range(0, len(mels), batch_size):
             mel, mask = mel_batch(mels[k : k + batch_size])
             lp, lens = self(mel, mask)
-            best = lp.argmax(-1)  # [b, t]
-            for row, n in zip(best, lens):
-                ids = torch.unique_consecutive(row[: int(n)])
+            for row, n in zip(lp, lens):
+                if beam is not None:
+                    out.append(beam.decode(row[: int(n)]))
+                    continue
+                ids = torch.unique_consecutive(row[: int(n)].argmax(-1))
                 out.append(text.decode(ids[ids >= 2]))
         return out
+
+    def beam_decoder(self, text: TextTokenizer) -> LexiconBeamDecoder:
+        """The probe's :class:`~ditkit_audio.ctcdecode.LexiconBeamDecoder` over ``text``'s symbols (built once)."""
+        if self.decoder is None:
+            raise ValueError("CTCProbe: this probe decodes greedily (its config has no 'decoder')")
+        if self._beam is None or self._beam[0] != text.symbols:
+            self._beam = (text.symbols, LexiconBeamDecoder(text.symbols, BeamConfig(**self.decoder)))
+        return self._beam[1]
 
 
 def train_probe(
@@ -173,23 +194,23 @@ def _batches(items: list[dict[str, Any]], batch_size: int, bucket: int, seed: in
         epoch += 1
 
 
-def score_probe(
-    model: CTCProbe, items: list[dict[str, Any]], text: TextTokenizer, lexicon: Any | None = None
-) -> dict[str, Any]:
+def score_probe(model: CTCProbe, items: list[dict[str, Any]], text: TextTokenizer) -> dict[str, Any]:
     """CER / WER (:func:`ditkit_audio.metrics.error_rate`) of the probe's transcripts of ``[{"mel", "text"}]``
-    against their texts, with the utterance count and one example ``[reference, heard]``; with a ``lexicon``
-    (:class:`ditkit_audio.lexicon.Lexicon`) also ``cer_lexicon`` / ``wer_lexicon`` of the corrected transcripts."""
+    against their texts, with the utterance count, the decoding and one example ``[reference, heard]``; a probe with
+    a beam decoder also gets ``cer_greedy`` / ``wer_greedy`` (the same log-probs decoded greedily) beside them."""
     from ditkit_audio.metrics import error_rate
 
     refs = [it["text"] for it in items]
-    hyps = model.transcribe([it["mel"].float() for it in items], text)
+    mels = [it["mel"].float() for it in items]
+    hyps = model.transcribe(mels, text)
     out: dict[str, Any] = {
         "cer": round(error_rate(refs, hyps), 4),
         "wer": round(error_rate(refs, hyps, "word"), 4),
+        "decoder": model.decoder or "greedy",
     }
-    if lexicon is not None:
-        fixed = [lexicon.correct_text(h) for h in hyps]
-        out.update(cer_lexicon=round(error_rate(refs, fixed), 4), wer_lexicon=round(error_rate(refs, fixed, "word"), 4))
+    if model.decoder is not None:
+        greedy = model.transcribe(mels, text, greedy=True)
+        out.update(cer_greedy=round(error_rate(refs, greedy), 4), wer_greedy=round(error_rate(refs, greedy, "word"), 4))
     out.update(utterances=len(items), example=[refs[0], hyps[0]] if refs else [])
     return out
 
@@ -199,7 +220,7 @@ def save_probe(model: CTCProbe, directory: str | Path) -> Path:
     from ditkit_audio.wavtools import save_weights, write_json
 
     d = Path(directory)
-    keys = ("n_mels", "vocab", "dim", "depth", "heads", "mel_mean", "mel_std", "stride", "upsample")
+    keys = ("n_mels", "vocab", "dim", "depth", "heads", "mel_mean", "mel_std", "stride", "upsample", "decoder")
     cfg = {k: getattr(model, k) for k in keys}
     save_weights(model, d / "model.safetensors")
     write_json(d / "config.json", cfg)

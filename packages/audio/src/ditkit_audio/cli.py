@@ -65,8 +65,11 @@ def probe_dir(config: str | Path) -> Path:
     return corpus_root(config).parent / "asr_probe"
 
 
-def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[Any, list[dict[str, Any]]]:
-    """The validation split of the training DataModule (same settings and seed as ``configs/default.yaml``)."""
+def heldout(
+    module: Any, data: str, val_size: int = 64, seed: int = 0, whole: bool = False
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The validation split of the training DataModule (same settings and seed as ``configs/default.yaml``);
+    ``whole``: every utterance of ``data`` (a test folder nobody trained on), in the DataModule's seeded order."""
     from ditkit_audio.data import TTSDataModule
 
     tok = module.tokenizer
@@ -77,11 +80,11 @@ def heldout(module: Any, data: str, val_size: int = 64, seed: int = 0) -> tuple[
         hop=tok.hop,
         n_mels=tok.n_mels,
         text_kind=tok.text_kind,
-        val_size=val_size,
+        val_size=1 if whole else val_size,
         seed=seed,
     )
     dm.setup()
-    return dm, dm.heldout()
+    return dm, (dm.val.items + dm.train.items) if whole else dm.heldout()
 
 
 def cmd_data(a: argparse.Namespace) -> None:
@@ -165,6 +168,7 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
         upsample=a.upsample,
         callback=report if monitor else None,
         callback_every=a.monitor_every,
+        decoder=_decoder(a),
     )
     out = a.out or Path(data).parent / "asr_probe"
     save_probe(model, out)
@@ -172,18 +176,17 @@ def cmd_train_asr(a: argparse.Namespace) -> None:
     val = score_probe(model, dm.val.items, dm.text)
     res.update(heldout_cer=val["cer"], heldout_wer=val["wer"], example=val["example"])
     if a.test:
-        lex = _lexicon(a.lexicon)
-        res["test"] = {"data": a.test, **score_probe(model, corpus_items(a.test, a.max_audio_seconds), dm.text, lex)}
+        res["test"] = {"data": a.test, **score_probe(model, corpus_items(a.test, a.max_audio_seconds), dm.text)}
     print(json.dumps(res))
 
 
-def _lexicon(n: int) -> Any:
-    """The general English lexicon of ``n`` words for corrected CER / WER (0: None)."""
-    if not n:
+def _decoder(a: argparse.Namespace) -> dict[str, Any] | None:
+    """The probe's decoding from ``--lexicon N --beam --lm-weight --word-score`` (``N`` = 0: greedy)."""
+    if not a.lexicon:
         return None
-    from ditkit_audio.lexicon import english_lexicon
+    from ditkit_audio.ctcdecode import BeamConfig
 
-    return english_lexicon(n)
+    return BeamConfig(a.lexicon, a.beam, a.lm_weight, a.word_score).to_dict()
 
 
 def cmd_eval_probe(a: argparse.Namespace) -> None:
@@ -192,7 +195,7 @@ def cmd_eval_probe(a: argparse.Namespace) -> None:
     from ditkit_audio.text import TextTokenizer
 
     items = corpus_items(a.data, a.max_audio_seconds)[: a.n] if a.n else corpus_items(a.data, a.max_audio_seconds)
-    res = score_probe(load_probe(a.asr), items, TextTokenizer("chars"), _lexicon(a.lexicon))
+    res = score_probe(load_probe(a.asr), items, TextTokenizer("chars"))
     print(json.dumps({"figure": "probe_ground_truth", "asr_probe": a.asr, "data": a.data, **res}))
 
 
@@ -242,7 +245,15 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
         print(f"[tts] no probe at {asr}: using the shipped probe {shipped}", file=sys.stderr)
         asr = str(shipped)
     return evaluate(
-        a.config, data, asr or None, n=a.n, steps=a.steps, val_size=a.val_size, vocoder=a.vocoder or None, **kw
+        a.config,
+        data,
+        asr or None,
+        n=a.n,
+        steps=a.steps,
+        val_size=a.val_size,
+        vocoder=a.vocoder or None,
+        whole=a.whole,
+        **kw,
     )
 
 
@@ -261,6 +272,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asr", default=None, help="probe folder (default: <corpus>/../asr_probe; '' skips CER / WER)")
     p.add_argument("--n", type=positive_int, default=32, help="held-out utterances")
     p.add_argument("--val-size", type=positive_int, default=64)
+    p.add_argument("--whole", action="store_true", help="--data is a test folder: score its utterances, not a split")
     p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
 
 
@@ -307,13 +319,15 @@ def evaluate(
     val_size: int = 64,
     cfg_scale: float | None = None,
     vocoder: str | None = None,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF of the run
     of ``config`` (``ckpt``: its checkpoint or a ``save_pretrained`` folder; default the config's last checkpoint).
 
     ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
     ground truth is then also scored through it, ``cer_ground_truth_vocoder``). ``module``: an already loaded
-    module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``.
+    module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``; ``whole``: the first ``n``
+    utterances of the whole ``data`` folder (a test split) instead of the validation items of its DataModule.
     """
     import torch
 
@@ -323,7 +337,7 @@ def evaluate(
     module = load(config, ckpt) if module is None else module
     steps = module.sampler.steps if steps is None else steps
     tok = module.tokenizer
-    _, items = heldout(module, data, val_size)
+    _, items = heldout(module, data, val_size, whole=whole)
     items = items[:n]
     texts = [it["text"] for it in items]
     gt = [it["mel"].float() for it in items]
@@ -337,6 +351,7 @@ def evaluate(
     true_frames = torch.tensor([m.shape[0] for m in gt])
     out: dict[str, Any] = {
         "figure": "tts_eval",
+        "data": data if whole else f"{data} (validation items)",
         "utterances": len(items),
         "steps": steps,
         f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}": round(dt / secs, 4),
@@ -429,15 +444,22 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--test", default="", help="a corpus folder scored on its ground truth at the end (every utterance)")
     r.add_argument("--monitor", default="", help="a validation corpus folder scored (100 utterances) during training")
     r.add_argument("--monitor-every", type=positive_int, default=1000, help="steps between --monitor scores")
-    lex_help = "also CER / WER after correcting words to the nearest of the N most frequent English words (0: off)"
-    r.add_argument("--lexicon", type=int, default=0, help=lex_help + "; with --test")
+    r.add_argument(
+        "--lexicon",
+        type=int,
+        default=0,
+        help="decode by beam search over the N most frequent English words with their unigram prior, stored in the "
+        "probe (0: greedy CTC)",
+    )
+    r.add_argument("--beam", type=positive_int, default=200, help="beam size (with --lexicon)")
+    r.add_argument("--lm-weight", type=float, default=2.0, help="weight of the word prior (with --lexicon)")
+    r.add_argument("--word-score", type=float, default=1.0, help="score per word (with --lexicon)")
     r.add_argument("--seed", type=int, default=0)
     ep = sub.add_parser("eval-probe", help="CER / WER of the CTC probe on the ground truth of a corpus folder")
     ep.add_argument("--asr", required=True, help="probe folder")
     ep.add_argument("--data", required=True, help="corpus folder (LJSpeech layout)")
     ep.add_argument("--n", type=int, default=0, help="first N utterances (0: all)")
     ep.add_argument("--max-audio-seconds", type=positive_float, default=20.0)
-    ep.add_argument("--lexicon", type=int, default=0, help=lex_help)
     do = sub.add_parser("data-open", help="synthesise the open-vocabulary corpus (train / val / test folders)")
     do.add_argument("--out", default="outputs/tts/open")
     do.add_argument("--train", type=positive_int, default=4000)

@@ -153,12 +153,20 @@ def read_json(path: Path, max_bytes: int = 1 << 20) -> Any:
         return json.loads(text)
 
 
-def _check_config(config: Any, path: Path, n_tensors: int) -> dict[str, Any]:
+def _check_config(config: Any, path: Path, n_tensors: int, prefix: str = "") -> dict[str, Any]:
+    """``config`` if it is an object of numbers, strings, booleans, nulls and objects of them (one level deep, e.g.
+    a probe's ``decoder``), with integers in range; otherwise a DataError naming the file, field and value."""
     if not isinstance(config, dict):
-        raise DataError("expected an object of settings", path=path, field="config", value=type(config).__name__)
+        raise DataError(
+            "expected an object of settings", path=path, field=prefix or "config", value=type(config).__name__
+        )
     for k, v in config.items():
         if isinstance(v, bool) or v is None or isinstance(v, str):
             continue
+        if isinstance(v, dict) and not prefix:
+            _check_config(v, path, n_tensors, prefix=f"{k}.")
+            continue
+        k = prefix + k
         if isinstance(v, int):
             limit = n_tensors if k in ("layers", "depth") else MAX_CONFIG_INT
             if not -MAX_CONFIG_INT <= v <= limit:
