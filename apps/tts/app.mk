@@ -1,6 +1,6 @@
 # tts: flow-matching DiT text-to-speech (packages/audio). Included by the root Makefile.
 .PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec \
-	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open eval-tts-open
+	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open eval-tts-open eval-tts-sentences train-vocoder-open
 
 TTS_CONFIG ?= apps/tts/configs/default.yaml
 TTS_DATA ?= outputs/tts/data
@@ -66,11 +66,18 @@ train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=10000 
 eval-asr-probe-open: ## the open probe's CER / WER on the ground truth of the open test split (JSON)
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
 
-train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, 4500 steps, one core, ~18 min)
+train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, dim 192 x 6 blocks, 6000 steps, one core, ~48 min)
 	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/open.yaml $(FIT_EXTRA)
 
+train-vocoder-open: ## the neural vocoder on the open corpus (6 voices; 4000 steps, one core, ~15 min) -> outputs/tts/vocoder_open
+	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-vocoder --out outputs/tts/vocoder_open \
+		--tts-config apps/tts/configs/open.yaml --asr $(PROBE_OPEN)
+
 OPEN_N ?= 100
+SENTENCES ?= apps/tts/sentences/everyday.txt
+SENTENCES_DATA ?= outputs/tts/sentences_eval
 eval-tts-open: ## the open-vocabulary TTS read back by the open probe on OPEN_N=100 sentences of the open test split (JSON) [VOCODER=dir] [TTS_CKPT=...]
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
 		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
@@ -97,3 +104,10 @@ train-tts-codec: ## train the TTS DiT on SQ-codec tokens (configs/codec.yaml, 15
 	@test -f outputs/tts/vocoder/config.json || $(MAKE) train-vocoder
 	@test -f outputs/tts/codec/config.json || $(MAKE) train-codec
 	$(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/codec.yaml $(FIT_EXTRA)
+
+eval-tts-sentences: export TTS_SENTENCES = $(value SENTENCES)
+eval-tts-sentences: ## your own test: espeak-ng reads each line of SENTENCES=file (ground truth), the open TTS says it, the open probe reads both (JSON)
+	rm -rf $(SENTENCES_DATA)
+	$(PY) -m ditkit_audio.cli data-text --text-file "$$TTS_SENTENCES" --out $(SENTENCES_DATA)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
+		--data $(SENTENCES_DATA) --whole --asr $(PROBE_OPEN) --n 100000 --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))

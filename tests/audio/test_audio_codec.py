@@ -188,6 +188,23 @@ def test_cli_train_vocoder_train_codec_and_eval_codec(tiny_corpus, tmp_path, cap
     assert rep["train"]["steps"] == 2 and rep["utterances"] == 2 and "griffinlim_mcd_db" in rep
     assert {"config.json", "model.safetensors", "report.json"} <= {p.name for p in (tmp_path / "voc").iterdir()}
     assert type(from_pretrained(tmp_path / "voc")).__name__ == "Vocoder"  # the core's format
+    # --out moves the run and its CSV log; --tts-config picks the corpus, --asr the probe of its figures
+    main(
+        [
+            "train-vocoder",
+            "--config",
+            str(voc),
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "voc2"),
+            "--tts-config",
+            str(tts),
+        ]
+    )
+    rep2 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rep2["train"]["steps"] == 1 and (tmp_path / "voc2" / "logs" / "csv").is_dir()
+    assert (tmp_path / "voc2" / "model.safetensors").exists()
     codec = _app_config(
         "sqcodec.yaml",
         tmp_path,

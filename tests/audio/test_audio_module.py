@@ -183,6 +183,12 @@ def test_ditkit_tts_sample_and_eval_run_on_the_debug_run(debug_run):
     res = json.loads((debug_run.root / "eval" / "eval.json").read_text())
     assert res["utterances"] == 2 and res["steps"] == 1 and res["mcd_dtw_db"] > 0
     assert "cer_generated_wav" not in res  # --asr '' skips the probe
+    data = str(
+        debug_run.root / "data"
+    )  # --whole: a test folder's own utterances, not its DataModule's validation split
+    assert APP.run(["eval", *common, "--n", "3", "--data", data, "--whole", "--asr", ""]) == 0
+    res = json.loads((debug_run.root / "eval" / "eval.json").read_text())
+    assert res["utterances"] == 3 and res["data"] == data
     main(["sample", *common, "--text", "A cat.", "--out", str(debug_run.root / "cli.wav")])  # the package's command
     assert (debug_run.root / "cli.wav").exists()
 

@@ -234,3 +234,23 @@ def test_word_strings_are_grammar_free_seeded_and_spoken():
         words = spoken_words(s.spoken)
         assert 2 <= len(words) <= 20 and set(words) <= known and (s.split, s.form) == ("free", -1)
         assert s.spoken == normalize_text(s.written) and s.spoken[-1] in ".?"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_data_text_speaks_each_line_of_a_file_into_a_test_folder(tmp_path, capsys):
+    from ditkit_audio.cli import main
+    from ditkit_audio.corpus import scan_corpus
+
+    lines = tmp_path / "mine.txt"
+    lines.write_text("Call Dr. Smith at 3 PM.\n\nThanks!\n")
+    main(["data-text", "--text-file", str(lines), "--out", str(tmp_path / "mine")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["sentences"] == 2 and res["hours"] > 0
+    rows = (tmp_path / "mine" / "metadata.csv").read_text().splitlines()
+    assert rows[0].split("|")[1:] == ["Call Dr. Smith at 3 PM.", "Call Doctor Smith at three P M."]
+    assert len(scan_corpus(tmp_path / "mine")) == 2
+    with pytest.raises(SystemExit, match="already holds wavs"):  # never mixes two texts' recordings
+        main(["data-text", "--text-file", str(lines), "--out", str(tmp_path / "mine")])
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    with pytest.raises(SystemExit, match="no non-empty line"):
+        main(["data-text", "--text-file", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "e")])

@@ -227,6 +227,22 @@ def cmd_data_probe(a: argparse.Namespace) -> None:
     )
 
 
+def cmd_data_text(a: argparse.Namespace) -> None:
+    """``data-text``: espeak-ng's reading of every line of a text file as a corpus folder (a test set of one's own)."""
+    from ditkit_audio.normalize import normalize_text
+    from ditkit_audio.opencorpus import OpenSentence, corpus_hours, speak_sentences
+    from ditkit_audio.wavtools import read_text
+
+    lines = [x.strip() for x in read_text(Path(a.text_file)).splitlines()]
+    sentences = [OpenSentence(x, normalize_text(x), -1, "text") for x in lines if x]
+    if not sentences:
+        raise SystemExit(f"data-text: {a.text_file} has no non-empty line")
+    if (Path(a.out) / "wavs").is_dir() and any((Path(a.out) / "wavs").iterdir()):
+        raise SystemExit(f"data-text: {a.out} already holds wavs (of other lines?); choose a new or empty folder")
+    out = speak_sentences(a.out, sentences, seed=a.seed, prefix="TX")
+    print(json.dumps({"corpus": str(out), "sentences": len(sentences), "hours": round(corpus_hours(out), 4)}))
+
+
 def cmd_eval(a: argparse.Namespace) -> None:
     print(json.dumps(_evaluate_args(a, ckpt=a.ckpt or None)))
 
@@ -280,11 +296,19 @@ eval_command.add_arguments = _eval_arguments
 
 
 def _fit_overrides(a: argparse.Namespace) -> list[str]:
+    """``ditkit fit`` overrides of ``--steps`` / ``--out`` (the run folder, where its CSV log then goes too) and,
+    for the vocoder, ``--tts-config`` / ``--asr`` (the corpus it trains on and the probe of its figures)."""
     out = []
     if a.steps is not None:
         out += ["--trainer.max_steps", str(a.steps)]
     if a.out:
-        out += ["--trainer.default_root_dir", a.out]
+        logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": a.out}}
+        logger["init_args"].update(name="logs", version="csv")
+        out += ["--trainer.default_root_dir", a.out, "--trainer.logger", json.dumps(logger)]
+    if getattr(a, "tts_config", ""):
+        out += ["--data.init_args.tts_config", a.tts_config]
+    if getattr(a, "asr", ""):
+        out += ["--model.init_args.asr", a.asr]
     return out
 
 
@@ -468,6 +492,10 @@ def main(argv: list[str] | None = None) -> None:
     do.add_argument("--heldout-share", type=float, default=0.2, help="share of words only val / test say")
     do.add_argument("--seed", type=int, default=0)
     do.add_argument("--workers", type=positive_int, default=1)
+    dx = sub.add_parser("data-text", help="espeak-ng ground truth of the lines of a text file (a test folder)")
+    dx.add_argument("--text-file", required=True, help="UTF-8 text, one sentence per line (written form)")
+    dx.add_argument("--out", required=True, help="corpus folder (LJSpeech layout)")
+    dx.add_argument("--seed", type=int, default=0, help="draws each line's voice, rate and pitch")
     dp = sub.add_parser("data-probe", help="synthesise the probe recogniser's own open-vocabulary corpus")
     dp.add_argument("--out", default="outputs/tts/probe_data")
     dp.add_argument("--n", type=positive_int, default=12000)
@@ -483,6 +511,8 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--config", default="apps/tts/configs/vocoder.yaml")
     v.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps of the config")
     v.add_argument("--out", default="", help="output folder (default: the config's trainer.default_root_dir)")
+    v.add_argument("--tts-config", default="", help="TTS config whose corpus it trains on (default: the config's)")
+    v.add_argument("--asr", default="", help="probe folder for its CER figures (default: the config's)")
     c = sub.add_parser("train-codec", help="train the SQ-codec (+ held-out reconstruction figures)")
     c.add_argument("--config", default="apps/tts/configs/sqcodec.yaml")
     c.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps of the config")
@@ -500,6 +530,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval-probe": cmd_eval_probe,
         "data-open": cmd_data_open,
         "data-probe": cmd_data_probe,
+        "data-text": cmd_data_text,
         "eval": cmd_eval,
         "train-vocoder": cmd_train_vocoder,
         "train-codec": cmd_train_codec,
