@@ -46,7 +46,8 @@ train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-trut
 # that test shares no sentence form and only part of the vocabulary with train; the probe has its own corpus.
 TTS_OPEN ?= outputs/tts/open
 PROBE_DATA ?= outputs/tts/probe_data
-PROBE_OPEN ?= $(TTS_OPEN)/asr_probe
+# the open probe: the one trained here (make train-asr-probe-open), else the shipped one
+PROBE_OPEN ?= $(if $(wildcard $(TTS_OPEN)/asr_probe/config.json),$(TTS_OPEN)/asr_probe,apps/tts/pretrained/asr_probe_open)
 PROBE_N ?= 12000
 PROBE_STEPS ?= 10000
 
@@ -59,11 +60,11 @@ data-asr-probe: ## the probe's own open-vocabulary corpus (training forms over a
 train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=10000 steps, one core, ~70 min) and print its ground-truth CER on the open test split
 	@test -f $(PROBE_DATA)/metadata.csv || $(MAKE) data-asr-probe
 	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --data $(PROBE_DATA) --out $(PROBE_OPEN) --steps $(PROBE_STEPS) \
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --data $(PROBE_DATA) --out $(TTS_OPEN)/asr_probe --steps $(PROBE_STEPS) \
 		--dim 192 --depth 4 --stride 2 --upsample 2 --lr 1.5e-3 --max-audio-seconds 20 --monitor $(TTS_OPEN)/val --test $(TTS_OPEN)/test \
 		--lexicon 50000
 
-eval-asr-probe-open: ## the open probe's CER / WER on the ground truth of the open test split (JSON)
+eval-asr-probe-open: ## the open probe's CER / WER (beam search and greedy) on the ground truth of the open test split (JSON; the shipped probe unless one was trained)
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
 
 train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, dim 192 x 6 blocks, 6000 steps, one core, ~48 min)

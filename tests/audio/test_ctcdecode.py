@@ -4,6 +4,8 @@ its configuration stored with the probe."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from ditkit_audio.text import TextTokenizer
 
 pytest.importorskip("flashlight.lib.text.decoder")
 TEXT = TextTokenizer("chars")
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = BeamConfig(n_words=3000, beam=50)
 
 
@@ -100,3 +103,20 @@ def test_a_damaged_decoder_setting_is_refused_naming_the_file_and_field(tmp_path
     (tmp_path / "p" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(DataError, match="beam"):
         load_probe(tmp_path / "p")
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_the_shipped_open_probe_reads_new_everyday_sentences(tmp_path):
+    from ditkit_audio.cli import corpus_items, main
+    from ditkit_audio.metrics import error_rate
+
+    lines = (ROOT / "apps/tts/sentences/everyday.txt").read_text().splitlines()[:8]
+    (tmp_path / "few.txt").write_text("\n".join(lines))
+    main(["data-text", "--text-file", str(tmp_path / "few.txt"), "--out", str(tmp_path / "few")])
+    probe = load_probe(ROOT / "apps/tts/pretrained/asr_probe_open")
+    assert probe.decoder == BeamConfig().to_dict()  # the decoding chosen on the validation split ships with it
+    items = corpus_items(tmp_path / "few")
+    heard = probe.transcribe([it["mel"] for it in items], TEXT)
+    greedy = probe.transcribe([it["mel"] for it in items], TEXT, greedy=True)
+    refs = [it["text"] for it in items]
+    assert error_rate(refs, heard) < 0.25 and error_rate(refs, heard) < error_rate(refs, greedy)
