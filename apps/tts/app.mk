@@ -83,7 +83,7 @@ eval-tts-open: ## the open-vocabulary TTS read back by the open probe on OPEN_N=
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
 		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
 
-eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
+eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, F0, speaker similarity, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
 	$(PY) -m ditkit_audio.cli eval --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --data $(TTS_DATA) \
 		--steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
 

@@ -14,8 +14,12 @@ the figures around them are flat (``docs/audio-experiments.md``).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,20 @@ class BeamConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (KenLM prints a loading banner and a progress bar there from C++)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class LexiconBeamDecoder:
@@ -98,18 +116,19 @@ class LexiconBeamDecoder:
             lines += [f"{math.log10(f / total):.5f}\t{w}\t0" for w, f in zip(words, freq)]
             lines += ["", "\\2-grams:", "-1\t<s> </s>", "", "\\end\\", ""]
             arpa.write_text("\n".join(lines))
-            self._decoder = ctc_decoder(
-                lexicon=str(lex),
-                tokens=tokens,
-                lm=str(arpa),
-                beam_size=self.config.beam,
-                beam_threshold=25.0,
-                lm_weight=self.config.lm_weight,
-                word_score=self.config.word_score,
-                blank_token="<b>",
-                sil_token="|",
-                unk_word="<unk>",
-            )
+            with _quiet_native_stderr():
+                self._decoder = ctc_decoder(
+                    lexicon=str(lex),
+                    tokens=tokens,
+                    lm=str(arpa),
+                    beam_size=self.config.beam,
+                    beam_threshold=25.0,
+                    lm_weight=self.config.lm_weight,
+                    word_score=self.config.word_score,
+                    blank_token="<b>",
+                    sil_token="|",
+                    unk_word="<unk>",
+                )
         self.words = len(words)
 
     def decode(self, log_probs: Tensor) -> str:
