@@ -65,6 +65,7 @@ train-asr-probe-open: ## train the open-vocabulary CTC probe (PROBE_STEPS=10000 
 		--lexicon 50000
 
 eval-asr-probe-open: ## the open probe's CER / WER (beam search and greedy) on the ground truth of the open test split (JSON; the shipped probe unless one was trained)
+	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
 
 train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, dim 192 x 6 blocks, 6000 steps, one core, ~48 min)
@@ -80,6 +81,7 @@ OPEN_N ?= 100
 SENTENCES ?= apps/tts/sentences/everyday.txt
 SENTENCES_DATA ?= outputs/tts/sentences_eval
 eval-tts-open: ## the open-vocabulary TTS read back by the open probe on OPEN_N=100 sentences of the open test split (JSON) [VOCODER=dir] [TTS_CKPT=...]
+	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
 		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
 
