@@ -189,6 +189,11 @@ def test_ditkit_tts_sample_and_eval_run_on_the_debug_run(debug_run):
     assert APP.run(["eval", *common, "--n", "3", "--data", data, "--whole", "--asr", ""]) == 0
     res = json.loads((debug_run.root / "eval" / "eval.json").read_text())
     assert res["utterances"] == 3 and res["data"] == data
+    # --voice-prompts: each utterance in its reference's espeak-ng voice (speakers.csv), so speaker similarity means it
+    assert APP.run(["eval", *common, "--n", "2", "--data", data, "--whole", "--voice-prompts", "--asr", ""]) == 0
+    res = json.loads((debug_run.root / "eval" / "eval.json").read_text())
+    sim = res["speaker_similarity"]
+    assert res["voice_prompts"] and "generated_vs_reference" in sim and "reference_pairs" not in sim  # voice-labelled
     main(["sample", *common, "--text", "A cat.", "--out", str(debug_run.root / "cli.wav")])  # the package's command
     assert (debug_run.root / "cli.wav").exists()
 

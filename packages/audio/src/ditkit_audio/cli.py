@@ -269,6 +269,7 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
         val_size=a.val_size,
         vocoder=a.vocoder or None,
         whole=a.whole,
+        voice_prompts=a.voice_prompts,
         **kw,
     )
 
@@ -289,6 +290,9 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=positive_int, default=32, help="held-out utterances")
     p.add_argument("--val-size", type=positive_int, default=64)
     p.add_argument("--whole", action="store_true", help="--data is a test folder: score its utterances, not a split")
+    p.add_argument(
+        "--voice-prompts", action="store_true", help="prompt each utterance with its reference's espeak-ng voice"
+    )
     p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
 
 
@@ -344,6 +348,7 @@ def evaluate(
     cfg_scale: float | None = None,
     vocoder: str | None = None,
     whole: bool = False,
+    voice_prompts: bool = False,
 ) -> dict[str, Any]:
     """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF of the run
     of ``config`` (``ckpt``: its checkpoint or a ``save_pretrained`` folder; default the config's last checkpoint).
@@ -351,7 +356,9 @@ def evaluate(
     ``vocoder``: a trained neural vocoder directory used instead of Griffin-Lim for the generated speech (the
     ground truth is then also scored through it, ``cer_ground_truth_vocoder``). ``module``: an already loaded
     module (then ``ckpt`` is not read); ``steps`` None: the module's ``sampler.steps``; ``whole``: the first ``n``
-    utterances of the whole ``data`` folder (a test split) instead of the validation items of its DataModule.
+    utterances of the whole ``data`` folder (a test split) instead of the validation items of its DataModule;
+    ``voice_prompts``: every utterance is prompted by espeak-ng's reading of a fixed sentence in its reference's voice
+    (``speakers.csv``), so ``speaker_similarity`` measures how well the model follows a voice.
     """
     import torch
 
@@ -366,7 +373,16 @@ def evaluate(
     texts = [it["text"] for it in items]
     gt = [it["mel"].float() for it in items]
     t = time.perf_counter()
-    res = synthesize(module, texts, steps=steps, cfg_scale=cfg_scale, seed=0, max_chars=10_000, vocoder=vocoder)
+    kw = dict(steps=steps, cfg_scale=cfg_scale, seed=0, max_chars=10_000, vocoder=vocoder)
+    if voice_prompts:
+        from ditkit_audio.speak import synthesize_in_voices
+
+        voices = _voice_labels(data, items)
+        if voices is None:
+            raise SystemExit(f"eval --voice-prompts: {data} has no speakers.csv naming every utterance's voice")
+        res = synthesize_in_voices(module, texts, voices, config, **kw)
+    else:
+        res = synthesize(module, texts, **kw)
     dt = time.perf_counter() - t
     gen_mels = res["mels"]
     gen_wavs = res["wavs"]
@@ -376,6 +392,7 @@ def evaluate(
     out: dict[str, Any] = {
         "figure": "tts_eval",
         "data": data if whole else f"{data} (validation items)",
+        "voice_prompts": voice_prompts,
         "utterances": len(items),
         "steps": steps,
         f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}": round(dt / secs, 4),

@@ -134,6 +134,33 @@ def voice_prompt(tok: Any, voice: str, rate: int = PROMPT_RATE, pitch: int = PRO
     return tok.features(normalize_loudness(audio)), PROMPT_SENTENCE
 
 
+def synthesize_in_voices(
+    module: Any, texts: list[str], voices: list[str], config: str | Path | None = None, **kw: Any
+) -> dict[str, list[Any]]:
+    """:func:`~ditkit_audio.inference.synthesize` with every text prompted by its own voice: one
+    :func:`voice_prompt` per distinct espeak-ng voice (at the median rate and pitch of ``config``'s corpus,
+    :func:`corpus_voices`), one batch per voice, results back in the texts' order.
+
+    Returns:
+        ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]]}`` (``wavs`` empty when ``vocode=False``).
+    """
+    from ditkit_audio.inference import synthesize
+
+    if len(voices) != len(texts):
+        raise ValueError(f"synthesize_in_voices: {len(voices)} voices for {len(texts)} texts")
+    rates = corpus_voices(config)
+    mels: list[Any] = [None] * len(texts)
+    wavs: list[Any] = [None] * len(texts)
+    for voice in sorted(set(voices)):
+        idx = [i for i, v in enumerate(voices) if v == voice]
+        prompt, prompt_text = voice_prompt(module.tokenizer, voice, *rates.get(voice, (PROMPT_RATE, PROMPT_PITCH)))
+        res = synthesize(module, [texts[i] for i in idx], prompt_mel=prompt, prompt_text=prompt_text, **kw)
+        for j, i in enumerate(idx):
+            mels[i] = res["mels"][j]
+            wavs[i] = res["wavs"][j] if "wavs" in res else None
+    return {"mels": mels, "wavs": wavs if all(w is not None for w in wavs) else []}
+
+
 def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, str]:
     """``(prompt mel or None, transcript or None, what it is)`` from ``--voice`` / ``--prompt`` / ``--prompt-text``.
 
