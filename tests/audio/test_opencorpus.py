@@ -252,5 +252,5 @@ def test_data_text_speaks_each_line_of_a_file_into_a_test_folder(tmp_path, capsy
     with pytest.raises(SystemExit, match="already holds wavs"):  # never mixes two texts' recordings
         main(["data-text", "--text-file", str(lines), "--out", str(tmp_path / "mine")])
     (tmp_path / "empty.txt").write_text("\n  \n")
-    with pytest.raises(SystemExit, match="no non-empty line"):
+    with pytest.raises(SystemExit, match="data-text: .*every line is blank"):
         main(["data-text", "--text-file", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "e")])

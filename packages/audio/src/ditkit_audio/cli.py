@@ -229,14 +229,10 @@ def cmd_data_probe(a: argparse.Namespace) -> None:
 
 def cmd_data_text(a: argparse.Namespace) -> None:
     """``data-text``: espeak-ng's reading of every line of a text file as a corpus folder (a test set of one's own)."""
-    from ditkit_audio.normalize import normalize_text
     from ditkit_audio.opencorpus import OpenSentence, corpus_hours, speak_sentences
-    from ditkit_audio.wavtools import read_text
+    from ditkit_audio.speak import read_text_file
 
-    lines = [x.strip() for x in read_text(Path(a.text_file)).splitlines()]
-    sentences = [OpenSentence(x, normalize_text(x), -1, "text") for x in lines if x]
-    if not sentences:
-        raise SystemExit(f"data-text: {a.text_file} has no non-empty line")
+    sentences = [OpenSentence(t.text, t.spoken, -1, "text") for t in read_text_file(a.text_file, who="data-text")]
     if (Path(a.out) / "wavs").is_dir() and any((Path(a.out) / "wavs").iterdir()):
         raise SystemExit(f"data-text: {a.out} already holds wavs (of other lines?); choose a new or empty folder")
     out = speak_sentences(a.out, sentences, seed=a.seed, prefix="TX")
@@ -306,8 +302,8 @@ def _fit_overrides(a: argparse.Namespace) -> list[str]:
     if a.steps is not None:
         out += ["--trainer.max_steps", str(a.steps)]
     if a.out:
-        logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": a.out}}
-        logger["init_args"].update(name="logs", version="csv")
+        csv_log = {"save_dir": a.out, "name": "logs", "version": "csv"}
+        logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": csv_log}
         out += ["--trainer.default_root_dir", a.out, "--trainer.logger", json.dumps(logger)]
     if getattr(a, "tts_config", ""):
         out += ["--data.init_args.tts_config", a.tts_config]
@@ -373,11 +369,11 @@ def evaluate(
     texts = [it["text"] for it in items]
     gt = [it["mel"].float() for it in items]
     t = time.perf_counter()
+    voices = _voice_labels(data, items)
     kw = dict(steps=steps, cfg_scale=cfg_scale, seed=0, max_chars=10_000, vocoder=vocoder)
     if voice_prompts:
         from ditkit_audio.speak import synthesize_in_voices
 
-        voices = _voice_labels(data, items)
         if voices is None:
             raise SystemExit(f"eval --voice-prompts: {data} has no speakers.csv naming every utterance's voice")
         res = synthesize_in_voices(module, texts, voices, config, **kw)
@@ -417,7 +413,7 @@ def evaluate(
     if len(items) >= 2:
         from ditkit_audio.metrics import speaker_similarity
 
-        out["speaker_similarity"] = speaker_similarity(gt, gen_mels, _voice_labels(data, items))
+        out["speaker_similarity"] = speaker_similarity(gt, gen_mels, voices)
     out["mcd_dtw_db_griffinlim_gt"] = round(sum(mcd_dtw(g, tok.features(tok.to_wav(g))) for g in gt) / len(gt), 3)
     if asr:
         probe = load_probe(asr)

@@ -1,10 +1,10 @@
-"""Lexicon correction of recogniser output: each heard word that is not an English word is replaced by the nearest
-word of a general lexicon (Levenshtein distance up to 1 for words of up to 4 letters, 2 beyond; ties go to the more
-frequent word), the simplest form of the language knowledge every practical recogniser has. Candidates are found
-through deletion neighbourhoods (SymSpell), so a 50,000-word lexicon answers in microseconds per word.
+"""A general English lexicon: ``wordfreq``'s most frequent words plus the open corpus' names, in frequency order.
+It is the word list of the probe's beam search (:mod:`ditkit_audio.ctcdecode`), never a corpus' own word list.
 
-The lexicon is general (``wordfreq``'s most frequent English words plus the corpus' names), never a corpus' own word
-list; raw CER stays the primary figure and the corrected one is reported beside it.
+:class:`Lexicon` also corrects a word to the nearest lexicon word (Levenshtein distance up to 1 for words of up to
+4 letters, 2 beyond; ties go to the more frequent word), found through deletion neighbourhoods (SymSpell), so a
+50,000-word lexicon answers in microseconds per word. The probe's figures no longer use it: the beam search chooses
+spellings and word boundaries together, which word-by-word correction cannot.
 """
 
 from __future__ import annotations

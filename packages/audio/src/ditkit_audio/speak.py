@@ -41,8 +41,8 @@ class Text:
     spoken: str
 
 
-def _fail(message: str) -> SystemExit:
-    return SystemExit(f"sample: {message}")
+def _fail(message: str, who: str = "sample") -> SystemExit:
+    return SystemExit(f"{who}: {message}")
 
 
 def _spoken(text: str, where: str) -> str:
@@ -57,8 +57,9 @@ def _spoken(text: str, where: str) -> str:
     return spoken
 
 
-def read_text_file(path: str | Path) -> list[Text]:
-    """The texts of a file, one per line (blank lines skipped; UTF-8, a BOM accepted).
+def read_text_file(path: str | Path, who: str = "sample") -> list[Text]:
+    """The texts of a file, one per line (blank lines skipped; UTF-8, a BOM accepted); ``who`` names the command in
+    the errors.
 
     Raises:
         SystemExit: the file cannot be read, is not UTF-8 (its line named), has no text, or a line has nothing to
@@ -69,17 +70,17 @@ def read_text_file(path: str | Path) -> list[Text]:
     try:
         raw = read_text(path, max_bytes=MAX_TEXT_BYTES)
     except (DataError, OSError) as e:
-        raise _fail(f"--text-file: {e}") from None
+        raise _fail(f"--text-file: {e}", who) from None
     out = []
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         spoken = _spoken(line, f"--text-file {path} line {n}")
         if not spoken:
-            raise _fail(f"--text-file {path} line {n}: nothing to speak in {line.strip()[:80]!r}")
+            raise _fail(f"--text-file {path} line {n}: nothing to speak in {line.strip()[:80]!r}", who)
         out.append(Text(n, line.strip(), spoken))
     if not out:
-        raise _fail(f"--text-file {path}: no texts (every line is blank)")
+        raise _fail(f"--text-file {path}: no texts (every line is blank)", who)
     return out
 
 
