@@ -93,7 +93,11 @@ class TTSDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"mel": self.items[i]["mel"].float(), "ids": self.ids[i], "text": self.items[i]["text"]}
+        it = self.items[i]
+        out = {"mel": it["mel"].float(), "ids": self.ids[i], "text": it["text"]}
+        if "dur" in it:
+            out["dur"] = it["dur"]
+        return out
 
 
 def _replicas(num_replicas: int | None, rank: int | None, sampler: Any) -> tuple[int, int]:
@@ -204,7 +208,8 @@ class LengthBucketBatchSampler(BatchSampler):
 
 
 def collate_tts(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad a list of items: ``mel [b, f, n_mels]``, ``mask [b, f]``, ``ids [b, L]``, ``text_len [b]``, ``text``."""
+    """Pad a list of items: ``mel [b, f, n_mels]``, ``mask [b, f]``, ``ids [b, L]``, ``text_len [b]``, ``text``,
+    and ``dur [b, L]`` (frames per symbol, 0 on padding) when every item has one."""
     f = max(it["mel"].shape[0] for it in batch)
     L_ = max(it["ids"].shape[0] for it in batch)
     b, m = len(batch), batch[0]["mel"].shape[1]
@@ -214,13 +219,19 @@ def collate_tts(batch: list[dict[str, Any]]) -> dict[str, Any]:
         n = it["mel"].shape[0]
         mel[i, :n], mask[i, :n] = it["mel"], True
         ids[i, : it["ids"].shape[0]] = it["ids"]
-    return {
+    out = {
         "mel": mel,
         "mask": mask,
         "ids": ids,
         "text_len": torch.tensor([it["ids"].shape[0] for it in batch]),
         "text": [it["text"] for it in batch],
     }
+    if all("dur" in it for it in batch):
+        dur = torch.zeros(b, L_)
+        for i, it in enumerate(batch):
+            dur[i, : it["dur"].shape[0]] = it["dur"]
+        out["dur"] = dur
+    return out
 
 
 class TTSDataModule(L.LightningDataModule):
@@ -239,6 +250,9 @@ class TTSDataModule(L.LightningDataModule):
         limit: use only the first ``limit`` utterances (0: all).
         bucket: > 0 batches training utterances of similar length (chunks of ``bucket`` batches sorted by length,
             :class:`LengthBucketBatchSampler`); 0 shuffles freely.
+        timing: give every item ``dur`` (frames per text symbol) from espeak-ng's phoneme timings of the recording
+            (:mod:`ditkit_audio.timing`; the corpus needs ``speakers.csv``, timings are cached next to it), for
+            ``TTSModule(stretch_weights="espeak")``.
         seed: split and shuffle seed.
     """
 
@@ -260,6 +274,7 @@ class TTSDataModule(L.LightningDataModule):
         limit: int = 0,
         cache: bool = True,
         bucket: int = 0,
+        timing: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -267,6 +282,8 @@ class TTSDataModule(L.LightningDataModule):
             raise ValueError(f"TTSDataModule: layout={layout!r}; choose auto, ljspeech or nested")
         if text_kind not in ("chars", "phonemes"):
             raise ValueError(f"TTSDataModule: text_kind={text_kind!r}; choose chars or phonemes")
+        if timing and text_kind != "phonemes":
+            raise ValueError(f"TTSDataModule: timing=True needs text_kind='phonemes', got {text_kind!r}")
         for name, value, lo in (
             ("synthesize", synthesize, 0),
             ("sample_rate", sample_rate, MIN_RATE),
@@ -297,7 +314,8 @@ class TTSDataModule(L.LightningDataModule):
             loudness_db,
         )
         self.val_size, self.batch_size, self.limit, self.cache, self.seed = val_size, batch_size, limit, cache, seed
-        self.bucket = bucket
+        self.bucket, self.timing = bucket, bool(timing)
+        self.timing_tail = 0.0  # mean seconds a recording runs past espeak-ng's last phoneme (timing=True)
         self.report: CorpusReport | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -325,6 +343,8 @@ class TTSDataModule(L.LightningDataModule):
             print(f"[TTSDataModule] {self.report.summary()}")
         if self.limit:
             items = items[: self.limit]
+        if self.timing:
+            items = self._add_timing(root, items)
         if len(items) <= self.val_size:
             raise ValueError(
                 f"TTSDataModule: {len(items)} usable utterances in {root}, need more than val_size={self.val_size}"
@@ -337,6 +357,29 @@ class TTSDataModule(L.LightningDataModule):
         self.frames_per_symbol = float(frames.sum() / chars.sum())
         # expected frames per symbol + trailing silence from sentence totals (the stretch prior of the text encoder)
         self.symbol_frames, self.tail_frames = fit_symbol_frames(self.train.ids, frames.tolist(), self.text.vocab_size)
+
+    def _add_timing(self, root: Path, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Items with ``dur [L]`` (frames per symbol, summing to the item's frames) from espeak-ng's timings."""
+        from ditkit_audio.timing import corpus_timing, phones_seconds, symbol_durations
+
+        texts = {Path(it["path"]).stem: it["text"] for it in items}
+        timings = corpus_timing(root, texts)
+        fps = self.sample_rate / self.hop
+        out, tails, matched = [], [], []
+        for it in items:
+            rec = timings[Path(it["path"]).stem]
+            f = int(it["mel"].shape[0])
+            sym = self.text.to_symbols(it["text"])
+            dur, m = symbol_durations(sym, phones_seconds(rec), f / fps)
+            tails.append(f / fps - rec["samples"] / rec["sample_rate"])
+            matched.append(m)
+            out.append({**it, "dur": torch.tensor(dur) * fps})
+        self.timing_tail = float(torch.tensor(tails).mean()) if tails else 0.0
+        print(
+            f"[TTSDataModule] espeak-ng timings: {sum(matched) / max(len(matched), 1):.1%} of symbols matched, "
+            f"mean trailing audio {self.timing_tail:.3f} s"
+        )
+        return out
 
     def train_dataloader(self):
         if self.bucket > 0:

@@ -84,3 +84,37 @@ def espeak_wav(text: str, out: str | Path, *, voice: str = "en-us", rate: int = 
     out = Path(out)
     run_espeak(["-v", check_voice(voice), "-s", str(rate), "-p", str(pitch), "-w", str(out)], text, "espeak_wav")
     return out
+
+
+def espeak_phones(text: str, *, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> dict:
+    """Phoneme timings of ``text`` as espeak-ng speaks it with this voice, rate and pitch.
+
+    Runs :mod:`ditkit_audio.espeak_events` in a fresh interpreter (the library keeps state between texts, a fresh
+    process gives the command line's exact timings); the text goes through stdin as JSON.
+
+    Returns:
+        ``{"sample_rate": int, "samples": int, "phones": [[ipa, start, end], ...]}`` (sample positions at
+        ``sample_rate``; an empty ``ipa`` is a pause).
+
+    Raises:
+        ValueError: a bad voice, rate or pitch (named with its value).
+        RuntimeError: the library is missing or fails (names the text).
+    """
+    import json
+    import sys
+
+    if not isinstance(text, str):
+        raise TypeError(f"espeak_phones: text must be a str, got {type(text).__name__}")
+    if not (isinstance(rate, int) and 80 <= rate <= 450):
+        raise ValueError(f"espeak_phones: rate={rate!r}: expected words per minute in [80, 450]")
+    if not (isinstance(pitch, int) and 0 <= pitch <= 99):
+        raise ValueError(f"espeak_phones: pitch={pitch!r}: expected an integer in [0, 99]")
+    script = Path(__file__).with_name("espeak_events.py")
+    job = json.dumps({"text": text, "voice": check_voice(voice), "rate": rate, "pitch": pitch})
+    res = subprocess.run(
+        [sys.executable, "-I", str(script)], input=job, capture_output=True, encoding="utf-8", check=False
+    )
+    if res.returncode != 0:
+        err = res.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"espeak_phones: libespeak-ng failed on {text[:200]!r} (voice {voice}): {err[0][:300]}")
+    return json.loads(res.stdout)

@@ -103,6 +103,39 @@ def _check_frames(frames: Tensor, pieces: list[str], speed: float, prompt: int, 
         )
 
 
+DEFAULT_TIMING_VOICE = ("en-us", 160, 50)
+"""espeak-ng voice, rate (words per minute) and pitch whose phoneme timings set the durations of a
+``stretch_weights="espeak"`` model (the middle of the open corpus's rates)."""
+
+
+def espeak_durations(
+    module: Any, pieces: list[str], timing_voice: tuple[str, int, int] = DEFAULT_TIMING_VOICE, workers: int = 4
+) -> tuple[Tensor, Tensor]:
+    """Frames per symbol ``[B, L]`` (padded with 0) and total frames ``[B]`` of text pieces as espeak-ng times them
+    (:mod:`ditkit_audio.timing`), plus the module's mean trailing audio (``timing_tail``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ditkit_audio.espeak import espeak_phones
+    from ditkit_audio.timing import phones_seconds, symbol_durations
+
+    tok = module.tokenizer
+    voice, rate, pitch = timing_voice
+    fps = float(tok.sample_rate) / float(tok.hop)
+    tail = float(getattr(module, "timing_tail", 0.0))
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        timings = list(ex.map(lambda t: espeak_phones(t, voice=voice, rate=rate, pitch=pitch), pieces))
+    durs, totals = [], []
+    for piece, res in zip(pieces, timings):
+        total = res["samples"] / res["sample_rate"] + tail
+        d, _ = symbol_durations(tok.text.to_symbols(piece), phones_seconds(res), total)
+        durs.append(torch.tensor(d) * fps)
+        totals.append(total * fps)
+    out = torch.zeros(len(pieces), max(len(d) for d in durs))
+    for i, d in enumerate(durs):
+        out[i, : len(d)] = d
+    return out, torch.tensor(totals)
+
+
 @torch.no_grad()
 def synthesize(
     module: Any,
@@ -122,6 +155,7 @@ def synthesize(
     vocode: bool = True,
     speed: float = 1.0,
     vocoder: Any = None,
+    timing_voice: tuple[str, int, int] = DEFAULT_TIMING_VOICE,
 ) -> dict[str, Any]:
     """Speak ``texts`` with a :class:`~ditkit_audio.module.TTSModule` (all sentences in one batch).
 
@@ -142,6 +176,8 @@ def synthesize(
         vocoder: a trained :class:`~ditkit_audio.vocoder.Vocoder` or its directory (``make train-vocoder``) used
             instead of Griffin-Lim; its mel settings must match the tokenizer's (checked).
         speed: > 1 speaks faster (divides durations).
+        timing_voice: espeak-ng ``(voice, rate, pitch)`` whose phoneme timings give the durations of a
+            ``stretch_weights="espeak"`` model (``duration`` is then unused).
 
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]] (if vocode), "pieces": [[str]], "frames": [[int]]}``.
@@ -178,7 +214,12 @@ def synthesize(
     dev = module.device
     ids, lens = tok.text.batch(flat)
     ids, lens = ids.to(dev), lens.to(dev)
-    frames = module.predict_frames(ids, lens, duration).float() / speed  # [B]
+    sym_dur = None
+    if getattr(module, "stretch_weights", None) == "espeak":
+        sym_dur, frames = espeak_durations(module, flat, timing_voice)
+        sym_dur, frames = sym_dur.to(dev) / speed, frames.to(dev) / speed
+    else:
+        frames = module.predict_frames(ids, lens, duration).float() / speed  # [B]
     P = 0
     if prompt_mel is not None:
         P = prompt_mel.shape[0]
@@ -189,6 +230,9 @@ def synthesize(
         pseq = tok.text.encode(prompt_text) + [tok.text.space_id]
         ids, lens = tok.text.pad([pseq + tok.text.encode(s) for s in flat])
         ids, lens = ids.to(dev), lens.to(dev)
+        if sym_dur is not None:  # the prompt's symbols come first (their weights are the module's fitted ones)
+            sym_dur = torch.cat([sym_dur.new_zeros(len(flat), len(pseq)), sym_dur], 1)
+            sym_dur = torch.nn.functional.pad(sym_dur, (0, max(ids.shape[1] - sym_dur.shape[1], 0)))
     _check_frames(frames, flat, speed, P, tok)
     n = frames.round().long().clamp_min(2)  # [B]
     B, F_ = len(flat), int(n.max()) + P
@@ -202,10 +246,16 @@ def synthesize(
     pos = torch.arange(F_, device=dev, dtype=torch.float32)[None, :, None].expand(B, F_, 1)
     if P:
         meta = module.text_meta(
-            ids, lens, F_, n, prompt_frames=torch.full_like(n, P), prompt_text_len=torch.full_like(lens, len(pseq))
+            ids,
+            lens,
+            F_,
+            n,
+            prompt_frames=torch.full_like(n, P),
+            prompt_text_len=torch.full_like(lens, len(pseq)),
+            **({} if sym_dur is None else {"durations": sym_dur}),
         )
     else:
-        meta = module.text_meta(ids, lens, F_, n)
+        meta = module.text_meta(ids, lens, F_, n, **({} if sym_dur is None else {"durations": sym_dur}))
     template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta=meta)
     g = torch.Generator(device=dev).manual_seed(seed)
     solver = {} if sway is None else {"sway": sway}  # default: module.sampler.sway

@@ -52,7 +52,9 @@ class TTSModule(FlowMatchingModule):
         stretch_weights: ``fitted`` spreads the text in proportion to expected frames per symbol plus a trailing
             silence, fitted to the training corpus's sentence durations at fit start
             (:func:`~ditkit_audio.text.fit_symbol_frames`, no alignment); ``uniform`` gives every symbol the same
-            share.
+            share; ``espeak`` gives each symbol its frames from espeak-ng's phoneme timings (training: the
+            recording's own, ``TTSDataModule(timing=True)``; synthesis: espeak-ng's prosody for the text, which
+            also sets the total length; :mod:`ditkit_audio.timing`).
         duration_dim, duration_layers: size of the duration predictor.
         duration_weight: weight of the duration loss (MSE on log frames) in the total loss.
         mask_range: fraction of frames in the infilled span during training (min, max).
@@ -84,8 +86,8 @@ class TTSModule(FlowMatchingModule):
     ):
         if not 0.0 < mask_range[0] <= mask_range[1] <= 1.0:
             raise ValueError(f"TTSModule.mask_range={mask_range}: need 0 < min <= max <= 1")
-        if stretch_weights not in ("fitted", "uniform"):
-            raise ValueError(f"TTSModule.stretch_weights={stretch_weights!r}: choose 'fitted' or 'uniform'")
+        if stretch_weights not in ("fitted", "uniform", "espeak"):
+            raise ValueError(f"TTSModule.stretch_weights={stretch_weights!r}: choose 'fitted', 'uniform' or 'espeak'")
         if isinstance(text_dim, bool) or not isinstance(text_dim, int) or text_dim < 1:
             raise ValueError(f"TTSModule.text_dim={text_dim!r}: must be an integer >= 1")
         self.text_dim = text_dim  # read by resolve_config
@@ -100,6 +102,8 @@ class TTSModule(FlowMatchingModule):
         # expected frames per symbol id and trailing silence (stretch_weights="fitted"; set at fit start)
         self.register_buffer("symbol_frames", torch.ones(vocab))
         self.register_buffer("tail_frames", torch.tensor(0.0))
+        if stretch_weights == "espeak":  # seconds a recording runs past espeak-ng's last phoneme (set at fit start)
+            self.register_buffer("timing_tail", torch.tensor(0.0))
 
     @classmethod
     def migrate_args(cls, args: dict[str, Any]) -> dict[str, Any]:
@@ -135,16 +139,28 @@ class TTSModule(FlowMatchingModule):
         frames: Tensor,
         prompt_frames: Tensor | None = None,
         prompt_text_len: Tensor | None = None,
+        durations: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Per-frame text layout for :meth:`condition`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
         ``total`` frames. With a voice prompt the first ``prompt_text_len`` symbols are spread over the first
-        ``prompt_frames`` frames and the rest over the following ``frames``."""
+        ``prompt_frames`` frames and the rest over the following ``frames``. ``durations [b, L]`` (frames per
+        symbol) are required with ``stretch_weights="espeak"``; a prompt's symbols use the fitted weights."""
         if self.text_align == "filler":
             return {"filled": fill_to_frames(ids, text_len, total)}
         w, tail = None, 0.0
+        valid = torch.arange(ids.shape[1], device=ids.device)[None] < text_len[:, None]
         if self.stretch_weights == "fitted":
-            valid = torch.arange(ids.shape[1], device=ids.device)[None] < text_len[:, None]
             w, tail = self.symbol_frames[ids] * valid, self.tail_frames
+        elif self.stretch_weights == "espeak":
+            if durations is None:
+                raise ValueError(
+                    "TTSModule(stretch_weights='espeak') needs per-symbol durations: TTSDataModule(timing=True) "
+                    "for training, ditkit_audio.inference.synthesize for sampling"
+                )
+            w = durations.to(ids.device).float() * valid
+            if prompt_text_len is not None:
+                in_prompt = torch.arange(ids.shape[1], device=ids.device)[None] < prompt_text_len[:, None]
+                w = torch.where(in_prompt, self.symbol_frames[ids], w)
         if prompt_frames is None:
             index, frac = stretch_to_frames(text_len, frames, total, weights=w, tail=tail)
         else:
@@ -176,7 +192,7 @@ class TTSModule(FlowMatchingModule):
         tokens = self.tokenizer.encode(batch)
         f = tokens.x.shape[1]
         meta = dict(tokens.meta)
-        meta.update(self.text_meta(batch["ids"], batch["text_len"], f, tokens.mask.sum(1)))
+        meta.update(self.text_meta(batch["ids"], batch["text_len"], f, tokens.mask.sum(1), durations=batch.get("dur")))
         if self.training:
             g = self.rng(offset=17)
         else:
@@ -231,9 +247,13 @@ class TTSModule(FlowMatchingModule):
                 )
         if getattr(dm, "frames_per_symbol", None):
             self.frames_per_symbol.fill_(dm.frames_per_symbol)
-        if self.stretch_weights == "fitted" and getattr(dm, "symbol_frames", None) is not None:
+        if self.stretch_weights != "uniform" and getattr(dm, "symbol_frames", None) is not None:
             self.symbol_frames.copy_(dm.symbol_frames.to(self.symbol_frames))
             self.tail_frames.fill_(float(dm.tail_frames))
+        if self.stretch_weights == "espeak":
+            if not getattr(dm, "timing", False):
+                raise ValueError("TTSModule(stretch_weights='espeak'): set data.timing: true")
+            self.timing_tail.fill_(float(dm.timing_tail))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         fm = super().validation_step(batch, batch_idx)

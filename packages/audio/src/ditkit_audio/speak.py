@@ -140,7 +140,8 @@ def synthesize_in_voices(
 ) -> dict[str, list[Any]]:
     """:func:`~ditkit_audio.inference.synthesize` with every text prompted by its own voice: one
     :func:`voice_prompt` per distinct espeak-ng voice (at the median rate and pitch of ``config``'s corpus,
-    :func:`corpus_voices`), one batch per voice, results back in the texts' order.
+    :func:`corpus_voices`), one batch per voice, results back in the texts' order. A model timed by espeak-ng
+    (``stretch_weights="espeak"``) takes each voice's own timing too.
 
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]]}`` (``wavs`` empty when ``vocode=False``).
@@ -154,7 +155,10 @@ def synthesize_in_voices(
     wavs: list[Any] = [None] * len(texts)
     for voice in sorted(set(voices)):
         idx = [i for i, v in enumerate(voices) if v == voice]
-        prompt, prompt_text = voice_prompt(module.tokenizer, voice, *rates.get(voice, (PROMPT_RATE, PROMPT_PITCH)))
+        rate, pitch = rates.get(voice, (PROMPT_RATE, PROMPT_PITCH))
+        prompt, prompt_text = voice_prompt(module.tokenizer, voice, rate, pitch)
+        if getattr(module, "stretch_weights", None) == "espeak":
+            kw["timing_voice"] = (voice, rate, pitch)
         res = synthesize(module, [texts[i] for i in idx], prompt_mel=prompt, prompt_text=prompt_text, **kw)
         for j, i in enumerate(idx):
             mels[i] = res["mels"][j]
@@ -234,6 +238,9 @@ def sample_command(
     prompt_mel, prompt_text, voice = resolve_prompt(tok, a)
     kw = dict(steps=a.steps, cfg_scale=a.cfg, duration=a.duration, prompt_mel=prompt_mel, prompt_text=prompt_text)
     kw |= dict(seed=a.seed, speed=a.speed, vocoder=a.vocoder or None)
+    named = getattr(a, "voice", "") or ""
+    if getattr(module, "stretch_weights", None) == "espeak" and voice.startswith("espeak-ng voice"):
+        kw["timing_voice"] = (named, *corpus_voices(getattr(a, "config", None))[named])  # that voice's own timing
     if not getattr(a, "text_file", None):
         t0 = time.perf_counter()
         res = synthesize(module, [texts[0].spoken], **kw)
