@@ -58,10 +58,16 @@ class PlainTransformer(nn.Module):
 
 
 def default_module(config: str, ckpt: str | None) -> tuple[TTSModule, str]:
-    """The trained run of ``config`` (``ckpt`` or its default checkpoint), else its module with untrained weights."""
+    """The trained run of ``config`` (``ckpt`` or its default checkpoint), else its shipped weights, else its module
+    with untrained weights."""
+    from ditkit_audio.cli import APP
+
     path = Path(ckpt) if ckpt and ckpt != "none" else default_checkpoint(config)
     if ckpt != "none" and path.exists():
         return load_run(config, ckpt=path), f"trained ({path})"
+    shipped = Path(ROOT / (APP.pretrained_for(config) or "none"))
+    if ckpt is None and (shipped / "config.json").exists():
+        return load_run(config, pretrained=shipped), f"shipped ({shipped.relative_to(ROOT)})"
     torch.manual_seed(0)
     return from_config(read_config(config)["model"]).eval(), "untrained weights of the config's shapes"
 

@@ -2,7 +2,12 @@
 .PHONY: data-tts train-tts sample-tts train-asr-probe eval-tts bench-tts train-vocoder train-codec eval-codec train-tts-codec \
 	data-tts-open data-asr-probe train-asr-probe-open eval-asr-probe-open train-tts-open eval-tts-open eval-tts-sentences train-vocoder-open
 
-TTS_CONFIG ?= apps/tts/configs/default.yaml
+# TTS=open (default): train-tts / eval-tts / sample-tts / bench-tts use the open-vocabulary recipe (configs/open.yaml,
+# shipped weights apps/tts/pretrained/open); TTS=corpus: the embedded-corpus recipe (configs/default.yaml).
+TTS ?= open
+TTS_CORPUS_CONFIG := apps/tts/configs/default.yaml
+TTS_OPEN_CONFIG := apps/tts/configs/open.yaml
+TTS_CONFIG ?= $(if $(filter open,$(TTS)),$(TTS_OPEN_CONFIG),$(TTS_CORPUS_CONFIG))
 TTS_DATA ?= outputs/tts/data
 TTS_N ?= 2000
 TTS_CKPT ?=
@@ -17,10 +22,14 @@ VOCODER ?=
 DRY_RUN ?=
 
 data-tts: ## synthesise the embedded espeak-ng corpus (LJSpeech layout, TTS_N=2000 sentences) into outputs/tts/data
-	$(PY) -m ditkit_audio.cli data --config $(TTS_CONFIG) --out $(TTS_DATA) --n $(TTS_N)
+	$(PY) -m ditkit_audio.cli data --config $(TTS_CORPUS_CONFIG) --out $(TTS_DATA) --n $(TTS_N)
 
-train-tts: ## train the TTS DiT on the embedded corpus (4500 steps, one CPU core, ~25 min); wavs + mel PNGs in outputs/tts/samples
+train-tts: ## train the TTS DiT: TTS=open (default) the open recipe (= train-tts-open, ~55 min); TTS=corpus the embedded corpus (4500 steps, ~25 min); wavs + mel PNGs in <run>/samples
+ifeq ($(TTS),open)
+	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
+else
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
+endif
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_CONFIG) $(FIT_EXTRA)
 
 # User text reaches the program through the environment, never through the shell's parsing of the recipe:
@@ -38,9 +47,9 @@ sample-tts: ## speak TEXT="..." or TEXT_FILE=lines.txt [VOICE=en+f3|ref.wav] [SP
 		$(if $(value PROMPT),--prompt "$$TTS_PROMPT" --prompt-text "$$TTS_PROMPT_TEXT") \
 		$(if $(VOCODER),--vocoder $(VOCODER)) $(if $(DRY_RUN),--dry-run)
 
-train-asr-probe: ## train the CTC recogniser used for CER/WER on the ground-truth corpus (2000 steps, one core)
+train-asr-probe: ## train the CTC recogniser of the embedded corpus (2000 steps, one core; the open probe: train-asr-probe-open)
 	@test -f $(TTS_DATA)/metadata.csv || $(MAKE) data-tts
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --config $(TTS_CONFIG) --data $(TTS_DATA)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-asr --config $(TTS_CORPUS_CONFIG) --data $(TTS_DATA)
 
 # Open vocabulary: general English (wordfreq words, many sentence forms, numbers / dates / money read out), split so
 # that test shares no sentence form and only part of the vocabulary with train; the probe has its own corpus.
@@ -68,26 +77,32 @@ eval-asr-probe-open: ## the open probe's CER / WER (beam search and greedy) on t
 	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval-probe --asr $(PROBE_OPEN) --data $(TTS_OPEN)/test
 
-train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, dim 192 x 6 blocks, 6000 steps, one core, ~48 min)
+train-tts-open: ## train the TTS DiT on the open corpus' train split (configs/open.yaml, dim 192 x 6 blocks, 6000 steps, one core, ~55 min)
 	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config apps/tts/configs/open.yaml $(FIT_EXTRA)
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_core.lightning.cli fit --config $(TTS_OPEN_CONFIG) $(FIT_EXTRA)
 
 train-vocoder-open: ## the neural vocoder on the open corpus (6 voices; 4000 steps, one core, ~15 min) -> outputs/tts/vocoder_open
 	@test -f $(TTS_OPEN)/train/metadata.csv || $(MAKE) data-tts-open
 	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli train-vocoder --out outputs/tts/vocoder_open \
-		--tts-config apps/tts/configs/open.yaml --asr $(PROBE_OPEN)
+		--tts-config $(TTS_OPEN_CONFIG) --asr $(PROBE_OPEN)
 
-OPEN_N ?= 100
+OPEN_N ?= 1000
+OPEN_MAX_SECONDS ?= 20
 SENTENCES ?= apps/tts/sentences/everyday.txt
 SENTENCES_DATA ?= outputs/tts/sentences_eval
-eval-tts-open: ## the open-vocabulary TTS read back by the open probe on OPEN_N=100 sentences of the open test split (JSON) [VOCODER=dir] [TTS_CKPT=...]
+eval-tts-open: ## the open-vocabulary TTS read back by the open probe on the whole open test split (OPEN_N=1000 utterances at most, up to OPEN_MAX_SECONDS=20 s; JSON) [VOCODER=dir] [TTS_CKPT=...]
 	@test -f $(TTS_OPEN)/test/metadata.csv || $(MAKE) data-tts-open
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
-		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config $(TTS_OPEN_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
+		--data $(TTS_OPEN)/test --whole --asr $(PROBE_OPEN) --n $(OPEN_N) --max-seconds $(OPEN_MAX_SECONDS) --steps $(STEPS) \
+		$(if $(VOCODER),--vocoder $(VOCODER))
 
-eval-tts: ## CER/WER (probe) vs ground truth, MCD-DTW, F0, speaker similarity, duration error (predictor vs heuristic), RTF -> JSON [VOCODER=dir] [TTS_CKPT=...]
+ifeq ($(TTS),open)
+eval-tts: eval-tts-open ## CER/WER (probe) vs ground truth, MCD-DTW, F0, speaker similarity, durations, RTF -> JSON; TTS=open (default): eval-tts-open; TTS=corpus: the embedded corpus' held-out split [VOCODER=dir] [TTS_CKPT=...]
+else
+eval-tts:
 	$(PY) -m ditkit_audio.cli eval --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) --data $(TTS_DATA) \
 		--steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
+endif
 
 bench-tts: ## benchmarks/tts.py: RTF at 16/32 steps and DiT step time vs a plain transformer (JSON lines)
 	$(PY) benchmarks/tts.py --config $(TTS_CONFIG)
@@ -112,5 +127,6 @@ eval-tts-sentences: export TTS_SENTENCES = $(value SENTENCES)
 eval-tts-sentences: ## your own test: espeak-ng reads each line of SENTENCES=file (ground truth), the open TTS says it, the open probe reads both (JSON)
 	rm -rf $(SENTENCES_DATA)
 	$(PY) -m ditkit_audio.cli data-text --text-file "$$TTS_SENTENCES" --out $(SENTENCES_DATA)
-	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config apps/tts/configs/open.yaml $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
-		--data $(SENTENCES_DATA) --whole --asr $(PROBE_OPEN) --n 100000 --steps $(STEPS) $(if $(VOCODER),--vocoder $(VOCODER))
+	OMP_NUM_THREADS=1 $(PY) -m ditkit_audio.cli eval --config $(TTS_OPEN_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
+		--data $(SENTENCES_DATA) --whole --asr $(PROBE_OPEN) --n 100000 --max-seconds 60 --steps $(STEPS) \
+		$(if $(VOCODER),--vocoder $(VOCODER))

@@ -77,6 +77,27 @@ def test_each_entry_point_is_an_app_whose_files_and_commands_exist(name):
     assert set(app.commands) == set(OWN[name])
     for spec in app.commands.values():
         assert callable(load(spec)), spec
+    for config, folder in app.shipped.items():  # further recipes with their own shipped weights
+        assert (ROOT / config).is_file() and (ROOT / folder / "config.json").is_file()
+        assert app.pretrained_for(config) == folder and app.pretrained_for(app.config) == app.pretrained
+
+
+def test_a_config_with_its_own_shipped_weights_falls_back_to_them(tmp_path, capsys):
+    import argparse
+
+    other, own = tmp_path / "other.yaml", tmp_path / "own"
+    other.write_text(f"trainer:\n  default_root_dir: {tmp_path / 'run'}\n")
+    (tmp_path / "default.yaml").write_text(other.read_text())
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    app = App(
+        name="x", help="", config=str(tmp_path / "default.yaml"), pretrained="nowhere", shipped={str(other): str(own)}
+    )
+    args = argparse.Namespace(pretrained=None, ckpt=None, config=str(other))
+    assert app.weights(args) == (None, own)
+    assert f"using the shipped weights {own}" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no trained model"):  # the default config's folder has no weights
+        app.weights(argparse.Namespace(pretrained=None, ckpt=None, config=app.config))
 
 
 @pytest.mark.parametrize("name,command", [(a, c) for a, cs in sorted(OWN.items()) for c in cs])

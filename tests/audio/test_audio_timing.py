@@ -11,7 +11,7 @@ from ditkit_audio.data import TTSDataModule
 from ditkit_audio.espeak import espeak_phones, espeak_wav
 from ditkit_audio.inference import espeak_durations, synthesize
 from ditkit_audio.module import TTSModule
-from ditkit_audio.text import TextTokenizer
+from ditkit_audio.text import TextTokenizer, normalize_text
 from ditkit_audio.timing import TIMING_FILE, corpus_timing, phones_seconds, read_speakers, symbol_durations
 from ditkit_audio.tokenizer import MelTokenizer
 from ditkit_core.lightning import FlowConfig
@@ -137,6 +137,14 @@ def test_espeak_timed_model_trains_lays_text_by_the_timings_and_samples(tiny_cor
     res2 = synthesize(m, [text], steps=2, vocode=False, speed=2.0)
     assert abs(res2["frames"][0][0] - float(total[0]) / 2) <= 1
     assert torch.isfinite(res["mels"][0]).all()
+    # a prompt spoken by a known voice is timed by that voice and the target keeps its own timing; a recording of
+    # unknown voice scales the target to the prompt's measured rate
+    prompt, ptext = batch["mel"][0][: int(batch["mask"][0].sum())], batch["text"][0]
+    kw = dict(steps=1, vocode=False, prompt_mel=prompt, prompt_text=ptext)
+    assert synthesize(m, [text], prompt_timing=("en-us", 160, 50), **kw)["frames"] == res["frames"]
+    _, p_tot = espeak_durations(m, [normalize_text(ptext)])
+    want = float(total[0]) * prompt.shape[0] / float(p_tot[0])
+    assert abs(synthesize(m, [text], **kw)["frames"][0][0] - want) <= 1
     slow = synthesize(m, [text], steps=1, vocode=False, timing_voice=("en-us", 100, 50))
     assert slow["frames"][0][0] > 1.4 * res["frames"][0][0]  # another voice's rate, another timing
     with pytest.raises(ValueError, match="needs per-symbol durations"):

@@ -82,6 +82,20 @@ def test_pretrained_round_trip_is_exact(tmp_path):
     assert loaded.config == module.config and loaded.optim == module.optim and loaded.sampler == module.sampler
 
 
+def test_half_precision_export_halves_the_file_and_loads_back_rounded(tmp_path):
+    from ditkit_core.lightning.pretrained import from_pretrained, save_pretrained
+
+    module = toy_module(model=DiTConfig(in_dim=2, dim=32, depth=2, heads=2))
+    perturb_weights(module, seed=None)
+    full = save_pretrained(module, tmp_path / "full") / "model.safetensors"
+    half = save_pretrained(module, tmp_path / "half", torch.float16) / "model.safetensors"
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
+    loaded = from_pretrained(tmp_path / "half")
+    for (k, a), b in zip(module.state_dict().items(), loaded.state_dict().values()):
+        assert b.dtype == a.dtype, k  # back in the module's own precision
+        assert torch.equal(b, a.half().to(a.dtype)), k  # each weight rounded to float16 once
+
+
 def test_resume_continues_the_same_loss_curve(tmp_path):
     def losses(module):
         class Rec(L.Callback):

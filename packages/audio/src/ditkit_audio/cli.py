@@ -18,6 +18,7 @@ from typing import Any
 
 from ditkit_audio.speak import (
     add_sample_arguments,
+    finite_float,
     positive_float,
     positive_int,
     read_texts,
@@ -26,6 +27,8 @@ from ditkit_audio.speak import (
 from ditkit_core.app import App
 
 DEFAULT_CONFIG = "apps/tts/configs/default.yaml"
+OPEN_CONFIG = "apps/tts/configs/open.yaml"
+"""The open-vocabulary recipe; its shipped weights are ``apps/tts/pretrained/open``."""
 
 
 def is_default(config: str | Path) -> bool:
@@ -39,8 +42,9 @@ def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
     from ditkit_core.lightning import default_checkpoint, load_run
 
     path = Path(ckpt) if ckpt else default_checkpoint(config)
-    shipped = Path(APP.pretrained or "")
-    if not ckpt and not path.exists() and is_default(config) and (shipped / "config.json").exists():
+    shipped = Path(APP.pretrained_for(config) or "")
+    known = is_default(config) or Path(config).resolve() == Path(OPEN_CONFIG).resolve()
+    if not ckpt and not path.exists() and known and (shipped / "config.json").exists():
         print(f"[tts] no local run at {path}: using the shipped weights {shipped}", file=sys.stderr)
         path = shipped
     if path.is_dir():
@@ -66,10 +70,11 @@ def probe_dir(config: str | Path) -> Path:
 
 
 def heldout(
-    module: Any, data: str, val_size: int = 64, seed: int = 0, whole: bool = False
+    module: Any, data: str, val_size: int = 64, seed: int = 0, whole: bool = False, max_seconds: float = 6.0
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The validation split of the training DataModule (same settings and seed as ``configs/default.yaml``);
-    ``whole``: every utterance of ``data`` (a test folder nobody trained on), in the DataModule's seeded order."""
+    ``whole``: every utterance of ``data`` (a test folder nobody trained on), in the DataModule's seeded order;
+    utterances longer than ``max_seconds`` are left out."""
     from ditkit_audio.data import TTSDataModule
 
     tok = module.tokenizer
@@ -81,6 +86,7 @@ def heldout(
         n_mels=tok.n_mels,
         text_kind=tok.text_kind,
         val_size=1 if whole else val_size,
+        max_seconds=max_seconds,
         seed=seed,
     )
     dm.setup()
@@ -266,6 +272,8 @@ def _evaluate_args(a: argparse.Namespace, **kw: Any) -> dict[str, Any]:
         vocoder=a.vocoder or None,
         whole=a.whole,
         voice_prompts=a.voice_prompts,
+        cfg_scale=a.cfg,
+        max_seconds=a.max_seconds,
         **kw,
     )
 
@@ -290,6 +298,10 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
         "--voice-prompts", action="store_true", help="prompt each utterance with its reference's espeak-ng voice"
     )
     p.add_argument("--vocoder", default="", help="trained neural vocoder directory (default: Griffin-Lim)")
+    p.add_argument("--cfg", type=finite_float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument(
+        "--max-seconds", type=positive_float, default=6.0, help="leave out utterances longer than this (seconds)"
+    )
 
 
 eval_command.add_arguments = _eval_arguments
@@ -331,6 +343,21 @@ def cmd_eval_codec(a: argparse.Namespace) -> None:
     print(json.dumps(evaluate_from_config(a.config, codec=a.codec or None, vocoder=a.vocoder or None)))
 
 
+def synthesize_by_length(module: Any, texts: list[str], batch: int = 32, **kw: Any) -> dict[str, list[Any]]:
+    """:func:`~ditkit_audio.inference.synthesize` in batches of ``batch`` texts of similar length (little padding),
+    results in the texts' order: ``{"mels": [...], "wavs": [...]}`` (``wavs`` empty when ``vocode=False``)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    mels: list[Any] = [None] * len(texts)
+    wavs: list[Any] = [None] * len(texts)
+    for k in range(0, len(order), batch):
+        idx = order[k : k + batch]
+        res = synthesize(module, [texts[i] for i in idx], **kw)
+        for j, i in enumerate(idx):
+            mels[i] = res["mels"][j]
+            wavs[i] = res["wavs"][j] if "wavs" in res else None
+    return {"mels": mels, "wavs": wavs if all(w is not None for w in wavs) else []}
+
+
 def evaluate(
     config: str,
     data: str,
@@ -345,6 +372,7 @@ def evaluate(
     vocoder: str | None = None,
     whole: bool = False,
     voice_prompts: bool = False,
+    max_seconds: float = 6.0,
 ) -> dict[str, Any]:
     """Intelligibility (probe CER/WER of generated vs ground-truth audio), MCD-DTW, duration errors, RTF of the run
     of ``config`` (``ckpt``: its checkpoint or a ``save_pretrained`` folder; default the config's last checkpoint).
@@ -364,7 +392,7 @@ def evaluate(
     module = load(config, ckpt) if module is None else module
     steps = module.sampler.steps if steps is None else steps
     tok = module.tokenizer
-    _, items = heldout(module, data, val_size, whole=whole)
+    _, items = heldout(module, data, val_size, whole=whole, max_seconds=max_seconds)
     items = items[:n]
     texts = [it["text"] for it in items]
     gt = [it["mel"].float() for it in items]
@@ -378,7 +406,7 @@ def evaluate(
             raise SystemExit(f"eval --voice-prompts: {data} has no speakers.csv naming every utterance's voice")
         res = synthesize_in_voices(module, texts, voices, config, **kw)
     else:
-        res = synthesize(module, texts, **kw)
+        res = synthesize_by_length(module, texts, **kw)
     dt = time.perf_counter() - t
     gen_mels = res["mels"]
     gen_wavs = res["wavs"]
@@ -391,12 +419,16 @@ def evaluate(
         "voice_prompts": voice_prompts,
         "utterances": len(items),
         "steps": steps,
+        "cfg_scale": module.sampler.cfg_scale if cfg_scale is None else cfg_scale,
+        "max_seconds": max_seconds,
         f"rtf_cpu_{'neural' if vocoder or getattr(tok, 'vocoder', None) else 'griffinlim'}": round(dt / secs, 4),
         "vocoder": vocoder or getattr(tok, "vocoder", None) or "griffinlim",
         "threads": torch.get_num_threads(),
     }
     out["duration_predictor"] = duration_error(module.predict_frames(ids, lens, "predictor"), true_frames)
     out["duration_heuristic"] = duration_error(module.predict_frames(ids, lens, "heuristic"), true_frames)
+    # the lengths synthesis used (the predictor's, or espeak-ng's timing for stretch_weights="espeak")
+    out["duration_generated"] = duration_error(torch.tensor([m.shape[0] for m in gen_mels]), true_frames)
     out["mcd_dtw_db"] = round(sum(mcd_dtw(g, m) for g, m in zip(gt, gen_mels)) / len(gt), 3)
     from ditkit_audio.audio import normalize_loudness, read_wav
     from ditkit_audio.metrics import f0_rmse_dtw
@@ -572,6 +604,7 @@ APP = App(
     help="text-to-speech: F5-style mel infilling on an espeak-ng corpus (ditkit_audio)",
     config=DEFAULT_CONFIG,
     pretrained="apps/tts/pretrained",
+    shipped={OPEN_CONFIG: "apps/tts/pretrained/open"},
     commands={
         "sample": "ditkit_audio.speak:sample_command",
         "eval": "ditkit_audio.cli:eval_command",

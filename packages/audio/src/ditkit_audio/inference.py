@@ -156,6 +156,7 @@ def synthesize(
     speed: float = 1.0,
     vocoder: Any = None,
     timing_voice: tuple[str, int, int] = DEFAULT_TIMING_VOICE,
+    prompt_timing: tuple[str, int, int] | None = None,
 ) -> dict[str, Any]:
     """Speak ``texts`` with a :class:`~ditkit_audio.module.TTSModule` (all sentences in one batch).
 
@@ -178,6 +179,10 @@ def synthesize(
         speed: > 1 speaks faster (divides durations).
         timing_voice: espeak-ng ``(voice, rate, pitch)`` whose phoneme timings give the durations of a
             ``stretch_weights="espeak"`` model (``duration`` is then unused).
+        prompt_timing: for such a model, the espeak-ng ``(voice, rate, pitch)`` the prompt was spoken with (a named
+            voice): its symbols are laid out by that timing and the target keeps ``timing_voice``'s. None (a
+            recording): the prompt is timed with ``timing_voice`` and the target scaled to the prompt's measured
+            rate.
 
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]] (if vocode), "pieces": [[str]], "frames": [[int]]}``.
@@ -223,15 +228,22 @@ def synthesize(
     P = 0
     if prompt_mel is not None:
         P = prompt_mel.shape[0]
-        pid, plen = tok.text.batch([prompt_text])
-        p_pred = float(module.predict_frames(pid.to(dev), plen.to(dev), duration)[0])
-        frames = frames * (P / max(p_pred, 1.0))
         # prompt ids + a space + target ids (concatenated ids, so the prompt's symbols are exact for phonemes too)
         pseq = tok.text.encode(prompt_text) + [tok.text.space_id]
+        if sym_dur is None:
+            pid, plen = tok.text.batch([prompt_text])
+            p_pred = float(module.predict_frames(pid.to(dev), plen.to(dev), duration)[0])
+            frames = frames * (P / max(p_pred, 1.0))
+        else:  # the prompt timed by espeak-ng too: with its own voice if known, else at the prompt's measured rate
+            p_dur, p_tot = espeak_durations(module, [normalize_text(prompt_text)], prompt_timing or timing_voice)
+            if prompt_timing is None:
+                scale = P / max(float(p_tot[0]), 1.0)
+                frames, sym_dur = frames * scale, sym_dur * scale
+            p_row = torch.cat([p_dur[0, : len(pseq) - 1], p_dur.new_zeros(1)]).to(dev)
+            sym_dur = torch.cat([p_row[None].expand(len(flat), -1), sym_dur], 1)
         ids, lens = tok.text.pad([pseq + tok.text.encode(s) for s in flat])
         ids, lens = ids.to(dev), lens.to(dev)
-        if sym_dur is not None:  # the prompt's symbols come first (their weights are the module's fitted ones)
-            sym_dur = torch.cat([sym_dur.new_zeros(len(flat), len(pseq)), sym_dur], 1)
+        if sym_dur is not None:
             sym_dur = torch.nn.functional.pad(sym_dur, (0, max(ids.shape[1] - sym_dur.shape[1], 0)))
     _check_frames(frames, flat, speed, P, tok)
     n = frames.round().long().clamp_min(2)  # [B]

@@ -5,13 +5,15 @@ and the refined text embedding enter as condition channels (``TokenBatch.x_cond 
 ``DiTConfig.cond_channels``, both derived), filled by :meth:`TTSModule.condition`, where the text encoder runs. 1D
 RoPE over frames. The text reaches the frames either stretched over them (``text_align="stretch"``, the default: a
 symbol-level ConvNeXt encoder, then each frame takes the symbol at its position when the symbols are spread in
-proportion to expected per-symbol durations fitted to sentence totals, plus its fractional position inside it, then a
+proportion to expected per-symbol durations fitted to sentence totals, or over espeak-ng's own phoneme timings
+(``stretch_weights="espeak"``, :mod:`ditkit_audio.timing`), plus its fractional position inside it, then a
 frame-level ConvNeXt refiner) or F5-TTS style (``text_align="filler"``: text then filler tokens, the DiT finds the
 alignment itself). Training infills a random contiguous span (70-100% of the frames by default) given the rest
 (``known_mask``), with the text and the reference dropped together for CFG: :meth:`TTSModule.condition` builds the
 unconditional channels itself (reference zeroed, text replaced by filler tokens), so the DiT's own zeroing of dropped
 condition channels is off (``drop_x_cond: false``). A sentence-level duration predictor (trained jointly, an
-auxiliary loss) gives the total number of frames; no aligner is used. Sampling goes through
+auxiliary loss) gives the total number of frames (espeak-ng's timing does with ``stretch_weights="espeak"``); no
+trained aligner is used. Sampling goes through
 :meth:`~ditkit_core.lightning.FlowMatchingModule.generate` (:func:`ditkit_audio.inference.synthesize`).
 """
 
@@ -144,7 +146,8 @@ class TTSModule(FlowMatchingModule):
         """Per-frame text layout for :meth:`condition`: ids ``[b, L]`` (``text_len [b]``) over ``frames [b]`` of
         ``total`` frames. With a voice prompt the first ``prompt_text_len`` symbols are spread over the first
         ``prompt_frames`` frames and the rest over the following ``frames``. ``durations [b, L]`` (frames per
-        symbol) are required with ``stretch_weights="espeak"``; a prompt's symbols use the fitted weights."""
+        symbol, the prompt's included; each segment is scaled to its frames) are required with
+        ``stretch_weights="espeak"``."""
         if self.text_align == "filler":
             return {"filled": fill_to_frames(ids, text_len, total)}
         w, tail = None, 0.0
@@ -158,9 +161,6 @@ class TTSModule(FlowMatchingModule):
                     "for training, ditkit_audio.inference.synthesize for sampling"
                 )
             w = durations.to(ids.device).float() * valid
-            if prompt_text_len is not None:
-                in_prompt = torch.arange(ids.shape[1], device=ids.device)[None] < prompt_text_len[:, None]
-                w = torch.where(in_prompt, self.symbol_frames[ids], w)
         if prompt_frames is None:
             index, frac = stretch_to_frames(text_len, frames, total, weights=w, tail=tail)
         else:

@@ -158,7 +158,7 @@ def synthesize_in_voices(
         rate, pitch = rates.get(voice, (PROMPT_RATE, PROMPT_PITCH))
         prompt, prompt_text = voice_prompt(module.tokenizer, voice, rate, pitch)
         if getattr(module, "stretch_weights", None) == "espeak":
-            kw["timing_voice"] = (voice, rate, pitch)
+            kw["timing_voice"] = kw["prompt_timing"] = (voice, rate, pitch)
         res = synthesize(module, [texts[i] for i in idx], prompt_mel=prompt, prompt_text=prompt_text, **kw)
         for j, i in enumerate(idx):
             mels[i] = res["mels"][j]
@@ -240,7 +240,8 @@ def sample_command(
     kw |= dict(seed=a.seed, speed=a.speed, vocoder=a.vocoder or None)
     named = getattr(a, "voice", "") or ""
     if getattr(module, "stretch_weights", None) == "espeak" and voice.startswith("espeak-ng voice"):
-        kw["timing_voice"] = (named, *corpus_voices(getattr(a, "config", None))[named])  # that voice's own timing
+        # the prompt and the target timed in that voice's own rate and pitch
+        kw["timing_voice"] = kw["prompt_timing"] = (named, *corpus_voices(getattr(a, "config", None))[named])
     if not getattr(a, "text_file", None):
         t0 = time.perf_counter()
         res = synthesize(module, [texts[0].spoken], **kw)

@@ -10,7 +10,7 @@ until a command runs. Every app then has the same commands with the same flags::
                          [--cache none|block|step|expert] [--compile]
     ditkit <app> eval    (same flags)                        metrics next to their controls, JSON + markdown
     ditkit <app> distill (same flags) [--method shortcut|reflow] [--student-steps 1 2 4] [--max-steps N]
-    ditkit <app> export  (same flags) [--out DIR]             the run as a pretrained folder (+ its training loss log)
+    ditkit <app> export  (same flags) [--out DIR] [--half]    the run as a pretrained folder (+ its training loss log)
     ditkit <app> demo    (same flags)                        samples + quick metrics from the shipped weights, for
                                                              the report of ``ditkit demo`` (``demo.json`` in --out)
     ditkit <app> bench   [args ...]                          the app's benchmark script (JSON lines)
@@ -52,6 +52,8 @@ class App:
         commands: command -> ``"module:function"``; ``sample`` / ``eval`` functions take ``(module, args)``, other
             commands take ``(argv)``. A function may carry ``add_arguments(parser)`` for its own flags.
         bench: benchmark script for ``ditkit <app> bench``.
+        shipped: further YAMLs with their own shipped weights (``{config: folder}``); ``--config`` one of them
+            falls back to its folder instead of ``pretrained``.
     """
 
     name: str
@@ -60,6 +62,15 @@ class App:
     pretrained: str | None = None
     commands: dict[str, str] = field(default_factory=dict)
     bench: str | None = None
+    shipped: dict[str, str] = field(default_factory=dict)
+
+    def pretrained_for(self, config: str | Path) -> str | None:
+        """The shipped weights of ``config``: its entry in ``shipped``, else ``pretrained``."""
+        want = Path(config).resolve()
+        for cfg, folder in self.shipped.items():
+            if Path(cfg).resolve() == want:
+                return folder
+        return self.pretrained
 
     # ------------------------------------------------------------------ parsing
     def parser(self, command: str) -> argparse.ArgumentParser:
@@ -86,6 +97,8 @@ class App:
             action="store_true",
             help="compile every DiT block once (torch.compile, regional); the first call pays the compilation",
         )
+        if command == "export":
+            p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
         if command == "distill":
             p.add_argument("--method", choices=("shortcut", "reflow"), default="shortcut", help="distillation method")
             p.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4], help="student step counts")
@@ -203,12 +216,14 @@ class App:
         return 0
 
     def _export(self, args: argparse.Namespace) -> int:
+        import torch
+
         from ditkit_core.lightning.pretrained import export_run
 
         ckpt, _ = self.weights(args)
         out = Path(args.out or self.run_dir(args.config) / "pretrained")
         logs = sorted(ckpt.parent.parent.rglob("metrics.csv"), key=lambda q: q.stat().st_mtime) if ckpt else []
-        export_run(self.load(args), out, logs)
+        export_run(self.load(args), out, logs, torch.float16 if args.half else None)
         print(f"wrote {out}")
         return 0
 
@@ -229,12 +244,10 @@ class App:
         ckpt = default_checkpoint(args.config)
         if ckpt.exists():
             return ckpt, None
-        if self.pretrained and (Path(self.pretrained) / "config.json").exists():
-            print(
-                f"[ditkit {self.name}] no local run at {ckpt}: using the shipped weights {self.pretrained}",
-                file=sys.stderr,
-            )
-            return None, Path(self.pretrained)
+        shipped = self.pretrained_for(args.config)
+        if shipped and (Path(shipped) / "config.json").exists():
+            print(f"[ditkit {self.name}] no local run at {ckpt}: using the shipped weights {shipped}", file=sys.stderr)
+            return None, Path(shipped)
         raise SystemExit(
             f"ditkit {self.name}: no trained model at {ckpt} and no shipped weights; train one with "
             f"`ditkit {self.name} fit --config {args.config}` (or `make train-{self.name}`)"

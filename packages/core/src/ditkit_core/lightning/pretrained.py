@@ -130,13 +130,19 @@ def from_config(data: Any, where: str = "config") -> Any:
     return data
 
 
-def save_pretrained(module: nn.Module, directory: str | Path) -> Path:
-    """Write ``module``'s weights (safetensors) and constructor config (JSON) to ``directory``."""
+def save_pretrained(module: nn.Module, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``module``'s weights (safetensors) and constructor config (JSON) to ``directory``.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that precision, half the size for
+    shipping; :func:`from_pretrained` loads them back into the module's own precision.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     cfg = to_config(module)
     (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2))
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     # safetensors refuses shared storage: clone tensors that alias others
     seen: dict[int, str] = {}
     for k, v in state.items():
@@ -192,7 +198,10 @@ LOG_NAME = "train_log.csv"
 
 
 def export_run(
-    module: nn.Module, directory: str | Path, metrics_csv: str | Path | list[str | Path] | None = None
+    module: nn.Module,
+    directory: str | Path,
+    metrics_csv: str | Path | list[str | Path] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """:func:`save_pretrained` plus the run's loss curve: ``train_log.csv`` (``step`` and every ``*loss*`` column of
     Lightning's CSV ``metrics.csv``, rows without a loss dropped), so a report can plot how the weights were trained.
@@ -202,7 +211,7 @@ def export_run(
     """
     import csv
 
-    directory = save_pretrained(module, directory)
+    directory = save_pretrained(module, directory, dtype)
     paths = [metrics_csv] if isinstance(metrics_csv, (str, Path)) else list(metrics_csv or [])
     if not paths:
         return directory
