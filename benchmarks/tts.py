@@ -63,6 +63,8 @@ def default_module(config: str, ckpt: str | None) -> tuple[TTSModule, str]:
     from ditkit_audio.cli import APP
 
     path = Path(ckpt) if ckpt and ckpt != "none" else default_checkpoint(config)
+    if ckpt != "none" and path.is_dir():  # a save_pretrained folder
+        return load_run(config, pretrained=path), f"pretrained ({path})"
     if ckpt != "none" and path.exists():
         return load_run(config, ckpt=path), f"trained ({path})"
     shipped = Path(ROOT / (APP.pretrained_for(config) or "none"))
@@ -86,7 +88,11 @@ def neural_vocoder(path: str, tok: MelTokenizer) -> tuple[Vocoder, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "apps/tts/configs/default.yaml"))
-    ap.add_argument("--ckpt", default=None, help="checkpoint (default: the config's last.ckpt; none: untrained)")
+    ap.add_argument(
+        "--ckpt",
+        default=None,
+        help="checkpoint or pretrained folder (default: the run's last.ckpt, else shipped weights; none: untrained)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--vocoder", default="", help="trained neural vocoder (default: the vocoder config's run folder)")
