@@ -1,5 +1,6 @@
 """``ditkit tts demo``: speech from the shipped weights on sentences drawn fresh from the corpus grammar (a seed the
-training corpus did not use), scored by the shipped CTC probe next to espeak-ng's own rendering of the same text."""
+training corpus did not use), scored by the shipped CTC probe next to espeak-ng's own rendering of the same text, plus
+the shipped open-vocabulary model saying everyday sentences."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def demo_command(module: Any, args: argparse.Namespace) -> dict[str, Any]:
         media.append({"path": write_wav(out / f"sample_{i}.wav", wav, module.tokenizer.sample_rate), "caption": text})
     png = plot_mels(gen["mels"], [t[:60] for t in texts], out / "mels.png", title="generated log-mels")
     media.append({"path": png, "caption": "generated log-mel spectrograms"})
+    media += open_vocabulary_samples(out, args)
     metrics = []
     if "cer_generated_wav" in res:
         gt = res["cer_ground_truth"]
@@ -77,6 +79,30 @@ def demo_command(module: Any, args: argparse.Namespace) -> dict[str, Any]:
         "metrics": metrics,
         "notes": [f"heard by the probe: {res['example']}"] if "example" in res else [],
     }
+
+
+def open_vocabulary_samples(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The shipped open-vocabulary model (``apps/tts/pretrained/open``) saying the first ``args.examples`` lines of
+    ``apps/tts/sentences/everyday.txt``: wavs + captions for the report (nothing when either is missing)."""
+    import torch
+
+    from ditkit_audio.audio import write_wav
+    from ditkit_audio.cli import APP, OPEN_CONFIG, synthesize
+    from ditkit_core.lightning import from_pretrained
+
+    folder, lines = Path(APP.pretrained_for(OPEN_CONFIG) or ""), Path("apps/tts/sentences/everyday.txt")
+    if not (folder / "config.json").exists() or not lines.exists():
+        return []
+    texts = [t for t in lines.read_text(encoding="utf-8").splitlines() if t.strip()][: args.examples]
+    module = from_pretrained(folder).eval().to(torch.device(getattr(args, "device", "cpu")))
+    gen = synthesize(module, texts, steps=args.steps, seed=args.seed)
+    return [
+        {
+            "path": write_wav(out / f"open_{i}.wav", wav, module.tokenizer.sample_rate),
+            "caption": f"open-vocabulary model ({folder}): {text}",
+        }
+        for i, (text, wav) in enumerate(zip(texts, gen["wavs"]))
+    ]
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
