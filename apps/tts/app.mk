@@ -40,7 +40,7 @@ sample-tts: export TTS_TEXT_FILE = $(value TEXT_FILE)
 sample-tts: export TTS_PROMPT = $(value PROMPT)
 sample-tts: export TTS_PROMPT_TEXT = $(value PROMPT_TEXT)
 sample-tts: export TTS_VOICE = $(value VOICE)
-sample-tts: ## speak TEXT="..." or TEXT_FILE=lines.txt [VOICE=en+f3|ref.wav] [SPEED=1.0] [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=dir] [TTS_CKPT=...] [DRY_RUN=1] -> outputs/tts/sample.wav (TEXT_FILE: outputs/tts/sample/)
+sample-tts: ## speak TEXT="..." or TEXT_FILE=lines.txt [VOICE=en+f3|ref.wav] [SPEED=1.0] [PROMPT=ref.wav PROMPT_TEXT="..."] [STEPS=16] [VOCODER=dir] [TTS_CKPT=...] [DRY_RUN=1] -> <run folder>/sample.wav, outputs/tts_open for TTS=open (TEXT_FILE: <run folder>/sample/)
 	$(PY) -m ditkit_audio.cli sample --config $(TTS_CONFIG) $(if $(TTS_CKPT),--ckpt $(TTS_CKPT)) \
 		$(if $(value TEXT_FILE),--text-file "$$TTS_TEXT_FILE",--text "$$TTS_TEXT") --steps $(STEPS) --speed $(SPEED) \
 		$(if $(value VOICE),--voice "$$TTS_VOICE") \
