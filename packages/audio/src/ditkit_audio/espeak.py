@@ -31,6 +31,14 @@ def check_voice(voice: str) -> str:
     return voice
 
 
+def check_rate_pitch(rate: int, pitch: int, who: str) -> None:
+    """A ``ValueError`` naming ``who`` and the value unless ``rate`` is 80..450 words per minute and ``pitch`` 0..99."""
+    if not (isinstance(rate, int) and 80 <= rate <= 450):
+        raise ValueError(f"{who}: rate={rate!r}: expected words per minute in [80, 450]")
+    if not (isinstance(pitch, int) and 0 <= pitch <= 99):
+        raise ValueError(f"{who}: pitch={pitch!r}: expected an integer in [0, 99]")
+
+
 def run_espeak(options: list[str], text: str, who: str) -> str:
     """Run ``espeak-ng <options> --stdin`` with ``text`` on stdin (UTF-8); returns stdout.
 
@@ -77,10 +85,7 @@ def espeak_wav(text: str, out: str | Path, *, voice: str = "en-us", rate: int = 
         ValueError: a bad voice, rate or pitch (named with its value).
         RuntimeError: espeak-ng is missing or fails.
     """
-    if not (isinstance(rate, int) and 80 <= rate <= 450):
-        raise ValueError(f"espeak-ng: rate={rate!r}: expected words per minute in [80, 450]")
-    if not (isinstance(pitch, int) and 0 <= pitch <= 99):
-        raise ValueError(f"espeak-ng: pitch={pitch!r}: expected an integer in [0, 99]")
+    check_rate_pitch(rate, pitch, "espeak-ng")
     out = Path(out)
     run_espeak(["-v", check_voice(voice), "-s", str(rate), "-p", str(pitch), "-w", str(out)], text, "espeak_wav")
     return out
@@ -105,10 +110,7 @@ def espeak_phones(text: str, *, voice: str = "en-us", rate: int = 175, pitch: in
 
     if not isinstance(text, str):
         raise TypeError(f"espeak_phones: text must be a str, got {type(text).__name__}")
-    if not (isinstance(rate, int) and 80 <= rate <= 450):
-        raise ValueError(f"espeak_phones: rate={rate!r}: expected words per minute in [80, 450]")
-    if not (isinstance(pitch, int) and 0 <= pitch <= 99):
-        raise ValueError(f"espeak_phones: pitch={pitch!r}: expected an integer in [0, 99]")
+    check_rate_pitch(rate, pitch, "espeak_phones")
     script = Path(__file__).with_name("espeak_events.py")
     job = json.dumps({"text": text, "voice": check_voice(voice), "rate": rate, "pitch": pitch})
     res = subprocess.run(

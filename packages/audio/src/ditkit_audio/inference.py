@@ -264,10 +264,10 @@ def synthesize(
             n,
             prompt_frames=torch.full_like(n, P),
             prompt_text_len=torch.full_like(lens, len(pseq)),
-            **({} if sym_dur is None else {"durations": sym_dur}),
+            durations=sym_dur,
         )
     else:
-        meta = module.text_meta(ids, lens, F_, n, **({} if sym_dur is None else {"durations": sym_dur}))
+        meta = module.text_meta(ids, lens, F_, n, durations=sym_dur)
     template = TokenBatch(x=x, mask=mask, pos=pos, known_mask=known, meta=meta)
     g = torch.Generator(device=dev).manual_seed(seed)
     solver = {} if sway is None else {"sway": sway}  # default: module.sampler.sway
