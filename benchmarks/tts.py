@@ -67,9 +67,9 @@ def default_module(config: str, ckpt: str | None) -> tuple[TTSModule, str]:
         return load_run(config, pretrained=path), f"pretrained ({path})"
     if ckpt != "none" and path.exists():
         return load_run(config, ckpt=path), f"trained ({path})"
-    shipped = Path(ROOT / (APP.pretrained_for(config) or "none"))
-    if ckpt is None and (shipped / "config.json").exists():
-        return load_run(config, pretrained=shipped), f"shipped ({shipped.relative_to(ROOT)})"
+    shipped = APP.shipped_for(config)
+    if ckpt is None and shipped and (ROOT / shipped / "config.json").exists():
+        return load_run(config, pretrained=ROOT / shipped), f"shipped ({shipped})"
     torch.manual_seed(0)
     return from_config(read_config(config)["model"]).eval(), "untrained weights of the config's shapes"
 

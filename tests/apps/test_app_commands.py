@@ -79,7 +79,7 @@ def test_each_entry_point_is_an_app_whose_files_and_commands_exist(name):
         assert callable(load(spec)), spec
     for config, folder in app.shipped.items():  # further recipes with their own shipped weights
         assert (ROOT / config).is_file() and (ROOT / folder / "config.json").is_file()
-        assert app.pretrained_for(config) == folder and app.pretrained_for(app.config) == app.pretrained
+        assert app.shipped_for(config) == folder and app.shipped_for(app.config) == app.pretrained
 
 
 def test_a_config_with_its_own_shipped_weights_falls_back_to_them(tmp_path, capsys):

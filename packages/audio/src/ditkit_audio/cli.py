@@ -42,9 +42,8 @@ def load(config: str | Path, ckpt: str | Path | None = None) -> Any:
     from ditkit_core.lightning import default_checkpoint, load_run
 
     path = Path(ckpt) if ckpt else default_checkpoint(config)
-    shipped = Path(APP.pretrained_for(config) or "")
-    known = is_default(config) or Path(config).resolve() == Path(OPEN_CONFIG).resolve()
-    if not ckpt and not path.exists() and known and (shipped / "config.json").exists():
+    shipped = Path(APP.shipped_for(config) or "")
+    if not ckpt and not path.exists() and (shipped / "config.json").exists():
         print(f"[tts] no local run at {path}: using the shipped weights {shipped}", file=sys.stderr)
         path = shipped
     if path.is_dir():
@@ -346,16 +345,10 @@ def cmd_eval_codec(a: argparse.Namespace) -> None:
 def synthesize_by_length(module: Any, texts: list[str], batch: int = 32, **kw: Any) -> dict[str, list[Any]]:
     """:func:`~ditkit_audio.inference.synthesize` in batches of ``batch`` texts of similar length (little padding),
     results in the texts' order: ``{"mels": [...], "wavs": [...]}`` (``wavs`` empty when ``vocode=False``)."""
+    from ditkit_audio.inference import synthesize_groups
+
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    mels: list[Any] = [None] * len(texts)
-    wavs: list[Any] = [None] * len(texts)
-    for k in range(0, len(order), batch):
-        idx = order[k : k + batch]
-        res = synthesize(module, [texts[i] for i in idx], **kw)
-        for j, i in enumerate(idx):
-            mels[i] = res["mels"][j]
-            wavs[i] = res["wavs"][j] if "wavs" in res else None
-    return {"mels": mels, "wavs": wavs if all(w is not None for w in wavs) else []}
+    return synthesize_groups(module, texts, ((order[k : k + batch], kw) for k in range(0, len(order), batch)))
 
 
 def evaluate(

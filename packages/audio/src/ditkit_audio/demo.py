@@ -90,7 +90,7 @@ def open_vocabulary_samples(out: Path, args: argparse.Namespace) -> list[dict[st
     from ditkit_audio.cli import APP, OPEN_CONFIG, synthesize
     from ditkit_core.lightning import from_pretrained
 
-    folder, lines = Path(APP.pretrained_for(OPEN_CONFIG) or ""), Path("apps/tts/sentences/everyday.txt")
+    folder, lines = Path(APP.shipped_for(OPEN_CONFIG) or ""), Path("apps/tts/sentences/everyday.txt")
     if not (folder / "config.json").exists() or not lines.exists():
         return []
     texts = [t for t in lines.read_text(encoding="utf-8").splitlines() if t.strip()][: args.examples]

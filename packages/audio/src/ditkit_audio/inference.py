@@ -4,6 +4,7 @@ Griffin-Lim vocoding and crossfaded joining."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -294,3 +295,22 @@ def synthesize(
             res.setdefault("wavs", []).append(crossfade_concat(wavs, tok.sample_rate, crossfade_s))
         k += len(p)
     return res
+
+
+def synthesize_groups(
+    module: Any, texts: list[str], groups: Iterable[tuple[list[int], dict[str, Any]]]
+) -> dict[str, list[Any]]:
+    """:func:`synthesize` once per group of text indices, each group with its own keyword arguments (one batch per
+    voice, or per band of lengths), results back in the texts' order.
+
+    Returns:
+        ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]]}`` (``wavs`` empty when ``vocode=False``).
+    """
+    mels: list[Any] = [None] * len(texts)
+    wavs: list[Any] = [None] * len(texts)
+    for idx, kw in groups:
+        res = synthesize(module, [texts[i] for i in idx], **kw)
+        for j, i in enumerate(idx):
+            mels[i] = res["mels"][j]
+            wavs[i] = res["wavs"][j] if "wavs" in res else None
+    return {"mels": mels, "wavs": wavs if all(w is not None for w in wavs) else []}

@@ -146,28 +146,27 @@ def synthesize_in_voices(
     Returns:
         ``{"mels": [[f_i, n_mels]], "wavs": [[s_i]]}`` (``wavs`` empty when ``vocode=False``).
     """
-    from ditkit_audio.inference import synthesize
+    from ditkit_audio.inference import synthesize_groups
 
     if len(voices) != len(texts):
         raise ValueError(f"synthesize_in_voices: {len(voices)} voices for {len(texts)} texts")
     rates = corpus_voices(config)
-    mels: list[Any] = [None] * len(texts)
-    wavs: list[Any] = [None] * len(texts)
-    for voice in sorted(set(voices)):
-        idx = [i for i, v in enumerate(voices) if v == voice]
-        rate, pitch = rates.get(voice, (PROMPT_RATE, PROMPT_PITCH))
-        prompt, prompt_text = voice_prompt(module.tokenizer, voice, rate, pitch)
-        if getattr(module, "stretch_weights", None) == "espeak":
-            kw["timing_voice"] = kw["prompt_timing"] = (voice, rate, pitch)
-        res = synthesize(module, [texts[i] for i in idx], prompt_mel=prompt, prompt_text=prompt_text, **kw)
-        for j, i in enumerate(idx):
-            mels[i] = res["mels"][j]
-            wavs[i] = res["wavs"][j] if "wavs" in res else None
-    return {"mels": mels, "wavs": wavs if all(w is not None for w in wavs) else []}
+
+    def groups():
+        for voice in sorted(set(voices)):
+            rate, pitch = rates.get(voice, (PROMPT_RATE, PROMPT_PITCH))
+            prompt, prompt_text = voice_prompt(module.tokenizer, voice, rate, pitch)
+            group = dict(kw, prompt_mel=prompt, prompt_text=prompt_text)
+            if getattr(module, "stretch_weights", None) == "espeak":
+                group["timing_voice"] = group["prompt_timing"] = (voice, rate, pitch)
+            yield [i for i, v in enumerate(voices) if v == voice], group
+
+    return synthesize_groups(module, texts, groups())
 
 
-def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, str]:
-    """``(prompt mel or None, transcript or None, what it is)`` from ``--voice`` / ``--prompt`` / ``--prompt-text``.
+def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, str, tuple[str, int, int] | None]:
+    """``(prompt mel or None, transcript or None, what it is, espeak-ng (voice, rate, pitch) of a named voice or
+    None)`` from ``--voice`` / ``--prompt`` / ``--prompt-text``.
 
     Raises:
         SystemExit: both ``--voice`` and ``--prompt``; a recording without ``--prompt-text`` or that cannot be read
@@ -189,16 +188,16 @@ def resolve_prompt(tok: Any, a: argparse.Namespace) -> tuple[Any, str | None, st
             audio = read_wav(wav, sample_rate=tok.sample_rate, stereo="mix")
         except DataError as e:
             raise _fail(f"{flag}: {e}") from None
-        return tok.features(normalize_loudness(audio)), prompt_text, f"recording {wav}"
+        return tok.features(normalize_loudness(audio)), prompt_text, f"recording {wav}", None
     if prompt_text:
         raise _fail("--prompt-text goes with a recording (--prompt FILE.wav or --voice FILE.wav)")
     if not voice:
-        return None, None, "the model's own"
+        return None, None, "the model's own", None
     voices = corpus_voices(getattr(a, "config", None))
     if voice not in voices:
         raise _fail(f"--voice {voice!r}: neither a corpus voice ({', '.join(voices)}) nor a .wav file")
     mel, text = voice_prompt(tok, voice, *voices[voice])
-    return mel, text, f"espeak-ng voice {voice}"
+    return mel, text, f"espeak-ng voice {voice}", (voice, *voices[voice])
 
 
 # ---------------------------------------------------------------------- the command
@@ -235,13 +234,11 @@ def sample_command(
     from ditkit_audio.inference import synthesize
 
     tok = module.tokenizer
-    prompt_mel, prompt_text, voice = resolve_prompt(tok, a)
+    prompt_mel, prompt_text, voice, named = resolve_prompt(tok, a)
     kw = dict(steps=a.steps, cfg_scale=a.cfg, duration=a.duration, prompt_mel=prompt_mel, prompt_text=prompt_text)
     kw |= dict(seed=a.seed, speed=a.speed, vocoder=a.vocoder or None)
-    named = getattr(a, "voice", "") or ""
-    if getattr(module, "stretch_weights", None) == "espeak" and voice.startswith("espeak-ng voice"):
-        # the prompt and the target timed in that voice's own rate and pitch
-        kw["timing_voice"] = kw["prompt_timing"] = (named, *corpus_voices(getattr(a, "config", None))[named])
+    if getattr(module, "stretch_weights", None) == "espeak" and named is not None:
+        kw["timing_voice"] = kw["prompt_timing"] = named  # prompt and target timed in that voice's rate and pitch
     if not getattr(a, "text_file", None):
         t0 = time.perf_counter()
         res = synthesize(module, [texts[0].spoken], **kw)

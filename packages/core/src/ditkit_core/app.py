@@ -53,7 +53,7 @@ class App:
             commands take ``(argv)``. A function may carry ``add_arguments(parser)`` for its own flags.
         bench: benchmark script for ``ditkit <app> bench``.
         shipped: further YAMLs with their own shipped weights (``{config: folder}``); ``--config`` one of them
-            falls back to its folder instead of ``pretrained``.
+            falls back to its folder instead of ``pretrained`` (:meth:`shipped_for`).
     """
 
     name: str
@@ -64,13 +64,14 @@ class App:
     bench: str | None = None
     shipped: dict[str, str] = field(default_factory=dict)
 
-    def pretrained_for(self, config: str | Path) -> str | None:
-        """The shipped weights of ``config``: its entry in ``shipped``, else ``pretrained``."""
+    def shipped_for(self, config: str | Path) -> str | None:
+        """The shipped weights trained with ``config``: ``pretrained`` for the default YAML, its entry in
+        ``shipped`` for another one, else None."""
         want = Path(config).resolve()
-        for cfg, folder in self.shipped.items():
+        for cfg, folder in {self.config: self.pretrained, **self.shipped}.items():
             if Path(cfg).resolve() == want:
                 return folder
-        return self.pretrained
+        return None
 
     # ------------------------------------------------------------------ parsing
     def parser(self, command: str) -> argparse.ArgumentParser:
@@ -244,7 +245,7 @@ class App:
         ckpt = default_checkpoint(args.config)
         if ckpt.exists():
             return ckpt, None
-        shipped = self.pretrained_for(args.config)
+        shipped = self.shipped_for(args.config) or self.pretrained
         if shipped and (Path(shipped) / "config.json").exists():
             print(f"[ditkit {self.name}] no local run at {ckpt}: using the shipped weights {shipped}", file=sys.stderr)
             return None, Path(shipped)
