@@ -56,12 +56,7 @@ def symbol_durations(symbols: str, phones: Sequence[Sequence[Any]], total: float
     starts: list[float] = []
     ends: list[float] = []
     for name, s, e in phones:
-        name = str(name)
-        if not name:
-            chars.append("|")
-            starts.append(float(s))
-            ends.append(float(e))
-            continue
+        name = str(name) or "|"  # a pause is one character that matches punctuation
         step = (float(e) - float(s)) / len(name)
         for i, c in enumerate(name):
             chars.append(c)
