@@ -1,9 +1,10 @@
 """Audio-video networks: the joint DiT over packed tokens and the AV-DiT adapter variant."""
 
+import numpy as np
 import pytest
 import torch
 
-from ditkit_audio.av.model import AVAdapterNetwork, AVNetwork, Layout, SyncBridge
+from ditkit_audio.av.model import AVAdapterNetwork, AVNetwork, FrameSync, Layout, SyncBridge, resample_matrix
 from ditkit_audio.av.tokenizer import AVTokenizer
 from ditkit_core.nn import ConfigError, DiTConfig
 from ditkit_core.testing import perturb_weights
@@ -17,7 +18,9 @@ def layout():
         min(TOK.grid[0] - 1, int(j * TOK.hop / TOK.sample_rate * TOK.fps / TOK.tubelet[0]))
         for j in range(TOK.audio_tokens)
     ]
-    return Layout(TOK.video_tokens, TOK.video_dim, TOK.audio_tokens, TOK.audio_dim, TOK.grid, tuple(step))
+    frame = [j * TOK.hop / TOK.sample_rate * TOK.fps for j in range(TOK.audio_tokens)]
+    n = (TOK.video_tokens, TOK.video_dim, TOK.audio_tokens, TOK.audio_dim)
+    return Layout(*n, TOK.grid, tuple(step), TOK.tubelet, tuple(frame))
 
 
 def inputs(b=2, seed=0):
@@ -122,3 +125,57 @@ def test_backbone_of_another_shape_is_refused():
     other = AVNetwork(DiTConfig(dim=36, depth=2, heads=2, rope_axes=3, num_classes=2), layout(), streams=("video",))
     with pytest.raises(ConfigError, match="does not match this backbone"):
         net.load_backbone(other.joint.streams["video"])
+
+
+def test_resample_matrix_is_linear_interpolation():
+    src = np.array([0.0, 0.4, 0.8, 1.2, 1.6, 2.0])
+    dst = np.array([-1.0, 0.0, 0.1, 1.0, 1.7, 3.0])
+    values = np.random.default_rng(0).normal(size=6)
+    got = resample_matrix(src, dst).double().numpy() @ values
+    np.testing.assert_allclose(got, np.interp(dst, src, values), rtol=1e-6, atol=1e-6)
+
+
+def test_fresh_frame_sync_is_the_identity_and_features_follow_the_given_stream():
+    torch.manual_seed(0)
+    plain = perturb_weights(AVNetwork(CFG, layout(), bridges=True), scale=0.05, seed=5)
+    synced = AVNetwork(CFG, layout(), bridges=True, sync=8)
+    synced.load_state_dict(plain.state_dict(), strict=False)
+    x, kw = inputs()
+    t = torch.rand(2)
+    torch.testing.assert_close(synced(x, t, **kw), plain(x, t, **kw))
+    # the view: given values where the known flag is set (not for dropped samples), else the noisy state
+    v, _ = TOK.unpack(x)
+    given = torch.cat([torch.ones_like(v) * 0.5, torch.ones(*v.shape[:2], 1)], -1)
+    view = AVNetwork.current_view(v, given, torch.tensor([False, True]))
+    assert bool((view[0] == 0.5).all()) and torch.equal(view[1], v[1])
+    # trained, the audio output depends on the given video through the sync path, which the plain network lacks
+    net = perturb_weights(synced, scale=0.05, seed=6)
+    x_cond = kw["x_cond"].clone()
+    nv = TOK.video_tokens
+    x_cond[:, :nv, : TOK.video_dim] = v
+    x_cond[:, :nv, -1] = 1.0
+    other = x_cond.clone()
+    other[:, :nv, : TOK.video_dim] = torch.randn_like(v)
+    a1 = net(x, t, **{**kw, "x_cond": x_cond})[:, nv:]
+    a2 = net(x, t, **{**kw, "x_cond": other})[:, nv:]
+    assert (a1 - a2).abs().max() > 1e-4
+
+
+def test_frame_sync_features_are_local_in_time():
+    torch.manual_seed(0)
+    sync = perturb_weights(FrameSync(CFG.dim, layout(), CFG.depth, width=8), scale=0.1, seed=7)
+    frames = torch.rand(1, TOK.frames, TOK.size, TOK.size, 3) * 0.5
+    v = TOK.video_to_tokens(frames)
+    a = torch.randn(1, TOK.audio_tokens, TOK.audio_dim)
+    fa, fv = sync.features(v, a)
+    frames[:, 0] += 0.5  # change frame 0 only
+    fa2, _ = sync.features(TOK.video_to_tokens(frames), a)
+    changed = (fa - fa2).abs().amax(-1)[0] > 1e-6
+    times = np.asarray(layout().audio_frame)
+    reach = 1 + 2 + 1 + 1  # neighbour frames, the two temporal convolutions, interpolation
+    assert changed.any() and bool((~changed[torch.from_numpy(times > reach)]).all())
+    a2 = a.clone()
+    a2[:, -1] += 1.0  # the last audio frame reaches only the last video step
+    _, fv2 = sync.features(v, a2)
+    steps_changed = (fv - fv2).abs().amax(-1)[0] > 1e-6
+    assert bool(steps_changed[-1]) and not bool(steps_changed[0])

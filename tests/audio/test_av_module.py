@@ -134,7 +134,30 @@ def test_checkpoints_without_the_bridge_option_load_as_the_plain_network():
     assert module(bridges=False).model.bridges is None and module().model.bridges is not None
 
 
+def test_sync_loss_teaches_the_video_features_the_sound():
+    m = module(sync=8, sync_loss=1.0)
+    assert module(sync=8).model.sync.foley is None  # no loss, no head (no parameter without a gradient)
+    b = clip_batch(m, b=4)
+    tokens = m.tokenize(b)
+    loss = m.auxiliary_losses(b, tokens)["sync"]
+    loss.backward()
+    sync = m.model.sync
+    grads = {n for n, p in m.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith(("sync.cnn", "sync.video_time", "sync.foley")) for n in grads)
+    # the loss reads the clip's own mel off its video: fitting it beats the best constant (each mel bin's mean)
+    opt = torch.optim.Adam(sync.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        m.auxiliary_losses(b, tokens)["sync"].backward()
+        opt.step()
+    _, audio = m.tokenizer.unpack(tokens.x)
+    constant = float(((audio - audio.mean((0, 1), keepdim=True)) ** 2).mean())
+    assert float(m.auxiliary_losses(b, tokens)["sync"]) < 0.5 * constant
+
+
 def test_bad_settings_are_named():
+    with pytest.raises(ConfigError, match="sync_loss"):
+        module(sync_loss=1.0)
     with pytest.raises(ConfigError, match="streams"):
         module(streams=["audio"])
     with pytest.raises(ConfigError, match="task_probs"):

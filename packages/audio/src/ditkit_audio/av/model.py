@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -37,6 +38,14 @@ class Layout:
     grid: tuple[int, int, int]
     audio_step: tuple[int, ...] = ()
     """For each audio token, the video time step (tubelet row of the grid) that contains its time."""
+    tubelet: tuple[int, int, int] = (1, 1, 1)
+    """Video frames, rows and columns per video token."""
+    audio_frame: tuple[float, ...] = ()
+    """For each audio token, its time in video frames (frame ``k`` shows the instant ``k / fps``)."""
+
+    @property
+    def frames(self) -> int:
+        return self.grid[0] * self.tubelet[0]
 
     @property
     def token_dim(self) -> int:
@@ -128,6 +137,129 @@ class SyncBridge(nn.Module):
         return hv, ha + self.v2a(pv)[:, self.index]
 
 
+def resample_matrix(src: np.ndarray, dst: np.ndarray) -> Tensor:
+    """Linear interpolation from samples at sorted coordinates ``src [n]`` to ``dst [m]`` as a matrix ``[m, n]``
+    (clamped at the ends): ``values_dst = M @ values_src``."""
+    eye = np.eye(len(src))
+    return torch.tensor(np.stack([np.interp(dst, src, eye[k]) for k in range(len(src))], 1), dtype=torch.float32)
+
+
+class FrameSync(nn.Module):
+    """Frame-rate synchronisation features between the streams, computed from what each stream currently shows.
+
+    Video -> audio: every video frame goes through a small CNN together with its two neighbours (so a change of
+    direction, the instant of a collision, is visible in one input), a temporal convolution runs over the frames,
+    and the features are interpolated to each audio frame's time and added to the audio tokens before every block
+    (a zero-initialised projection per block). Audio -> video: a temporal convolution over the mel frames, averaged
+    over the audio frames nearest to each video frame; each video token gets its own frames' features (in order, so
+    the instant within the tubelet is kept), added to all its patches.
+
+    This is the role of frame-aligned synchronisation features in video-to-audio models: the timing of the given
+    stream reaches the generated one directly, where a joint attention over tubelet tokens has to discover it. A
+    fresh module adds zero. :meth:`predict_audio` reads the mel frames off the video features alone, for an auxiliary
+    loss that teaches the features what the sound needs (as the sync encoders of video-to-audio models are trained
+    for synchrony before they condition the generator).
+
+    Args:
+        dim: hidden width of the DiT.
+        layout: the tokenizer's :class:`Layout` (``tubelet`` and ``audio_frame`` set).
+        depth: blocks (one projection per block and direction).
+        width: feature width.
+        foley: build the head of :meth:`predict_audio`.
+    """
+
+    def __init__(self, dim: int, layout: Layout, depth: int, width: int = 64, foley: bool = False):
+        super().__init__()
+        if len(layout.audio_frame) != layout.audio_tokens:
+            raise ConfigError(
+                f"FrameSync: layout.audio_frame has {len(layout.audio_frame)} entries, "
+                f"there are {layout.audio_tokens} audio tokens"
+            )
+        self.layout = layout
+        f = layout.frames
+        frames, audio = np.arange(f, dtype=np.float64), np.asarray(layout.audio_frame, np.float64)
+        self.register_buffer("to_audio", resample_matrix(frames, audio), persistent=False)  # [n_a, f]
+        nearest = np.clip(np.round(audio), 0, f - 1).astype(np.int64)  # each audio frame -> its nearest video frame
+        pool = np.zeros((f, len(audio)))
+        pool[nearest, np.arange(len(audio))] = 1.0
+        pool /= np.maximum(pool.sum(1, keepdims=True), 1.0)
+        self.register_buffer("to_video", torch.tensor(pool, dtype=torch.float32), persistent=False)  # [f, n_a] means
+        self.cnn = nn.Sequential(
+            nn.Conv2d(9, width // 2, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(16 * width, width),
+        )
+        self.video_time = nn.Sequential(
+            nn.Conv1d(width, width, 5, padding=2), nn.GELU(), nn.Conv1d(width, width, 3, padding=1)
+        )
+        self.audio_time = nn.Sequential(
+            nn.Conv1d(layout.audio_dim, width, 3, padding=1), nn.GELU(), nn.Conv1d(width, width, 3, padding=1)
+        )
+        self.foley = (
+            nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, layout.audio_dim)) if foley else None
+        )
+        pf = layout.tubelet[0]
+        self.v2a = nn.ModuleList(nn.Linear(width, dim) for _ in range(depth))
+        self.a2v = nn.ModuleList(nn.Linear(pf * width, dim) for _ in range(depth))
+        for p in (*self.v2a, *self.a2v):
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def features(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """Stream values (given where known, else the noisy state) -> sync features.
+
+        Args:
+            video: ``[b, n_v, d_v]`` tubelets.
+            audio: ``[b, n_a, d_a]`` mel frames.
+
+        Returns:
+            ``(for the audio tokens [b, n_a, width], for the video steps [b, t, pf * width])``.
+        """
+        return self.video_features(video), self.audio_features(audio)
+
+    def predict_audio(self, video: Tensor) -> Tensor:
+        """The mel frames ``[b, n_a, d_a]`` read off the video features alone (the sync loss of
+        :class:`~ditkit_audio.av.module.AVModule` trains the features to carry what the sound needs)."""
+        if self.foley is None:
+            raise ConfigError("FrameSync.predict_audio: built with foley=False")
+        return self.foley(self.video_features(video))
+
+    def video_features(self, video: Tensor) -> Tensor:
+        """Tubelets ``[b, n_v, d_v]`` -> motion features at each audio frame's time ``[b, n_a, width]``."""
+        gt, gh, gw = self.layout.grid
+        pf, ph, pw = self.layout.tubelet
+        frames = rearrange(
+            video, "b (t r c) (pf ph pw ch) -> b (t pf) ch (r ph) (c pw)", t=gt, r=gh, c=gw, pf=pf, ph=ph, pw=pw
+        )
+        prev = torch.cat([frames[:, :1], frames[:, :-1]], 1)
+        nxt = torch.cat([frames[:, 1:], frames[:, -1:]], 1)
+        b = frames.shape[0]
+        x = rearrange(torch.cat([prev, frames, nxt], 2), "b f ch h w -> (b f) ch h w")
+        fv = rearrange(self.cnn(x), "(b f) w -> b w f", b=b)  # [b, width, f]
+        fv = self.video_time(fv)
+        return torch.einsum("af,bwf->baw", self.to_audio.to(fv.dtype), fv)
+
+    def audio_features(self, audio: Tensor) -> Tensor:
+        """Mel frames ``[b, n_a, d_a]`` -> features of each video step's frames, in order ``[b, t, pf * width]``."""
+        fa = self.audio_time(rearrange(audio, "b n d -> b d n"))  # [b, width, n_a]
+        per_frame = torch.einsum("fa,bwa->bfw", self.to_video.to(fa.dtype), fa)
+        return rearrange(per_frame, "b (t pf) w -> b t (pf w)", pf=self.layout.tubelet[0])
+
+    def inject(self, i: int, hv: Tensor, ha: Tensor, feats: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Add block ``i``'s projections of the features to ``hv [b, t s, d]`` and ``ha [b, n_a, d]``."""
+        for_audio, for_video = feats
+        gt = self.layout.grid[0]
+        add_v = self.a2v[i](for_video)[:, :, None]  # [b, t, 1, d]
+        hv = rearrange(rearrange(hv, "b (t s) d -> b t s d", t=gt) + add_v, "b t s d -> b (t s) d")
+        return hv, ha + self.v2a[i](for_audio)
+
+
 class AVNetwork(nn.Module):
     """Joint DiT over the packed audio-video tokens (each stream its own weights, one joint attention).
 
@@ -136,18 +268,39 @@ class AVNetwork(nn.Module):
         layout: the tokenizer's :class:`Layout`.
         streams: ``("video", "audio")``, or ``("video",)`` for the video-only backbone (audio outputs zero).
         bridges: a :class:`SyncBridge` after every joint block (two streams only); False is the plain MMDiT.
+        sync: width of the :class:`FrameSync` features added before every block (two streams only); 0 for none.
+        sync_foley: give the sync features the head of :meth:`FrameSync.predict_audio` (for an auxiliary loss).
     """
 
     def __init__(
-        self, config: DiTConfig, layout: Layout, streams: tuple[str, ...] = ("video", "audio"), bridges: bool = False
+        self,
+        config: DiTConfig,
+        layout: Layout,
+        streams: tuple[str, ...] = ("video", "audio"),
+        bridges: bool = False,
+        sync: int = 0,
+        sync_foley: bool = False,
     ):
         super().__init__()
         self.layout, self.stream_names = layout, tuple(streams)
         self.joint = JointDiT(stream_configs(config, layout, self.stream_names))
-        use = bridges and self.stream_names == ("video", "audio")
+        two = self.stream_names == ("video", "audio")
+        use = bridges and two
         self.bridges = nn.ModuleList(SyncBridge(config.dim, layout) for _ in range(config.depth)) if use else None
-        if use and config.registers:
-            raise ConfigError(f"AVNetwork: bridges need DiTConfig.registers=0, got {config.registers}")
+        self.sync = FrameSync(config.dim, layout, config.depth, sync, sync_foley) if sync and two else None
+        if (use or self.sync is not None) and config.registers:
+            raise ConfigError(f"AVNetwork: bridges and sync need DiTConfig.registers=0, got {config.registers}")
+
+    @staticmethod
+    def current_view(x: Tensor, given: Tensor | None, drop_cond: Tensor | None) -> Tensor:
+        """What a stream shows the sync features: its given values where known (``given`` = ``[values, flag]``;
+        not for samples whose condition is dropped), else the noisy state ``x``."""
+        if given is None:
+            return x
+        flag = given[..., -1:]
+        if drop_cond is not None:
+            flag = flag * (~drop_cond.bool()).to(flag.dtype)[:, None, None]
+        return flag * given[..., :-1] + (1 - flag) * x
 
     def forward(
         self,
@@ -167,7 +320,7 @@ class AVNetwork(nn.Module):
         ms = self.layout.split_tokens(mask) if mask is not None else {}
         cs = self.layout.split_cond(x_cond) if x_cond is not None else {}
         names = self.stream_names
-        if self.bridges is None:
+        if self.bridges is None and self.sync is None:
             outs = self.joint(
                 {n: xs[n] for n in names},
                 t,
@@ -185,9 +338,16 @@ class AVNetwork(nn.Module):
         hs, inps = self.joint.embed(
             xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
         )
-        for i, bridge in enumerate(self.bridges):
+        feats = None
+        if self.sync is not None:
+            views = {n: self.current_view(xs[n], cs.get(n), drop_cond) for n in names}
+            feats = self.sync.features(views["video"], views["audio"])
+        for i in range(len(self.joint.streams["video"].blocks)):
+            if feats is not None:
+                hs["video"], hs["audio"] = self.sync.inject(i, hs["video"], hs["audio"], feats)
             hs = self.joint.joint_block(i, hs, inps)
-            hs["video"], hs["audio"] = bridge(hs["video"], hs["audio"])
+            if self.bridges is not None:
+                hs["video"], hs["audio"] = self.bridges[i](hs["video"], hs["audio"])
         return self.layout.pack(self.joint.head(hs, inps)[0], x)
 
 
@@ -246,6 +406,8 @@ class AVAdapterNetwork(nn.Module):
         interaction_at: the shared interaction block runs after this backbone block (default: the middle one).
         temporal_heads: heads of the temporal adapters.
         bridges: a bottleneck :class:`SyncBridge` (width ``adapter_dim``) after every block.
+        sync: width of trainable :class:`FrameSync` features (0 for none).
+        sync_foley: as :class:`AVNetwork`.
 
     The backbone weights are copied in with :meth:`load_backbone` (the module does it from a video-only run before
     training); :meth:`trainable_parameters` counts what the optimiser sees.
@@ -259,6 +421,8 @@ class AVAdapterNetwork(nn.Module):
         interaction_at: int | None = None,
         temporal_heads: int = 2,
         bridges: bool = True,
+        sync: int = 0,
+        sync_foley: bool = False,
     ):
         super().__init__()
         if config.registers:
@@ -285,6 +449,7 @@ class AVAdapterNetwork(nn.Module):
         self.bridges = (
             nn.ModuleList(SyncBridge(config.dim, layout, adapter_dim) for _ in range(depth)) if bridges else None
         )
+        self.sync = FrameSync(config.dim, layout, depth, sync, sync_foley) if sync else None
         self.interaction = DiTBlock(dataclasses.replace(config, in_dim=layout.video_dim, cond_channels=0), 0)
         nn.init.zeros_(self.interaction.adaLN[-1].weight)  # adaLN-Zero: the block starts as the identity
         nn.init.zeros_(self.interaction.adaLN[-1].bias)
@@ -334,7 +499,13 @@ class AVAdapterNetwork(nn.Module):
             xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
         )
         nv = hs["video"].shape[1]
+        feats = None
+        if self.sync is not None:
+            views = {n: AVNetwork.current_view(xs[n], cs.get(n), drop_cond) for n in self.stream_names}
+            feats = self.sync.features(views["video"], views["audio"])
         for i in range(len(self.temporal)):
+            if feats is not None:
+                hs["video"], hs["audio"] = self.sync.inject(i, hs["video"], hs["audio"], feats)
             hs = self.joint.joint_block(i, hs, inps)
             hs = {
                 "video": hs["video"] + self.temporal[i](hs["video"]),
@@ -363,8 +534,10 @@ __all__ = [
     "AVAdapterNetwork",
     "AVNetwork",
     "BottleneckAdapter",
+    "FrameSync",
     "Layout",
     "SyncBridge",
     "TemporalAdapter",
+    "resample_matrix",
     "stream_configs",
 ]

@@ -51,6 +51,12 @@ class AVModule(FlowMatchingModule):
         bridges: frame-aligned exchange between the streams after every block
             (:class:`~ditkit_audio.av.model.SyncBridge`; a bottleneck of ``adapter_dim`` in ``avdit``); False is the
             plain MMDiT.
+        sync: width of the frame-rate synchronisation features between the streams
+            (:class:`~ditkit_audio.av.model.FrameSync`: motion features of every video frame at each audio frame's
+            time, mel features at each video frame's; trained as an adapter in ``avdit``); 0 for none.
+        sync_loss: weight of the auxiliary loss that reads each clip's mel frames off its clean video's sync features
+            alone (MSE in token units, logged as ``train/sync``); it teaches the features where and what the sound is,
+            which the flow loss alone teaches only through its few near-noise video-to-audio samples.
         task_probs: task -> probability (``joint``, ``v2a``, ``a2v``, ``continue``); normalised; tasks that need
             a missing stream are dropped.
         continue_range: fraction of the clip given in continuation (drawn uniformly; cut on a tubelet boundary).
@@ -69,6 +75,8 @@ class AVModule(FlowMatchingModule):
         adapter_dim: int = 32,
         interaction_at: int | None = None,
         bridges: bool = True,
+        sync: int = 0,
+        sync_loss: float = 0.0,
         task_probs: dict[str, float] | None = None,
         continue_range: tuple[float, float] = (0.25, 0.75),
         stream_weights: dict[str, float] | None = None,
@@ -108,6 +116,12 @@ class AVModule(FlowMatchingModule):
         self.streams, self.mode, self.backbone = streams, mode, backbone
         self.adapter_dim, self.interaction_at, self.n_write = adapter_dim, interaction_at, n_write
         self.bridges = bool(bridges)
+        if not (isinstance(sync, int) and (sync == 0 or (sync >= 4 and sync % 2 == 0))):
+            raise ConfigError(f"AVModule.sync={sync!r}: must be 0 (off) or an even integer >= 4")
+        self.sync = sync
+        if not (isinstance(sync_loss, (int, float)) and sync_loss >= 0 and (sync or not sync_loss)):
+            raise ConfigError(f"AVModule.sync_loss={sync_loss!r}: must be >= 0, and needs sync > 0")
+        self.sync_loss = float(sync_loss)
         self.continue_range, self.task_probs, self.stream_weights = (lo, hi), probs, weights
         flow = self._balanced_flow(flow, tokenizer, weights)
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
@@ -149,12 +163,30 @@ class AVModule(FlowMatchingModule):
         t = self.tokenizer
         times = torch.arange(t.audio_tokens, dtype=torch.float64) * t.hop / t.sample_rate
         step = (times * t.fps / t.tubelet[0] + 1e-9).floor().clamp(0, t.grid[0] - 1).long()
-        return Layout(t.video_tokens, t.video_dim, t.audio_tokens, t.audio_dim, t.grid, tuple(step.tolist()))
+        return Layout(
+            t.video_tokens,
+            t.video_dim,
+            t.audio_tokens,
+            t.audio_dim,
+            t.grid,
+            tuple(step.tolist()),
+            t.tubelet,
+            tuple((times * t.fps).tolist()),
+        )
 
     def build_network(self, config: DiTConfig) -> nn.Module:
+        foley = self.sync_loss > 0
         if self.mode == "avdit":
-            return AVAdapterNetwork(config, self.layout(), self.adapter_dim, self.interaction_at, bridges=self.bridges)
-        return AVNetwork(config, self.layout(), self.streams, bridges=self.bridges)
+            return AVAdapterNetwork(
+                config,
+                self.layout(),
+                self.adapter_dim,
+                self.interaction_at,
+                bridges=self.bridges,
+                sync=self.sync,
+                sync_foley=foley,
+            )
+        return AVNetwork(config, self.layout(), self.streams, bridges=self.bridges, sync=self.sync, sync_foley=foley)
 
     def parameter_counts(self) -> dict[str, int]:
         """``total`` (unique) and ``trainable`` parameters of the network."""
@@ -251,6 +283,14 @@ class AVModule(FlowMatchingModule):
         if video is None:
             raise ConfigError(f"AVModule.backbone={str(ckpt)!r}: not an audio-video run with a video stream")
         self.model.load_backbone(video.to(self.device))
+
+    def auxiliary_losses(self, batch: dict[str, Any], tokens: TokenBatch) -> dict[str, Tensor]:
+        """``sync``: the mel frames predicted from the clean video's sync features alone (weight ``sync_loss``)."""
+        sync = getattr(self.model, "sync", None)
+        if not self.sync_loss or sync is None:
+            return {}
+        video, audio = self.tokenizer.unpack(tokens.x)
+        return {"sync": self.sync_loss * torch.nn.functional.mse_loss(sync.predict_audio(video), audio)}
 
     def stream_losses(self, tokens: TokenBatch, generator: torch.Generator) -> dict[str, Tensor]:
         """Unweighted flow-matching MSE per stream (same noise draws as ``flow_loss`` for the same generator)."""
