@@ -155,6 +155,17 @@ def test_sync_loss_teaches_the_video_features_the_sound():
     assert float(m.auxiliary_losses(b, tokens)["sync"]) < 0.5 * constant
 
 
+def test_guidance_scales_come_from_the_call_then_the_module_then_the_sampler():
+    m = module(cfg_video=1.0, cfg_audio=4.0)
+    assert m.guidance_scales() == (1.0, 4.0)
+    assert m.guidance_scales(cfg_audio=3.0) == (1.0, 3.0)
+    assert m.guidance_scales(cfg_scale=2.5) == (2.5, 2.5)
+    plain = module()
+    assert plain.guidance_scales() == (plain.sampler.cfg_scale,) * 2
+    with pytest.raises(ConfigError, match="cfg_audio"):
+        module(cfg_audio=-1.0)
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ConfigError, match="sync_loss"):
         module(sync_loss=1.0)

@@ -57,6 +57,8 @@ class AVModule(FlowMatchingModule):
         sync_loss: weight of the auxiliary loss that reads each clip's mel frames off its clean video's sync features
             alone (MSE in token units, logged as ``train/sync``); it teaches the features where and what the sound is,
             which the flow loss alone teaches only through its few near-noise video-to-audio samples.
+        cfg_video, cfg_audio: default guidance scale of each stream in :meth:`generate` (None: ``sampler.cfg_scale``);
+            chosen on the validation split, they travel with the weights.
         task_probs: task -> probability (``joint``, ``v2a``, ``a2v``, ``continue``); normalised; tasks that need
             a missing stream are dropped.
         continue_range: fraction of the clip given in continuation (drawn uniformly; cut on a tubelet boundary).
@@ -77,6 +79,8 @@ class AVModule(FlowMatchingModule):
         bridges: bool = True,
         sync: int = 0,
         sync_loss: float = 0.0,
+        cfg_video: float | None = None,
+        cfg_audio: float | None = None,
         task_probs: dict[str, float] | None = None,
         continue_range: tuple[float, float] = (0.25, 0.75),
         stream_weights: dict[str, float] | None = None,
@@ -122,6 +126,10 @@ class AVModule(FlowMatchingModule):
         if not (isinstance(sync_loss, (int, float)) and sync_loss >= 0 and (sync or not sync_loss)):
             raise ConfigError(f"AVModule.sync_loss={sync_loss!r}: must be >= 0, and needs sync > 0")
         self.sync_loss = float(sync_loss)
+        for name, w in (("cfg_video", cfg_video), ("cfg_audio", cfg_audio)):
+            if w is not None and not (isinstance(w, (int, float)) and 0 <= w < float("inf")):
+                raise ConfigError(f"AVModule.{name}={w!r}: must be a finite number >= 0, or null")
+        self.cfg_video, self.cfg_audio = cfg_video, cfg_audio
         self.continue_range, self.task_probs, self.stream_weights = (lo, hi), probs, weights
         flow = self._balanced_flow(flow, tokenizer, weights)
         super().__init__(tokenizer, model, flow=flow, optim=optim, sampler=sampler, seed=seed)
@@ -333,6 +341,17 @@ class AVModule(FlowMatchingModule):
             v_u = super().velocity(uncond, x_t, t, torch.ones(x_t.shape[0], dtype=torch.bool, device=x_t.device))
         return v_u + scale.to(v.dtype) * (v - v_u)
 
+    def guidance_scales(
+        self, cfg_scale: float | None = None, cfg_video: float | None = None, cfg_audio: float | None = None
+    ) -> tuple[float, float]:
+        """The (video, audio) guidance scales :meth:`generate` uses for these arguments (see there)."""
+        if cfg_scale is not None:
+            base_v = base_a = cfg_scale
+        else:
+            base_v = self.sampler.cfg_scale if self.cfg_video is None else self.cfg_video
+            base_a = self.sampler.cfg_scale if self.cfg_audio is None else self.cfg_audio
+        return (base_v if cfg_video is None else cfg_video), (base_a if cfg_audio is None else cfg_audio)
+
     @torch.no_grad()
     def generate(
         self,
@@ -345,13 +364,12 @@ class AVModule(FlowMatchingModule):
     ) -> TokenBatch:
         """:meth:`FlowMatchingModule.generate` with classifier-free guidance per stream.
 
-        ``cfg_video`` / ``cfg_audio`` default to ``cfg_scale`` (or ``sampler.cfg_scale``); equal scales use the core
-        guidance unchanged (with ``cfg_rescale`` / ``cfg_interval``), different ones mix the two branches per token
-        (without rescale or interval).
+        ``cfg_video`` / ``cfg_audio`` default to ``cfg_scale`` when it is given, else to the module's own
+        ``cfg_video`` / ``cfg_audio``, else to ``sampler.cfg_scale``; equal scales use the core guidance unchanged (with
+        ``cfg_rescale`` / ``cfg_interval``), different ones mix the two branches per token (without rescale or
+        interval).
         """
-        base = self.sampler.cfg_scale if cfg_scale is None else cfg_scale
-        wv = base if cfg_video is None else cfg_video
-        wa = base if cfg_audio is None else cfg_audio
+        wv, wa = self.guidance_scales(cfg_scale, cfg_video, cfg_audio)
         for name, w in (("cfg_video", wv), ("cfg_audio", wa)):
             if not (isinstance(w, (int, float)) and torch.isfinite(torch.tensor(float(w))) and w >= 0):
                 raise ValueError(f"generate: {name}={w!r} must be a finite number >= 0")
