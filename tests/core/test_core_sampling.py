@@ -45,6 +45,29 @@ def test_solvers_transport_gaussian_flow_exactly_in_the_limit(method):
     assert errs[1] < errs[0] and errs[1] < 2e-2
 
 
+@pytest.mark.parametrize("method", ["heun", "rk4"])
+def test_euler_at_end_keeps_a_data_prediction_finite_and_changes_only_the_last_step(method):
+    """A data prediction's velocity (x1 - x) / (1 - t) is singular at t = 1: the corrector there explodes; an Euler last
+    step lands exactly on the prediction, and every earlier step is the method's own."""
+    target = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    calls = []
+
+    def v(x, t):  # a model whose data prediction drifts a little with t (as a network's does)
+        calls.append(float(t[0]))
+        x1 = target + 0.01 * t.reshape(-1, 1)
+        return (x1 - x) / (1 - t.reshape(-1, 1)).clamp_min(1e-4)
+
+    x0 = torch.zeros(1, 2, dtype=torch.float64)
+    plain = sample(v, x0, steps=4, method=method)
+    assert (plain - target).abs().max() > 1.0  # the corrector at t = 1 amplifies the drift by 1 / 1e-4
+    calls.clear()
+    out, traj = sample(v, x0, steps=4, method=method, euler_at_end=True, return_trajectory=True)
+    torch.testing.assert_close(out, target + 0.01 * calls[-1])  # Euler from the last state lands on the prediction
+    assert max(calls) < 1.0  # nothing evaluated at t = 1
+    early = sample(v, x0, steps=4, method=method, return_trajectory=True)[1]
+    torch.testing.assert_close(traj[:-1], early[:-1])  # the earlier steps are unchanged
+
+
 def test_adaptive_solver():
     pytest.importorskip("torchdiffeq")
     x0 = torch.randn(16, 2, dtype=torch.float64)

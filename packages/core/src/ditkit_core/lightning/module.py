@@ -440,6 +440,7 @@ class FlowMatchingModule(L.LightningModule):
                 known_mask=known_mask,
                 progress=progress,
                 return_trajectory=return_trajectory,
+                euler_at_end=self.flow.prediction == "data",  # the data-prediction velocity is undefined at t = 1
                 **kw,
             )
 

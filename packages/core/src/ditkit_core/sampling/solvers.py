@@ -149,6 +149,7 @@ def sample(
     progress: bool = False,
     atol: float = 1e-5,
     rtol: float = 1e-5,
+    euler_at_end: bool = False,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Integrate ``dx/dt = v(x, t)`` from noise ``x_0`` at t = 0 to a sample at t = 1.
 
@@ -167,6 +168,11 @@ def sample(
             path ``(1 - t) x_0 + t known`` exactly, so the sample equals ``known`` there.
         return_trajectory: also return the list of states at every grid time.
         progress: show a tqdm progress bar.
+        atol, rtol: tolerances of ``dopri5``.
+        euler_at_end: the methods that evaluate at the end of a step (``heun``, ``rk4``) take an Euler step instead
+            on the step that ends at t = 1. A velocity implied by a data prediction, ``(x_1 - x_t) / (1 - t)``, is
+            undefined there (EDM's Heun sampler ends with an Euler step for the same reason); a corrector at t = 1
+            multiplies the last change of the prediction by ``1 / min_sigma``.
 
     Returns:
         the sample at t = 1 ``[b, ...]`` (and the trajectory).
@@ -200,7 +206,8 @@ def sample(
         x = x_0 if clamp is None else clamp(x_0, 0.0)
         traj = [x] if return_trajectory else []
         for i in tqdm(range(steps), disable=not progress, desc=f"sampling ({method}, {steps} steps)", leave=False):
-            x = _step(fn, method, x, grid[i], grid[i + 1], i)
+            end = euler_at_end and method in ("heun", "rk4") and float(grid[i + 1]) >= 1.0
+            x = _step(fn, "euler" if end else method, x, grid[i], grid[i + 1], i)
             if clamp is not None:
                 x = clamp(x, grid[i + 1])
             if return_trajectory:
