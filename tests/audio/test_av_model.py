@@ -146,7 +146,7 @@ def test_fresh_frame_sync_is_the_identity_and_features_follow_the_given_stream()
     # the view: given values where the known flag is set (not for dropped samples), else the noisy state
     v, _ = TOK.unpack(x)
     given = torch.cat([torch.ones_like(v) * 0.5, torch.ones(*v.shape[:2], 1)], -1)
-    view = AVNetwork.current_view(v, given, torch.tensor([False, True]))
+    view = FrameSync.current_view(v, given, torch.tensor([False, True]))
     assert bool((view[0] == 0.5).all()) and torch.equal(view[1], v[1])
     # trained, the audio output depends on the given video through the sync path, which the plain network lacks
     net = perturb_weights(synced, scale=0.05, seed=6)

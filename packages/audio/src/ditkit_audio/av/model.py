@@ -211,6 +211,25 @@ class FrameSync(nn.Module):
             nn.init.zeros_(p.weight)
             nn.init.zeros_(p.bias)
 
+    @staticmethod
+    def current_view(x: Tensor, given: Tensor | None, drop_cond: Tensor | None) -> Tensor:
+        """What a stream shows the sync features: its given values where known (``given`` = ``[values, flag]``;
+        not for samples whose condition is dropped), else the noisy state ``x``."""
+        if given is None:
+            return x
+        flag = given[..., -1:]
+        if drop_cond is not None:
+            flag = flag * (~drop_cond.bool()).to(flag.dtype)[:, None, None]
+        return flag * given[..., :-1] + (1 - flag) * x
+
+    def stream_features(
+        self, xs: dict[str, Tensor], given: dict[str, Tensor], drop_cond: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`features` of what each stream currently shows (:meth:`current_view`), from the streams' noisy
+        tokens ``xs`` and condition channels ``given`` (``Layout.split`` / ``Layout.split_cond``; empty: none)."""
+        views = {n: self.current_view(xs[n], given.get(n), drop_cond) for n in ("video", "audio")}
+        return self.features(views["video"], views["audio"])
+
     def features(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
         """Stream values (given where known, else the noisy state) -> sync features.
 
@@ -291,17 +310,6 @@ class AVNetwork(nn.Module):
         if (use or self.sync is not None) and config.registers:
             raise ConfigError(f"AVNetwork: bridges and sync need DiTConfig.registers=0, got {config.registers}")
 
-    @staticmethod
-    def current_view(x: Tensor, given: Tensor | None, drop_cond: Tensor | None) -> Tensor:
-        """What a stream shows the sync features: its given values where known (``given`` = ``[values, flag]``;
-        not for samples whose condition is dropped), else the noisy state ``x``."""
-        if given is None:
-            return x
-        flag = given[..., -1:]
-        if drop_cond is not None:
-            flag = flag * (~drop_cond.bool()).to(flag.dtype)[:, None, None]
-        return flag * given[..., :-1] + (1 - flag) * x
-
     def forward(
         self,
         x: Tensor,
@@ -338,10 +346,7 @@ class AVNetwork(nn.Module):
         hs, inps = self.joint.embed(
             xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
         )
-        feats = None
-        if self.sync is not None:
-            views = {n: self.current_view(xs[n], cs.get(n), drop_cond) for n in names}
-            feats = self.sync.features(views["video"], views["audio"])
+        feats = self.sync.stream_features(xs, cs, drop_cond) if self.sync is not None else None
         for i in range(len(self.joint.streams["video"].blocks)):
             if feats is not None:
                 hs["video"], hs["audio"] = self.sync.inject(i, hs["video"], hs["audio"], feats)
@@ -499,10 +504,7 @@ class AVAdapterNetwork(nn.Module):
             xs, t, pos=ps, x_cond=cs, cond=cond, context=context, context_mask=context_mask, drop_cond=drop_cond
         )
         nv = hs["video"].shape[1]
-        feats = None
-        if self.sync is not None:
-            views = {n: AVNetwork.current_view(xs[n], cs.get(n), drop_cond) for n in self.stream_names}
-            feats = self.sync.features(views["video"], views["audio"])
+        feats = self.sync.stream_features(xs, cs, drop_cond) if self.sync is not None else None
         for i in range(len(self.temporal)):
             if feats is not None:
                 hs["video"], hs["audio"] = self.sync.inject(i, hs["video"], hs["audio"], feats)
