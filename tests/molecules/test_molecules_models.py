@@ -170,6 +170,67 @@ def test_autoencoder_learns_to_reconstruct(smiles_batch):
     assert hits >= 12, decoded
 
 
+def test_sequence_autoencoder_reconstructs_and_is_enumeration_invariant(smiles_batch):
+    """The per-symbol latent (``arch: sequence``) learns to reconstruct; it reads the canonical SELFIES, so any
+    SMILES of a molecule has the same latent (the data module canonicalises), and the decoder gets molecules back
+    from the latents with the training noise added."""
+    from ditkit_molecules.metrics import canonical
+
+    torch.manual_seed(0)
+    tok = LatentTokenizer(
+        max_len=24,
+        arch="sequence",
+        latent_dim=4,
+        hidden=32,
+        embed=16,
+        depth=1,
+        heads=2,
+        latent_noise=0.3,
+        symbols=SelfiesVocab(24).symbols,
+    )
+    assert tok.latent_tokens == 25 and tok.input_key == "target"
+    opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        out = tok.ae_loss(smiles_batch)
+        first = first if first is not None else float(out["rec"])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert float(out["rec"]) < 0.05 * first and float(out["nce"]) == 0.0
+    tok.eval()
+    tokens = tok.encode({"target": smiles_batch["target"], "enum_a": smiles_batch["enum_b"]})
+    assert tokens.x.shape == (16, 25, 4) and tokens.pos.shape == (16, 25, 1)
+    torch.testing.assert_close(tokens.x, tok.encode({"target": smiles_batch["target"]}).x, rtol=0, atol=0)
+    z = tok.latents(smiles_batch["target"])
+    torch.testing.assert_close(z.mean(-1), torch.zeros(16, 25), atol=1e-5, rtol=0)  # layer-normalised tokens
+    noisy = z + 0.3 * torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
+    hits = sum(canonical(d) == canonical(s) for d, s in zip(tok.decode_latents(noisy), SMILES))
+    assert hits >= 12
+
+
+def test_latent_dit_gets_a_position_per_latent_token():
+    """The DiT tells the latent tokens apart: ``learned_pos`` is derived from the tokenizer (a permutation-equivariant
+    DiT could only draw exchangeable tokens), and a stated table too small for them is refused."""
+    from ditkit_core.nn import ConfigError
+
+    tok = LatentTokenizer(max_len=24, arch="sequence", latent_dim=4, hidden=32, embed=16, depth=1, heads=2)
+    m = LatentMoleculeModule(tok, DiTConfig(dim=32, depth=1, heads=2))
+    assert (m.config.learned_pos, m.config.in_dim) == (25, 4)
+    x = torch.randn(2, 25, 4)
+    t = torch.full((2,), 0.5)
+    swapped = x.clone()
+    swapped[:, [0, 1]] = x[:, [1, 0]]
+    from ditkit_core.testing import perturb_weights
+
+    perturb_weights(m.model, seed=0)
+    pos = tok.positions(2)
+    a, b = m.model(x, t, pos=pos), m.model(swapped, t, pos=pos)
+    assert not torch.allclose(a[:, [1, 0]], b[:, :2], atol=1e-4)  # not permutation-equivariant any more
+    with pytest.raises(ConfigError, match="learned_pos"):
+        LatentMoleculeModule(tok, DiTConfig(dim=32, depth=1, heads=2, learned_pos=8))
+
+
 def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):
     torch.manual_seed(0)
     tok = _latent_tokenizer()

@@ -132,6 +132,109 @@ class SelfiesAutoencoder(nn.Module):
         return torch.stack(out, 1)
 
 
+class SequenceAutoencoder(nn.Module):
+    """Per-symbol latent autoencoder over canonical SELFIES (LDMol's sequence-shaped latent).
+
+    Encoder: symbol + position embedding -> non-causal transformer over the ``length`` symbol slots (symbols,
+    ``<eos>``, padding) -> one latent token of width ``latent_dim`` per slot, layer-normalised (unit scale, so the
+    decoder's training noise has a fixed meaning). Decoder: latent -> transformer over all slots (each slot sees the
+    whole molecule) -> memory ``m [b, length, dim]``; an autoregressive GRU writes symbol ``t`` from the previous
+    symbol and ``m_t``, teacher-forced in training.
+
+    Args:
+        vocab_size: number of symbols (incl. specials).
+        length: symbol slots = the longest SELFIES + 1 (``<eos>``).
+        latent_dim: width of each latent token.
+        dim: transformer width.
+        depth: transformer layers of the encoder and of the decoder's context.
+        heads: attention heads.
+        hidden: GRU width.
+        embed: decoder symbol-embedding width.
+        dropout: dropout in the transformers.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        latent_dim: int = 8,
+        dim: int = 128,
+        depth: int = 2,
+        heads: int = 4,
+        hidden: int = 256,
+        embed: int = 64,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.length, self.latent_dim = length, latent_dim
+
+        def stack() -> nn.TransformerEncoder:
+            layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
+            return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+        self.enc_embed = nn.Embedding(vocab_size, dim)
+        self.enc_pos = nn.Parameter(0.02 * torch.randn(length, dim))
+        self.encoder = stack()
+        self.to_z = nn.Linear(dim, latent_dim)
+        self.z_norm = nn.LayerNorm(latent_dim, elementwise_affine=False)
+        self.from_z = nn.Linear(latent_dim, dim)
+        self.dec_pos = nn.Parameter(0.02 * torch.randn(length, dim))
+        self.context = stack()
+        self.embed = nn.Embedding(vocab_size, embed, padding_idx=SelfiesVocab.PAD)
+        self.dec = nn.GRU(embed + dim, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def full(self, ids: Tensor) -> Tensor:
+        """Right-pad (or cut) ``ids [b, T]`` to ``[b, length + 1]`` (``<bos>`` + the slots)."""
+        n = self.length + 1
+        if ids.shape[1] >= n:
+            return ids[:, :n]
+        return F.pad(ids, (0, n - ids.shape[1]), value=SelfiesVocab.PAD)
+
+    def encode(self, ids: Tensor) -> Tensor:
+        """``ids [b, T]`` (``<bos> ... <eos> <pad>...``) -> latents ``z [b, length, latent_dim]``."""
+        slots = self.full(ids)[:, 1:]  # [b, length]: symbols, <eos>, padding
+        h = self.encoder(self.enc_embed(slots) + self.enc_pos)  # [b, length, dim]
+        return self.z_norm(self.to_z(h))
+
+    def memory(self, z: Tensor) -> Tensor:
+        """Latents ``[b, length, latent_dim]`` -> decoder memory ``[b, length, dim]``."""
+        return self.context(self.from_z(z) + self.dec_pos)
+
+    def logits(self, z: Tensor, ids: Tensor) -> Tensor:
+        """Teacher-forced logits ``[b, length, V]`` for targets ``full(ids)[:, 1:]``."""
+        inp = self.full(ids)[:, :-1]  # [b, length]
+        y, _ = self.dec(torch.cat([self.embed(inp), self.memory(z)], -1))
+        return self.out(y)
+
+    @torch.no_grad()
+    def generate(
+        self, z: Tensor, max_len: int, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Decode latents ``z [b, length, dz]`` to ids ``[b, <= length]`` (greedy when ``temperature == 0``)."""
+        m = self.memory(z)
+        b = z.shape[0]
+        tok = torch.full((b,), SelfiesVocab.BOS, dtype=torch.long, device=z.device)
+        h, out = None, []
+        done = torch.zeros(b, dtype=torch.bool, device=z.device)
+        for t in range(min(max_len + 1, self.length)):
+            y, h = self.dec(torch.cat([self.embed(tok), m[:, t]], -1)[:, None], h)
+            logit = self.out(y[:, -1])  # [b, V]
+            logit[:, SelfiesVocab.PAD] = -float("inf")
+            logit[:, SelfiesVocab.BOS] = -float("inf")
+            if temperature > 0:
+                nxt = torch.multinomial(F.softmax(logit / temperature, -1), 1, generator=generator)[:, 0]
+            else:
+                nxt = logit.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, SelfiesVocab.PAD), nxt)
+            out.append(nxt)
+            done |= nxt == SelfiesVocab.EOS
+            if done.all():
+                break
+            tok = nxt
+        return torch.stack(out, 1)
+
+
 def trim(*ids: Tensor) -> list[Tensor]:
     """Cut id batches ``[b, T]`` to the longest non-padded length among them (saves recurrent steps)."""
     n = max(int((x != SelfiesVocab.PAD).sum(1).max()) for x in ids)
@@ -162,6 +265,11 @@ class LatentTokenizer(nn.Module):
         temperature: InfoNCE temperature.
         l2_weight: weight of the latent L2 penalty.
         rec_views: decode the latents of both enumerations (2) or of the first only (1, half the decoder cost).
+        arch: ``pooled`` (:class:`SelfiesAutoencoder`: a randomised SMILES -> ``latent_tokens`` pooled tokens,
+            enumeration invariance learned by InfoNCE) or ``sequence`` (:class:`SequenceAutoencoder`: the canonical
+            SELFIES -> one latent token per symbol slot, ``latent_tokens = max_len + 1``; enumeration invariance is
+            exact, since every SMILES of a molecule is canonicalised first, so no InfoNCE term).
+        depth, heads: transformer layers and heads of the ``sequence`` autoencoder (its width is ``hidden``).
         symbols: the SELFIES symbols (None: set later from the training data with :meth:`set_symbols`).
     """
 
@@ -180,6 +288,9 @@ class LatentTokenizer(nn.Module):
         pool: str = "last",
         dropout: float = 0.0,
         rec_views: int = 2,
+        arch: str = "pooled",
+        depth: int = 2,
+        heads: int = 4,
         symbols: Sequence[str] | None = None,
     ):
         super().__init__()
@@ -190,6 +301,11 @@ class LatentTokenizer(nn.Module):
         if rec_views not in (1, 2):
             raise ValueError(f"LatentTokenizer: rec_views={rec_views!r}: must be 1 or 2")
         self.rec_views = rec_views
+        if arch not in ("pooled", "sequence"):
+            raise ValueError(f"LatentTokenizer: arch={arch!r}: must be 'pooled' or 'sequence'")
+        self.arch, self.depth, self.heads = arch, depth, heads
+        if arch == "sequence":
+            self.latent_tokens = max_len + 1
         self.token_dim = latent_dim
         self.symbols: list[str] | None = None
         self.vocab: SelfiesVocab | None = None
@@ -220,6 +336,19 @@ class LatentTokenizer(nn.Module):
             raise ValueError(f"LatentTokenizer: symbols={symbols!r}: must be a non-empty list without repeats")
         self.symbols = symbols
         self.vocab = SelfiesVocab(self.max_len, symbols)
+        if self.arch == "sequence":
+            self.ae = SequenceAutoencoder(
+                len(self.vocab),
+                self.latent_tokens,
+                self.latent_dim,
+                self.hidden,
+                self.depth,
+                self.heads,
+                2 * self.hidden,
+                self.embed,
+                self.dropout,
+            )
+            return
         self.ae = SelfiesAutoencoder(
             len(self.vocab),
             self.latent_tokens,
@@ -231,7 +360,12 @@ class LatentTokenizer(nn.Module):
             self.dropout,
         )
 
-    def _need(self) -> SelfiesAutoencoder:
+    @property
+    def input_key(self) -> str:
+        """The batch key the encoder reads: ``target`` (canonical SELFIES) or ``enum_a`` (a randomised SMILES)."""
+        return "target" if self.arch == "sequence" else "enum_a"
+
+    def _need(self) -> SelfiesAutoencoder | SequenceAutoencoder:
         if self.ae is None:
             raise RuntimeError("LatentTokenizer: no SELFIES symbols yet; call set_symbols (done by the latent module)")
         return self.ae
@@ -239,6 +373,16 @@ class LatentTokenizer(nn.Module):
     def ae_loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Autoencoder loss on a batch (``enum_a``, ``enum_b``, ``target``); returns ``loss`` and its parts."""
         ae = self._need()
+        if isinstance(ae, SequenceAutoencoder):
+            target = batch["target"]
+            z = ae.encode(target)  # [b, L, dz]
+            noisy = z + self.latent_noise * torch.randn(z.shape, generator=generator, device=z.device)
+            logits = ae.logits(noisy, target)  # [b, L, V]
+            tgt = ae.full(target)[:, 1:]
+            rec = F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=SelfiesVocab.PAD)
+            keep = tgt != SelfiesVocab.PAD
+            acc = ((logits.argmax(-1) == tgt) | ~keep).all(1).float().mean()
+            return {"loss": rec, "rec": rec, "nce": torch.zeros_like(rec), "exact": acc}
         ids = trim(batch["enum_a"], batch["enum_b"], batch["target"])
         za, zb = ae.encode(ids[0]), ae.encode(ids[1])  # [b, L, dz] each
         target = ids[2]
@@ -280,7 +424,8 @@ class LatentTokenizer(nn.Module):
     def encode(self, raw: dict[str, Tensor]) -> TokenBatch:
         """Batch -> standardised latents ``x [b, L, latent_dim]``; the raw ``props [b, 3]`` go to ``meta["props"]``
         (the module standardises them into ``cond`` in its ``condition`` hook)."""
-        ids = trim(raw["enum_a"] if "enum_a" in raw else raw["target"])[0]
+        key = self.input_key if self.input_key in raw else "target"
+        ids = trim(raw[key])[0]
         z = (self._need().encode(ids) - self.z_mean) / self.z_std  # [b, L, dz]
         meta = {"props": raw["props"]} if "props" in raw else {}
         pos = self.positions(z.shape[0], z.device)

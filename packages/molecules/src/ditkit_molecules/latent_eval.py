@@ -89,7 +89,8 @@ def reconstruction(tokenizer: Any, dataset: Any, n: int | None = None, enumerate
         dataset: the molecules (their canonical SMILES are the reference).
         n: how many (None: all).
         enumerated: encode a randomised SMILES (the dataset's first enumeration other than the canonical one)
-            instead of the canonical SMILES.
+            instead of the canonical SMILES. An encoder of the canonical SELFIES (``arch: sequence``) gets the
+            canonical form of that SMILES, as :meth:`LatentTokenizer.encode` does, so both rows agree there.
 
     Returns:
         ``exact`` (fraction decoded to the same canonical SMILES), ``tanimoto`` (mean Morgan Tanimoto, 0 for invalid
@@ -98,7 +99,10 @@ def reconstruction(tokenizer: Any, dataset: Any, n: int | None = None, enumerate
     k = len(dataset) if n is None else min(n, len(dataset))
     if k == 0:
         return {"exact": float("nan"), "tanimoto": float("nan"), "n": 0.0}
-    rows = [dataset.enums[i][1 if enumerated and len(dataset.enums[i]) > 1 else 0] for i in range(k)]
+    canonical_in = tokenizer.input_key == "target"
+    rows = [
+        dataset.enums[i][1 if enumerated and not canonical_in and len(dataset.enums[i]) > 1 else 0] for i in range(k)
+    ]
     was = tokenizer.training
     tokenizer.eval()
     decoded = tokenizer.decode_latents(tokenizer.latents(torch.stack(rows)))

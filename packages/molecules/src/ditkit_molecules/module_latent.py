@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ditkit_core.lightning import FlowConfig, FlowMatchingModule, OptimConfig, SamplerConfig
-from ditkit_core.nn import DiTConfig
+from ditkit_core.nn import ConfigError, DiTConfig
 from ditkit_core.tokenizers import TokenBatch
 from ditkit_molecules.autoencoder import LatentTokenizer
 from ditkit_molecules.tokenizer import selfies_alphabet
@@ -78,6 +78,15 @@ class LatentMoleculeModule(FlowMatchingModule):
             args["tokenizer"] = {**tok, "init_args": {**tok["init_args"], "symbols": selfies_alphabet()}}
         return args
 
+    def resolve_config(self, config: DiTConfig) -> DiTConfig:
+        """``in_dim`` from the tokenizer and ``learned_pos`` = the latent tokens: the DiT must tell the latent tokens
+        apart (without positions it is permutation-equivariant and can only draw exchangeable tokens)."""
+        config = super().resolve_config(config)
+        n = self.tokenizer.latent_tokens
+        if 0 < config.learned_pos < n:
+            raise ConfigError(f"DiTConfig.learned_pos={config.learned_pos}: must be >= the {n} latent tokens")
+        return self.derive(config, learned_pos=n) if config.learned_pos == 0 else config
+
     @property
     def in_ae_phase(self) -> bool:
         return int(self.global_step) < self.ae_steps
@@ -99,7 +108,8 @@ class LatentMoleculeModule(FlowMatchingModule):
         ``meta["props"]``."""
         if self._from_cache and self._zcache is not None and "index" in batch:
             tok = self.tokenizer
-            z = torch.stack([self._zcache[i][j] for i, j in zip(batch["index"].tolist(), batch["enum_index"].tolist())])
+            rows = zip(batch["index"].tolist(), batch["enum_index"].tolist())
+            z = torch.stack([self._zcache[i][j if len(self._zcache[i]) > 1 else 0] for i, j in rows])
             x = (z.to(self.device) - tok.z_mean) / tok.z_std  # [b, L, dz]
             return TokenBatch(x=x, pos=tok.positions(x.shape[0], x.device), meta={"props": batch["props"]})
         return self.tokenizer.encode(batch)
@@ -114,11 +124,13 @@ class LatentMoleculeModule(FlowMatchingModule):
 
     @torch.no_grad()
     def _cache_latents(self) -> list[Tensor]:
-        """Latents ``[k, L, dz]`` of every enumeration of every training molecule (frozen encoder), kept on CPU."""
+        """Latents ``[k, L, dz]`` of every enumeration of every training molecule (frozen encoder), kept on CPU; one
+        per molecule (``k = 1``) for an encoder of the canonical SELFIES."""
         ds = self.trainer.datamodule.train
         self.tokenizer.eval()
-        z = self.tokenizer.latents(torch.cat(ds.enums).to(self.device)).cpu()
-        self._zcache = list(torch.split(z, [len(e) for e in ds.enums]))
+        rows = [t[None] for t in ds.targets] if self.tokenizer.input_key == "target" else ds.enums
+        z = self.tokenizer.latents(torch.cat(rows).to(self.device)).cpu()
+        self._zcache = list(torch.split(z, [len(e) for e in rows]))
         return self._zcache
 
     def _fit_statistics(self) -> None:
