@@ -2,7 +2,8 @@
 MOL_OUT := outputs/molecules
 MOL_3D := apps/molecules/configs/default.yaml
 MOL_LAT := apps/molecules/configs/latent.yaml
-.PHONY: train-molecules train-molecules-3d train-molecules-latent sample-molecules eval-molecules bench-molecules
+MOL_LAT2 := apps/molecules/configs/latent_wehi.yaml
+.PHONY: train-molecules train-molecules-3d train-molecules-latent train-molecules-latent-wehi eval-molecules-latent-wehi sample-molecules eval-molecules bench-molecules
 
 train-molecules: train-molecules-3d train-molecules-latent ## train both molecule models on CPU (3D + latent; checkpoints and PNG/SDF under outputs/molecules)
 
@@ -11,6 +12,12 @@ train-molecules-3d: ## train the 3D molecule model (atom sets, ETKDG+MMFF confor
 
 train-molecules-latent: ## train the SELFIES autoencoder + latent DiT -> outputs/molecules/latent
 	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT) $(FIT_EXTRA)
+
+train-molecules-latent-wehi: ## the latent recipe unchanged on a second set (RDKit's WEHI screening compounds) -> outputs/molecules/latent_wehi
+	$(PY) -m ditkit_core.lightning.cli fit --config $(MOL_LAT2) $(FIT_EXTRA)
+
+eval-molecules-latent-wehi: ## the latent metric tables and goals on the second set -> outputs/molecules/eval_latent_wehi.{md,json}
+	$(PY) -m ditkit_molecules.cli eval --config $(MOL_LAT2) --n 500 --out $(MOL_OUT)/eval_latent_wehi
 
 sample-molecules: ## sample the 3D model (local run, else the shipped weights) and the latent model when trained: SMILES, SDF, PNG grid -> outputs/molecules/samples
 	$(PY) -m ditkit_core.cli molecules sample --config $(MOL_3D) --n 64 --out $(MOL_OUT)/samples/3d $(ARGS)
