@@ -41,6 +41,10 @@ def test_latent_model_valid_unique_novel(tmp_path):
     module, dm = run.model, run.datamodule
     m = smiles_metrics(module.sample_smiles(200, seed=0), dm.train_smiles, with_fcd=False)
     assert m["validity"] >= 0.9 and m["uniqueness"] >= 0.8 and m["novelty"] >= 0.5, m
+    from ditkit_molecules.latent_eval import reconstruction
+
+    recon = reconstruction(module.tokenizer, dm.val)
+    assert recon["exact"] >= 0.9, recon  # the autoencoder reconstructs held-out molecules
 
 
 @pytest.mark.slow

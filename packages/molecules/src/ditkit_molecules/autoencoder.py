@@ -1,6 +1,13 @@
-"""SELFIES autoencoder whose latent is invariant to SMILES enumeration (LDMol-style), and its tokenizer.
+"""SELFIES autoencoders whose latent is invariant to SMILES enumeration (LDMol-style), and their tokenizer.
 
-Encoder: symbol embedding -> bidirectional GRU over the SELFIES of a *randomised* SMILES -> ``latent_tokens`` latent
+Two architectures (``LatentTokenizer(arch=...)``):
+
+* ``sequence`` (:class:`SequenceAutoencoder`, the shipped one): one latent token per symbol slot of the *canonical*
+  SELFIES; every SMILES of a molecule is canonicalised first, so enumeration invariance is exact. Loss:
+  ``CE(decode(z + noise), canonical)``.
+* ``pooled`` (:class:`SelfiesAutoencoder`): a randomised SMILES pooled into a few latent tokens, described below.
+
+Pooled encoder: symbol embedding -> bi-GRU over the SELFIES of a *randomised* SMILES -> ``latent_tokens`` latent
 tokens of width ``latent_dim`` (final states, or attention pooling of all states with one learned query per latent
 token). Decoder: autoregressive GRU that writes the *canonical* SELFIES, teacher-forced in training, conditioned on
 the latent (initial state and every input step). Training loss:
