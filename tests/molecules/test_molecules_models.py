@@ -148,19 +148,25 @@ def _latent_tokenizer():
     )
 
 
+def _fit_autoencoder(tok, batch, lr: float, steps: int = 150):
+    """Train the tokenizer's autoencoder on one batch; the first reconstruction loss and the last outputs."""
+    opt = torch.optim.Adam(tok.parameters(), lr=lr)
+    first = None
+    for _ in range(steps):
+        out = tok.ae_loss(batch)
+        first = first if first is not None else float(out["rec"])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    return first, out
+
+
 def test_autoencoder_learns_to_reconstruct(smiles_batch):
     from ditkit_molecules.metrics import canonical
 
     torch.manual_seed(0)
     tok = _latent_tokenizer()
-    opt = torch.optim.Adam(tok.parameters(), lr=5e-3)
-    first = None
-    for _ in range(150):
-        out = tok.ae_loss(smiles_batch)
-        first = first if first is not None else float(out["rec"])
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
+    first, out = _fit_autoencoder(tok, smiles_batch, lr=5e-3)
     assert float(out["rec"]) < 0.1 * first
     tok.eval()
     tok.fit_statistics(smiles_batch["target"], smiles_batch["props"])
@@ -189,14 +195,7 @@ def test_sequence_autoencoder_reconstructs_and_is_enumeration_invariant(smiles_b
         symbols=SelfiesVocab(24).symbols,
     )
     assert tok.latent_tokens == 25 and tok.input_key == "target"
-    opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
-        out = tok.ae_loss(smiles_batch)
-        first = first if first is not None else float(out["rec"])
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
+    first, out = _fit_autoencoder(tok, smiles_batch, lr=3e-3)
     assert float(out["rec"]) < 0.05 * first and float(out["nce"]) == 0.0
     tok.eval()
     tokens = tok.encode({"target": smiles_batch["target"], "enum_a": smiles_batch["enum_b"]})

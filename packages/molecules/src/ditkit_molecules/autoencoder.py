@@ -26,7 +26,8 @@ does so when training starts and keeps the symbols in its checkpoint).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -116,27 +117,13 @@ class SelfiesAutoencoder(nn.Module):
         self, z: Tensor, max_len: int, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> Tensor:
         """Decode latents ``z [b, L, dz]`` to ids ``[b, <= max_len + 1]`` (greedy when ``temperature == 0``)."""
-        b = z.shape[0]
-        zin, h = self._start(z)
-        tok = torch.full((b, 1), SelfiesVocab.BOS, dtype=torch.long, device=z.device)
-        out = []
-        done = torch.zeros(b, dtype=torch.bool, device=z.device)
-        for _ in range(max_len + 1):
-            y, h = self.dec(torch.cat([self.embed(tok), zin], -1), h)
-            logit = self.out(y[:, -1])  # [b, V]
-            logit[:, SelfiesVocab.PAD] = -float("inf")
-            logit[:, SelfiesVocab.BOS] = -float("inf")
-            if temperature > 0:
-                nxt = torch.multinomial(F.softmax(logit / temperature, -1), 1, generator=generator)[:, 0]
-            else:
-                nxt = logit.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, SelfiesVocab.PAD), nxt)
-            out.append(nxt)
-            done |= nxt == SelfiesVocab.EOS
-            if done.all():
-                break
-            tok = nxt[:, None]
-        return torch.stack(out, 1)
+        zin, h0 = self._start(z)
+
+        def step(prev: Tensor, t: int, h: Tensor) -> tuple[Tensor, Tensor]:
+            y, h = self.dec(torch.cat([self.embed(prev[:, None]), zin], -1), h)
+            return self.out(y[:, -1]), h
+
+        return decode_symbols(step, h0, z.shape[0], max_len + 1, temperature, generator, z.device)
 
 
 class SequenceAutoencoder(nn.Module):
@@ -219,27 +206,55 @@ class SequenceAutoencoder(nn.Module):
         self, z: Tensor, max_len: int, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> Tensor:
         """Decode latents ``z [b, length, dz]`` to ids ``[b, <= length]`` (greedy when ``temperature == 0``)."""
-        m = self.memory(z)
-        b = z.shape[0]
-        tok = torch.full((b,), SelfiesVocab.BOS, dtype=torch.long, device=z.device)
-        h, out = None, []
-        done = torch.zeros(b, dtype=torch.bool, device=z.device)
-        for t in range(min(max_len + 1, self.length)):
-            y, h = self.dec(torch.cat([self.embed(tok), m[:, t]], -1)[:, None], h)
-            logit = self.out(y[:, -1])  # [b, V]
-            logit[:, SelfiesVocab.PAD] = -float("inf")
-            logit[:, SelfiesVocab.BOS] = -float("inf")
-            if temperature > 0:
-                nxt = torch.multinomial(F.softmax(logit / temperature, -1), 1, generator=generator)[:, 0]
-            else:
-                nxt = logit.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, SelfiesVocab.PAD), nxt)
-            out.append(nxt)
-            done |= nxt == SelfiesVocab.EOS
-            if done.all():
-                break
-            tok = nxt
-        return torch.stack(out, 1)
+        m = self.memory(z)  # [b, length, dim]
+
+        def step(prev: Tensor, t: int, h: Tensor | None) -> tuple[Tensor, Tensor]:
+            y, h = self.dec(torch.cat([self.embed(prev), m[:, t]], -1)[:, None], h)
+            return self.out(y[:, -1]), h
+
+        return decode_symbols(step, None, z.shape[0], min(max_len + 1, self.length), temperature, generator, z.device)
+
+
+def decode_symbols(
+    step: Callable[[Tensor, int, Any], tuple[Tensor, Any]],
+    state: Any,
+    b: int,
+    steps: int,
+    temperature: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+) -> Tensor:
+    """Autoregressive decoding of ``b`` sequences from ``<bos>`` until ``<eos>`` or ``steps`` symbols.
+
+    Args:
+        step: ``(previous ids [b], position, state) -> (logits [b, V], state)``.
+        state: the decoder's initial state.
+        b, steps: sequences and the most symbols each.
+        temperature: sampling temperature (0: greedy).
+        generator: RNG for sampling.
+        device: where the ids live.
+
+    Returns:
+        ids ``[b, <= steps]``, ``<pad>`` after each ``<eos>``.
+    """
+    prev = torch.full((b,), SelfiesVocab.BOS, dtype=torch.long, device=device)
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    out = []
+    for t in range(steps):
+        logit, state = step(prev, t, state)  # [b, V]
+        logit[:, SelfiesVocab.PAD] = -float("inf")
+        logit[:, SelfiesVocab.BOS] = -float("inf")
+        if temperature > 0:
+            nxt = torch.multinomial(F.softmax(logit / temperature, -1), 1, generator=generator)[:, 0]
+        else:
+            nxt = logit.argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, SelfiesVocab.PAD), nxt)
+        out.append(nxt)
+        done |= nxt == SelfiesVocab.EOS
+        if done.all():
+            break
+        prev = nxt
+    return torch.stack(out, 1)
 
 
 def trim(*ids: Tensor) -> list[Tensor]:
