@@ -3,8 +3,9 @@
 One ``ditkit fit`` run trains both phases so a checkpoint (and ``save_pretrained``) always holds a matching
 autoencoder and DiT:
 
-* steps ``[0, ae_steps)``: the autoencoder (reconstruction + enumeration InfoNCE, see
-  :mod:`ditkit_molecules.autoencoder`) with its own warm-up / cosine learning-rate schedule;
+* steps ``[0, ae_steps)``: the autoencoder (reconstruction of the canonical SELFIES from noisy latents, plus an
+  enumeration InfoNCE for the pooled architecture; see :mod:`ditkit_molecules.autoencoder`) with its own warm-up /
+  cosine learning-rate schedule;
 * at ``ae_steps``: the autoencoder is frozen and the latent / property standardisation is fitted on the training set;
 * steps ``[ae_steps, max_steps)``: flow matching of the DiT on the standardised latents, conditioned on the
   standardised (QED, logP, MW / 100) through ``cond`` with condition dropout (classifier-free guidance); an optional
@@ -103,9 +104,9 @@ class LatentMoleculeModule(FlowMatchingModule):
             self.train_smiles = set(dm.train_smiles)
 
     def tokenize(self, batch: dict[str, Tensor]) -> TokenBatch:
-        """Standardised latents of the batch's randomised SMILES (in the DiT phase of training, looked up in the
-        latents of every training enumeration, encoded once by the frozen encoder); the raw properties ride in
-        ``meta["props"]``."""
+        """Standardised latents of the batch's molecules (the encoder's input: the canonical SELFIES, or a randomised
+        SMILES for the pooled architecture; in the DiT phase of training looked up in the latents encoded once by the
+        frozen encoder); the raw properties ride in ``meta["props"]``."""
         if self._from_cache and self._zcache is not None and "index" in batch:
             tok = self.tokenizer
             rows = zip(batch["index"].tolist(), batch["enum_index"].tolist())
