@@ -176,33 +176,35 @@ def test_autoencoder_learns_to_reconstruct(smiles_batch):
     assert hits >= 12, decoded
 
 
-def test_sequence_autoencoder_reconstructs_and_is_enumeration_invariant(smiles_batch):
-    """The per-symbol latent (``arch: sequence``) learns to reconstruct; it reads the canonical SELFIES, so any
-    SMILES of a molecule has the same latent (the data module canonicalises), and the decoder gets molecules back
-    from the latents with the training noise added."""
+@pytest.mark.parametrize(("group", "dz", "n"), [(1, 4, 25), (4, 16, 7)])
+def test_sequence_autoencoder_reconstructs_and_is_enumeration_invariant(smiles_batch, group, dz, n):
+    """The sequence-shaped latent (``arch: sequence``; one token per symbol, or per ``group`` symbols) learns to
+    reconstruct; it reads the canonical SELFIES, so any SMILES of a molecule has the same latent (the data module
+    canonicalises), and the decoder gets molecules back from the latents with the training noise added."""
     from ditkit_molecules.metrics import canonical
 
     torch.manual_seed(0)
     tok = LatentTokenizer(
         max_len=24,
         arch="sequence",
-        latent_dim=4,
+        latent_dim=dz,
         hidden=32,
         embed=16,
         depth=1,
         heads=2,
         latent_noise=0.3,
+        group=group,
         symbols=SelfiesVocab(24).symbols,
     )
-    assert tok.latent_tokens == 25 and tok.input_key == "target"
+    assert tok.latent_tokens == n and tok.input_key == "target"
     first, out = _fit_autoencoder(tok, smiles_batch, lr=3e-3)
     assert float(out["rec"]) < 0.05 * first and float(out["nce"]) == 0.0
     tok.eval()
     tokens = tok.encode({"target": smiles_batch["target"], "enum_a": smiles_batch["enum_b"]})
-    assert tokens.x.shape == (16, 25, 4) and tokens.pos.shape == (16, 25, 1)
+    assert tokens.x.shape == (16, n, dz) and tokens.pos.shape == (16, n, 1)
     torch.testing.assert_close(tokens.x, tok.encode({"target": smiles_batch["target"]}).x, rtol=0, atol=0)
     z = tok.latents(smiles_batch["target"])
-    torch.testing.assert_close(z.mean(-1), torch.zeros(16, 25), atol=1e-5, rtol=0)  # layer-normalised tokens
+    torch.testing.assert_close(z.mean(-1), torch.zeros(16, n), atol=1e-5, rtol=0)  # layer-normalised tokens
     noisy = z + 0.3 * torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
     hits = sum(canonical(d) == canonical(s) for d, s in zip(tok.decode_latents(noisy), SMILES))
     assert hits >= 12
@@ -228,6 +230,10 @@ def test_latent_dit_gets_a_position_per_latent_token():
     assert not torch.allclose(a[:, [1, 0]], b[:, :2], atol=1e-4)  # not permutation-equivariant any more
     with pytest.raises(ConfigError, match="learned_pos"):
         LatentMoleculeModule(tok, DiTConfig(dim=32, depth=1, heads=2, learned_pos=8))
+    coarse = LatentTokenizer(max_len=24, arch="sequence", group=4)  # ceil(25 / 4) latent tokens
+    assert LatentMoleculeModule(coarse, DiTConfig()).config.learned_pos == 7
+    with pytest.raises(ValueError, match="group=0"):
+        LatentTokenizer(arch="sequence", group=0)
 
 
 def test_latent_module_dit_phase_learns(smiles_batch, tmp_path):

@@ -127,13 +127,14 @@ class SelfiesAutoencoder(nn.Module):
 
 
 class SequenceAutoencoder(nn.Module):
-    """Per-symbol latent autoencoder over canonical SELFIES (LDMol's sequence-shaped latent).
+    """Sequence-shaped latent autoencoder over canonical SELFIES (LDMol's per-symbol latent, optionally coarser).
 
     Encoder: symbol + position embedding -> non-causal transformer over the ``length`` symbol slots (symbols,
-    ``<eos>``, padding) -> one latent token of width ``latent_dim`` per slot, layer-normalised (unit scale, so the
-    decoder's training noise has a fixed meaning). Decoder: latent -> transformer over all slots (each slot sees the
-    whole molecule) -> memory ``m [b, length, dim]``; an autoregressive GRU writes symbol ``t`` from the previous
-    symbol and ``m_t``, teacher-forced in training.
+    ``<eos>``, padding; padded to a multiple of ``group``) -> one latent token of width ``latent_dim`` per ``group``
+    adjacent slots, layer-normalised (unit scale, so the decoder's training noise has a fixed meaning). Decoder:
+    latent token -> ``group`` slot states -> transformer over all slots (each slot sees the whole molecule) ->
+    memory ``m [b, length, dim]``; an autoregressive GRU writes symbol ``t`` from the previous symbol and ``m_t``,
+    teacher-forced in training.
 
     Args:
         vocab_size: number of symbols (incl. specials).
@@ -145,6 +146,7 @@ class SequenceAutoencoder(nn.Module):
         hidden: GRU width.
         embed: decoder symbol-embedding width.
         dropout: dropout in the transformers.
+        group: symbol slots per latent token (1: one per symbol; ``ceil(length / group)`` latent tokens).
     """
 
     def __init__(
@@ -158,21 +160,26 @@ class SequenceAutoencoder(nn.Module):
         hidden: int = 256,
         embed: int = 64,
         dropout: float = 0.0,
+        group: int = 1,
     ):
         super().__init__()
-        self.length, self.latent_dim = length, latent_dim
+        if not isinstance(group, int) or isinstance(group, bool) or group < 1:
+            raise ValueError(f"SequenceAutoencoder: group={group!r}: must be an integer >= 1")
+        self.length, self.latent_dim, self.group = length, latent_dim, group
+        self.tokens = -(-length // group)  # latent tokens
+        slots = self.tokens * group
 
         def stack() -> nn.TransformerEncoder:
             layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
             return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
 
         self.enc_embed = nn.Embedding(vocab_size, dim)
-        self.enc_pos = nn.Parameter(0.02 * torch.randn(length, dim))
+        self.enc_pos = nn.Parameter(0.02 * torch.randn(slots, dim))
         self.encoder = stack()
-        self.to_z = nn.Linear(dim, latent_dim)
+        self.to_z = nn.Linear(group * dim, latent_dim)
         self.z_norm = nn.LayerNorm(latent_dim, elementwise_affine=False)
-        self.from_z = nn.Linear(latent_dim, dim)
-        self.dec_pos = nn.Parameter(0.02 * torch.randn(length, dim))
+        self.from_z = nn.Linear(latent_dim, group * dim)
+        self.dec_pos = nn.Parameter(0.02 * torch.randn(slots, dim))
         self.context = stack()
         self.embed = nn.Embedding(vocab_size, embed, padding_idx=SelfiesVocab.PAD)
         self.dec = nn.GRU(embed + dim, hidden, batch_first=True)
@@ -186,14 +193,17 @@ class SequenceAutoencoder(nn.Module):
         return F.pad(ids, (0, n - ids.shape[1]), value=SelfiesVocab.PAD)
 
     def encode(self, ids: Tensor) -> Tensor:
-        """``ids [b, T]`` (``<bos> ... <eos> <pad>...``) -> latents ``z [b, length, latent_dim]``."""
+        """``ids [b, T]`` (``<bos> ... <eos> <pad>...``) -> latents ``z [b, tokens, latent_dim]``."""
         slots = self.full(ids)[:, 1:]  # [b, length]: symbols, <eos>, padding
-        h = self.encoder(self.enc_embed(slots) + self.enc_pos)  # [b, length, dim]
+        slots = F.pad(slots, (0, self.enc_pos.shape[0] - self.length), value=SelfiesVocab.PAD)  # [b, n * g]
+        h = self.encoder(self.enc_embed(slots) + self.enc_pos)  # [b, n * g, dim]
+        h = rearrange(h, "b (n g) d -> b n (g d)", g=self.group)
         return self.z_norm(self.to_z(h))
 
     def memory(self, z: Tensor) -> Tensor:
-        """Latents ``[b, length, latent_dim]`` -> decoder memory ``[b, length, dim]``."""
-        return self.context(self.from_z(z) + self.dec_pos)
+        """Latents ``[b, tokens, latent_dim]`` -> decoder memory ``[b, length, dim]``."""
+        h = rearrange(self.from_z(z), "b n (g d) -> b (n g) d", g=self.group)  # [b, n * g, dim]
+        return self.context(h + self.dec_pos)[:, : self.length]
 
     def logits(self, z: Tensor, ids: Tensor) -> Tensor:
         """Teacher-forced logits ``[b, length, V]`` for targets ``full(ids)[:, 1:]``."""
@@ -205,7 +215,7 @@ class SequenceAutoencoder(nn.Module):
     def generate(
         self, z: Tensor, max_len: int, temperature: float = 0.0, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Decode latents ``z [b, length, dz]`` to ids ``[b, <= length]`` (greedy when ``temperature == 0``)."""
+        """Decode latents ``z [b, tokens, dz]`` to ids ``[b, <= length]`` (greedy when ``temperature == 0``)."""
         m = self.memory(z)  # [b, length, dim]
 
         def step(prev: Tensor, t: int, h: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -292,6 +302,8 @@ class LatentTokenizer(nn.Module):
             SELFIES -> one latent token per symbol slot, ``latent_tokens = max_len + 1``; enumeration invariance is
             exact, since every SMILES of a molecule is canonicalised first, so no InfoNCE term).
         depth, heads: transformer layers and heads of the ``sequence`` autoencoder (its width is ``hidden``).
+        group: symbol slots per latent token of the ``sequence`` autoencoder (``latent_tokens =
+            ceil((max_len + 1) / group)``).
         symbols: the SELFIES symbols (None: set later from the training data with :meth:`set_symbols`).
     """
 
@@ -313,6 +325,7 @@ class LatentTokenizer(nn.Module):
         arch: str = "pooled",
         depth: int = 2,
         heads: int = 4,
+        group: int = 1,
         symbols: Sequence[str] | None = None,
     ):
         super().__init__()
@@ -326,8 +339,11 @@ class LatentTokenizer(nn.Module):
         if arch not in ("pooled", "sequence"):
             raise ValueError(f"LatentTokenizer: arch={arch!r}: must be 'pooled' or 'sequence'")
         self.arch, self.depth, self.heads = arch, depth, heads
+        if not isinstance(group, int) or isinstance(group, bool) or group < 1:
+            raise ValueError(f"LatentTokenizer: group={group!r}: must be an integer >= 1")
+        self.group = group
         if arch == "sequence":
-            self.latent_tokens = max_len + 1
+            self.latent_tokens = -(-(max_len + 1) // group)
         self.token_dim = latent_dim
         self.symbols: list[str] | None = None
         self.vocab: SelfiesVocab | None = None
@@ -361,7 +377,7 @@ class LatentTokenizer(nn.Module):
         if self.arch == "sequence":
             self.ae = SequenceAutoencoder(
                 len(self.vocab),
-                self.latent_tokens,
+                self.max_len + 1,
                 self.latent_dim,
                 self.hidden,
                 self.depth,
@@ -369,6 +385,7 @@ class LatentTokenizer(nn.Module):
                 2 * self.hidden,
                 self.embed,
                 self.dropout,
+                self.group,
             )
             return
         self.ae = SelfiesAutoencoder(

@@ -51,6 +51,10 @@ class FlowConfig:
     gets the implied velocity)."""
     channel_weights: list[float] | None = None
     """Per-channel weights of the token width in the loss (None: all 1)."""
+    self_condition: float = 0.0
+    """Self-conditioning (Chen et al., Analog Bits): with this probability per sample, training first estimates the
+    clean tokens without an estimate (no gradient) and feeds that estimate back through ``DiTConfig.self_cond``;
+    sampling feeds each step's estimate to the next (0: off; 0.5 is usual)."""
 
     def __post_init__(self) -> None:
         if self.time_sampler is None:  # earlier configs wrote None for "the default sampler"
@@ -60,6 +64,12 @@ class FlowConfig:
         _need(self, _number(self.sigma_min) and 0.0 <= self.sigma_min < 1.0, "sigma_min", "must be in [0, 1)")
         _need(self, _number(self.cond_dropout) and 0.0 <= self.cond_dropout < 1.0, "cond_dropout", "must be in [0, 1)")
         _need(self, self.prediction in ("velocity", "data"), "prediction", "must be 'velocity' or 'data'")
+        _need(
+            self,
+            _number(self.self_condition) and 0.0 <= self.self_condition < 1.0,
+            "self_condition",
+            "must be in [0, 1)",
+        )
         if self.channel_weights is not None:
             self.channel_weights = [float(w) for w in self.channel_weights]
             _need(

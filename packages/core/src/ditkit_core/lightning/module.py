@@ -132,6 +132,8 @@ class FlowMatchingModule(L.LightningModule):
             )
         self.tokenizer = tokenizer
         self.config = self.resolve_config(model)
+        if self.flow.self_condition > 0:
+            self.config = self.derive(self.config, self_cond=True)
         self.hparams["model"] = plain(self.config)
         self.model = self.build_network(self.config)
         self.path = LinearPath(self.flow.sigma_min)
@@ -245,9 +247,15 @@ class FlowMatchingModule(L.LightningModule):
         return g
 
     # ------------------------------------------------------------------ training
-    def velocity(self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop: Tensor | None = None) -> Tensor:
-        """The solver's velocity ``[b, n, d]`` at ``x_t`` for conditioned ``tokens`` (converts data predictions)."""
-        out = self.model(x_t, t, drop_cond=drop, **tokens.model_kwargs())
+    def velocity(
+        self, tokens: TokenBatch, x_t: Tensor, t: Tensor, drop: Tensor | None = None, x_self: Tensor | None = None
+    ) -> Tensor:
+        """The solver's velocity ``[b, n, d]`` at ``x_t`` for conditioned ``tokens`` (converts data predictions);
+        ``x_self`` is the previous estimate of the clean tokens for a self-conditioned network."""
+        kw = tokens.model_kwargs()
+        if x_self is not None:
+            kw["x_self"] = x_self
+        out = self.model(x_t, t, drop_cond=drop, **kw)
         if self.flow.prediction == "data":
             return self.path.x1_to_velocity(x_t, out, t)
         return out
@@ -262,7 +270,18 @@ class FlowMatchingModule(L.LightningModule):
         t = self.time_sampler(b, device=x_1.device, generator=generator)
         ps = self.path.sample(x_0, x_1, t)
         drop = drop_conditions(b, self.flow.cond_dropout, x_1.device, generator)
-        out = self.model(ps.x_t, t, drop_cond=drop, **self.condition(tokens, drop).model_kwargs())
+        kw = self.condition(tokens, drop).model_kwargs()
+        if self.flow.self_condition > 0:  # an estimate of x_1 (no gradient) for some samples, zeros for the rest
+            use = torch.rand(b, device=x_1.device, generator=generator) < self.flow.self_condition
+            x_self = torch.zeros_like(x_1)
+            if bool(use.any()):
+                with torch.no_grad():
+                    est = self.model(ps.x_t, t, drop_cond=drop, x_self=x_self, **kw)
+                    if self.flow.prediction == "velocity":
+                        est = self.path.velocity_to_x1(ps.x_t, est, t)
+                x_self = torch.where(use[:, None, None], est.detach(), x_self)
+            kw["x_self"] = x_self
+        out = self.model(ps.x_t, t, drop_cond=drop, **kw)
         target = x_1 if self.flow.prediction == "data" else ps.u_t
         mask = tokens.mask
         if tokens.known_mask is not None:
@@ -422,15 +441,21 @@ class FlowMatchingModule(L.LightningModule):
         self.eval()
         b = template.x.shape[0]
         branches: dict[bool, tuple[TokenBatch, Tensor | None]] = {}
+        estimates: dict[bool, Tensor] = {}  # self-conditioning: each branch's last estimate of x_1
 
         def fn(x: Tensor, t: Tensor, cond_drop: bool = False) -> Tensor:
             if cond_drop not in branches:
                 drop = torch.ones(b, dtype=torch.bool, device=x.device) if cond_drop else None
                 branches[cond_drop] = (self.condition(template, drop), drop)
             tokens, drop = branches[cond_drop]
-            return self.velocity(tokens, x, t, drop)
+            if not self.config.self_cond:
+                return self.velocity(tokens, x, t, drop)
+            v = self.velocity(tokens, x, t, drop, estimates.get(cond_drop, torch.zeros_like(x)))
+            estimates[cond_drop] = self.path.velocity_to_x1(x, v, t)
+            return v
 
         def run(g: torch.Generator | None) -> Any:
+            estimates.clear()
             x_0 = self.sample_noise(template.x, template, g)
             return sample(
                 fn,

@@ -55,6 +55,11 @@ class DiTConfig:
     drop_x_cond: bool = True
     """Condition dropout (``drop_cond``) zeroes the condition channels of dropped samples. Set False when the module's
     ``condition`` hook builds its own unconditional channels."""
+    self_cond: bool = False
+    """Self-conditioning input: the network also takes its own previous estimate of the clean tokens
+    ``x_self [b, n, out_dim]`` through a zero-initialised bias-free projection added to the input embedding (never
+    dropped by ``drop_cond``). :class:`~ditkit_core.lightning.FlowMatchingModule` sets it from
+    ``FlowConfig.self_condition``."""
     pair_dim: int = 0
     """Width of pair features ``pair [b, n, n, pair_dim]``; each block projects them to a per-head additive
     attention bias (0: none)."""

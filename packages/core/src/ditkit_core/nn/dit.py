@@ -10,6 +10,8 @@ Seams (public, so domains compose the DiT instead of subclassing it):
 * per-token condition channels ``x_cond [b, n, cond_channels]`` enter through their own bias-free projection added
   to the input embedding (``W [x, c] = W_x x + W_c c``);
 * pair features ``pair [b, n, n, pair_dim]`` become a per-head additive attention bias in every block;
+* self-conditioning (``self_cond``): the previous estimate of the clean tokens ``x_self [b, n, out_dim]`` enters
+  through a zero-initialised bias-free projection added to the input embedding;
 * token partitions (grid windows) are data (:class:`~ditkit_core.nn.partition.TokenPartition`) and every block runs
   through :meth:`DiT.block`, which caches, compiled blocks and the plain forward all call;
 * block runners (:meth:`DiT.runner`) let training-free caches drive the block loop without patching anything;
@@ -222,6 +224,7 @@ class DiT(nn.Module):
         self.final = FinalLayer(cfg.dim, cfg.output_dim)
         self.partition = TokenPartition.grid(cfg.window_grid, cfg.window_size) if cfg.window_grid else None
         self.runners: list[Runner] = []
+        self.self_proj = nn.utils.skip_init(nn.Linear, cfg.output_dim, cfg.dim, bias=False) if cfg.self_cond else None
         self.initialize_weights()
 
     # ------------------------------------------------------------------ init
@@ -235,7 +238,7 @@ class DiT(nn.Module):
         """
 
         def base(m: nn.Module) -> None:
-            if m is self.cond_proj:
+            if m is self.cond_proj or m is self.self_proj:
                 return
             if m is self.x_embed and self.cond_proj is not None:
                 joint = torch.empty(self.config.dim, self.config.in_dim + self.config.cond_channels)
@@ -271,6 +274,8 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.adaLN[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        if self.self_proj is not None:  # a model that never saw an estimate computes the same as without one
+            nn.init.zeros_(self.self_proj.weight)
 
     # ------------------------------------------------------------------ helpers
     def _check(
@@ -284,6 +289,7 @@ class DiT(nn.Module):
         cond: Tensor | None,
         x_cond: Tensor | None = None,
         pair: Tensor | None = None,
+        x_self: Tensor | None = None,
     ) -> Tensor:
         cfg = self.config
         if x.dim() != 3 or x.shape[-1] != cfg.in_dim:
@@ -326,6 +332,11 @@ class DiT(nn.Module):
         if x_cond is not None and (not cfg.cond_channels or tuple(x_cond.shape) != (b, n, cfg.cond_channels)):
             raise ValueError(
                 f"DiT: x_cond must be [b, n, cond_channels]=({b}, {n}, {cfg.cond_channels}), got {tuple(x_cond.shape)}"
+            )
+        if x_self is not None and (not cfg.self_cond or tuple(x_self.shape) != (b, n, cfg.output_dim)):
+            raise ValueError(
+                f"DiT: x_self needs self_cond=True and shape [b, n, out_dim]=({b}, {n}, {cfg.output_dim}), got "
+                f"self_cond={cfg.self_cond}, {tuple(x_self.shape)}"
             )
         if pair is not None and (not cfg.pair_dim or tuple(pair.shape) != (b, n, n, cfg.pair_dim)):
             raise ValueError(
@@ -422,15 +433,18 @@ class DiT(nn.Module):
         drop_cond: Tensor | None = None,
         x_cond: Tensor | None = None,
         pair: Tensor | None = None,
+        x_self: Tensor | None = None,
     ) -> tuple[Tensor, BlockInputs]:
         """Everything before the blocks: hidden tokens ``[b, r + n, d]`` (registers first) and the block inputs.
 
         Arguments as in :meth:`forward`. ``forward = head(run_blocks(*embed(...)))``; joint models
         (:class:`~ditkit_core.nn.JointDiT`) call the three parts of each stream's DiT.
         """
-        t = self._check(x, t, mask, pos, context, context_mask, cond, x_cond, pair)
+        t = self._check(x, t, mask, pos, context, context_mask, cond, x_cond, pair, x_self)
         b, n, _ = x.shape
         h = self.x_embed(x)  # [b, n, d]
+        if x_self is not None:
+            h = h + self.self_proj(x_self.to(h.dtype))
         if self.cond_proj is not None:
             if drop_cond is not None and self.config.drop_x_cond:
                 x_cond = x_cond * (~drop_cond)[:, None, None].to(x_cond.dtype)
@@ -481,6 +495,7 @@ class DiT(nn.Module):
         drop_cond: Tensor | None = None,
         x_cond: Tensor | None = None,
         pair: Tensor | None = None,
+        x_self: Tensor | None = None,
         return_hidden: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Predict the velocity of every token.
@@ -498,6 +513,8 @@ class DiT(nn.Module):
                 branches).
             x_cond: per-token condition channels ``[b, n, cond_channels]``.
             pair: pair features ``[b, n, n, pair_dim]`` (a per-head attention bias in every block).
+            x_self: the previous estimate of the clean tokens ``[b, n, out_dim]`` (``self_cond``; None: no estimate,
+                the same as zeros).
             return_hidden: also return the last hidden states ``[b, n, dim]`` (before the final layer).
 
         Returns:
@@ -514,6 +531,7 @@ class DiT(nn.Module):
             drop_cond=drop_cond,
             x_cond=x_cond,
             pair=pair,
+            x_self=x_self,
         )
         out, h = self.head(self.run_blocks(h, inp), inp)
         return (out, h) if return_hidden else out
