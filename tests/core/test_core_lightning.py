@@ -54,16 +54,19 @@ def test_metrics_closed_forms():
     )
 
 
-def test_toy2d_learns_the_distribution(tmp_path):
+@pytest.mark.parametrize("self_condition", [0.0, 0.5])
+def test_toy2d_learns_the_distribution(tmp_path, self_condition):
     torch.manual_seed(0)
     dm = Toy2DDataModule("gaussians8", points=32, train_sets=512, val_sets=16, batch_size=32)
-    module = toy_module()
+    module = toy_module(flow=FlowConfig(time_sampler=TimeSampler("uniform"), self_condition=self_condition))
     ref = sample_points("gaussians8", 1024, torch.Generator().manual_seed(5))
     before = energy_distance(module.sample_points(32, 32, seed=1), ref)
     trainer(tmp_path, max_epochs=6, limit_val_batches=0).fit(module, dm)
     after = energy_distance(module.sample_points(32, 32, seed=1), ref)
     assert after < 0.15 * before, (before, after)
     assert after < 0.05
+    if self_condition:  # the estimate is used
+        assert torch.count_nonzero(module.model.self_proj.weight) > 0
 
 
 def test_fits_one_batch_and_moe_variant():
