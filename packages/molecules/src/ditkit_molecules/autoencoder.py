@@ -126,6 +126,17 @@ class SelfiesAutoencoder(nn.Module):
         return decode_symbols(step, h0, z.shape[0], max_len + 1, temperature, generator, z.device)
 
 
+def grouped_tokens(length: int, group: int, owner: str) -> int:
+    """Latent tokens of ``length`` symbol slots at ``group`` slots per token: ``ceil(length / group)``.
+
+    Raises:
+        ValueError: ``group`` is not an integer >= 1 (naming ``owner``, the field and the value).
+    """
+    if not isinstance(group, int) or isinstance(group, bool) or group < 1:
+        raise ValueError(f"{owner}: group={group!r}: must be an integer >= 1")
+    return -(-length // group)
+
+
 class SequenceAutoencoder(nn.Module):
     """Sequence-shaped latent autoencoder over canonical SELFIES (LDMol's per-symbol latent, optionally coarser).
 
@@ -163,11 +174,8 @@ class SequenceAutoencoder(nn.Module):
         group: int = 1,
     ):
         super().__init__()
-        if not isinstance(group, int) or isinstance(group, bool) or group < 1:
-            raise ValueError(f"SequenceAutoencoder: group={group!r}: must be an integer >= 1")
         self.length, self.latent_dim, self.group = length, latent_dim, group
-        self.tokens = -(-length // group)  # latent tokens
-        slots = self.tokens * group
+        slots = grouped_tokens(length, group, "SequenceAutoencoder") * group  # symbol slots padded to whole groups
 
         def stack() -> nn.TransformerEncoder:
             layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
@@ -339,11 +347,10 @@ class LatentTokenizer(nn.Module):
         if arch not in ("pooled", "sequence"):
             raise ValueError(f"LatentTokenizer: arch={arch!r}: must be 'pooled' or 'sequence'")
         self.arch, self.depth, self.heads = arch, depth, heads
-        if not isinstance(group, int) or isinstance(group, bool) or group < 1:
-            raise ValueError(f"LatentTokenizer: group={group!r}: must be an integer >= 1")
         self.group = group
+        tokens = grouped_tokens(max_len + 1, group, "LatentTokenizer")  # checked for either architecture
         if arch == "sequence":
-            self.latent_tokens = -(-(max_len + 1) // group)
+            self.latent_tokens = tokens
         self.token_dim = latent_dim
         self.symbols: list[str] | None = None
         self.vocab: SelfiesVocab | None = None

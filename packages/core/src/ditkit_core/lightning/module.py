@@ -279,7 +279,7 @@ class FlowMatchingModule(L.LightningModule):
                     est = self.model(ps.x_t, t, drop_cond=drop, x_self=x_self, **kw)
                     if self.flow.prediction == "velocity":
                         est = self.path.velocity_to_x1(ps.x_t, est, t)
-                x_self = torch.where(use[:, None, None], est.detach(), x_self)
+                x_self = torch.where(use[:, None, None], est, x_self)
             kw["x_self"] = x_self
         out = self.model(ps.x_t, t, drop_cond=drop, **kw)
         target = x_1 if self.flow.prediction == "data" else ps.u_t
